@@ -1,0 +1,122 @@
+// The one place the C helper (native/build/libfaultlab.so) is bound through koffi.
+import koffi from 'koffi';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Works from harness/ (tsx, vitest) and from dist/harness/ (compiled).
+const candidates = [join(here, '../native/build/libfaultlab.so'), join(here, '../../native/build/libfaultlab.so')];
+export const libraryPath = process.env.FAULTLAB_LIB ?? candidates.find(existsSync) ?? candidates[0];
+
+// Handler and workload threads are C threads; koffi's own stacks only run the
+// short entry calls, so the defaults are enough.
+let lib: koffi.IKoffiLib;
+try {
+  lib = koffi.load(libraryPath);
+} catch (e) {
+  throw new Error(`cannot load ${libraryPath} (run 'npm ci' or 'make -C native'): ${(e as Error).message}`);
+}
+
+const OUT_LEN = 1 << 20;
+
+const c = {
+  regionCreate: lib.func('void *fl_region_create(const char *spec, _Out_ uint8_t *err, size_t errlen)'),
+  run: lib.func('int fl_run(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  regionDestroy: lib.func('void fl_region_destroy(void *r)'),
+  fill: lib.func('void fl_fill(_Inout_ uint8_t *buf, uint64_t len, uint64_t seed, uint64_t offset)'),
+  verify: lib.func('uint64_t fl_verify(const uint8_t *buf, uint64_t len, uint64_t seed, uint64_t offset, _Out_ uint64_t *first_bad)'),
+  doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
+  floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  nowNs: lib.func('uint64_t fl_now_ns(void)'),
+  sleepUntilNs: lib.func('void fl_sleep_until_ns(uint64_t deadline)'),
+};
+
+function cString(buf: Buffer): string {
+  const end = buf.indexOf(0);
+  return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
+}
+
+/** A native region: create, run once, destroy. */
+export class NativeRegion {
+  private handle: unknown;
+  private constructor(handle: unknown) {
+    this.handle = handle;
+  }
+
+  static create(spec: string): NativeRegion {
+    const err = Buffer.alloc(512);
+    const h = c.regionCreate(spec, err, err.length);
+    if (!h) throw new Error(cString(err) || 'region create failed');
+    return new NativeRegion(h);
+  }
+
+  /** Runs the workload on a C thread (koffi async) so the event loop stays free
+   * (an embedded chunk server may be serving this very region's faults). */
+  run(spec: string): Promise<Record<string, unknown>> {
+    const out = Buffer.alloc(OUT_LEN);
+    return new Promise((resolve, reject) => {
+      c.run.async(this.handle, spec, out, out.length, (e: Error | null, rc: number) => {
+        if (e) return reject(e);
+        const text = cString(out);
+        if (rc !== 0) return reject(new Error(text || 'run failed'));
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new Error(`native result is not JSON: ${text.slice(0, 200)}`));
+        }
+      });
+    });
+  }
+
+  /** Synchronous run, for callers with no event-loop work pending. */
+  runSync(spec: string): Record<string, unknown> {
+    const out = Buffer.alloc(OUT_LEN);
+    const rc = c.run(this.handle, spec, out, out.length);
+    const text = cString(out);
+    if (rc !== 0) throw new Error(text || 'run failed');
+    return JSON.parse(text);
+  }
+
+  destroy(): void {
+    if (this.handle) c.regionDestroy(this.handle);
+    this.handle = null;
+  }
+}
+
+/** Fill buf with the contents of [offset, offset + buf.length) for seed (multiples of 8). */
+export function fill(buf: Buffer, seed: bigint | number, offset: bigint | number): void {
+  c.fill(buf, buf.length, BigInt(seed), BigInt(offset));
+}
+
+/** Number of 8-byte words that differ from the expected contents. */
+export function verify(buf: Buffer, seed: bigint | number, offset: bigint | number): { bad: number; firstBad: bigint | null } {
+  const first = [0n];
+  const bad = Number(c.verify(buf, buf.length, BigInt(seed), BigInt(offset), first));
+  return { bad, firstBad: bad ? BigInt(first[0]) : null };
+}
+
+export function doctorNative(): Record<string, unknown> {
+  const out = Buffer.alloc(1 << 16);
+  const rc = c.doctor(out, out.length);
+  const text = cString(out);
+  if (rc !== 0) throw new Error(text);
+  return JSON.parse(text);
+}
+
+export function floorsNative(spec: string): Promise<Record<string, unknown>> {
+  const out = Buffer.alloc(1 << 16);
+  return new Promise((resolve, reject) => {
+    c.floors.async(spec, out, out.length, (e: Error | null, rc: number) => {
+      if (e) return reject(e);
+      const text = cString(out);
+      if (rc !== 0) return reject(new Error(text));
+      resolve(JSON.parse(text));
+    });
+  });
+}
+
+export const nowNs = (): bigint => BigInt(c.nowNs());
+/** Blocks the calling thread until the monotonic deadline; use .async from the event loop. */
+export const sleepUntilNsAsync = (deadline: bigint): Promise<void> =>
+  new Promise((resolve, reject) => c.sleepUntilNs.async(deadline, (e: Error | null) => (e ? reject(e) : resolve())));

@@ -1,0 +1,76 @@
+/*
+ * faultlab: the C helper's public API.
+ *
+ * One region = one memory area served by one strategy from one source.
+ * Everything is configured with short "key=value" specs (space separated) so the
+ * TypeScript side (koffi) and the C tests pass the same strings, and results come
+ * back as one JSON object, which keeps the ABI small and lets columns grow.
+ *
+ * Region spec keys (defaults in brackets):
+ *   strategy=uffd|sigsegv|memory|disk|eager   [uffd]
+ *   source=local|tcp                          [local]
+ *   host=127.0.0.1 port=N                     (source=tcp)
+ *   region=BYTES  chunk=BYTES                 [64MiB, 4096]; chunk a page multiple
+ *   seed=N                                    [1] contents = fl_fill(seed, offset)
+ *   handler_threads=N                         [1] (uffd)
+ *   cpus=same|split|free                      [same] workload vs handler placement
+ *   fetch_timeout_ms=N                        [5000]
+ *   corrupt=OFFSET                            (source=local) flip one byte at the source
+ *   disk_dir=PATH                             [/tmp] (strategy=disk)
+ *
+ * Run spec keys:
+ *   workload=first-chunk|read-seq|read-random [read-seq]
+ *   seed=N                                    [1] order of read-random
+ *
+ * Every function that can fail returns 0 on success, -1 on failure with a one-line
+ * message in the caller's buffer (never longer than its length, always NUL-ended).
+ */
+#ifndef FAULTLAB_H
+#define FAULTLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fl_region fl_region;
+
+/* Create a region. On failure returns NULL and writes the reason to err. */
+fl_region *fl_region_create(const char *spec, char *err, size_t errlen);
+
+/* Run one workload on the region (a region can run once: faults are first-touch).
+ * Writes a JSON object with the statistics to out (see README "Result keys").
+ * Returns 0 when the workload ran (even if verification failed: see "verified"),
+ * -1 when it could not run or was aborted (fetch error, timeout), message in out. */
+int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen);
+
+/* Unmap, stop handler threads, close fds. NULL is allowed. */
+void fl_region_destroy(fl_region *r);
+
+/* Fill buf with the deterministic contents of [offset, offset+len) for seed.
+ * offset and len must be multiples of 8. Used by the chunk server and the sources. */
+void fl_fill(void *buf, uint64_t len, uint64_t seed, uint64_t offset);
+
+/* Count 8-byte words of buf that differ from fl_fill(seed, offset); the offset of
+ * the first mismatch goes to *first_bad (UINT64_MAX if none). */
+uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset,
+                   uint64_t *first_bad);
+
+/* Kernel and userfaultfd capabilities as JSON (see `faultlab doctor`). */
+int fl_doctor(char *out, size_t outlen);
+
+/* Mechanism floors as JSON: spec keys pages=N cpus=same|split|free. */
+int fl_floors(const char *spec, char *out, size_t outlen);
+
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the timer every figure uses. */
+uint64_t fl_now_ns(void);
+
+/* Sleep until the CLOCK_MONOTONIC deadline (absolute ns); precise to tens of us. */
+void fl_sleep_until_ns(uint64_t deadline_ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

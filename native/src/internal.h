@@ -1,0 +1,156 @@
+/* faultlab internals: the source and strategy interfaces and the region. */
+#ifndef FAULTLAB_INTERNAL_H
+#define FAULTLAB_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include "../include/faultlab.h"
+
+#define FL_ERR_LEN 256
+#define FL_MAX_HANDLERS 16
+
+/* ---- parsed configuration ---------------------------------------------- */
+enum fl_cpus { FL_CPUS_SAME, FL_CPUS_SPLIT, FL_CPUS_FREE };
+
+struct fl_config {
+    char strategy[32];
+    char source[16];
+    char host[64];
+    int port;
+    uint64_t region_bytes;
+    uint64_t chunk_bytes;
+    uint64_t seed;
+    int handler_threads;
+    enum fl_cpus cpus;
+    int fetch_timeout_ms;
+    int64_t corrupt_offset; /* -1: none */
+    char disk_dir[256];
+};
+
+/* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */
+int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen);
+const char *fl_cpus_name(enum fl_cpus c);
+
+/* ---- sources: where chunk contents come from ---------------------------
+ * A source hands out connections; each fetching thread owns one, so fetches
+ * never take a lock (the sigsegv strategy fetches inside a signal handler).
+ * read/write must be async-signal-safe: no malloc, no locks, no stdio. */
+struct fl_conn;
+struct fl_source {
+    const struct fl_source_ops *ops;
+    uint64_t region_bytes;
+    uint64_t seed;
+    int fetch_timeout_ms;
+};
+struct fl_source_ops {
+    const char *name;
+    /* Open a connection for the calling thread. */
+    int (*connect)(struct fl_source *s, struct fl_conn **out, char *err, size_t errlen);
+    /* Read [off, off+len) into dst. err gets "cause" text on failure. */
+    int (*read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
+    /* Write [off, off+len) from src (push strategies). */
+    int (*write)(struct fl_conn *c, uint64_t off, const void *src, size_t len, char *err, size_t errlen);
+    /* Median round trip of n empty requests, in ns (0 for in-process sources). */
+    uint64_t (*ping_ns)(struct fl_conn *c, int n);
+    void (*disconnect)(struct fl_conn *c);
+    void (*destroy)(struct fl_source *s);
+};
+
+struct fl_source *fl_source_local_create(const struct fl_config *cfg, char *err, size_t errlen);
+struct fl_source *fl_source_tcp_create(const struct fl_config *cfg, char *err, size_t errlen);
+
+/* ---- statistics ----------------------------------------------------------- */
+/* Per-thread sample buffers, merged after the run; sized for one sample a chunk. */
+struct fl_samples {
+    uint64_t *v;
+    uint64_t n, cap;
+    bool sorted;
+};
+int fl_samples_init(struct fl_samples *s, uint64_t cap);
+void fl_samples_add(struct fl_samples *s, uint64_t x); /* drops past cap */
+void fl_samples_free(struct fl_samples *s);
+/* Sorts in place (once); q in [0,1]; 0 when empty. */
+uint64_t fl_samples_quantile(struct fl_samples *s, double q);
+
+/* Handler-side counters, one per handler (or faulting) thread. */
+struct fl_handler_stats {
+    uint64_t faults;
+    uint64_t bytes_fetched;
+    struct fl_samples fetch_ns;
+    struct fl_samples install_ns;
+};
+
+/* ---- strategies ---------------------------------------------------------- */
+struct fl_region;
+struct fl_strategy_ops {
+    const char *name;
+    bool lazy; /* faults pull chunks (uffd, sigsegv) */
+    /* Map r->base of r->cfg.region_bytes and prepare; may fetch (eager). */
+    int (*create)(struct fl_region *r, char *err, size_t errlen);
+    /* Called on the workload thread before the first access (e.g. eager copy,
+     * per-thread connection for sigsegv). */
+    int (*before_workload)(struct fl_region *r, char *err, size_t errlen);
+    /* Called on the workload thread after the last access. */
+    void (*after_workload)(struct fl_region *r);
+    void (*destroy)(struct fl_region *r);
+};
+
+extern const struct fl_strategy_ops fl_strategy_uffd;
+extern const struct fl_strategy_ops fl_strategy_sigsegv;
+extern const struct fl_strategy_ops fl_strategy_memory;
+extern const struct fl_strategy_ops fl_strategy_disk;
+extern const struct fl_strategy_ops fl_strategy_eager;
+
+struct fl_region {
+    struct fl_config cfg;
+    const struct fl_strategy_ops *ops;
+    struct fl_source *source;
+    uint8_t *base;
+    uint64_t page_bytes;
+    uint64_t nchunks;
+    bool ran;
+
+    /* Set once by whichever thread fails first; the workload stops at its next
+     * access and fl_run returns -1 with this message. */
+    atomic_int failed;
+    char fail_msg[FL_ERR_LEN];
+
+    /* Handler statistics (uffd: one per handler thread; sigsegv: the workload thread). */
+    struct fl_handler_stats hstats[FL_MAX_HANDLERS];
+    int nhstats;
+
+    /* Eager baseline: time to copy the whole region before the workload. */
+    uint64_t prefill_ns;
+
+    void *strategy_state; /* owned by the strategy */
+};
+
+/* The workload thread's context, reachable from a signal handler through TLS:
+ * its own source connection and where to jump when a fault cannot be served. */
+struct fl_wctx {
+    struct fl_region *r;
+    struct fl_conn *conn;
+    sigjmp_buf abort_jmp;
+    volatile sig_atomic_t jmp_armed;
+};
+extern __thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-exec")));
+
+/* Record the first failure (thread-safe, async-signal-safe). */
+void fl_region_fail(struct fl_region *r, const char *msg);
+
+/* ---- small helpers ---------------------------------------------------------- */
+uint64_t fl_now(void);
+int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
+int fl_cpu_for(enum fl_cpus c, bool handler); /* which CPU a role goes to, -1 = free */
+void fl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Async-signal-safe formatting for messages built in a signal handler:
+ * "<prefix><offset as hex>: <cause>". */
+void fl_sigsafe_msg(char *dst, size_t len, const char *prefix, uint64_t off, const char *cause);
+
+#endif

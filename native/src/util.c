@@ -1,0 +1,208 @@
+/* Config parsing, clocks, CPU pinning and message helpers. */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t fl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t fl_now_ns(void) { return fl_now(); }
+
+void fl_sleep_until_ns(uint64_t deadline)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
+                          .tv_nsec = (long)(deadline % 1000000000ull)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+void fl_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* snprintf is not async-signal-safe; this is. */
+void fl_sigsafe_msg(char *dst, size_t len, const char *prefix, uint64_t off, const char *cause)
+{
+    size_t n = 0;
+    for (const char *p = prefix; *p && n + 1 < len; p++)
+        dst[n++] = *p;
+    const char *hex = "0123456789abcdef";
+    char tmp[19] = "0x";
+    int digits = 0;
+    for (int shift = 60; shift >= 0; shift -= 4) {
+        int d = (int)((off >> shift) & 0xf);
+        if (d || digits || shift == 0)
+            tmp[2 + digits++] = hex[d];
+    }
+    tmp[2 + digits] = 0;
+    for (const char *p = tmp; *p && n + 1 < len; p++)
+        dst[n++] = *p;
+    for (const char *p = ": "; *p && n + 1 < len; p++)
+        dst[n++] = *p;
+    for (const char *p = cause; *p && n + 1 < len; p++)
+        dst[n++] = *p;
+    dst[n] = 0;
+}
+
+int fl_pin_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+            CPU_SET(i, &set);
+    } else {
+        CPU_SET(cpu, &set);
+    }
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/* same: workload and handler on CPU 0; split: workload 0, handler 1; free: unpinned. */
+int fl_cpu_for(enum fl_cpus c, bool handler)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    switch (c) {
+    case FL_CPUS_SAME: return 0;
+    case FL_CPUS_SPLIT: return handler && n > 1 ? 1 : 0;
+    default: return -1;
+    }
+}
+
+const char *fl_cpus_name(enum fl_cpus c)
+{
+    return c == FL_CPUS_SAME ? "same" : c == FL_CPUS_SPLIT ? "split" : "free";
+}
+
+/* Sizes: plain bytes or with KiB/MiB/GiB (also K/M/G). */
+static int parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || v[0] == '-')
+        return -1;
+    uint64_t mul = 1;
+    if (!*end) mul = 1;
+    else if (!strcmp(end, "KiB") || !strcmp(end, "K")) mul = 1ull << 10;
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M")) mul = 1ull << 20;
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G")) mul = 1ull << 30;
+    else return -1;
+    if (n > UINT64_MAX / mul)
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+static int parse_int(const char *v, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->strategy, "uffd");
+    strcpy(cfg->source, "local");
+    strcpy(cfg->host, "127.0.0.1");
+    strcpy(cfg->disk_dir, "/tmp");
+    cfg->region_bytes = 64ull << 20;
+    cfg->chunk_bytes = 4096;
+    cfg->seed = 1;
+    cfg->handler_threads = 1;
+    cfg->cpus = FL_CPUS_SAME;
+    cfg->fetch_timeout_ms = 5000;
+    cfg->corrupt_offset = -1;
+
+    char buf[1024];
+    if (!spec)
+        spec = "";
+    if (strlen(spec) >= sizeof buf) {
+        fl_errf(err, errlen, "spec too long");
+        return -1;
+    }
+    strcpy(buf, spec);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            fl_errf(err, errlen, "expected key=value, got '%s'", tok);
+            return -1;
+        }
+        *eq = 0;
+        const char *k = tok, *v = eq + 1;
+        long n;
+        uint64_t u;
+        if (!strcmp(k, "strategy") && strlen(v) < sizeof cfg->strategy) {
+            strcpy(cfg->strategy, v);
+        } else if (!strcmp(k, "source") && strlen(v) < sizeof cfg->source) {
+            strcpy(cfg->source, v);
+        } else if (!strcmp(k, "host") && strlen(v) < sizeof cfg->host) {
+            strcpy(cfg->host, v);
+        } else if (!strcmp(k, "disk_dir") && strlen(v) < sizeof cfg->disk_dir) {
+            strcpy(cfg->disk_dir, v);
+        } else if (!strcmp(k, "port") && !parse_int(v, 1, 65535, &n)) {
+            cfg->port = (int)n;
+        } else if (!strcmp(k, "region") && !parse_size(v, &u)) {
+            cfg->region_bytes = u;
+        } else if (!strcmp(k, "chunk") && !parse_size(v, &u)) {
+            cfg->chunk_bytes = u;
+        } else if (!strcmp(k, "seed") && !parse_size(v, &u)) {
+            cfg->seed = u;
+        } else if (!strcmp(k, "handler_threads") && !parse_int(v, 1, FL_MAX_HANDLERS, &n)) {
+            cfg->handler_threads = (int)n;
+        } else if (!strcmp(k, "fetch_timeout_ms") && !parse_int(v, 1, 3600000, &n)) {
+            cfg->fetch_timeout_ms = (int)n;
+        } else if (!strcmp(k, "corrupt") && !parse_size(v, &u) && u <= INT64_MAX) {
+            cfg->corrupt_offset = (int64_t)u;
+        } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
+            cfg->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
+        } else {
+            fl_errf(err, errlen, "bad value for '%s': '%s'", k, v);
+            return -1;
+        }
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    if (cfg->chunk_bytes == 0 || cfg->chunk_bytes % (uint64_t)page) {
+        fl_errf(err, errlen, "chunk %llu bytes is not a multiple of the page size (%ld bytes)",
+                (unsigned long long)cfg->chunk_bytes, page);
+        return -1;
+    }
+    if (cfg->region_bytes == 0) {
+        fl_errf(err, errlen, "region of 0 bytes: give a size such as 64MiB");
+        return -1;
+    }
+    if (cfg->region_bytes % cfg->chunk_bytes) {
+        fl_errf(err, errlen, "region %llu bytes is not a multiple of the chunk (%llu bytes)",
+                (unsigned long long)cfg->region_bytes, (unsigned long long)cfg->chunk_bytes);
+        return -1;
+    }
+    if (cfg->corrupt_offset >= 0 && (uint64_t)cfg->corrupt_offset >= cfg->region_bytes) {
+        fl_errf(err, errlen, "corrupt offset outside the region");
+        return -1;
+    }
+    return 0;
+}
