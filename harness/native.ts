@@ -11,7 +11,7 @@ export const libraryPath = process.env.FAULTLAB_LIB ?? candidates.find(existsSyn
 
 // Handler and workload threads are C threads; koffi's own stacks only run the
 // short entry calls, so the defaults are enough.
-let lib: koffi.IKoffiLib;
+let lib: ReturnType<typeof koffi.load>;
 try {
   lib = koffi.load(libraryPath);
 } catch (e) {
@@ -28,6 +28,8 @@ const c = {
   verify: lib.func('uint64_t fl_verify(const uint8_t *buf, uint64_t len, uint64_t seed, uint64_t offset, _Out_ uint64_t *first_bad)'),
   doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  touch: lib.func('int fl_touch(uintptr_t addr)'),
   nowNs: lib.func('uint64_t fl_now_ns(void)'),
   sleepUntilNs: lib.func('void fl_sleep_until_ns(uint64_t deadline)'),
 };
@@ -44,7 +46,21 @@ export class NativeRegion {
     this.handle = handle;
   }
 
-  static create(spec: string): NativeRegion {
+  /** Creating a tcp-sourced region connects and says HELLO: off the event loop,
+   * which may be the one serving it (an embedded chunk server). */
+  static create(spec: string): Promise<NativeRegion> {
+    const err = Buffer.alloc(512);
+    return new Promise((resolve, reject) => {
+      c.regionCreate.async(spec, err, err.length, (e: Error | null, h: unknown) => {
+        if (e) return reject(e);
+        if (!h) return reject(new Error(cString(err) || 'region create failed'));
+        resolve(new NativeRegion(h));
+      });
+    });
+  }
+
+  /** Synchronous create, for sources that need no event loop (local). */
+  static createSync(spec: string): NativeRegion {
     const err = Buffer.alloc(512);
     const h = c.regionCreate(spec, err, err.length);
     if (!h) throw new Error(cString(err) || 'region create failed');
@@ -115,6 +131,22 @@ export function floorsNative(spec: string): Promise<Record<string, unknown>> {
     });
   });
 }
+
+/** The tcp source alone: timed READs with no faults (see fl_transport). */
+export function transportNative(spec: string): Promise<Record<string, unknown>> {
+  const out = Buffer.alloc(1 << 16);
+  return new Promise((resolve, reject) => {
+    c.transport.async(spec, out, out.length, (e: Error | null, rc: number) => {
+      if (e) return reject(e);
+      const text = cString(out);
+      if (rc !== 0) return reject(new Error(text));
+      resolve(JSON.parse(text));
+    });
+  });
+}
+
+/** Test hook: read one byte at an address (provokes a fault where a test chooses). */
+export const touch = (addr: bigint): number => c.touch(addr);
 
 export const nowNs = (): bigint => BigInt(c.nowNs());
 /** Blocks the calling thread until the monotonic deadline; use .async from the event loop. */

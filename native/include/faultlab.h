@@ -64,6 +64,16 @@ int fl_doctor(char *out, size_t outlen);
 /* Mechanism floors as JSON: spec keys pages=N cpus=same|split|free. */
 int fl_floors(const char *spec, char *out, size_t outlen);
 
+/* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source
+ * alone (no faults), in order over the region, each timed; bytes verified.
+ * Spec: the region keys host, port, region, seed, chunk, cpus, fetch_timeout_ms,
+ * plus requests=N. */
+int fl_transport(const char *spec, char *out, size_t outlen);
+
+/* Test hook: read one byte at addr, so a test can provoke a fault where it
+ * chooses (e.g. outside every region, to see the chained handler crash). */
+int fl_touch(uintptr_t addr);
+
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the timer every figure uses. */
 uint64_t fl_now_ns(void);
 

@@ -80,8 +80,9 @@ uint64_t fl_samples_quantile(struct fl_samples *s, double q);
 
 /* Handler-side counters, one per handler (or faulting) thread. */
 struct fl_handler_stats {
-    uint64_t faults;
-    uint64_t bytes_fetched;
+    uint64_t faults;        /* chunks installed */
+    uint64_t duplicates;    /* fault messages for a chunk already installed */
+    uint64_t bytes_fetched; /* including fetches wasted on duplicates */
     struct fl_samples fetch_ns;
     struct fl_samples install_ns;
 };
@@ -98,6 +99,9 @@ struct fl_strategy_ops {
     int (*before_workload)(struct fl_region *r, char *err, size_t errlen);
     /* Called on the workload thread after the last access. */
     void (*after_workload)(struct fl_region *r);
+    /* Wait until handler threads finished their bookkeeping (a handler wakes
+     * the faulting thread before it updates its counters). */
+    void (*quiesce)(struct fl_region *r);
     void (*destroy)(struct fl_region *r);
 };
 

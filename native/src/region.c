@@ -270,9 +270,10 @@ static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 static void write_json(struct fl_region *r, struct run_args *a, char *out, size_t outlen)
 {
     struct jbuf j = {out, outlen, 0};
-    uint64_t faults = 0, fetched = 0, fetch_p50, install_p50;
+    uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50;
     for (int i = 0; i < r->nhstats; i++) {
         faults += r->hstats[i].faults;
+        dups += r->hstats[i].duplicates;
         fetched += r->hstats[i].bytes_fetched;
     }
     merged_quantiles(r, 0, &fetch_p50);
@@ -285,8 +286,8 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
          (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
          r->cfg.handler_threads);
-    jput(&j, "\"faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
-         (unsigned long long)faults, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
+    jput(&j, "\"faults\":%llu,\"duplicate_faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
+         (unsigned long long)faults, (unsigned long long)dups, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
          (unsigned long long)a->touched, (unsigned long long)bytes_read);
     jput(&j, "\"first_access_ns\":%llu,\"total_ns\":%llu,\"throughput_mibps\":%.3f,\"prefill_ns\":%llu,",
          (unsigned long long)(a->first_ns + r->prefill_ns), (unsigned long long)total, mibps,
@@ -346,6 +347,8 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     pthread_join(t, NULL);
+    if (r->ops->quiesce)
+        r->ops->quiesce(r);
     int rc = a->rc;
     if (rc)
         fl_errf(out, outlen, "%s", a->err);

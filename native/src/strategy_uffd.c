@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@ struct uffd_handler {
     uint8_t *buf;
     pthread_t thread;
     bool started;
+    atomic_bool busy; /* between reading a fault message and updating stats */
 };
 
 struct uffd_state {
@@ -68,6 +70,8 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
             /* Another handler installed (part of) this chunk first: just wake. */
             struct uffdio_range w = {.start = c.dst, .len = chunk};
             ioctl(s->uffd, UFFDIO_WAKE, &w);
+            h->stats->duplicates++;
+            h->stats->bytes_fetched += chunk;
             return;
         }
         fail_and_unblock(s, r, off, strerror(errno));
@@ -96,11 +100,15 @@ static void *handler_main(void *arg)
         if (p[1].revents)
             break;
         struct uffd_msg msg;
+        atomic_store(&h->busy, true);
         ssize_t n = read(s->uffd, &msg, sizeof msg);
-        if (n != sizeof msg)
+        if (n != sizeof msg) {
+            atomic_store(&h->busy, false);
             continue; /* EAGAIN: another handler took it */
+        }
         if (msg.event == UFFD_EVENT_PAGEFAULT)
             serve_fault(s, h, msg.arg.pagefault.address);
+        atomic_store(&h->busy, false);
     }
     return NULL;
 }
@@ -192,7 +200,16 @@ fail:
     return -1;
 }
 
+static void uffd_quiesce(struct fl_region *r)
+{
+    struct uffd_state *s = r->strategy_state;
+    for (int i = 0; i < r->cfg.handler_threads; i++)
+        while (atomic_load(&s->h[i].busy))
+            sched_yield();
+}
+
 const struct fl_strategy_ops fl_strategy_uffd = {
+    .quiesce = uffd_quiesce,
     .name = "uffd",
     .lazy = true,
     .create = uffd_create,

@@ -206,3 +206,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
     }
     return 0;
 }
+
+int fl_touch(uintptr_t addr)
+{
+    return *(volatile const uint8_t *)addr;
+}

@@ -1,0 +1,134 @@
+// Runs one cell: fresh regions, one per repetition, each workload timed in C.
+// first-chunk repetitions are driven by tinybench, which gets the C-timed
+// latency of each iteration (overriddenDuration) and supplies the statistics.
+import { Bench } from 'tinybench';
+import { NativeRegion } from './native.js';
+import { CellParams, regionSpec, usesSource, validateCell } from './cell.js';
+import { ChunkServer } from './server/chunk-server.js';
+import { measureRtt } from './server/rtt-probe.js';
+
+export type Row = Record<string, string | number | boolean | null>;
+
+export interface CellResult {
+  /** Medians over repetitions (numbers), all-true for verified. */
+  summary: Row;
+  reps: Row[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Medians of numeric keys; booleans must hold in every repetition; strings from the first. */
+export function summarize(reps: Row[]): Row {
+  const out: Row = {};
+  for (const k of Object.keys(reps[0] ?? {})) {
+    const vals = reps.map((r) => r[k]);
+    if (vals.every((v) => typeof v === 'number')) out[k] = median(vals as number[]);
+    else if (vals.every((v) => typeof v === 'boolean')) out[k] = vals.every(Boolean);
+    else out[k] = vals[0];
+  }
+  return out;
+}
+
+async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: number }) => Promise<T>): Promise<T> {
+  if (p.source !== 'remote' || !usesSource(p.strategy)) return fn(undefined);
+  if (p.remote) {
+    const i = p.remote.lastIndexOf(':');
+    return fn({ host: p.remote.slice(0, i), port: Number(p.remote.slice(i + 1)) });
+  }
+  // No --remote: an embedded server on loopback, so `--source remote` needs no set-up.
+  const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.rttMs });
+  try {
+    return await fn({ host: server.host, port: server.port });
+  } finally {
+    await server.close();
+  }
+}
+
+function nativeRow(r: Record<string, unknown>): Row {
+  const row: Row = {};
+  for (const [k, v] of Object.entries(r)) row[k] = v as Row[string];
+  return row;
+}
+
+async function runOnce(spec: string, runSpec: string): Promise<Row> {
+  const region = await NativeRegion.create(spec);
+  try {
+    return nativeRow(await region.run(runSpec));
+  } finally {
+    region.destroy();
+  }
+}
+
+/** first-chunk: tinybench repeats fresh-region first accesses. */
+async function firstChunkReps(p: CellParams, spec: string): Promise<{ reps: Row[]; stats: Row }> {
+  const reps: Row[] = [];
+  const current: { region: NativeRegion | null } = { region: null };
+  let failure: Error | null = null;
+  const bench = new Bench({ iterations: p.repeat, time: 0, warmup: false, throws: true, retainSamples: false });
+  bench.add(
+    'first-chunk',
+    async () => {
+      const r = nativeRow(await current.region!.run(`workload=first-chunk seed=${p.seed}`));
+      reps.push(r);
+      return { overriddenDuration: Number(r.first_access_ns) / 1e6 };
+    },
+    {
+      async beforeEach() {
+        current.region = await NativeRegion.create(spec);
+      },
+      afterEach() {
+        current.region?.destroy();
+        current.region = null;
+      },
+    },
+  );
+  try {
+    await bench.run();
+  } catch (e) {
+    failure = e as Error;
+  }
+  current.region?.destroy();
+  const task = bench.tasks[0];
+  const res = task?.result as { state: string; error?: Error; latency?: { mean: number; p99: number; rme: number; samplesCount: number } } | undefined;
+  if (failure || !res || res.state === 'errored') throw failure ?? res?.error ?? new Error('first-chunk benchmark did not run');
+  const lat = res.latency!;
+  return {
+    reps,
+    stats: {
+      bench_mean_ns: Math.round(lat.mean * 1e6),
+      bench_p99_ns: Math.round(lat.p99 * 1e6),
+      bench_rme_pct: Number(lat.rme.toFixed(3)),
+      bench_samples: lat.samplesCount,
+    },
+  };
+}
+
+export async function runCell(params: CellParams): Promise<CellResult> {
+  const p = validateCell(params);
+  return withRemote(p, async (remote) => {
+    // Measured RTT next to the configured one: median of empty round trips.
+    const rtt = remote ? await measureRtt(remote.host, remote.port, p.rttMs >= 10 ? 5 : 20) : null;
+    const spec = regionSpec(p, remote);
+    let reps: Row[];
+    let stats: Row = { bench_mean_ns: null, bench_p99_ns: null, bench_rme_pct: null, bench_samples: null };
+    if (p.scenario === 'first-chunk') {
+      ({ reps, stats } = await firstChunkReps(p, spec));
+    } else {
+      reps = [];
+      for (let i = 0; i < p.repeat; i++) reps.push(await runOnce(spec, `workload=${p.scenario} seed=${p.seed}`));
+    }
+    const common: Row = {
+      source: usesSource(p.strategy) ? p.source : 'none',
+      rtt_ms: p.rttMs,
+      rtt_measured_ms: rtt ? Number(rtt.medianMs.toFixed(4)) : null,
+      latency: remote ? (p.remote ? 'external' : 'server-delay') : 'none',
+      repeat: p.repeat,
+    };
+    reps = reps.map((r, i) => ({ ...r, ...common, ...stats, repetition: i }));
+    return { summary: { ...summarize(reps), ...common, ...stats }, reps };
+  });
+}

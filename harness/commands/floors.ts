@@ -1,0 +1,43 @@
+// `faultlab floors`: the mechanisms alone, timed like the workloads.
+import type { CommandModule } from 'yargs';
+import { floorsNative } from '../native.js';
+import { CPUS } from '../cell.js';
+import { UsageError } from '../errors.js';
+
+type Floor = Record<string, number | string>;
+
+export const floorsCommand: CommandModule = {
+  command: 'floors',
+  describe: 'per-fault cost of the bare mechanisms: anonymous first touch, minimal uffd, minimal SIGSEGV+mprotect, 4 KiB memcpy',
+  builder: (y) =>
+    y
+      .option('pages', { type: 'number', default: 16384, describe: '4 KiB pages per floor' })
+      .option('cpus', { choices: CPUS, default: 'same' as const })
+      .option('repeat', { type: 'number', default: 1, describe: 'repetitions (fresh mappings each)' })
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object with per-repetition results (reps)' }),
+  handler: async (a) => {
+    const pages = a.pages as number;
+    const repeat = a.repeat as number;
+    if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 22) throw new UsageError('--pages must be 1 to 4194304');
+    if (!Number.isInteger(repeat) || repeat < 1) throw new UsageError('--repeat must be a whole number from 1');
+    const reps = [];
+    for (let i = 0; i < repeat; i++) reps.push(await floorsNative(`pages=${pages} cpus=${a.cpus}`));
+    if (a.json) {
+      console.log(JSON.stringify({ cpus: a.cpus, pages, reps }));
+      return;
+    }
+    console.log(`floors: ${pages} pages of 4 KiB, cpus=${a.cpus}, ${repeat} repetition(s); p50 is the median over repetitions (ns)`);
+    console.log(`${'floor'.padEnd(14)}${'p50'.padStart(10)}${'p99'.padStart(10)}${'mean'.padStart(10)}`);
+    const names = Object.keys(reps[0].floors as Record<string, Floor>);
+    const med = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1];
+    for (const name of names) {
+      const fs = reps.map((r) => (r.floors as Record<string, Floor>)[name]);
+      if (fs[0].error) {
+        console.log(`${name.padEnd(14)}  error: ${fs[0].error}`);
+        continue;
+      }
+      const col = (k: string) => String(Math.round(med(fs.map((f) => Number(f[k]))))).padStart(10);
+      console.log(`${name.padEnd(14)}${col('p50_ns')}${col('p99_ns')}${col('mean_ns')}`);
+    }
+  },
+};

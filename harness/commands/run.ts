@@ -1,0 +1,48 @@
+// `faultlab run`: a scenario matrix into results/<run-id>/.
+import type { CommandModule } from 'yargs';
+import { fileURLToPath } from 'node:url';
+import { applyFilters, loadMatrix } from '../matrix.js';
+import { runMatrix } from '../runner.js';
+import { UsageError } from '../errors.js';
+
+export const defaultResultsDir = fileURLToPath(new URL('../../../results', import.meta.url));
+
+export function newRunId(matrix: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${matrix}-${t}`;
+}
+
+export const runCommand: CommandModule = {
+  command: 'run',
+  describe: 'run a scenario matrix (scenarios/<name>.json or a path) into results/<run-id>/runs.csv + env.json',
+  builder: (y) =>
+    y
+      .option('matrix', { type: 'string', default: 'quick', describe: 'matrix name (quick, thesis, ...) or a .json path' })
+      .option('out', { type: 'string', default: defaultResultsDir, describe: 'folder that receives <run-id>/' })
+      .option('run-id', { type: 'string', describe: 'name of the run folder (default <matrix>-<time>)' })
+      .option('filter', { type: 'string', array: true, default: [] as string[], describe: 'keep cells with key=value (strategy, scenario, source, rtt, region, chunk, cpus, group, kind)' })
+      .option('repeat', { type: 'number', describe: 'override every cell\'s repetitions' })
+      .option('resume', { type: 'boolean', default: false, describe: 'finish an interrupted run (needs --run-id)' })
+      .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' })
+      .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
+  handler: async (a) => {
+    const m = loadMatrix(a.matrix as string);
+    let cells = applyFilters(m.cells, a.filter as string[]);
+    if (a.repeat !== undefined) {
+      if (!Number.isInteger(a.repeat) || (a.repeat as number) < 1) throw new UsageError('--repeat must be a whole number from 1');
+      cells = cells.map((c) => ({ ...c, params: { ...c.params, repeat: a.repeat as number } }));
+    }
+    if (cells.length === 0) throw new UsageError(`no cell of matrix '${m.name}' matches the filters`);
+    if (a.resume && !a['run-id']) throw new UsageError('--resume needs --run-id (the folder to finish)');
+    if (a.list) {
+      for (const c of cells) console.log(`${c.id}  ${c.group}  ${c.kind}  ${JSON.stringify(c.params)}`);
+      return;
+    }
+    const runId = (a['run-id'] as string | undefined) ?? newRunId(m.name);
+    console.error(`faultlab run: matrix ${m.name}, ${cells.length} cells -> ${a.out}/${runId}`);
+    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000 });
+    console.log(`results: ${r.dir}/runs.csv (${r.complete ? 'complete' : 'INCOMPLETE: rerun with --resume'}; ${r.failed} failed cell(s))`);
+    if (!r.complete) process.exitCode = 130;
+    else if (r.failed) process.exitCode = 1;
+  },
+};

@@ -1,0 +1,52 @@
+// `faultlab transport`: the transport floor, READ requests with no faults.
+import type { CommandModule } from 'yargs';
+import { transportNative } from '../native.js';
+import { CPUS } from '../cell.js';
+import { parseSize } from '../sizes.js';
+import { UsageError } from '../errors.js';
+import { ChunkServer } from '../server/chunk-server.js';
+import { measureRtt } from '../server/rtt-probe.js';
+
+export const transportCommand: CommandModule = {
+  command: 'transport',
+  describe: 'raw request/response time of the chunk transport alone (no faults), per chunk size and RTT',
+  builder: (y) =>
+    y
+      .option('remote', { type: 'string', describe: 'HOST:PORT of a chunk server (default: start one on loopback)' })
+      .option('region', { type: 'string', default: '64MiB' })
+      .option('seed', { type: 'number', default: 1 })
+      .option('chunk', { type: 'string', default: '4KiB' })
+      .option('rtt', { type: 'number', default: 0, describe: 'emulated RTT of the embedded server (ms)' })
+      .option('requests', { type: 'number', default: 1000 })
+      .option('repeat', { type: 'number', default: 1 })
+      .option('cpus', { choices: CPUS, default: 'same' as const })
+      .option('json', { type: 'boolean', default: false }),
+  handler: async (a) => {
+    const region = parseSize(a.region as string, 'region');
+    const chunk = parseSize(a.chunk as string, 'chunk');
+    const requests = a.requests as number;
+    if (!Number.isInteger(requests) || requests < 1) throw new UsageError('--requests must be a whole number from 1');
+    let server: ChunkServer | null = null;
+    let host: string;
+    let port: number;
+    if (a.remote) {
+      const m = /^(.+):(\d+)$/.exec(a.remote as string);
+      if (!m) throw new UsageError(`bad --remote '${a.remote}': use HOST:PORT`);
+      [host, port] = [m[1], Number(m[2])];
+    } else {
+      server = await ChunkServer.start({ regionBytes: region, seed: a.seed as number, rttMs: a.rtt as number });
+      [host, port] = [server.host, server.port];
+    }
+    try {
+      const rtt = await measureRtt(host, port, 10);
+      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests}`;
+      const reps = [];
+      for (let i = 0; i < (a.repeat as number); i++) reps.push(await transportNative(spec));
+      const out = { chunk_bytes: chunk, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), reps };
+      if (a.json) console.log(JSON.stringify(out));
+      else for (const r of reps) console.log(`chunk ${chunk} B: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`);
+    } finally {
+      await server?.close();
+    }
+  },
+};

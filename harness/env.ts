@@ -1,0 +1,90 @@
+// The environment every result row carries: kernel, CPU, privileges,
+// userfaultfd access and features, project commit.
+import { execFileSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
+import { doctorNative } from './native.js';
+
+export interface Netem {
+  available: boolean;
+  detail: string;
+}
+
+/** Probe tc netem in a throw-away network namespace, so no real interface is touched. */
+export function probeNetem(): Netem {
+  const ns = `faultlab-probe-${process.pid}`;
+  const run = (args: string[]) => execFileSync(args[0], args.slice(1), { stdio: 'pipe', timeout: 5000 }).toString();
+  try {
+    run(['ip', 'netns', 'add', ns]);
+  } catch (e) {
+    return { available: false, detail: `cannot create a network namespace to test netem (${firstLine(e)})` };
+  }
+  try {
+    run(['ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
+    return { available: true, detail: 'tc qdisc netem works' };
+  } catch (e) {
+    return { available: false, detail: `tc netem unavailable: ${firstLine(e)}` };
+  } finally {
+    try {
+      run(['ip', 'netns', 'del', ns]);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function firstLine(e: unknown): string {
+  const err = e as { stderr?: Buffer; message?: string };
+  const text = err.stderr?.toString().trim() || err.message || String(e);
+  return text.split('\n')[0];
+}
+
+export function projectCommit(): string {
+  if (process.env.FAULTLAB_COMMIT) return process.env.FAULTLAB_COMMIT;
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) }).toString().trim();
+    return dirty ? `${sha}-dirty` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface EnvInfo {
+  kernel: string;
+  cpu_model: string;
+  cpus: number;
+  node: string;
+  commit: string;
+  privileges: string;
+  uffd_path: string;
+  uffd_features: string[];
+  doctor: Record<string, unknown>;
+}
+
+export function collectEnv(): EnvInfo {
+  const doctor = doctorNative();
+  const uid = process.geteuid?.() ?? -1;
+  return {
+    kernel: release(),
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    cpus: cpus().length,
+    node: process.version,
+    commit: projectCommit(),
+    privileges: uid === 0 ? 'root' : `uid ${uid}`,
+    uffd_path: String(doctor.uffd_path ?? 'unknown'),
+    uffd_features: (doctor.uffd_features as string[] | undefined) ?? [],
+    doctor,
+  };
+}
+
+/** The environment columns of a CSV row. */
+export function envColumns(env: EnvInfo): Record<string, string> {
+  return {
+    kernel: env.kernel,
+    cpu_model: env.cpu_model,
+    privileges: env.privileges,
+    uffd_path: env.uffd_path,
+    uffd_features: env.uffd_features.join('|'),
+    commit: env.commit,
+  };
+}

@@ -1,0 +1,226 @@
+// `faultlab run`: expand a matrix, run every cell in a fresh child process
+// (no signal handlers, mappings or threads leak between cells), serve remote
+// cells from one chunk server per (RTT, region, seed), append rows to
+// results/<run-id>/runs.csv as each cell ends, keep env.json honest about
+// whether the run is complete.
+import { spawn } from 'node:child_process';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { UsageError } from './errors.js';
+import { Matrix, MatrixCell } from './matrix.js';
+import { COLUMNS } from './columns.js';
+import { collectEnv, envColumns, EnvInfo } from './env.js';
+import { ChunkServer } from './server/chunk-server.js';
+import { usesSource } from './cell.js';
+import { Progress } from './progress.js';
+import type { Row } from './bench.js';
+
+const cliPath = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
+
+export interface RunOptions {
+  out: string;
+  runId: string;
+  resume: boolean;
+  cellTimeoutMs: number;
+}
+
+/** The child's command line for a cell. */
+function childArgs(c: MatrixCell, remote?: string): string[] {
+  const p = c.params;
+  if (c.kind === 'floors') return ['floors', '--json', '--cpus', p.cpus, '--pages', String(c.count ?? 16384), '--repeat', String(p.repeat)];
+  if (c.kind === 'transport')
+    return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs)];
+  const args = ['bench', '--json', '--strategy', p.strategy, '--scenario', p.scenario, '--source', p.source, '--region', String(p.regionBytes), '--chunk', String(p.chunkBytes), '--rtt', String(p.rttMs), '--cpus', p.cpus, '--handler-threads', String(p.handlerThreads), '--repeat', String(p.repeat), '--seed', String(p.seed), '--fetch-timeout', String(p.fetchTimeoutMs)];
+  if (remote) args.push('--remote', remote);
+  return args;
+}
+
+const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
+const serverKey = (c: MatrixCell) => (needsServer(c) ? `${c.params.rttMs}/${c.params.regionBytes}/${c.params.seed}` : '');
+
+/** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
+function estimateMs(c: MatrixCell): number {
+  const p = c.params;
+  if (c.kind === 'floors') return 3000 * p.repeat;
+  if (c.kind === 'transport') return p.repeat * (c.count ?? 1000) * (p.rttMs + 0.05);
+  const touched = p.scenario === 'first-chunk' ? 1 : p.regionBytes / p.chunkBytes;
+  const trips = p.strategy === 'eager' ? Math.ceil(p.regionBytes / 2 ** 20) : p.strategy === 'memory' || p.strategy === 'disk' ? 0 : touched;
+  return 400 + p.repeat * (trips * (p.rttMs + 0.03) + p.regionBytes / 2e6);
+}
+
+interface ChildOutcome {
+  ok: boolean;
+  json?: Record<string, unknown>;
+  message: string;
+}
+
+function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void) => void): Promise<ChildOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    onChild(() => child.kill('SIGKILL'));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const lastErr = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
+      const lastOut = stdout.trim().split('\n').pop() ?? '';
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = JSON.parse(lastOut);
+      } catch {
+        json = undefined;
+      }
+      if (timedOut) return resolve({ ok: false, message: `cell timed out after ${timeoutMs} ms and was killed` });
+      if (code === 0 && json) return resolve({ ok: true, json, message: '' });
+      if (json && json.verified === false) return resolve({ ok: false, json, message: 'verification failed: bytes read did not match the source' });
+      resolve({ ok: false, message: lastErr.replace(/^faultlab: /, '') || `child exited with ${signal ? `signal ${signal}` : `code ${code}`}` });
+    });
+  });
+}
+
+/** Child JSON to CSV rows (one per repetition). */
+function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
+  const p = c.params;
+  const reps = (json.reps as Record<string, unknown>[]) ?? [];
+  if (c.kind === 'floors') {
+    return reps.flatMap((rep, i) =>
+      Object.entries(rep.floors as Record<string, Record<string, number | string>>)
+        .filter(([, f]) => !f.error)
+        .map(([name, f]) => ({
+          strategy: `floor-${name.replace(/_/g, '-')}`, scenario: 'floor', source: 'none', cpus: p.cpus, chunk_bytes: 4096,
+          region_bytes: (c.count ?? 16384) * 4096, rtt_ms: 0, fault_ns_p50: f.p50_ns as number, fault_ns_p99: f.p99_ns as number,
+          fault_ns_mean: f.mean_ns as number, faults: f.n as number, verified: true, repetition: i, repeat: p.repeat,
+        })),
+    );
+  }
+  if (c.kind === 'transport') {
+    return reps.map((rep, i) => ({
+      strategy: 'tcp', scenario: 'transport', source: 'remote', cpus: p.cpus, chunk_bytes: p.chunkBytes, region_bytes: p.regionBytes,
+      rtt_ms: p.rttMs, rtt_measured_ms: json.rtt_measured_ms as number, latency: 'server-delay', fault_ns_p50: rep.p50_ns as number,
+      fault_ns_p99: rep.p99_ns as number, fault_ns_max: rep.max_ns as number, fault_ns_mean: rep.mean_ns as number,
+      throughput_mibps: rep.throughput_mibps as number, faults: rep.n as number, verified: rep.verified as boolean,
+      repetition: i, repeat: p.repeat,
+    }));
+  }
+  return reps.map((r) => r as Row);
+}
+
+function failedRow(c: MatrixCell, message: string): Row {
+  const p = c.params;
+  return {
+    strategy: c.kind === 'floors' ? 'floors' : c.kind === 'transport' ? 'tcp' : p.strategy,
+    scenario: c.kind === 'cell' ? p.scenario : c.kind, source: p.source, region_bytes: p.regionBytes, chunk_bytes: p.chunkBytes,
+    rtt_ms: p.rttMs, cpus: p.cpus, handler_threads: p.handlerThreads, repeat: p.repeat, repetition: 0, verified: false, message,
+  };
+}
+
+function writeEnv(dir: string, env: object): void {
+  writeFileSync(join(dir, 'env.json'), JSON.stringify(env, null, 2) + '\n');
+}
+
+export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): Promise<{ dir: string; failed: number; complete: boolean }> {
+  const dir = join(o.out, o.runId);
+  const csvPath = join(dir, 'runs.csv');
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`results directory ${dir} is not writable: ${(e as Error).message}`);
+  }
+  const done = new Set<string>();
+  if (o.resume) {
+    if (!existsSync(csvPath)) throw new UsageError(`--resume: ${csvPath} does not exist`);
+    for (const line of readFileSync(csvPath, 'utf8').split('\n').slice(1)) {
+      const id = line.split(',')[1];
+      if (id) done.add(id);
+    }
+  } else {
+    if (existsSync(csvPath)) throw new UsageError(`${csvPath} exists: use --resume to finish that run, or another --run-id`);
+    writeFileSync(csvPath, stringify([COLUMNS as unknown as string[]]));
+  }
+  const env: EnvInfo = collectEnv();
+  const envDoc: Record<string, unknown> = {
+    run_id: o.runId, matrix: m.name, description: m.description, started: new Date().toISOString(), finished: null, complete: false,
+    cells: cells.length, latency: 'server-delay', ...env, argv: process.argv.slice(2),
+  };
+  if (o.resume && existsSync(join(dir, 'env.json'))) Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
+  writeEnv(dir, envDoc);
+  const envCols = envColumns(env);
+
+  // Cells sharing a server run together; the server closes when the key changes.
+  const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => serverKey(a).localeCompare(serverKey(b)));
+  const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
+  let server: ChunkServer | null = null;
+  let serverFor = '';
+  let failed = 0;
+  let killChild: (() => void) | null = null;
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    killChild?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const [i, c] of todo.entries()) {
+      if (interrupted) break;
+      const key = serverKey(c);
+      if (key !== serverFor) {
+        await server?.close();
+        server = null;
+        serverFor = key;
+        if (key) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: c.params.rttMs });
+      }
+      const remote = server ? `${server.host}:${server.port}` : undefined;
+      progress.start(i, describe(c));
+      const r = await runChild(childArgs(c, remote), o.cellTimeoutMs, (k) => (killChild = k));
+      killChild = null;
+      if (interrupted) break;
+      const stamp = new Date().toISOString();
+      let rows: Row[];
+      if (r.ok && r.json) rows = rowsOf(c, r.json).map((row) => ({ ...row, status: 'ok', message: '' }));
+      else {
+        failed++;
+        rows = r.json ? rowsOf(c, r.json).map((row) => ({ ...row, status: 'failed', message: r.message })) : [{ ...failedRow(c, r.message), status: 'failed' }];
+      }
+      rows = rows.map((row) => ({ ...row, ...envCols, run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
+      appendFileSync(csvPath, stringify(rows, { columns: COLUMNS as unknown as string[], cast: { boolean: (b) => String(b) } }));
+      progress.finish(i, r.ok ? summarizeRows(c, rows) : `FAILED: ${r.message}`);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await server?.close();
+    progress.end();
+  }
+  const complete = !interrupted;
+  writeEnv(dir, { ...envDoc, finished: new Date().toISOString(), complete, failed_cells: failed, ...(interrupted ? { interrupted: true } : {}) });
+  return { dir, failed, complete };
+}
+
+function describe(c: MatrixCell): string {
+  const p = c.params;
+  if (c.kind === 'floors') return `floors cpus=${p.cpus}`;
+  if (c.kind === 'transport') return `transport chunk=${p.chunkBytes} rtt=${p.rttMs}ms`;
+  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms chunk=${p.chunkBytes} cpus=${p.cpus}`.replace(/\s+/g, ' ');
+}
+
+function summarizeRows(c: MatrixCell, rows: Row[]): string {
+  const med = (k: string) => {
+    const v = rows.map((r) => Number(r[k])).filter(Number.isFinite).sort((a, b) => a - b);
+    return v.length ? v[v.length >> 1] : NaN;
+  };
+  if (c.kind === 'floors') return rows.map((r) => `${r.strategy} ${(Number(r.fault_ns_p50) / 1000).toFixed(2)}us`).slice(0, 4).join(', ');
+  if (c.kind === 'transport') return `p50 ${(med('fault_ns_p50') / 1000).toFixed(1)} us`;
+  if (c.params.scenario === 'first-chunk') return `first access ${(med('first_access_ns') / 1000).toFixed(1)} us`;
+  return `${med('throughput_mibps').toFixed(1)} MiB/s, p50 ${(med('fault_ns_p50') / 1000).toFixed(2)} us/access`;
+}

@@ -1,0 +1,309 @@
+/* Tests for fl_doctor and fl_floors: return codes, valid JSON, expected keys,
+ * no leaked fds, the SIGSEGV handler restored and chained. Prints the numbers
+ * (as TAP "#" comments). A floor may fail only where the doctor finds no
+ * userfaultfd (uffd floor) -- everything else must run.
+ * Build and run: make -C native test-doctor */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "../include/faultlab.h"
+#include "tap.h" /* CHECK(cond, description...): prints ok / not ok */
+
+/* ---- a minimal JSON validator (RFC 8259 grammar, no semantics) ---- */
+static const char *js_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+static const char *js_value(const char *p, int depth);
+static const char *js_string(const char *p)
+{
+    if (*p++ != '"')
+        return NULL;
+    while (*p && *p != '"') {
+        if ((unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
+                        return NULL;
+                p += 4;
+            } else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+                return NULL;
+            }
+        }
+        p++;
+    }
+    return *p == '"' ? p + 1 : NULL;
+}
+static const char *js_number(const char *p)
+{
+    const char *s = p;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return p > s ? p : NULL;
+}
+static const char *js_value(const char *p, int depth)
+{
+    if (depth > 64)
+        return NULL;
+    p = js_ws(p);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        bool obj = *p == '{';
+        p = js_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = js_string(js_ws(p));
+                if (!p)
+                    return NULL;
+                p = js_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            p = js_value(p, depth + 1);
+            if (!p)
+                return NULL;
+            p = js_ws(p);
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            return *p == close ? p + 1 : NULL;
+        }
+    }
+    if (*p == '"')
+        return js_string(p);
+    if (!strncmp(p, "true", 4))
+        return p + 4;
+    if (!strncmp(p, "false", 5))
+        return p + 5;
+    if (!strncmp(p, "null", 4))
+        return p + 4;
+    return js_number(p);
+}
+static bool json_valid(const char *s)
+{
+    const char *p = js_value(s, 0);
+    return p && *js_ws(p) == 0;
+}
+
+static bool has_key(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    return strstr(json, pat) != NULL;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Pull "key":number out of the object that follows "name":{ */
+static double floor_field(const char *json, const char *name, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":{", name);
+    const char *o = strstr(json, pat);
+    if (!o)
+        return -1;
+    const char *end = strchr(o, '}');
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *k = strstr(o, pat);
+    if (!k || (end && k > end))
+        return -1;
+    return atof(k + strlen(pat));
+}
+
+static const char *floor_names[] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv"};
+
+static void print_floors(const char *json)
+{
+    for (size_t i = 0; i < sizeof floor_names / sizeof floor_names[0]; i++) {
+        const char *nm = floor_names[i];
+        char pat[64];
+        snprintf(pat, sizeof pat, "\"%s\":{\"error\"", nm);
+        if (strstr(json, pat)) {
+            printf("#   %-17s error (see JSON)\n", nm);
+            continue;
+        }
+        printf("#   %-17s p50 %7.0f  p99 %7.0f  mean %8.1f ns  n %.0f\n", nm,
+               floor_field(json, nm, "p50_ns"), floor_field(json, nm, "p99_ns"),
+               floor_field(json, nm, "mean_ns"), floor_field(json, nm, "n"));
+    }
+}
+
+/* ---- SIGSEGV chaining: a sentinel handler that owns one page of its own ---- */
+static uint8_t *own_page;
+static long page_size;
+static atomic_long sentinel_hits;
+static atomic_int stop_chaos;
+static void sentinel(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    if ((uint8_t *)si->si_addr >= own_page && (uint8_t *)si->si_addr < own_page + page_size) {
+        mprotect(own_page, (size_t)page_size, PROT_READ | PROT_WRITE);
+        atomic_fetch_add(&sentinel_hits, 1);
+        return;
+    }
+    signal(SIGSEGV, SIG_DFL); /* not ours either: crash for real */
+}
+static long chaos_faults;
+static void *chaos_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_chaos)) {
+        mprotect(own_page, (size_t)page_size, PROT_NONE);
+        *(volatile uint8_t *)own_page = 1; /* faults: must reach sentinel, via fl_floors' handler or not */
+        chaos_faults++;
+        usleep(200);
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    static char out[1 << 16];
+    page_size = sysconf(_SC_PAGESIZE);
+
+    /* ---- doctor ---- */
+    int fds0 = count_fds();
+    int rc = fl_doctor(out, sizeof out);
+    printf("# doctor: %s\n", out);
+    CHECK(rc == 0, "fl_doctor returns 0");
+    CHECK(json_valid(out), "fl_doctor output is valid JSON");
+    static const char *dkeys[] = {"kernel", "machine", "cpu_model", "cpus_online", "page_size", "euid",
+                                  "vm_max_map_count", "vm_unprivileged_userfaultfd", "uffd_attempts",
+                                  "uffd_path", "uffd_api", "pagemap_scan", "soft_dirty", "thp"};
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+        CHECK(has_key(out, dkeys[i]), "fl_doctor has key %s", dkeys[i]);
+    bool have_uffd = !strstr(out, "\"uffd_path\":\"none\"");
+    if (strstr(out, "\"uffd_api\":{\"ok\":true"))
+        CHECK(has_key(out, "features") && has_key(out, "features_hex") && has_key(out, "ioctls"),
+              "fl_doctor uffd_api lists features and ioctls");
+    CHECK(count_fds() == fds0, "fl_doctor closes every fd (%d before, %d after)", fds0, count_fds());
+    char small[64];
+    memset(small, 'x', sizeof small);
+    rc = fl_doctor(small, sizeof small);
+    CHECK(rc == -1 && memchr(small, 0, sizeof small), "fl_doctor with a 64-byte buffer fails cleanly: %s",
+          memchr(small, 0, sizeof small) ? small : "(no NUL)");
+
+    /* ---- floors: bad specs ---- */
+    rc = fl_floors("pages=0", out, sizeof out);
+    CHECK(rc == -1 && strstr(out, "pages"), "fl_floors rejects pages=0: %s", out);
+    rc = fl_floors("cpus=everywhere", out, sizeof out);
+    CHECK(rc == -1 && strstr(out, "cpus"), "fl_floors rejects cpus=everywhere: %s", out);
+    rc = fl_floors("colour=blue", out, sizeof out);
+    CHECK(rc == -1 && strstr(out, "colour"), "fl_floors rejects an unknown key: %s", out);
+    rc = fl_floors("pages=16", small, sizeof small);
+    CHECK(rc == -1 && memchr(small, 0, sizeof small), "fl_floors with a 64-byte buffer fails cleanly");
+
+    /* ---- floors: each placement; the SIGSEGV handler must be restored ---- */
+    struct sigaction mine, before, after;
+    memset(&mine, 0, sizeof mine);
+    mine.sa_sigaction = sentinel;
+    mine.sa_flags = SA_SIGINFO;
+    sigemptyset(&mine.sa_mask);
+    sigaction(SIGSEGV, &mine, NULL);
+    const char *modes[] = {"same", "split", "free"};
+    for (int m = 0; m < 3; m++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "pages=2048 cpus=%s", modes[m]);
+        fds0 = count_fds();
+        sigaction(SIGSEGV, NULL, &before);
+        rc = fl_floors(spec, out, sizeof out);
+        sigaction(SIGSEGV, NULL, &after);
+        printf("# floors %s: %s\n", spec, out);
+        CHECK(rc == 0, "fl_floors(%s) returns 0", spec);
+        CHECK(json_valid(out), "fl_floors(%s) output is valid JSON", spec);
+        CHECK(before.sa_sigaction == after.sa_sigaction && before.sa_flags == after.sa_flags,
+              "fl_floors(%s) restores the SIGSEGV handler", spec);
+        CHECK(count_fds() == fds0, "fl_floors(%s) closes every fd", spec);
+        static const char *fkeys[] = {"cpus", "pages", "page_bytes", "floors", "anon_touch", "uffd",
+                                      "sigsegv", "memcpy", "p50_ns", "p99_ns", "mean_ns", "n"};
+        bool keys = true;
+        for (size_t i = 0; i < sizeof fkeys / sizeof fkeys[0]; i++)
+            if (!has_key(out, fkeys[i])) {
+                printf("# missing key %s\n", fkeys[i]);
+                keys = false;
+            }
+        CHECK(keys, "fl_floors(%s) has every expected key", spec);
+        CHECK(!strstr(out, "\"verified\":false"), "fl_floors(%s) every floor's data verifies", spec);
+        for (size_t i = 0; i < sizeof floor_names / sizeof floor_names[0]; i++) {
+            char pat[64];
+            snprintf(pat, sizeof pat, "\"%s\":{\"error\"", floor_names[i]);
+            bool may_fail = !have_uffd && !strcmp(floor_names[i], "uffd");
+            CHECK(may_fail || (!strstr(out, pat) && floor_field(out, floor_names[i], "n") == 2048),
+                  "fl_floors(%s) floor %s ran 2048 samples", spec, floor_names[i]);
+        }
+        print_floors(out);
+    }
+
+    /* ---- chaining: faults outside the floors' region reach the previous handler ---- */
+    own_page = mmap(NULL, (size_t)page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(own_page != MAP_FAILED, "mmap of the neighbour's page");
+    pthread_t chaos;
+    atomic_store(&stop_chaos, 0);
+    pthread_create(&chaos, NULL, chaos_main, NULL);
+    rc = fl_floors("pages=4096 cpus=free", out, sizeof out);
+    atomic_store(&stop_chaos, 1);
+    pthread_join(chaos, NULL);
+    CHECK(rc == 0 && !strstr(out, "\"verified\":false"), "fl_floors runs and verifies beside a faulting thread");
+    CHECK(atomic_load(&sentinel_hits) == chaos_faults && chaos_faults > 0,
+          "the previous SIGSEGV handler saw all %ld of the neighbour's faults (%ld)", chaos_faults,
+          atomic_load(&sentinel_hits));
+    munmap(own_page, (size_t)page_size);
+    signal(SIGSEGV, SIG_DFL);
+
+    if (tap_failed) {
+        printf("# floors_doctor_test: %d failure(s)\n", tap_failed);
+        return 1;
+    }
+    printf("# floors_doctor_test: all passed\n");
+    return 0;
+}
