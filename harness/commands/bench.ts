@@ -4,6 +4,7 @@ import { runCell } from '../bench.js';
 import { CPUS, DEFAULTS, SCENARIOS, SOURCES, STRATEGIES, CellParams } from '../cell.js';
 import { parseSize, formatSize } from '../sizes.js';
 import { printSummary } from '../report.js';
+import { touch } from '../native.js';
 
 export const benchCommand: CommandModule = {
   command: 'bench',
@@ -42,6 +43,9 @@ export const benchCommand: CommandModule = {
       diskDir: a['disk-dir'] as string | undefined,
       corrupt: a.corrupt === undefined ? undefined : parseSize(a.corrupt as string, 'corrupt offset'),
     };
+    // Test hook: crash this child for real (a fault outside every region), so
+    // tests can check that the runner records a crashed cell and goes on.
+    if (process.env.FAULTLAB_TEST_CRASH === params.strategy) touch(16n);
     const result = await runCell(params);
     if (a.json) console.log(JSON.stringify({ ...result.summary, reps: result.reps }));
     else printSummary(result.summary);

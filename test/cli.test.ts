@@ -1,0 +1,86 @@
+// The CLI as a user meets it: bench's JSON contract, doctor, floors, and one
+// clear line plus a non-zero exit for bad input.
+import { describe, expect, it } from 'vitest';
+import { faultlab, lastJson } from './helpers.js';
+
+const BENCH_KEYS = ['strategy', 'scenario', 'source', 'region_bytes', 'chunk_bytes', 'rtt_ms', 'rtt_measured_ms', 'cpus', 'handler_threads', 'faults', 'bytes_fetched', 'first_access_ns', 'total_ns', 'throughput_mibps', 'fault_ns_p50', 'fault_ns_p99', 'fault_ns_max', 'verified', 'repeat'];
+
+describe('faultlab bench --json', () => {
+  it('uffd read-seq local: every key, medians over 3 fresh regions, verified', () => {
+    const r = faultlab(['bench', '--strategy', 'uffd', '--scenario', 'read-seq', '--source', 'local', '--region', '4MiB', '--chunk', '4KiB', '--cpus', 'same', '--repeat', '3', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    for (const k of BENCH_KEYS) expect(j, k).toHaveProperty(k);
+    expect(j.verified).toBe(true);
+    expect(j.faults).toBe(1024);
+    expect((j.reps as unknown[]).length).toBe(3);
+  });
+
+  it('sigsegv read-random over a remote (embedded server) at 2 ms RTT records the measured RTT', () => {
+    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-random', '--source', 'remote', '--rtt', '2', '--region', '64KiB', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.faults).toBe(16);
+    expect(j.rtt_measured_ms as number).toBeGreaterThan(1.9);
+    expect(j.rtt_measured_ms as number).toBeLessThan(3);
+    expect(j.fault_ns_p50 as number).toBeGreaterThan(2e6 * 0.95);
+  });
+
+  it('first-chunk is driven by tinybench and carries its statistics', () => {
+    const r = faultlab(['bench', '--strategy', 'memory', '--scenario', 'first-chunk', '--region', '1MiB', '--repeat', '20', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.bench_samples).toBe(20);
+    expect(j.bench_mean_ns as number).toBeGreaterThan(0);
+    expect(typeof j.bench_rme_pct).toBe('number');
+  });
+
+  it('a corrupted source byte fails verification with exit code 3', () => {
+    const r = faultlab(['bench', '--strategy', 'uffd', '--region', '1MiB', '--corrupt', '4096', '--json']);
+    expect(r.status).toBe(3);
+    expect(lastJson(r.stdout).verified).toBe(false);
+    expect(r.stderr).toMatch(/verification FAILED/);
+  });
+});
+
+describe('bad input: one clear line, non-zero exit', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['chunk not a page multiple', ['bench', '--strategy', 'uffd', '--chunk', '1000'], /not a multiple of the page size/],
+    ['region of 0 bytes', ['bench', '--strategy', 'uffd', '--region', '0'], /region of 0 bytes/],
+    ['unknown strategy', ['bench', '--strategy', 'teleport'], /Invalid values|teleport/],
+    ['unknown scenario', ['bench', '--strategy', 'uffd', '--scenario', 'write-everything'], /Invalid values|write-everything/],
+    ['malformed size', ['bench', '--strategy', 'uffd', '--region', '12 parsecs'], /bad region/],
+    ['negative rtt', ['bench', '--strategy', 'uffd', '--source', 'remote', '--rtt', '-1'], /rtt -1 ms is out of range/],
+    ['rtt without a remote', ['bench', '--strategy', 'uffd', '--rtt', '5'], /needs --source remote/],
+    ['region larger than memory', ['bench', '--strategy', 'uffd', '--region', '4096GiB'], /more than the memory available/],
+    ['unknown matrix', ['run', '--matrix', 'no-such-matrix'], /unknown matrix 'no-such-matrix'/],
+    ['unknown command', ['frobnicate'], /Unknown|frobnicate/],
+  ];
+  for (const [what, args, msg] of cases) {
+    it(what, () => {
+      const r = faultlab(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    });
+  }
+});
+
+describe('doctor and floors', () => {
+  it('doctor --json names the userfaultfd path and features', () => {
+    const r = faultlab(['doctor', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(['syscall', 'user-mode-only', 'dev-userfaultfd', 'none']).toContain(j.uffd_path);
+    expect(j).toHaveProperty('kernel');
+    expect(j).toHaveProperty('netem');
+  });
+
+  it('floors --json measures every mechanism', () => {
+    const r = faultlab(['floors', '--pages', '256', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const floors = (lastJson(r.stdout).reps as Record<string, Record<string, Record<string, number>>>[])[0].floors;
+    for (const f of ['anon_touch', 'uffd', 'sigsegv', 'memcpy']) expect(floors[f].p50_ns, f).toBeGreaterThan(0);
+  });
+});

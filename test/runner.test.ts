@@ -1,0 +1,127 @@
+// The matrix runner end to end: real child processes, a real chunk server,
+// a CSV whose rows all verify; crashed cells recorded; interruption and resume.
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCsvTable } from '../analysis/csv.js';
+import { CLI, faultlab } from './helpers.js';
+
+const tiny = {
+  name: 'tiny',
+  description: 'uffd and sigsegv, local and remote, 0 and 2 ms',
+  groups: [
+    { name: 'pull', scenario: 'read-seq', strategy: ['uffd', 'sigsegv'], source: ['local', 'remote'], rtt: [0, 2], region: '256KiB', repeat: 2 },
+    { name: 'first', scenario: 'first-chunk', strategy: ['memory', 'eager'], source: 'remote', rtt: 0, region: '1MiB', repeat: 5 },
+    { name: 'floors', kind: 'floors', cpus: 'same', count: 256, repeat: 1 },
+    { name: 'transport', kind: 'transport', chunk: '4KiB', rtt: 0, region: '1MiB', count: 50, repeat: 2 },
+  ],
+};
+
+function setup(matrix: object = tiny) {
+  const dir = mkdtempSync(join(tmpdir(), 'faultlab-run-'));
+  const file = join(dir, 'tiny.json');
+  writeFileSync(file, JSON.stringify(matrix));
+  return { dir, file };
+}
+
+const table = (dir: string, id: string) => parseCsvTable(readFileSync(join(dir, id, 'runs.csv'), 'utf8'));
+const col = (t: ReturnType<typeof parseCsvTable>, name: string) => t.rows.map((r) => r[name]);
+const env = (dir: string, id: string) => JSON.parse(readFileSync(join(dir, id, 'env.json'), 'utf8'));
+
+describe('faultlab run', () => {
+  it('a tiny matrix writes a CSV whose rows all verify, and a complete env.json', () => {
+    const { dir, file } = setup();
+    const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'ok']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/ETA/);
+    const t = table(dir, 'ok');
+    // 2 strategies x (local 0 ms + remote 0, 2 ms) x 2 reps + memory + eager (5 each) + floors + transport
+    expect(col(t, 'status').every((s) => s === 'ok')).toBe(true);
+    expect(col(t, 'verified').every((v) => v === 'true')).toBe(true);
+    const strategies = new Set(col(t, 'strategy'));
+    for (const s of ['uffd', 'sigsegv', 'memory', 'eager', 'floor-uffd', 'floor-sigsegv', 'tcp']) expect(strategies).toContain(s);
+    const remote2 = t.rows.filter((row) => row['rtt_ms'] === '2');
+    expect(remote2.length).toBe(4);
+    for (const row of remote2) expect(Number(row['rtt_measured_ms'])).toBeGreaterThan(1.9);
+    const e = env(dir, 'ok');
+    expect(e.complete).toBe(true);
+    expect(e.kernel).toBeTruthy();
+    expect(col(t, 'kernel').every((k) => k === e.kernel)).toBe(true);
+  });
+
+  it('a cell that crashes is recorded as failed and the matrix goes on', () => {
+    const { dir, file } = setup();
+    const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'crash', '--filter', 'group=pull'], { FAULTLAB_TEST_CRASH: 'sigsegv' });
+    expect(r.status).toBe(1);
+    const t = table(dir, 'crash');
+    const byStrategy = (s: string) => t.rows.filter((row) => row['strategy'] === s);
+    expect(byStrategy('sigsegv').length).toBe(3);
+    for (const row of byStrategy('sigsegv')) {
+      expect(row['status']).toBe('failed');
+      expect(row['message']).toMatch(/SIGSEGV/);
+    }
+    expect(byStrategy('uffd').every((row) => row['status'] === 'ok')).toBe(true);
+    expect(env(dir, 'crash').failed_cells).toBe(3);
+  });
+
+  it('an interrupted run keeps its rows, says incomplete, and --resume finishes it', async () => {
+    const { dir, file } = setup();
+    const child = spawn(process.execPath, [CLI, 'run', '--matrix', file, '--out', dir, '--run-id', 'int', '--filter', 'group=pull'], { stdio: 'ignore' });
+    const csv = join(dir, 'int', 'runs.csv');
+    // Interrupt once the first cell's rows are in.
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(csv) && readFileSync(csv, 'utf8').trim().split('\n').length >= 3) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+          resolve();
+        }
+      }, 20);
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(env(dir, 'int').complete).toBe(false);
+    const before = table(dir, 'int').rows.length;
+    expect(before).toBeGreaterThan(0);
+    const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'int', '--filter', 'group=pull', '--resume']);
+    expect(r.status, r.stderr).toBe(0);
+    const t = table(dir, 'int');
+    expect(env(dir, 'int').complete).toBe(true);
+    // Every cell exactly once: 6 cells x 2 repetitions.
+    expect(t.rows.length).toBe(12);
+    expect(new Set(col(t, 'cell_id')).size).toBe(6);
+  });
+
+  it('an invalid matrix is rejected with the path and field at fault', () => {
+    const { dir, file } = setup({ name: 'bad', groups: [{ name: 'g', strategy: ['uffd', 'quantum'], scenario: 'read-seq' }] });
+    const r = faultlab(['run', '--matrix', file, '--out', dir]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${file}: groups[0].strategy[1] must be one of`);
+  });
+
+  it('a results directory that is not writable is refused before anything runs', () => {
+    const { dir, file } = setup();
+    const ro = join(dir, 'ro');
+    mkdirSync(ro);
+    chmodSync(ro, 0o500);
+    // root ignores permissions: make it a file instead, which no one can write into.
+    const target = process.getuid?.() === 0 ? file : ro;
+    const r = faultlab(['run', '--matrix', file, '--out', target]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/not writable/);
+  });
+
+  it('--filter selects cells and --repeat overrides repetitions (--list)', () => {
+    const r = faultlab(['run', '--matrix', 'thesis', '--filter', 'strategy=uffd', '--filter', 'rtt=40', '--repeat', '2', '--list']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBe(2); // first-chunk and throughput at 40 ms
+    for (const l of lines) {
+      expect(l).toContain('"strategy":"uffd"');
+      expect(l).toContain('"rttMs":40');
+      expect(l).toContain('"repeat":2');
+    }
+  });
+});
