@@ -1,10 +1,26 @@
 // Every CLI command; add a module here to add a command.
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench.js';
+import { calibrateCommand } from './calibrate.js';
+import { benchmarkCommand } from './benchmark.js';
+import { chartCommand } from './chart.js';
 import { doctorCommand } from './doctor.js';
 import { floorsCommand } from './floors.js';
+import { paperCommand } from './paper.js';
 import { runCommand } from './run.js';
 import { transportCommand } from './transport.js';
+import { serveCommand } from './serve.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [benchCommand, doctorCommand, floorsCommand, runCommand, transportCommand];
+export const commands: CommandModule<any, any>[] = [
+  benchCommand,
+  benchmarkCommand,
+  chartCommand,
+  doctorCommand,
+  floorsCommand,
+  paperCommand,
+  runCommand,
+  transportCommand,
+  serveCommand,
+  calibrateCommand,
+];

@@ -1,0 +1,84 @@
+// Side-by-side benchmarks: the strategies against the floors, interleaved in one
+// run (round by round, so drift on a shared VM hits both sides alike), reported
+// as medians with spread and as ratios computed within each round.
+import { floorsNative, transportNative } from './native.js';
+import { runCell } from './bench.js';
+import { DEFAULTS } from './cell.js';
+import { ChunkServer } from './server/chunk-server.js';
+
+export interface Series {
+  name: string;
+  values: number[];
+}
+
+export function stats(xs: number[]): { median: number; min: number; max: number; q1: number; q3: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.round(p * (s.length - 1)))];
+  return { median: q(0.5), min: s[0], max: s[s.length - 1], q1: q(0.25), q3: q(0.75) };
+}
+
+export function formatSeries(rows: Series[], unit: string, digits = 2): string {
+  const w = Math.max(...rows.map((r) => r.name.length), 8);
+  const lines = [`${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  (${unit}, n=${rows[0]?.values.length ?? 0})`];
+  for (const r of rows) {
+    const s = stats(r.values);
+    const f = (x: number) => x.toFixed(digits);
+    lines.push(`${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}`);
+  }
+  return lines.join('\n');
+}
+
+const FLOOR_PAGES = 16384; // 64 MiB of 4 KiB pages, as the strategies read
+
+/** Issue 2's target: per-fault cost of uffd and sigsegv (read-seq, 64 MiB, 4 KiB,
+ * local source, cpus=same) against the minimal single-purpose C handlers. */
+export async function floorsBenchmark(rounds: number, log: (s: string) => void): Promise<Series[]> {
+  const s: Record<string, number[]> = { uffd: [], 'floor uffd': [], 'uffd / floor': [], sigsegv: [], 'floor sigsegv': [], 'sigsegv / floor': [] };
+  for (let i = 0; i < rounds; i++) {
+    const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
+    for (const strategy of ['uffd', 'sigsegv'] as const) {
+      const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', regionBytes: FLOOR_PAGES * 4096, chunkBytes: 4096, cpus: 'same' });
+      if (r.summary.verified !== true) throw new Error(`${strategy} did not verify`);
+      const us = Number(r.summary.fault_ns_p50) / 1000;
+      const floor = floors[strategy].p50_ns / 1000;
+      s[strategy].push(us);
+      s[`floor ${strategy}`].push(floor);
+      s[`${strategy} / floor`].push(us / floor);
+    }
+    log(`round ${i + 1}/${rounds}: uffd ${s.uffd.at(-1)!.toFixed(2)} us (floor ${s['floor uffd'].at(-1)!.toFixed(2)}), sigsegv ${s.sigsegv.at(-1)!.toFixed(2)} us (floor ${s['floor sigsegv'].at(-1)!.toFixed(2)})`);
+  }
+  return Object.entries(s).map(([name, values]) => ({ name, values }));
+}
+
+/** Issue 3's targets over loopback at RTT 0: 4 KiB per-fault time vs (transport
+ * floor + local per-fault cost); 1 MiB chunk throughput vs raw 1 MiB transport. */
+export async function remoteBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
+  const s: Record<string, number[]> = {};
+  const push = (k: string, v: number) => (s[k] ??= []).push(v);
+  const server = await ChunkServer.start({ regionBytes, seed: 1, rttMs: 0 });
+  try {
+    const tspec = (chunk: number, n: number) => `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
+    for (let i = 0; i < rounds; i++) {
+      const t4k = Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
+      const t1m = Number((await transportNative(tspec(1 << 20, Math.max(16, regionBytes >> 20)))).throughput_mibps);
+      push('transport 4 KiB p50 (us)', t4k);
+      push('transport 1 MiB (MiB/s)', t1m);
+      for (const strategy of ['uffd', 'sigsegv'] as const) {
+        const base = { ...DEFAULTS, strategy, scenario: 'read-seq' as const, regionBytes, cpus: 'same' as const };
+        const local = Number((await runCell({ ...base, chunkBytes: 4096 })).summary.fault_ns_p50) / 1000;
+        const remote = await runCell({ ...base, chunkBytes: 4096, source: 'remote', remote: `${server.host}:${server.port}` });
+        const big = await runCell({ ...base, chunkBytes: 1 << 20, source: 'remote', remote: `${server.host}:${server.port}` });
+        if (remote.summary.verified !== true || big.summary.verified !== true) throw new Error(`${strategy} did not verify`);
+        const r4k = Number(remote.summary.fault_ns_p50) / 1000;
+        push(`${strategy} 4 KiB remote p50 (us)`, r4k);
+        push(`${strategy} / (transport + local)`, r4k / (t4k + local));
+        push(`${strategy} 1 MiB chunks (MiB/s)`, Number(big.summary.throughput_mibps));
+        push(`${strategy} 1 MiB / transport 1 MiB`, Number(big.summary.throughput_mibps) / t1m);
+      }
+      log(`round ${i + 1}/${rounds} done`);
+    }
+  } finally {
+    await server.close();
+  }
+  return Object.entries(s).map(([name, values]) => ({ name, values }));
+}
