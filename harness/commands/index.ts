@@ -8,6 +8,7 @@ import { doctorCommand } from './doctor.js';
 import { floorsCommand } from './floors.js';
 import { paperCommand } from './paper.js';
 import { runCommand } from './run.js';
+import { startCommand } from './start.js';
 import { transportCommand } from './transport.js';
 import { serveCommand } from './serve.js';
 
@@ -20,6 +21,7 @@ export const commands: CommandModule<any, any>[] = [
   floorsCommand,
   paperCommand,
   runCommand,
+  startCommand,
   transportCommand,
   serveCommand,
   calibrateCommand,

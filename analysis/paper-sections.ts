@@ -1,0 +1,193 @@
+// The generated sections of paper.md, one function per marker name. Each
+// returns markdown and never an empty string, so no marker is left blank.
+import { thesisVsStudy } from './comparison.js';
+import { decompose } from './decomposition.js';
+import type { RunEnv } from './env.js';
+import { formatMibps, formatNs, formatRatio, formatValue, mdTable } from './format.js';
+import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
+import { bytes } from './slice.js';
+import { groupBy, median, values } from './stats.js';
+import type { ThesisReference } from './thesis.js';
+
+export interface SectionInput {
+  rows: RunRow[];
+  env: RunEnv;
+  thesis: ThesisReference;
+  runId: string;
+  /** Figures drawn, with their paths relative to the paper. */
+  figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
+  skippedFigures: string[];
+}
+
+/** The runner's list, else the features the doctor read from UFFDIO_API. */
+function uffdFeatures(env: RunEnv): string {
+  const doctor = (env.doctor?.uffd_api as { features?: unknown } | undefined)?.features;
+  const list = env.uffd_features?.length ? env.uffd_features : Array.isArray(doctor) ? doctor.map(String) : [];
+  return list.length ? list.join(', ') : 'not recorded';
+}
+
+const orNot = (v: unknown) => (v === undefined || v === null || v === '' ? 'not recorded' : String(v));
+
+export function setupSection({ env, rows, runId }: SectionInput): string {
+  const ok = okRows(rows).length;
+  const latency = env.latency ?? [...new Set(rows.map((r) => r.latency).filter(Boolean))].join(', ');
+  const table = mdTable(
+    ['', ''],
+    [
+      ['run id', runId],
+      ['matrix', orNot(env.matrix)],
+      ['started / finished', `${orNot(env.started)} / ${orNot(env.finished)}`],
+      ['complete', env.complete === undefined ? 'not recorded' : env.complete ? 'yes' : '**no: the run stopped early**'],
+      ['kernel', orNot(env.kernel)],
+      ['CPU', orNot(env.cpu_model)],
+      ['cores', orNot(env.cpus)],
+      ['privileges', orNot(env.privileges)],
+      ['userfaultfd path', orNot(env.uffd_path)],
+      ['userfaultfd features', uffdFeatures(env)],
+      ['latency emulation', orNot(latency)],
+      ['Node.js', orNot(env.node)],
+      ['faultlab commit', orNot(env.commit)],
+      ['rows', `${rows.length} (${ok} ok, ${rows.length - ok} failed)`],
+    ],
+  );
+  const warn =
+    env.complete === false
+      ? '\n\n**This run is incomplete: its numbers are preliminary and must not be cited as results.**'
+      : '';
+  return `${table}${warn}`;
+}
+
+export function figuresSection({ figures, skippedFigures }: SectionInput): string {
+  const parts = figures.map(
+    (f, i) =>
+      `![${f.name}](${f.png})\n\n*Figure ${i + 1}.* ${f.caption} ([SVG](${f.svg}), [Vega-Lite spec](${f.vl}))`,
+  );
+  if (skippedFigures.length) parts.push(`Not drawn, because this run has no rows for them: ${skippedFigures.join(', ')}.`);
+  return parts.length ? parts.join('\n\n') : 'No figures: this run has no ok rows.';
+}
+
+export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
+  const cmp = thesisVsStudy(rows, thesis);
+  const table = mdTable(
+    ['measure', 'thesis method', 'thesis value', 'as compared', 'this study', 'our median (reps)', 'ratio ours/thesis'],
+    cmp.map((c) => [
+      c.measure,
+      c.method,
+      c.thesisAsPublished,
+      formatValue(c.thesisValue, c.unit),
+      c.ourMethod,
+      c.ourMedian === null ? 'not measured' : `${formatValue(c.ourMedian, c.unit)} (${c.reps})`,
+      c.boundHolds === null
+        ? formatRatio(c.ratio)
+        : `${formatRatio(c.ratio)} (thesis bound ${c.boundHolds ? 'holds' : 'does not hold'})`,
+    ]),
+  );
+  return [
+    table,
+    `Thesis machine: ${thesis.machine.short}; latency there: ${thesis.latency_emulation}. ` +
+      `Units: ${thesis.unit_conversion} Values marked (fig.) were read off the thesis's plots and are approximate. ` +
+      'Source of every value: analysis/thesis-reference.json.',
+  ].join('\n\n');
+}
+
+/** Medians per cell shape (scenario, method, RTT, chunk, CPU placement), floors and transport excluded. */
+export function resultsSummarySection({ rows }: SectionInput): string {
+  const ok = okRows(rows).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport');
+  if (ok.length === 0) return 'No ok rows in this run.';
+  const groups = [
+    ...groupBy(ok, (r) => [r.scenario, methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.cpus, r.handlerThreads].join('\u0000')).values(),
+  ];
+  groups.sort(
+    (a, b) =>
+      a[0].scenario.localeCompare(b[0].scenario) ||
+      compareMethods(methodLabel(a[0]), methodLabel(b[0])) ||
+      a[0].rttMs - b[0].rttMs ||
+      (a[0].regionBytes ?? 0) - (b[0].regionBytes ?? 0) ||
+      a[0].chunkBytes - b[0].chunkBytes ||
+      a[0].cpus.localeCompare(b[0].cpus),
+  );
+  const med = (g: RunRow[], f: (r: RunRow) => number | null) => {
+    const xs = values(g, f);
+    return xs.length ? median(xs) : null;
+  };
+  return mdTable(
+    ['scenario', 'method', 'RTT (ms)', 'region', 'chunk', 'cpus', 'threads', 'reps', 'first access', 'throughput', 'fault p50', 'fault p99'],
+    groups.map((g) => [
+      g[0].scenario,
+      methodLabel(g[0]),
+      g[0].rttMs,
+      g[0].regionBytes === null ? '–' : bytes(g[0].regionBytes),
+      bytes(g[0].chunkBytes),
+      g[0].cpus,
+      g[0].handlerThreads ?? '–',
+      g.length,
+      formatNs(med(g, (r) => r.firstAccessNs)),
+      formatMibps(med(g, (r) => r.throughputMibps)),
+      formatNs(med(g, (r) => r.faultNsP50)),
+      formatNs(med(g, (r) => r.faultNsP99)),
+    ]),
+  );
+}
+
+export function floorsSection({ rows }: SectionInput): string {
+  const ok = okRows(rows);
+  const floors = ok.filter((r) => r.scenario === 'floor');
+  if (floors.length === 0) return 'No floor rows in this run.';
+  const floorTable = mdTable(
+    ['floor', 'cpus', 'reps', 'p50 (median)', 'p99 (median)'],
+    [...groupBy(floors, (r) => `${r.strategy}\u0000${r.cpus}`).values()].map((g) => [
+      g[0].strategy,
+      g[0].cpus,
+      g.length,
+      formatNs(median(values(g, (r) => r.faultNsP50))),
+      formatNs(median(values(g, (r) => r.faultNsP99))),
+    ]),
+  );
+  const transport = ok.filter((r) => r.scenario === 'transport');
+  const transportTable = transport.length
+    ? mdTable(
+        ['transport', 'chunk', 'RTT (ms)', 'reps', 'request/response p50 (median)'],
+        [...groupBy(transport, (r) => `${r.strategy}\u0000${r.chunkBytes}\u0000${r.rttMs}`).values()].map((g) => [
+          g[0].strategy,
+          bytes(g[0].chunkBytes),
+          g[0].rttMs,
+          g.length,
+          formatNs(median(values(g, (r) => r.faultNsP50))),
+        ]),
+      )
+    : 'No transport rows in this run.';
+  const d = decompose(ok);
+  const decompTable = d.length
+    ? mdTable(
+        ['method', 'chunk', 'fault p50', 'floor', 'floor time', 'transport', 'handling (rest)'],
+        d.map((x) => [
+          x.method,
+          bytes(x.chunkBytes),
+          formatNs(x.totalNs),
+          x.floor,
+          formatNs(x.floorNs),
+          x.transportNs ? formatNs(x.transportNs) : '–',
+          formatNs(x.handlingNs),
+        ]),
+      )
+    : 'No strategy has both a read-seq row at 0 ms RTT and its floor (and, for a remote source, a transport row).';
+  return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join('\n\n');
+}
+
+export function failuresSection({ rows }: SectionInput): string {
+  const failed = rows.filter((r) => r.status !== 'ok');
+  if (failed.length === 0) return 'No repetition failed.';
+  return mdTable(
+    ['scenario', 'method', 'RTT (ms)', 'cpus', 'repetition', 'message'],
+    failed.map((r) => [r.scenario, methodLabel(r), r.rttMs, r.cpus, r.repetition, r.message || '(no message)']),
+  );
+}
+
+export const SECTIONS: Record<string, (i: SectionInput) => string> = {
+  setup: setupSection,
+  figures: figuresSection,
+  'thesis-vs-study': thesisVsStudySection,
+  'results-summary': resultsSummarySection,
+  floors: floorsSection,
+  failures: failuresSection,
+};

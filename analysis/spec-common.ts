@@ -1,0 +1,92 @@
+// Pieces every figure shares: the font and sizes, one colour per method across
+// all figures, and the look of thesis overlay points.
+import type { Config, TopLevelSpec } from 'vega-lite';
+
+/** Legend properties as vega-lite accepts them on a channel. */
+type LegendOptions = { symbolType?: string; symbolStrokeWidth?: number; symbolSize?: number };
+import { compareMethods } from './runs.js';
+
+/** One layer of a layered spec, derived from vega-lite's own types. */
+export type Layer = Extract<TopLevelSpec, { layer: unknown }>['layer'][number];
+
+export const FONT = 'DejaVu Sans';
+
+/**
+ * Vega measures text without a canvas here (it estimates 0.8 em per character,
+ * wider than DejaVu Sans), so limits are generous: labels must never be cut.
+ */
+export const CONFIG: Config = {
+  font: FONT,
+  background: 'white',
+  padding: 12,
+  view: { stroke: '#ccc' },
+  title: { fontSize: 15, anchor: 'start', offset: 10, subtitleFontSize: 11, subtitleColor: '#555' },
+  axis: { labelFontSize: 11, titleFontSize: 12, labelLimit: 400, titlePadding: 8, gridColor: '#eee' },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 400, symbolSize: 90, symbolOpacity: 1 },
+};
+
+export const WIDTH = 520;
+export const HEIGHT = 300;
+
+/** Fixed colours so "uffd (remote)" is the same red in every figure. */
+const METHOD_COLOURS: Record<string, string> = {
+  memory: '#4c78a8',
+  disk: '#72b7b2',
+  'eager (local)': '#b279a2',
+  'eager (remote)': '#7b3f8c',
+  'uffd (local)': '#f58518',
+  'uffd (remote)': '#c0392b',
+  'sigsegv (local)': '#54a24b',
+  'sigsegv (remote)': '#1b6e3a',
+};
+const SPARE_COLOURS = ['#9d755d', '#ff9da6', '#bab0ac', '#eeca3b', '#439894', '#d67195'];
+export const THESIS_COLOUR = '#111111';
+
+export function isThesisSeries(s: string): boolean {
+  return s.startsWith('thesis: ');
+}
+
+/** Colour and shape scales for a "series" field shared by all layers (one merged legend). */
+export function seriesScales(series: string[]): {
+  domain: string[];
+  colours: string[];
+  shapes: string[];
+} {
+  const ours = [...new Set(series.filter((s) => !isThesisSeries(s)))].sort(compareMethods);
+  const thesis = [...new Set(series.filter(isThesisSeries))]; // reference-file order
+  let spare = 0;
+  const colours = ours.map((s) => METHOD_COLOURS[s] ?? SPARE_COLOURS[spare++ % SPARE_COLOURS.length]);
+  const shapes = ours.map(() => 'circle');
+  for (const t of thesis) {
+    colours.push(THESIS_COLOUR);
+    // A bound is drawn as a triangle pointing the way the thesis says the value lies.
+    shapes.push(t.includes('(upper bound)') ? 'triangle-down' : t.includes('(lower bound)') ? 'triangle-up' : 'diamond');
+  }
+  return { domain: [...ours, ...thesis], colours, shapes };
+}
+
+/** The encoding channels for the series legend; `withShape` only on point layers (lines have no shape). */
+export function seriesEncoding(series: string[], withShape: boolean, legend?: LegendOptions) {
+  const s = seriesScales(series);
+  const color = {
+    field: 'series',
+    type: 'nominal' as const,
+    title: 'method',
+    scale: { domain: s.domain, range: s.colours },
+    ...(legend ? { legend } : {}),
+  };
+  const shape = {
+    field: 'series',
+    type: 'nominal' as const,
+    title: 'method',
+    scale: { domain: s.domain, range: s.shapes },
+  };
+  return withShape ? { color, shape } : { color };
+}
+
+/** The subtitle every figure carries: where its data came from. */
+export function provenance(runId: string | undefined, thesisShown: boolean, params?: string): string[] {
+  const lines = [`data: ${runId ? `results/${runId}` : 'runs.csv'}, status=ok rows${params ? `; ${params}` : ''}`];
+  if (thesisShown) lines.push('black symbols: thesis values (i7-1280P, Linux 6.3.11); approximate where read off a figure');
+  return lines;
+}

@@ -1,0 +1,29 @@
+// `faultlab paper`: regenerate paper/paper.md's marked sections and paper.html from one run.
+import { existsSync } from 'node:fs';
+import { relative } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { generatePaper } from '../../analysis/paper.js';
+import { MissingColumnError } from '../../analysis/runs.js';
+import { UsageError } from '../errors.js';
+
+export const paperCommand: CommandModule = {
+  command: 'paper',
+  describe: 'fill the generated sections of the paper from one run and write paper.html',
+  builder: (y) =>
+    y
+      .option('in', { type: 'string', demandOption: true, describe: 'results/<run-id> directory (runs.csv, env.json)' })
+      .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
+  handler: async (a) => {
+    const inDir = a.in as string;
+    if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
+    try {
+      const r = await generatePaper({ inDir, paperPath: a.paper as string });
+      for (const w of r.warnings) console.error(`warning: ${w}`);
+      console.log(`${relative('.', r.paperPath)}: filled ${r.sections.join(', ')}`);
+      console.log(`${relative('.', r.htmlPath)}: ${r.figures.length} figures inlined`);
+    } catch (e) {
+      if (e instanceof MissingColumnError) throw new UsageError(e.message);
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,337 @@
+// The chunk server: holds a region whose contents are fill(seed, offset) and
+// serves READ/WRITE/HELLO/PING over TCP (docs/protocol.md) with an emulated
+// per-request latency (latency.ts).
+//
+// Each request is checked as soon as its header arrives (status), and runs when
+// its delay has passed, in request order per connection: a READ copies the
+// region as it is then, a WRITE applies its payload then. So pipelined
+// WRITE-then-READ and READ-then-WRITE on one connection behave as if the
+// server slept `rtt` before every operation, like the original study's backend.
+import net from 'node:net';
+import { constants as bufferConstants } from 'node:buffer';
+import { fill } from '../native.js';
+import { OrderedDelayQueue, PreciseTimer, nowNs, preciseTimer } from './latency.js';
+import {
+  HELLO_BODY_BYTES,
+  Op,
+  RESP_HEADER_BYTES,
+  RequestParser,
+  Status,
+  encodeHello,
+  formatHostPort,
+  isLoopback,
+  type ParsedRequest,
+} from './protocol.js';
+
+export { formatHostPort, isLoopback };
+
+export interface ChunkServerOptions {
+  /** Address to bind (default 127.0.0.1); a non-loopback address gets a warning. */
+  host?: string;
+  /** TCP port; 0 (default) picks a free one. */
+  port?: number;
+  /** Region size in bytes: > 0, a multiple of 8, at most buffer.constants.MAX_LENGTH. */
+  regionBytes: number;
+  seed: number | bigint;
+  /** Emulated round-trip time added to every request, in ms (>= 0). */
+  rttMs: number;
+  /** Latency timer (tests and measurements); default the process-wide one. */
+  timer?: PreciseTimer;
+  /** Where warnings go (default stderr). */
+  warn?: (line: string) => void;
+}
+
+export interface ChunkServerCounters {
+  /** Requests answered or waiting to be (every op and status). */
+  requests: number;
+  /** Region bytes sent to clients by READ. */
+  bytesRead: number;
+  /** Region bytes changed by WRITE. */
+  bytesWritten: number;
+  /** Requests answered with a status other than OK. */
+  errors: number;
+  /** Connections accepted so far. */
+  connections: number;
+}
+
+// Backpressure: stop reading a connection while this much is queued for it.
+const MAX_QUEUED_BYTES = 64 << 20; // WRITE payloads waiting for their delay
+const MAX_QUEUED_REQUESTS = 1 << 16;
+const MAX_UNSENT_BYTES = 32 << 20; // answers handed to the socket but not yet sent
+const LATENESS_SAMPLES = 4096;
+
+interface Queued {
+  req: ParsedRequest;
+  deadline: bigint;
+}
+
+export class ChunkServer {
+  readonly host: string;
+  readonly port: number;
+  readonly regionBytes: number;
+  readonly seed: bigint;
+  readonly rttMs: number;
+  /** The region's current contents (WRITE updates it). */
+  readonly region: Buffer;
+
+  private readonly counts: ChunkServerCounters = { requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0, connections: 0 };
+  private readonly sockets = new Set<net.Socket>();
+  private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of release - deadline, us
+  private lateCount = 0;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly server: net.Server,
+    region: Buffer,
+    opts: ChunkServerOptions,
+    private readonly timer: PreciseTimer,
+  ) {
+    const addr = server.address() as net.AddressInfo;
+    this.host = addr.address;
+    this.port = addr.port;
+    this.region = region;
+    this.regionBytes = opts.regionBytes;
+    this.seed = BigInt(opts.seed);
+    this.rttMs = opts.rttMs;
+    server.on('connection', (s) => this.onConnection(s));
+  }
+
+  static async start(opts: ChunkServerOptions): Promise<ChunkServer> {
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? 0;
+    const { regionBytes, rttMs } = opts;
+    if (!Number.isSafeInteger(regionBytes) || regionBytes <= 0) {
+      throw new Error(`region of ${regionBytes} bytes: give a positive size such as 64MiB`);
+    }
+    if (regionBytes % 8) throw new Error(`region of ${regionBytes} bytes is not a multiple of 8 bytes`);
+    if (regionBytes > bufferConstants.MAX_LENGTH) {
+      throw new Error(
+        `region of ${regionBytes} bytes is larger than the chunk server can hold (${bufferConstants.MAX_LENGTH} bytes, Node's largest Buffer)`,
+      );
+    }
+    let seed: bigint;
+    try {
+      seed = BigInt(opts.seed);
+    } catch {
+      throw new Error(`seed ${opts.seed} is not an integer`);
+    }
+    if (seed < 0n || seed >= 1n << 64n) throw new Error(`seed ${opts.seed} is out of range (0 to 2^64-1)`);
+    if (!Number.isFinite(rttMs) || rttMs < 0) throw new Error(`rtt ${rttMs} ms: give a number of ms >= 0`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port ${port} is out of range (0 to 65535)`);
+
+    let region: Buffer;
+    try {
+      region = Buffer.allocUnsafe(regionBytes);
+    } catch (e) {
+      throw new Error(`cannot allocate the region (${regionBytes} bytes): ${(e as Error).message}`);
+    }
+    fill(region, seed, 0);
+
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        const where = formatHostPort(host, port);
+        if (e.code === 'EADDRINUSE') reject(new Error(`cannot listen on ${where}: port ${port} in use`));
+        else if (e.code === 'EADDRNOTAVAIL') reject(new Error(`cannot listen on ${where}: no such address on this machine`));
+        else if (e.code === 'EACCES') reject(new Error(`cannot listen on ${where}: permission denied (ports below 1024 need root)`));
+        else if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') reject(new Error(`cannot listen on ${where}: unknown host '${host}'`));
+        else reject(new Error(`cannot listen on ${where}: ${e.message}`));
+      };
+      server.once('error', onError);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (e) => (opts.warn ?? stderrLine)(`faultlab: chunk server error: ${e.message}`));
+    const s = new ChunkServer(server, region, opts, opts.timer ?? preciseTimer);
+    if (!isLoopback(s.host)) {
+      (opts.warn ?? stderrLine)(
+        `faultlab: warning: the chunk server listens on ${formatHostPort(s.host, s.port)}, not loopback: ` +
+          'anyone who can reach it can read and overwrite the region (there is no authentication)',
+      );
+    }
+    return s;
+  }
+
+  /** host:port to connect to. */
+  get address(): string {
+    return formatHostPort(this.host, this.port);
+  }
+
+  get requests(): number {
+    return this.counts.requests;
+  }
+  get bytesRead(): number {
+    return this.counts.bytesRead;
+  }
+  get bytesWritten(): number {
+    return this.counts.bytesWritten;
+  }
+  /** A snapshot of all counters. */
+  get counters(): ChunkServerCounters {
+    return { ...this.counts };
+  }
+
+  /**
+   * How late answers left relative to their deadline (received + rtt), in us,
+   * over the last answers (up to 4096): the emulation's own precision, apart
+   * from the network and the client's wake-up.
+   */
+  lateness(): { p50Us: number; p95Us: number; maxUs: number; samples: number } {
+    const n = Math.min(this.lateCount, LATENESS_SAMPLES);
+    const v = Array.from(this.late.subarray(0, n)).sort((a, b) => a - b);
+    const q = (f: number) => (n ? v[Math.min(n - 1, Math.floor(f * n))] : NaN);
+    return { p50Us: q(0.5), p95Us: q(0.95), maxUs: n ? v[n - 1] : NaN, samples: n };
+  }
+
+  /** Forget lateness samples (e.g. after a warm-up). */
+  resetLateness(): void {
+    this.lateCount = 0;
+  }
+
+  private recordLateness(deadline: bigint): void {
+    this.late[this.lateCount++ % LATENESS_SAMPLES] = Number(nowNs() - deadline) / 1000;
+  }
+
+  /** Stop listening, drop every connection (pending answers are discarded). */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        for (const s of this.sockets) s.destroy();
+      });
+    }
+    return this.closing;
+  }
+
+  private onConnection(sock: net.Socket): void {
+    if (this.closing) {
+      sock.destroy();
+      return;
+    }
+    this.counts.connections++;
+    this.sockets.add(sock);
+    sock.setNoDelay(true);
+    const parser = new RequestParser(this.regionBytes);
+    const delayNs = BigInt(Math.round(this.rttMs * 1e6));
+    let queuedBytes = 0;
+    let paused = false;
+    let clientEnded = false;
+    let corked = false;
+
+    const updateFlow = () => {
+      const full = queuedBytes > MAX_QUEUED_BYTES || queue.length > MAX_QUEUED_REQUESTS || sock.writableLength > MAX_UNSENT_BYTES;
+      if (full && !paused) {
+        paused = true;
+        sock.pause();
+      } else if (!full && paused && !parser.closed) {
+        paused = false;
+        sock.resume();
+      }
+    };
+
+    const queue = new OrderedDelayQueue<Queued>(({ req, deadline }) => {
+      if (sock.destroyed || !sock.writable) return false;
+      this.recordLateness(deadline);
+      if (!corked) {
+        // Answers released in the same tick (pipelined requests due together)
+        // leave in one write.
+        corked = true;
+        sock.cork();
+        process.nextTick(() => {
+          corked = false;
+          sock.uncork();
+          updateFlow();
+        });
+      }
+      queuedBytes -= req.payload?.length ?? 0;
+      sock.write(this.execute(req));
+      if (req.closeAfter || (clientEnded && !queue.length)) {
+        sock.destroySoon(); // end, then close once the answer is out
+        return false;
+      }
+      // While the client does not read, keep due answers queued; 'drain' resumes.
+      return sock.writableLength <= MAX_UNSENT_BYTES;
+    }, this.timer);
+
+    sock.on('data', (chunk: Buffer) => {
+      const reqs = parser.push(chunk);
+      if (reqs.length) {
+        const deadline = nowNs() + delayNs;
+        for (const req of reqs) {
+          this.counts.requests++;
+          queuedBytes += req.payload?.length ?? 0;
+          queue.push({ req, deadline }, deadline);
+        }
+      }
+      if (parser.closed) {
+        // Framing is lost (TOO_LARGE): read nothing more; its answer goes out, then the close.
+        paused = true;
+        sock.pause();
+      }
+      updateFlow();
+    });
+    sock.on('drain', () => {
+      queue.flush();
+      updateFlow();
+    });
+    sock.on('end', () => {
+      // The client half-closed: answer what is pending, then close.
+      clientEnded = true;
+      if (!queue.length) sock.destroySoon();
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      queue.close();
+      this.sockets.delete(sock);
+    });
+  }
+
+  /** Run one request now and build its answer (header + body in one buffer). */
+  private execute(req: ParsedRequest): Buffer {
+    if (req.status !== Status.OK) {
+      this.counts.errors++;
+      return header(req.status, 0, req.offset);
+    }
+    switch (req.op) {
+      case Op.HELLO: {
+        const out = Buffer.allocUnsafe(RESP_HEADER_BYTES + HELLO_BODY_BYTES);
+        writeHeaderInto(out, Status.OK, HELLO_BODY_BYTES, BigInt(this.regionBytes));
+        encodeHello(this.regionBytes, this.seed).copy(out, RESP_HEADER_BYTES);
+        return out;
+      }
+      case Op.READ: {
+        const off = Number(req.offset);
+        const out = Buffer.allocUnsafe(RESP_HEADER_BYTES + req.len);
+        writeHeaderInto(out, Status.OK, req.len, req.offset);
+        this.region.copy(out, RESP_HEADER_BYTES, off, off + req.len); // a copy: later WRITEs must not change it
+        this.counts.bytesRead += req.len;
+        return out;
+      }
+      case Op.WRITE: {
+        req.payload!.copy(this.region, Number(req.offset));
+        this.counts.bytesWritten += req.len;
+        return header(Status.OK, 0, req.offset);
+      }
+      default: // PING
+        return header(Status.OK, 0, req.offset);
+    }
+  }
+}
+
+function writeHeaderInto(buf: Buffer, status: number, len: number, value: bigint): void {
+  buf.writeUInt32LE(status, 0); // status byte + 3 zero reserved bytes
+  buf.writeUInt32LE(len, 4);
+  buf.writeBigUInt64LE(value, 8);
+}
+
+function header(status: number, len: number, value: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(RESP_HEADER_BYTES);
+  writeHeaderInto(buf, status, len, value);
+  return buf;
+}
+
+function stderrLine(line: string): void {
+  process.stderr.write(line + '\n');
+}

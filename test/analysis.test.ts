@@ -1,0 +1,223 @@
+// analysis/: CSV -> figures (Vega-Lite, SVG, PNG) -> paper. Runs on the
+// hand-made fixture in test/fixtures (test data, not measurements).
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile } from 'vega-lite';
+import { thesisVsStudy } from '../analysis/comparison.js';
+import { parseCsv, parseCsvTable } from '../analysis/csv.js';
+import { buildFigures, FIGURES } from '../analysis/figures/index.js';
+import { findMarkers, fillMarkers } from '../analysis/markers.js';
+import { markdownToHtml } from '../analysis/markdown.js';
+import { generatePaper } from '../analysis/paper.js';
+import { renderFigures, specToSvg, svgToPng, PNG_SCALE } from '../analysis/render.js';
+import { loadRuns, MissingColumnError, REQUIRED_COLUMNS, rowsFromCsv } from '../analysis/runs.js';
+import { loadThesisReference } from '../analysis/thesis.js';
+import { collectingLogger } from '../analysis/vega-logger.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+const PAPER = join(import.meta.dirname, '..', 'paper', 'paper.md');
+const rows = loadRuns(join(FIXTURES, 'runs.csv'));
+const thesis = loadThesisReference();
+let tmp: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'faultlab-analysis-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The fixture's CSV text with one column removed. */
+function withoutColumn(column: string): string {
+  const records = parseCsv(readFileSync(join(FIXTURES, 'runs.csv'), 'utf8'));
+  const k = records[0].indexOf(column);
+  const q = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  return records.map((r) => r.filter((_, i) => i !== k).map(q).join(',')).join('\n') + '\n';
+}
+
+/** Width and height from a PNG's IHDR chunk. */
+const pngSize = (png: Buffer) => ({ width: png.readUInt32BE(16), height: png.readUInt32BE(20) });
+
+describe('csv', () => {
+  it('parses quotes, escaped quotes, commas and newlines inside quotes, CRLF', () => {
+    const text = 'a,b,c\r\n1,"x, ""y""",3\r\n4,"two\nlines",\n';
+    expect(parseCsv(text)).toEqual([
+      ['a', 'b', 'c'],
+      ['1', 'x, "y"', '3'],
+      ['4', 'two\nlines', ''],
+    ]);
+    expect(parseCsvTable(text).rows[1]).toEqual({ a: '4', b: 'two\nlines', c: '' });
+  });
+
+  it('reads the fixture, including the failed row whose message spans two lines', () => {
+    const failed = rows.filter((r) => r.status === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0].message).toContain('"ECONNRESET", after 3 chunks,\nworker');
+    expect(rows.find((r) => r.faultNsCdf)?.faultNsCdf).toHaveLength(21);
+  });
+
+  it('fails naming the column when a required column is missing', () => {
+    for (const column of ['fault_ns_cdf', 'rtt_ms', 'status']) {
+      expect(() => rowsFromCsv(withoutColumn(column), 'runs.csv')).toThrow(MissingColumnError);
+      expect(() => rowsFromCsv(withoutColumn(column), 'runs.csv')).toThrow(`"${column}"`);
+    }
+    expect(REQUIRED_COLUMNS).toContain('throughput_mibps');
+  });
+});
+
+describe('figures', () => {
+  const { figures, skipped } = buildFigures(rows, { thesis, runId: 'fixture' });
+
+  it('the fixture has data for every figure', () => {
+    expect(skipped).toEqual([]);
+    expect(figures.map((f) => f.name)).toEqual(FIGURES.map((f) => f.name));
+  });
+
+  it.each(figures.map((f) => [f.name, f] as const))('%s compiles with vega-lite and renders with vega without warnings', async (_, fig) => {
+    const logger = collectingLogger();
+    compile(fig.spec, { logger });
+    expect(logger.warnings).toEqual([]);
+    const { svg, warnings } = await specToSvg(fig.spec);
+    expect(warnings).toEqual([]);
+    expect(svg).toContain('<svg');
+    expect(svg).toContain('font-family="DejaVu Sans"');
+  });
+
+  it('thesis overlays appear in the figures that have a thesis counterpart', () => {
+    const json = (name: string) => JSON.stringify(figures.find((f) => f.name === name)!.spec);
+    expect(json('first-chunk-0ms')).toContain('thesis: userfaultfd');
+    expect(json('throughput-0ms')).toContain('thesis: memory');
+    expect(json('first-chunk-vs-rtt')).toContain('thesis: userfaultfd');
+    expect(json('throughput-vs-rtt')).toContain('thesis: userfaultfd (upper bound)');
+    // Failed rows never reach a figure.
+    expect(json('throughput-0ms')).not.toContain('read-random');
+  });
+
+  it('writes .vl.json, .svg and .png for every figure', async () => {
+    const out = join(tmp, 'figures');
+    const rendered = await renderFigures(figures, out);
+    for (const r of rendered) {
+      expect(r.warnings).toEqual([]);
+      for (const f of Object.values(r.files)) {
+        expect(existsSync(f)).toBe(true);
+        expect(statSync(f).size).toBeGreaterThan(100);
+      }
+      expect(pngSize(readFileSync(r.files.png))).toEqual({ width: r.width, height: r.height });
+    }
+  }, 60_000);
+
+  it('the PNG has text drawn with the bundled font, at twice the SVG size', async () => {
+    const { svg, width, height } = await specToSvg(figures[0].spec);
+    const withFont = svgToPng(svg);
+    const noFont = svgToPng(svg, { withFont: false });
+    expect(withFont.width).toBe(Math.round(width * PNG_SCALE));
+    expect(withFont.height).toBe(Math.round(height * PNG_SCALE));
+    expect(pngSize(withFont.png)).toEqual({ width: withFont.width, height: withFont.height });
+    expect(noFont.width).toBe(withFont.width);
+    // Without a font resvg draws no glyphs: the difference is the text.
+    let differing = 0;
+    for (let i = 0; i < withFont.pixels.length; i += 4)
+      if (withFont.pixels.readUInt32BE(i) !== noFont.pixels.readUInt32BE(i)) differing++;
+    expect(differing).toBeGreaterThan(5_000);
+  }, 30_000);
+});
+
+describe('thesis reference and comparison', () => {
+  it('every value states measure, method, value, unit, source and the thesis machine', () => {
+    for (const v of thesis.values) {
+      expect(v.measure && v.method && v.source && v.unit, v.id).toBeTruthy();
+      expect(v.machine).toContain('i7-1280P');
+      expect(Number.isFinite(v.value)).toBe(true);
+      // Unit conversion: MB/s are the thesis's bytes/2^20/s, GB/s are 1000 of them.
+      if (v.unit_as_published === 'MB/s') expect(v.value).toBe(v.value_as_published);
+      if (v.unit_as_published === 'GB/s') expect(v.value).toBeCloseTo(v.value_as_published * 1000);
+    }
+  });
+
+  it('compares each thesis value with our median of the same measure', () => {
+    const cmp = thesisVsStudy(rows, thesis);
+    const uffd = cmp.find((c) => c.id === 'first-chunk-0ms-userfaultfd')!;
+    expect(uffd.ourMethod).toBe('uffd (local)');
+    expect(uffd.ourMedian).not.toBeNull();
+    expect(uffd.ratio).toBeCloseTo(uffd.ourMedian! / 58000);
+    const bound = cmp.find((c) => c.id === 'throughput-6ms-userfaultfd-bound')!;
+    expect(bound.boundHolds).toBe(true);
+  });
+});
+
+describe('markers and markdown', () => {
+  it('rejects a begin marker without its end, naming the marker', () => {
+    const md = '# x\n<!-- faultlab:begin setup -->\nold\n';
+    expect(() => findMarkers(md)).toThrow(/marker "setup" is missing <!-- faultlab:end setup -->/);
+    expect(() => fillMarkers('<!-- faultlab:begin nope -->\n<!-- faultlab:end nope -->', { setup: 'x' })).toThrow(/unknown marker "nope"/);
+  });
+
+  it('replaces only the text between markers', () => {
+    const md = 'before\n<!-- faultlab:begin a -->\nold\n<!-- faultlab:end a -->\nafter\n';
+    expect(fillMarkers(md, { a: 'new' })).toBe('before\n<!-- faultlab:begin a -->\nnew\n<!-- faultlab:end a -->\nafter\n');
+  });
+
+  it('converts headings, tables, lists, code, images and links', () => {
+    const html = markdownToHtml(
+      '# T\n\ntext with `a|b` and [link](x.html)\n\n| h1 | h2 |\n| --- | --- |\n| 1 | 2 |\n\n- one\n- two\n\n```sh\nnpx x <id>\n```\n\n![alt](f.png)\n',
+      { imageSrc: (s) => `data:${s}` },
+    );
+    expect(html).toContain('<h1 id="t">T</h1>');
+    expect(html).toContain('<code>a|b</code>');
+    expect(html).toContain('<a href="x.html">link</a>');
+    expect(html).toContain('<td>1</td><td>2</td>');
+    expect(html).toContain('<li>two</li>');
+    expect(html).toContain('npx x &lt;id&gt;');
+    expect(html).toContain('<img src="data:f.png" alt="alt">');
+  });
+});
+
+describe('paper', () => {
+  it('fills every marker of paper/paper.md from the fixture and writes a self-contained HTML', async () => {
+    const paperDir = join(tmp, 'paper');
+    const inDir = join(tmp, 'results', 'fixture');
+    for (const d of [paperDir, inDir]) mkdirSync(d, { recursive: true });
+    copyFileSync(PAPER, join(paperDir, 'paper.md'));
+    copyFileSync(join(FIXTURES, 'runs.csv'), join(inDir, 'runs.csv'));
+    copyFileSync(join(FIXTURES, 'env.json'), join(inDir, 'env.json'));
+
+    const before = findMarkers(readFileSync(join(paperDir, 'paper.md'), 'utf8')).map((m) => m.name);
+    const r = await generatePaper({ inDir, paperPath: join(paperDir, 'paper.md') });
+    expect(r.warnings).toEqual([]);
+    const md = readFileSync(r.paperPath, 'utf8');
+    const regions = findMarkers(md);
+    expect(regions.map((m) => m.name)).toEqual(before);
+    expect(before).toEqual(expect.arrayContaining(['setup', 'figures', 'thesis-vs-study', 'results-summary', 'floors']));
+    for (const m of regions) {
+      const body = md.slice(m.start, m.end).replace(/<!--[^]*?-->/g, '').trim();
+      expect(body.length, m.name).toBeGreaterThan(20);
+    }
+    expect(md).toContain('| run id | fixture |');
+    expect(md).toContain('| first-chunk latency, 0 ms RTT | userfaultfd |');
+    expect(md).toMatch(/\| read-seq \| uffd \(remote\) \| 40 \|/);
+    expect(md).toMatch(/\| floor-uffd \| same \| 2 \|/);
+    expect(md).toContain('chunk server died mid-run');
+    expect(md).toContain('](figures/first-chunk-0ms.png)');
+    expect(existsSync(join(paperDir, 'figures', 'fault-decomposition.png'))).toBe(true);
+    expect(md).toContain('TODO(data)'); // the authors' placeholders are untouched
+
+    const html = readFileSync(r.htmlPath, 'utf8');
+    expect(html.match(/<img src="data:image\/png;base64,/g)).toHaveLength(FIGURES.length);
+    expect(html).not.toContain('<!-- faultlab:begin'); // markers are comments, dropped
+    expect(html).toContain('<td>run id</td><td>fixture</td>');
+
+    // Running again is stable: the regenerated sections replace, never accumulate.
+    await generatePaper({ inDir, paperPath: join(paperDir, 'paper.md') });
+    expect(readFileSync(r.paperPath, 'utf8')).toBe(md);
+  }, 60_000);
+
+  it('fails with the column name when runs.csv lacks a required column', async () => {
+    const inDir = join(tmp, 'results', 'broken');
+    mkdirSync(inDir, { recursive: true });
+    writeFileSync(join(inDir, 'runs.csv'), withoutColumn('throughput_mibps'));
+    copyFileSync(join(FIXTURES, 'env.json'), join(inDir, 'env.json'));
+    const paper = join(tmp, 'broken-paper.md');
+    copyFileSync(PAPER, paper);
+    await expect(generatePaper({ inDir, paperPath: paper })).rejects.toThrow(/required column "throughput_mibps" is missing/);
+  });
+});

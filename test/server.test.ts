@@ -1,0 +1,321 @@
+// The chunk server's protocol, over a real loopback socket (docs/protocol.md).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { constants as bufferConstants } from 'node:buffer';
+import { ChunkServer } from '../harness/server/chunk-server.js';
+import { ChunkClient } from '../harness/server/rtt-probe.js';
+import {
+  HELLO_BODY_BYTES,
+  MAGIC,
+  MAX_LEN,
+  Op,
+  RequestParser,
+  Status,
+  VERSION,
+  decodeHello,
+  encodeRequest,
+} from '../harness/server/protocol.js';
+import { fill } from '../harness/native.js';
+
+const REGION = 1 << 20;
+const SEED = 7;
+
+function expected(offset: number, len: number): Buffer {
+  // fill works on 8-byte words: fill the covering words, then cut.
+  const start = offset - (offset % 8);
+  const end = Math.ceil((offset + len) / 8) * 8;
+  const b = Buffer.alloc(end - start);
+  fill(b, SEED, start);
+  return b.subarray(offset - start, offset - start + len);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('chunk server protocol', () => {
+  let server: ChunkServer;
+  let client: ChunkClient;
+
+  beforeAll(async () => {
+    server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 0 });
+    client = await ChunkClient.connect(server.host, server.port);
+  });
+  afterAll(async () => {
+    client?.close();
+    await server?.close();
+  });
+
+  it('binds to loopback on a free port by default', () => {
+    expect(server.host).toBe('127.0.0.1');
+    expect(server.port).toBeGreaterThan(0);
+  });
+
+  it('HELLO describes the region', async () => {
+    const a = await client.request(Op.HELLO);
+    expect(a.header.status).toBe(Status.OK);
+    expect(a.header.len).toBe(HELLO_BODY_BYTES);
+    expect(a.header.value).toBe(BigInt(REGION));
+    expect(decodeHello(a.body)).toEqual({ magic: MAGIC, version: VERSION, regionBytes: BigInt(REGION), seed: BigInt(SEED) });
+    expect(await client.hello()).toMatchObject({ regionBytes: BigInt(REGION) });
+  });
+
+  it('READ returns the deterministic contents', async () => {
+    for (const [off, len] of [
+      [0, 4096],
+      [8192, 65536],
+      [REGION - 4096, 4096],
+      [3, 5], // unaligned is fine
+      [REGION, 0], // empty read at the very end
+    ]) {
+      const a = await client.request(Op.READ, off, len);
+      expect(a.header.status).toBe(Status.OK);
+      expect(a.header.len).toBe(len);
+      expect(a.header.value).toBe(BigInt(off));
+      expect(a.body.equals(expected(off, len))).toBe(true);
+    }
+  });
+
+  it('WRITE updates the region and READ returns it', async () => {
+    const payload = Buffer.alloc(4096, 0xab);
+    const w = await client.request(Op.WRITE, 12288, 0, payload);
+    expect(w.header).toMatchObject({ status: Status.OK, len: 0, value: 12288n });
+    const r = await client.request(Op.READ, 12288 - 8, 4096 + 16);
+    expect(r.body.subarray(8, 8 + 4096).equals(payload)).toBe(true);
+    expect(r.body.subarray(0, 8).equals(expected(12288 - 8, 8))).toBe(true);
+    expect(r.body.subarray(4096 + 8).equals(expected(12288 + 4096, 8))).toBe(true);
+    // Restore, so other tests see the pattern.
+    await client.request(Op.WRITE, 12288, 0, expected(12288, 4096));
+    expect((await client.request(Op.READ, 12288, 4096)).body.equals(expected(12288, 4096))).toBe(true);
+  });
+
+  it('out-of-range READ answers BOUNDS and the connection keeps serving', async () => {
+    for (const [off, len] of [
+      [REGION - 8, 16],
+      [REGION + 8, 0],
+      [2n ** 64n - 8n, 16], // offset + len overflows 64 bits
+    ] as const) {
+      const a = await client.request(Op.READ, off, len);
+      expect(a.header).toMatchObject({ status: Status.BOUNDS, len: 0, value: BigInt(off) });
+      expect(a.body.length).toBe(0);
+    }
+    const ok = await client.request(Op.READ, 0, 64);
+    expect(ok.header.status).toBe(Status.OK);
+    expect(ok.body.equals(expected(0, 64))).toBe(true);
+  });
+
+  it('out-of-range WRITE answers BOUNDS, drops its payload, keeps serving', async () => {
+    const a = await client.request(Op.WRITE, REGION - 8, 0, Buffer.alloc(64, 1));
+    expect(a.header).toMatchObject({ status: Status.BOUNDS, len: 0 });
+    const ok = await client.request(Op.READ, REGION - 64, 64);
+    expect(ok.body.equals(expected(REGION - 64, 64))).toBe(true);
+  });
+
+  it('unknown op answers BAD_OP and the connection keeps serving', async () => {
+    for (const op of [0, 5, 255]) {
+      const a = await client.request(op, 16, 8);
+      expect(a.header).toMatchObject({ status: Status.BAD_OP, len: 0, value: 16n });
+    }
+    await client.ping();
+    expect((await client.request(Op.READ, 0, 8)).body.equals(expected(0, 8))).toBe(true);
+  });
+
+  it('reserved bytes or a len on HELLO/PING answer MALFORMED, connection stays', async () => {
+    const [a, b, c] = client.sendRaw(
+      Buffer.concat([
+        encodeRequest({ op: Op.READ, len: 8, offset: 0, reserved: 1 }),
+        encodeRequest({ op: Op.PING, len: 4 }),
+        encodeRequest({ op: Op.HELLO, len: 1 }),
+      ]),
+      3,
+    );
+    for (const x of [await a, await b, await c]) expect(x.header.status).toBe(Status.MALFORMED);
+    // A refused WRITE with reserved bits still has its payload framed and dropped.
+    const [w, r] = client.sendRaw(
+      Buffer.concat([encodeRequest({ op: Op.WRITE, offset: 0, reserved: 0x10000 }, Buffer.alloc(32, 9)), encodeRequest({ op: Op.READ, len: 32 })]),
+      2,
+    );
+    expect((await w).header.status).toBe(Status.MALFORMED);
+    expect((await r).body.equals(expected(0, 32))).toBe(true);
+  });
+
+  it('oversized len answers TOO_LARGE and closes the connection', async () => {
+    const c = await ChunkClient.connect(server.host, server.port);
+    const closed = new Promise<void>((r) => c.socket.once('close', () => r()));
+    // A WRITE announcing more than 16 MiB: its payload cannot be framed.
+    const [a, after] = c.sendRaw(
+      Buffer.concat([encodeRequest({ op: Op.WRITE, len: MAX_LEN + 1, offset: 0 }), encodeRequest({ op: Op.PING })]),
+      2,
+    );
+    expect((await a).header).toMatchObject({ status: Status.TOO_LARGE, len: 0 });
+    await expect(after).rejects.toThrow(/closed/);
+    await closed;
+    const c2 = await ChunkClient.connect(server.host, server.port);
+    expect((await c2.request(Op.READ, 0, MAX_LEN + 1)).header.status).toBe(Status.TOO_LARGE);
+    c2.close();
+    // Exactly 16 MiB is allowed: beyond this 1 MiB region it is a BOUNDS, not a TOO_LARGE.
+    expect((await client.request(Op.READ, 0, MAX_LEN)).header.status).toBe(Status.BOUNDS);
+  });
+
+  it('parses a request split over several TCP writes', async () => {
+    const sock = net.connect(server.port, server.host);
+    sock.setNoDelay(true);
+    await new Promise((r) => sock.once('connect', r));
+    const chunks: Buffer[] = [];
+    sock.on('data', (d) => chunks.push(d));
+    const payload = expected(4096, 64); // rewrite the same bytes: region stays intact
+    const bytes = Buffer.concat([encodeRequest({ op: Op.WRITE, offset: 4096 }, payload), encodeRequest({ op: Op.READ, len: 40, offset: 100 })]);
+    // Header split mid-field, payload split, the next header split too.
+    for (const [from, to] of [[0, 1], [1, 7], [7, 15], [15, 16], [16, 50], [50, 80], [80, 81], [81, bytes.length]]) {
+      sock.write(bytes.subarray(from, to));
+      await sleep(5);
+    }
+    const deadline = Date.now() + 2000;
+    while (Buffer.concat(chunks).length < 16 + 16 + 40 && Date.now() < deadline) await sleep(5);
+    const got = Buffer.concat(chunks);
+    sock.destroy();
+    expect(got.length).toBe(16 + 16 + 40);
+    expect(got[0]).toBe(Status.OK);
+    expect(got.readBigUInt64LE(8)).toBe(4096n);
+    expect(got[16]).toBe(Status.OK);
+    expect(got.readUInt32LE(20)).toBe(40);
+    expect(got.subarray(32).equals(expected(100, 40))).toBe(true);
+  });
+
+  it('answers pipelined requests in order', async () => {
+    const reqs: Buffer[] = [];
+    const offs: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const off = ((i * 7919) % 200) * 4096;
+      offs.push(off);
+      // Mix in errors and pings: their answers must keep their place too.
+      reqs.push(i % 10 === 3 ? encodeRequest({ op: 9, offset: off }) : i % 10 === 6 ? encodeRequest({ op: Op.PING, offset: off }) : encodeRequest({ op: Op.READ, len: 4096, offset: off }));
+    }
+    const answers = await Promise.all(client.sendRaw(Buffer.concat(reqs), reqs.length));
+    answers.forEach((a, i) => {
+      expect(a.header.value).toBe(BigInt(offs[i]));
+      if (i % 10 === 3) expect(a.header.status).toBe(Status.BAD_OP);
+      else if (i % 10 === 6) expect(a.header).toMatchObject({ status: Status.OK, len: 0 });
+      else expect(a.body.equals(expected(offs[i], 4096))).toBe(true);
+    });
+  });
+
+  it('pipelined WRITE/READ on one connection run in request order under latency', async () => {
+    const s = await ChunkServer.start({ regionBytes: 65536, seed: SEED, rttMs: 5 });
+    const c = await ChunkClient.connect(s.host, s.port);
+    try {
+      const ones = Buffer.alloc(16, 1);
+      const [r1, w, r2] = c.sendRaw(
+        Buffer.concat([encodeRequest({ op: Op.READ, len: 16 }), encodeRequest({ op: Op.WRITE, offset: 0 }, ones), encodeRequest({ op: Op.READ, len: 16 })]),
+        3,
+      );
+      expect((await r1).body.equals(expected(0, 16))).toBe(true); // before the write
+      expect((await w).header.status).toBe(Status.OK);
+      expect((await r2).body.equals(ones)).toBe(true); // after it
+      expect(s.counters).toMatchObject({ requests: 3, bytesRead: 32, bytesWritten: 16 });
+    } finally {
+      c.close();
+      await s.close();
+    }
+  });
+
+  it('answers requests sent before the client half-closed, then closes', async () => {
+    const s = await ChunkServer.start({ regionBytes: 65536, seed: SEED, rttMs: 10 });
+    try {
+      const sock = net.connect(s.port, s.host);
+      await new Promise((r) => sock.once('connect', r));
+      const chunks: Buffer[] = [];
+      sock.on('data', (d) => chunks.push(d));
+      const ended = new Promise<void>((r) => sock.once('end', () => r()));
+      sock.end(Buffer.concat([encodeRequest({ op: Op.READ, len: 32, offset: 64 }), encodeRequest({ op: Op.PING })]));
+      await ended;
+      const got = Buffer.concat(chunks);
+      expect(got.length).toBe(16 + 32 + 16);
+      expect(got.subarray(16, 48).equals(expected(64, 32))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('counts requests and bytes', () => {
+    expect(server.requests).toBeGreaterThan(0);
+    expect(server.bytesRead).toBeGreaterThan(0);
+    expect(server.bytesWritten).toBeGreaterThan(0);
+    expect(server.counters.errors).toBeGreaterThan(0);
+  });
+});
+
+describe('chunk server start-up', () => {
+  it('rejects bad region sizes', async () => {
+    await expect(ChunkServer.start({ regionBytes: 0, seed: 1, rttMs: 0 })).rejects.toThrow(/region of 0 bytes/);
+    await expect(ChunkServer.start({ regionBytes: 4100, seed: 1, rttMs: 0 })).rejects.toThrow(/not a multiple of 8/);
+    await expect(ChunkServer.start({ regionBytes: bufferConstants.MAX_LENGTH + 8, seed: 1, rttMs: 0 })).rejects.toThrow(/larger than/);
+  });
+
+  it('rejects a negative rtt', async () => {
+    await expect(ChunkServer.start({ regionBytes: 4096, seed: 1, rttMs: -1 })).rejects.toThrow(/rtt/);
+  });
+
+  it('reports a port in use', async () => {
+    const a = await ChunkServer.start({ regionBytes: 4096, seed: 1, rttMs: 0 });
+    try {
+      await expect(ChunkServer.start({ regionBytes: 4096, seed: 1, rttMs: 0, port: a.port })).rejects.toThrow(`port ${a.port} in use`);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('warns when listening beyond loopback', async () => {
+    const lines: string[] = [];
+    const s = await ChunkServer.start({ host: '0.0.0.0', regionBytes: 4096, seed: 1, rttMs: 0, warn: (l) => lines.push(l) });
+    await s.close();
+    expect(lines.join('\n')).toMatch(/not loopback/);
+    const quiet: string[] = [];
+    const q = await ChunkServer.start({ regionBytes: 4096, seed: 1, rttMs: 0, warn: (l) => quiet.push(l) });
+    await q.close();
+    expect(quiet).toEqual([]);
+  });
+
+  it('close() drops connected clients', async () => {
+    const s = await ChunkServer.start({ regionBytes: 4096, seed: 1, rttMs: 50 });
+    const c = await ChunkClient.connect(s.host, s.port);
+    const pending = c.request(Op.PING);
+    await s.close();
+    await expect(pending).rejects.toThrow();
+  });
+});
+
+describe('request parser', () => {
+  it('frames byte-by-byte input and stops after TOO_LARGE', () => {
+    const p = new RequestParser(4096);
+    const bytes = Buffer.concat([
+      encodeRequest({ op: Op.WRITE, offset: 8 }, Buffer.alloc(8, 2)),
+      encodeRequest({ op: Op.READ, len: 16, offset: 4088 }),
+      encodeRequest({ op: Op.READ, len: MAX_LEN + 1 }),
+      encodeRequest({ op: Op.PING }),
+    ]);
+    const out = [];
+    for (let i = 0; i < bytes.length; i++) out.push(...p.push(bytes.subarray(i, i + 1)));
+    expect(out.map((r) => r.status)).toEqual([Status.OK, Status.BOUNDS, Status.TOO_LARGE]);
+    expect(out[0].payload?.equals(Buffer.alloc(8, 2))).toBe(true);
+    expect(out[2].closeAfter).toBe(true);
+    expect(p.closed).toBe(true);
+  });
+});
+
+describe('serve and calibrate arguments', () => {
+  it('parses --listen HOST:PORT', async () => {
+    const { parseHostPort } = await import('../harness/commands/serve.js');
+    expect(parseHostPort('0.0.0.0:7070')).toEqual({ host: '0.0.0.0', port: 7070 });
+    expect(parseHostPort('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseHostPort('9000')).toEqual({ host: '127.0.0.1', port: 9000 });
+    for (const bad of ['::1:80', 'host:', 'h:70000', 'a:b']) expect(() => parseHostPort(bad)).toThrow(/expected HOST:PORT/);
+  });
+
+  it('parses --rtt lists', async () => {
+    const { parseRttList, acceptanceBoundMs } = await import('../harness/commands/calibrate.js');
+    expect(parseRttList('0.5, 1,2')).toEqual([0.5, 1, 2]);
+    expect(() => parseRttList('1,x')).toThrow(/bad --rtt value 'x'/);
+    expect(() => parseRttList('')).toThrow(/at least one/);
+    expect(acceptanceBoundMs(1)).toBe(0.05);
+    expect(acceptanceBoundMs(40)).toBeCloseTo(0.8);
+  });
+});
