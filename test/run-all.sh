@@ -6,8 +6,9 @@ set -u
 cd "$(dirname "$0")/.."
 passed=0
 failed=0
-report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+tmp=$(mktemp -d)
+report="$tmp/vitest.json"
+trap 'rm -rf "$tmp"' EXIT
 
 echo "== build"
 if ! npm run --silent build; then
@@ -31,8 +32,10 @@ echo "== vitest"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report"
 vitest_rc=$?
 if [ -s "$report" ]; then
-  read -r p f < <(node -e 'const r=require(process.argv[1]);console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorTestSuites||0))' "$report")
-else
+  read -r p f < <(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorTestSuites || 0) + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0))' "$report")
+fi
+if ! [[ "${p:-}" =~ ^[0-9]+$ && "${f:-}" =~ ^[0-9]+$ ]]; then
+  echo "could not read the vitest report"
   p=0; f=1
 fi
 [ "$vitest_rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
