@@ -6,6 +6,7 @@ import { NativeRegion } from './native.js';
 import { CellParams, regionSpec, usesSource, validateCell } from './cell.js';
 import { ChunkServer } from './server/chunk-server.js';
 import { measureRtt } from './server/rtt-probe.js';
+import { startNetemRemote } from './netem.js';
 
 export type Row = Record<string, string | number | boolean | null>;
 
@@ -38,6 +39,14 @@ async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: 
   if (p.remote) {
     const i = p.remote.lastIndexOf(':');
     return fn({ host: p.remote.slice(0, i), port: Number(p.remote.slice(i + 1)) });
+  }
+  if (p.latency === 'netem') {
+    const link = await startNetemRemote({ rttMs: p.rttMs, regionBytes: p.regionBytes, seed: p.seed });
+    try {
+      return await fn({ host: link.host, port: link.port });
+    } finally {
+      await link.close();
+    }
   }
   // No --remote: an embedded server on loopback, so `--source remote` needs no set-up.
   const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.rttMs });
@@ -125,7 +134,7 @@ export async function runCell(params: CellParams): Promise<CellResult> {
       source: usesSource(p.strategy) ? p.source : 'none',
       rtt_ms: p.rttMs,
       rtt_measured_ms: rtt ? Number(rtt.medianMs.toFixed(4)) : null,
-      latency: remote ? (p.remote ? 'external' : 'server-delay') : 'none',
+      latency: remote ? (p.remote ? 'external' : (p.latency ?? 'server-delay')) : 'none',
       repeat: p.repeat,
     };
     reps = reps.map((r, i) => ({ ...r, ...common, ...stats, repetition: i }));

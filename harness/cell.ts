@@ -25,6 +25,9 @@ export interface CellParams {
   fetchTimeoutMs: number;
   /** HOST:PORT of a running chunk server; absent: bench starts one on loopback. */
   remote?: string;
+  /** How RTT is emulated for an embedded remote: a per-request server delay
+   * (default), or tc netem on a veth link into a namespace the harness makes. */
+  latency?: 'server-delay' | 'netem';
   diskDir?: string;
   /** Tests only: flip one byte of the local source at this offset. */
   corrupt?: number;
@@ -68,6 +71,7 @@ export function validateCell(p: CellParams): CellParams {
   if (p.cpus === 'split' && availableParallelism() < 2) throw new UsageError('cpus=split needs at least 2 CPUs');
   if (p.rttMs > 0 && p.source !== 'remote' && usesSource(p.strategy)) throw new UsageError('--rtt needs --source remote (the local source has no network)');
   if (!Number.isInteger(p.fetchTimeoutMs) || p.fetchTimeoutMs < 1) throw new UsageError('fetch timeout must be a positive whole number of ms');
+  if (p.latency === 'netem' && (p.source !== 'remote' || p.remote)) throw new UsageError('--latency netem needs --source remote and no --remote (it starts its own server behind a delayed link)');
   if (p.remote !== undefined && !/^[^:\s]+:\d{1,5}$/.test(p.remote)) throw new UsageError(`bad --remote '${p.remote}': use HOST:PORT`);
   return p;
 }

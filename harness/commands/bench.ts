@@ -17,6 +17,7 @@ export const benchCommand: CommandModule = {
       .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` (default: start one on loopback)' })
       .option('region', { type: 'string', default: formatSize(DEFAULTS.regionBytes), describe: 'region size (4096, 4KiB, 64MiB, 1GiB)' })
       .option('chunk', { type: 'string', default: formatSize(DEFAULTS.chunkBytes), describe: 'bytes fetched per fault, a page multiple' })
+      .option('latency', { choices: ['server-delay', 'netem'] as const, default: 'server-delay' as const, describe: 'RTT emulation: per-request server delay, or tc netem on a veth link (where the kernel has netem)' })
       .option('rtt', { type: 'number', default: DEFAULTS.rttMs, describe: 'emulated round trip per request, ms (remote)' })
       .option('cpus', { choices: CPUS, default: DEFAULTS.cpus, describe: 'workload and handler threads on one core, two, or unpinned' })
       .option('handler-threads', { type: 'number', default: DEFAULTS.handlerThreads, describe: 'uffd handler threads' })
@@ -32,6 +33,7 @@ export const benchCommand: CommandModule = {
       scenario: a.scenario as CellParams['scenario'],
       source: a.source as CellParams['source'],
       remote: a.remote as string | undefined,
+      latency: a.latency as CellParams['latency'],
       regionBytes: parseSize(a.region as string, 'region'),
       chunkBytes: parseSize(a.chunk as string, 'chunk'),
       rttMs: a.rtt as number,
