@@ -4,6 +4,8 @@ import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
 import { formatMibps, formatNs, formatRatio, formatValue, mdTable } from './format.js';
+import { isPushScenario } from './push.js';
+import { pushSection } from './push-section.js';
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
 import { bytes } from './slice.js';
 import { groupBy, median, values } from './stats.js';
@@ -14,6 +16,8 @@ export interface SectionInput {
   env: RunEnv;
   thesis: ThesisReference;
   runId: string;
+  /** Every run the rows came from, the first being the one `env` describes (several with `paper --in A --in B`). */
+  runs?: { id: string; env: RunEnv | null }[];
   /** Figures drawn, with their paths relative to the paper. */
   figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
   skippedFigures: string[];
@@ -28,13 +32,28 @@ function uffdFeatures(env: RunEnv): string {
 
 const orNot = (v: unknown) => (v === undefined || v === null || v === '' ? 'not recorded' : String(v));
 
-export function setupSection({ env, rows, runId }: SectionInput): string {
+export function setupSection({ env, rows: all, runId, runs = [] }: SectionInput): string {
+  // With several runs the table describes the first; the others get a line each.
+  const rows = runs.length > 1 ? all.filter((r) => r.runId === runs[0].id) : all;
   const ok = okRows(rows).length;
+  const others = runs.slice(1).map((r) => {
+    const rs = all.filter((x) => x.runId === r.id);
+    const okN = okRows(rs).length;
+    const e = r.env ?? {};
+    const differs = (['kernel', 'cpu_model', 'commit'] as const).filter((k) => e[k] !== undefined && e[k] !== env[k]).map((k) => `${k} ${e[k]}`);
+    return [
+      `combined with ${r.id}`,
+      `matrix ${orNot(e.matrix)}, ${orNot(e.started)} / ${orNot(e.finished)}, ` +
+        `${e.complete === undefined ? 'completeness not recorded' : e.complete ? 'complete' : '**incomplete**'}, ` +
+        `${rs.length} rows (${okN} ok, ${rs.length - okN} failed)` +
+        (differs.length ? `; differs: ${differs.join(', ')}` : '; same kernel, CPU and commit'),
+    ];
+  });
   const latency = env.latency ?? [...new Set(rows.map((r) => r.latency).filter(Boolean))].join(', ');
   const table = mdTable(
     ['', ''],
     [
-      ['run id', runId],
+      ['run id', runs.length > 1 ? runs[0].id : runId],
       ['matrix', orNot(env.matrix)],
       ['started / finished', `${orNot(env.started)} / ${orNot(env.finished)}`],
       ['complete', env.complete === undefined ? 'not recorded' : env.complete ? 'yes' : '**no: the run stopped early**'],
@@ -48,6 +67,7 @@ export function setupSection({ env, rows, runId }: SectionInput): string {
       ['Node.js', orNot(env.node)],
       ['faultlab commit', orNot(env.commit)],
       ['rows', `${rows.length} (${ok} ok, ${rows.length - ok} failed)`],
+      ...others,
     ],
   );
   const warn =
@@ -90,10 +110,10 @@ export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
   ].join('\n\n');
 }
 
-/** Medians per cell shape (scenario, method, RTT, chunk, CPU placement), floors and transport excluded. */
+/** Medians per cell shape (scenario, method, RTT, chunk, CPU placement); floors, transport and push rows (own sections) excluded. */
 export function resultsSummarySection({ rows }: SectionInput): string {
-  const ok = okRows(rows).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport');
-  if (ok.length === 0) return 'No ok rows in this run.';
+  const ok = okRows(rows).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport' && !isPushScenario(r.scenario));
+  if (ok.length === 0) return 'No ok first-chunk or read rows in these results (write-track and migrate rows: see the push section).';
   const groups = [
     ...groupBy(ok, (r) => [r.scenario, methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.cpus, r.handlerThreads].join('\u0000')).values(),
   ];
@@ -190,4 +210,5 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   'results-summary': resultsSummarySection,
   floors: floorsSection,
   failures: failuresSection,
+  push: pushSection,
 };

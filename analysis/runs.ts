@@ -1,6 +1,8 @@
 // runs.csv -> typed rows. The columns are documented in docs/columns.md.
 import { readFileSync } from 'node:fs';
 import { parseCsvTable } from './csv.js';
+import { isPushScenario, PUSH_REQUIRED_COLUMNS, pushFields, type PushFields } from './push.js';
+import { beyondFields, type BeyondFields } from './beyond.js';
 
 /** Columns the figures and tables read; a CSV without one of them cannot be analysed. */
 export const REQUIRED_COLUMNS = [
@@ -29,6 +31,8 @@ export class MissingColumnError extends Error {
 }
 
 export interface RunRow {
+  /** The run the row came from (column run_id; loadRunDirs sets it from the directory's env.json). */
+  runId: string;
   status: string;
   message: string;
   cellId: string;
@@ -52,6 +56,10 @@ export interface RunRow {
   /** 21 quantiles p0, p5, ..., p100 in ns, or null when the row has none. */
   faultNsCdf: number[] | null;
   verified: string;
+  /** write-track and migrate rows: the push columns (analysis/push.ts); null for every other scenario. */
+  push: PushFields | null;
+  /** Prefetch, threads, access-pattern knobs (analysis/beyond.ts); absent in hand-made rows. */
+  beyond?: BeyondFields;
 }
 
 /** Empty cells mean "not measured" (e.g. rtt_measured_ms for local rows). */
@@ -71,7 +79,11 @@ function cdf(v: string | undefined): number[] | null {
 export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
   const { header, rows } = parseCsvTable(text);
   for (const c of REQUIRED_COLUMNS) if (!header.includes(c)) throw new MissingColumnError(c, file);
+  // The push columns are needed only by push rows: a thesis-only CSV predates them.
+  if (rows.some((r) => isPushScenario(r.scenario)))
+    for (const c of PUSH_REQUIRED_COLUMNS) if (!header.includes(c)) throw new MissingColumnError(c, file);
   return rows.map((r) => ({
+    runId: r.run_id ?? '',
     status: r.status,
     message: r.message ?? '',
     cellId: r.cell_id ?? '',
@@ -93,6 +105,8 @@ export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
     faultNsP99: num(r.fault_ns_p99),
     faultNsCdf: cdf(r.fault_ns_cdf),
     verified: r.verified ?? '',
+    push: pushFields(r),
+    beyond: beyondFields(r),
   }));
 }
 

@@ -84,9 +84,13 @@ export function seriesEncoding(series: string[], withShape: boolean, legend?: Le
   return withShape ? { color, shape } : { color };
 }
 
-/** The subtitle every figure carries: where its data came from. */
+/** Joins run ids when a figure's rows come from several runs (`--in` given more than once). */
+export const RUNS_SEPARATOR = ' + ';
+
+/** The subtitle every figure carries: where its data came from (runId may name several runs, joined by RUNS_SEPARATOR). */
 export function provenance(runId: string | undefined, thesisShown: boolean, params?: string): string[] {
-  const lines = [`data: ${runId ? `results/${runId}` : 'runs.csv'}, status=ok rows${params ? `; ${params}` : ''}`];
+  const where = runId ? runId.split(RUNS_SEPARATOR).map((id) => `results/${id}`).join(RUNS_SEPARATOR) : 'runs.csv';
+  const lines = [`data: ${where}, status=ok rows${params ? `; ${params}` : ''}`];
   if (thesisShown) lines.push('black symbols: thesis values (i7-1280P, Linux 6.3.11); approximate where read off a figure');
   return lines;
 }

@@ -3,9 +3,11 @@
 // latency of each iteration (overriddenDuration) and supplies the statistics.
 import { Bench } from 'tinybench';
 import { NativeRegion } from './native.js';
-import { CellParams, regionSpec, usesSource, validateCell } from './cell.js';
+import { CellParams, regionSpec, runSpec, usesSource, validateCell } from './cell.js';
 import { ChunkServer } from './server/chunk-server.js';
 import { measureRtt } from './server/rtt-probe.js';
+import { writeTrackReps } from './write-track.js';
+import { migrateReps } from './migrate.js';
 import { startNetemRemote } from './netem.js';
 
 export type Row = Record<string, string | number | boolean | null>;
@@ -120,15 +122,18 @@ export async function runCell(params: CellParams): Promise<CellResult> {
   const p = validateCell(params);
   return withRemote(p, async (remote) => {
     // Measured RTT next to the configured one: median of empty round trips.
-    const rtt = remote ? await measureRtt(remote.host, remote.port, p.rttMs >= 10 ? 5 : 20) : null;
+    // Bounded by the fetch timeout: a server that never answers fails the cell as fast as a stalled fetch.
+    const rtt = remote ? await measureRtt(remote.host, remote.port, p.rttMs >= 10 ? 5 : 20, { timeoutMs: p.fetchTimeoutMs + Math.ceil(p.rttMs) }) : null;
     const spec = regionSpec(p, remote);
     let reps: Row[];
     let stats: Row = { bench_mean_ns: null, bench_p99_ns: null, bench_rme_pct: null, bench_samples: null };
     if (p.scenario === 'first-chunk') {
       ({ reps, stats } = await firstChunkReps(p, spec));
+    } else if (p.scenario === 'write-track' || p.scenario === 'migrate') {
+      reps = p.scenario === 'write-track' ? await writeTrackReps(p, spec) : await migrateReps(p, spec);
     } else {
       reps = [];
-      for (let i = 0; i < p.repeat; i++) reps.push(await runOnce(spec, `workload=${p.scenario} seed=${p.seed}`));
+      for (let i = 0; i < p.repeat; i++) reps.push(await runOnce(spec, runSpec(p)));
     }
     const common: Row = {
       source: usesSource(p.strategy) ? p.source : 'none',

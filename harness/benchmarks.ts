@@ -82,3 +82,47 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }
+
+export const PREFETCH_POLICIES = ['none', 'ahead:64', 'adaptive', 'background', 'criu'] as const;
+
+/** Issue 6's targets: sequential read of a region (256 MiB) over loopback at
+ * emulated RTT 10 and 25 ms, 1 MiB chunks, every prefetch policy side by side
+ * (depth 64, cpus free), uffd and sigsegv; and at RTT 0 with 4 KiB chunks the
+ * per-fault cost with prefetch=none against the floors. One server per RTT,
+ * policies interleaved within each round. */
+export async function prefetchBenchmark(
+  rounds: number,
+  regionBytes: number,
+  log: (s: string) => void,
+  opts: { rtts?: number[]; policies?: readonly string[]; depth?: number } = {},
+): Promise<Series[]> {
+  const s: Record<string, number[]> = {};
+  const push = (k: string, v: number) => (s[k] ??= []).push(v);
+  const rtts = opts.rtts ?? [10, 25];
+  const policies = opts.policies ?? PREFETCH_POLICIES;
+  const servers = await Promise.all(rtts.map((rttMs) => ChunkServer.start({ regionBytes, seed: 1, rttMs })));
+  try {
+    for (let i = 0; i < rounds; i++) {
+      for (const [k, rttMs] of rtts.entries()) {
+        const remote = `${servers[k].host}:${servers[k].port}`;
+        for (const strategy of ['uffd', 'sigsegv'] as const)
+          for (const prefetch of policies) {
+            const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', source: 'remote', remote, rttMs, regionBytes, chunkBytes: 1 << 20, cpus: 'free', prefetch, depth: opts.depth ?? 64, fetchTimeoutMs: 30_000 });
+            if (r.summary.verified !== true) throw new Error(`${strategy} prefetch=${prefetch} at ${rttMs} ms did not verify`);
+            push(`${strategy} ${prefetch} @${rttMs}ms (MiB/s)`, Number(r.summary.throughput_mibps));
+          }
+      }
+      // The fault path must not have paid for prefetch: 4 KiB, no prefetch, local, against the floors.
+      const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
+      for (const strategy of ['uffd', 'sigsegv'] as const) {
+        const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', regionBytes: FLOOR_PAGES * 4096, chunkBytes: 4096, cpus: 'same', prefetch: 'none' });
+        if (r.summary.verified !== true) throw new Error(`${strategy} did not verify`);
+        push(`${strategy} none 4 KiB local p50 / floor`, Number(r.summary.fault_ns_p50) / floors[strategy].p50_ns);
+      }
+      log(`round ${i + 1}/${rounds}: ${Object.entries(s).map(([k, v]) => `${k.replace(' (MiB/s)', '')} ${v.at(-1)!.toFixed(k.includes('/') ? 2 : 0)}`).join(', ')}`);
+    }
+  } finally {
+    await Promise.all(servers.map((x) => x.close()));
+  }
+  return Object.entries(s).map(([name, values]) => ({ name, values }));
+}

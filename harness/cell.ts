@@ -3,9 +3,14 @@
 import { availableParallelism, freemem } from 'node:os';
 import { UsageError } from './errors.js';
 
-export const STRATEGIES = ['uffd', 'sigsegv', 'memory', 'disk', 'eager'] as const;
-export const SCENARIOS = ['first-chunk', 'read-seq', 'read-random'] as const;
+export const TRACKERS = ['uffd-wp', 'uffd-wp-async', 'mprotect', 'soft-dirty', 'none'] as const;
+export const STRATEGIES = ['uffd', 'sigsegv', 'memory', 'disk', 'eager', ...TRACKERS] as const;
+export const SCENARIOS = ['first-chunk', 'read-seq', 'read-random', 'write-track', 'migrate', 'read-zipf', 'read-sparse'] as const;
+export const PATTERNS = ['seq', 'random', 'hot'] as const;
 export const SOURCES = ['local', 'remote'] as const;
+export const HUGE = ['none', 'thp', 'hugetlb'] as const;
+/** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
+export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
 
 export type Strategy = (typeof STRATEGIES)[number];
@@ -31,6 +36,25 @@ export interface CellParams {
   diskDir?: string;
   /** Tests only: flip one byte of the local source at this offset. */
   corrupt?: number;
+  /** write-track and migrate (harness/write-track.ts, harness/migrate.ts). */
+  pattern?: (typeof PATTERNS)[number];
+  writeFraction?: number;
+  intervals?: number;
+  /** migrate: the source's tracker (the strategy is the destination's pull strategy). */
+  tracker?: (typeof TRACKERS)[number];
+  /** Tests only: write-track writes one chunk the tracker cannot see. */
+  injectUntracked?: boolean;
+  /** Beyond the thesis (harness/beyond.ts): prefetch policy and its requests
+   * in flight and connections, application threads, access-pattern knobs,
+   * sigsegv's VMA span, huge pages. Absent: the native defaults. */
+  prefetch?: string;
+  depth?: number;
+  pfConns?: number;
+  appThreads?: number;
+  zipfS?: number;
+  touchFraction?: number;
+  vmaSpan?: number | 'auto';
+  huge?: (typeof HUGE)[number];
 }
 
 export const DEFAULTS: Omit<CellParams, 'strategy' | 'scenario'> = {
@@ -73,7 +97,47 @@ export function validateCell(p: CellParams): CellParams {
   if (!Number.isInteger(p.fetchTimeoutMs) || p.fetchTimeoutMs < 1) throw new UsageError('fetch timeout must be a positive whole number of ms');
   if (p.latency === 'netem' && (p.source !== 'remote' || p.remote)) throw new UsageError('--latency netem needs --source remote and no --remote (it starts its own server behind a delayed link)');
   if (p.remote !== undefined && !/^[^:\s]+:\d{1,5}$/.test(p.remote)) throw new UsageError(`bad --remote '${p.remote}': use HOST:PORT`);
+  validatePush(p);
+  validateBeyond(p);
   return p;
+}
+
+/** Prefetch and the other knobs of issue 6; prefetch and VMA span only mean something to uffd and sigsegv. */
+function validateBeyond(p: CellParams): void {
+  const lazy = p.strategy === 'uffd' || p.strategy === 'sigsegv';
+  if (p.prefetch !== undefined && !PREFETCH_RE.test(p.prefetch)) throw new UsageError(`bad prefetch '${p.prefetch}' (none, ahead:N, adaptive, adaptive:N, background, criu)`);
+  if (p.prefetch !== undefined && p.prefetch !== 'none' && !lazy) throw new UsageError(`--prefetch is for uffd and sigsegv, not ${p.strategy}`);
+  if (p.depth !== undefined && (!Number.isInteger(p.depth) || p.depth < 1 || p.depth > 1024)) throw new UsageError(`depth ${p.depth} must be a whole number from 1 to 1024`);
+  if (p.pfConns !== undefined && (!Number.isInteger(p.pfConns) || p.pfConns < 1 || p.pfConns > 8)) throw new UsageError(`prefetch connections ${p.pfConns} must be 1 to 8`);
+  if (p.appThreads !== undefined && (!Number.isInteger(p.appThreads) || p.appThreads < 1 || p.appThreads > 16)) throw new UsageError('app threads must be 1 to 16');
+  if (p.appThreads !== undefined && p.appThreads > 1 && p.scenario === 'first-chunk') throw new UsageError('first-chunk is one access: --app-threads must be 1');
+  if (p.zipfS !== undefined && !(p.zipfS >= 0 && p.zipfS <= 10)) throw new UsageError(`zipf s ${p.zipfS} must be from 0 to 10`);
+  if (p.touchFraction !== undefined && !(p.touchFraction > 0 && p.touchFraction <= 1)) throw new UsageError(`touch fraction ${p.touchFraction} must be in (0, 1]`);
+  if (p.vmaSpan !== undefined && p.vmaSpan !== 'auto' && !(Number.isInteger(p.vmaSpan) && p.vmaSpan >= 1)) throw new UsageError(`vma span ${p.vmaSpan} must be auto or a whole number of chunks from 1`);
+  if (p.vmaSpan !== undefined && p.strategy !== 'sigsegv') throw new UsageError('--vma-span is for sigsegv (the strategy that splits its mapping)');
+  if (p.huge !== undefined) oneOf(HUGE, p.huge, 'huge page mode');
+}
+
+/** The native run spec: the workload and its knobs. */
+export function runSpec(p: CellParams): string {
+  const parts = [`workload=${p.scenario}`, `seed=${p.seed}`];
+  if (p.scenario === 'read-zipf' && p.zipfS !== undefined) parts.push(`zipf_s=${p.zipfS}`);
+  if (p.scenario === 'read-sparse' && p.touchFraction !== undefined) parts.push(`touch_fraction=${p.touchFraction}`);
+  if (p.appThreads !== undefined) parts.push(`app_threads=${p.appThreads}`);
+  return parts.join(' ');
+}
+
+/** Trackers run write-track only; migrate pulls with uffd or sigsegv from a remote. */
+function validatePush(p: CellParams): void {
+  const tracker = (TRACKERS as readonly string[]).includes(p.strategy);
+  if (p.scenario === 'write-track' && !tracker) throw new UsageError(`write-track needs a tracker strategy (${TRACKERS.join(', ')}), not ${p.strategy}`);
+  if (p.scenario !== 'write-track' && tracker) throw new UsageError(`${p.strategy} is a tracker: use it with --scenario write-track (or as migrate's --tracker)`);
+  if (p.scenario === 'migrate' && p.strategy !== 'uffd' && p.strategy !== 'sigsegv') throw new UsageError(`migrate's destination pulls with uffd or sigsegv, not ${p.strategy}`);
+  if (p.scenario === 'migrate' && p.source !== 'remote') throw new UsageError('migrate needs --source remote (the destination\'s store is the chunk server)');
+  if (p.pattern !== undefined) oneOf(PATTERNS, p.pattern, 'pattern');
+  if (p.tracker !== undefined) oneOf(TRACKERS, p.tracker, 'tracker');
+  if (p.writeFraction !== undefined && !(p.writeFraction > 0 && p.writeFraction <= 1)) throw new UsageError(`write fraction ${p.writeFraction} must be in (0, 1]`);
+  if (p.intervals !== undefined && (!Number.isInteger(p.intervals) || p.intervals < 1 || p.intervals > 100_000)) throw new UsageError(`intervals ${p.intervals} must be a whole number from 1 to 100000`);
 }
 
 /** The native library's region spec (see native/include/faultlab.h). */
@@ -93,5 +157,10 @@ export function regionSpec(p: CellParams, remote?: { host: string; port: number 
   }
   if (p.diskDir) parts.push(`disk_dir=${p.diskDir}`);
   if (p.corrupt !== undefined) parts.push(`corrupt=${p.corrupt}`);
+  if (p.prefetch !== undefined) parts.push(`prefetch=${p.prefetch}`);
+  if (p.depth !== undefined) parts.push(`depth=${p.depth}`);
+  if (p.pfConns !== undefined) parts.push(`pf_conns=${p.pfConns}`);
+  if (p.vmaSpan !== undefined) parts.push(`vma_span=${p.vmaSpan}`);
+  if (p.huge !== undefined) parts.push(`huge=${p.huge}`);
   return parts.join(' ');
 }

@@ -5,8 +5,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
-import { CPUS, SCENARIOS, SOURCES, STRATEGIES, CellParams, DEFAULTS, usesSource } from './cell.js';
+import { CPUS, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams, DEFAULTS, usesSource } from './cell.js';
 import { parseSize } from './sizes.js';
+import { BEYOND_AXES, BEYOND_FILTERS, beyondFromCombo, beyondKey } from './beyond.js';
 
 export type CellKind = 'cell' | 'floors' | 'transport';
 
@@ -50,6 +51,11 @@ const AXES: Record<string, Check> = {
   cpus: isIn(CPUS),
   handler_threads: isInt(1, 16),
   seed: isInt(0, 2 ** 31),
+  pattern: isIn(PATTERNS),
+  write_fraction: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'must be a number in (0, 1]'),
+  intervals: isInt(1, 100_000),
+  tracker: isIn(TRACKERS),
+  ...BEYOND_AXES,
 };
 const SCALARS: Record<string, Check> = {
   name: (v) => (typeof v === 'string' && /^[a-z0-9-]+$/.test(v) ? null : 'must be a name of a-z, 0-9 and -'),
@@ -132,6 +138,11 @@ export function parseMatrix(doc: unknown, path: string): Matrix {
         seed: (combo.seed as number) ?? DEFAULTS.seed,
         repeat: (grp.repeat as number) ?? 1,
         fetchTimeoutMs: (grp.fetch_timeout as number) ?? DEFAULTS.fetchTimeoutMs,
+        pattern: combo.pattern as CellParams['pattern'],
+        writeFraction: combo.write_fraction as number | undefined,
+        intervals: combo.intervals as number | undefined,
+        tracker: combo.tracker as CellParams['tracker'],
+        ...beyondFromCombo(combo),
       };
       // memory and disk have no source: one cell, not one per source.
       if (kind === 'cell' && !usesSource(params.strategy)) params.source = 'local';
@@ -159,7 +170,8 @@ function product(grp: Record<string, unknown>): Record<string, unknown>[] {
 /** Stable id from what the cell measures (not from its position in the file). */
 export function cellId(c: MatrixCell): string {
   const p = c.params;
-  const key = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? ''].join('/');
+  const push = p.pattern ?? p.writeFraction ?? p.intervals ?? p.tracker; // only push cells add keys: older ids stay stable
+  const key = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? '', ...(push !== undefined ? [p.pattern, p.writeFraction, p.intervals, p.tracker] : []), ...beyondKey(p)].join('/');
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 
@@ -180,10 +192,13 @@ export function applyFilters(cells: MatrixCell[], filters: string[]): MatrixCell
       cpus: (c) => c.params.cpus,
       handler_threads: (c) => c.params.handlerThreads,
       group: (c) => c.group,
+      pattern: (c) => c.params.pattern ?? '',
+      tracker: (c) => c.params.tracker ?? '',
+      ...Object.fromEntries(Object.entries(BEYOND_FILTERS).map(([k, f]) => [k, (c: MatrixCell) => f(c.params)])),
       kind: (c) => c.kind,
     };
     if (!get[key]) throw new UsageError(`bad --filter key '${key}' (known: ${Object.keys(get).join(', ')})`);
-    const want = key === 'region' || key === 'chunk' ? parseSize(value) : key === 'rtt' || key === 'handler_threads' ? Number(value) : value;
+    const want = key === 'region' || key === 'chunk' ? parseSize(value) : ['rtt', 'handler_threads', 'depth', 'app_threads', 'touch_fraction'].includes(key) ? Number(value) : value;
     out = out.filter((c) => get[key](c) === want);
   }
   return out;

@@ -30,6 +30,9 @@ const c = {
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   touch: lib.func('int fl_touch(uintptr_t addr)'),
+  writeTrack: lib.func('int fl_write_track(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  migrateDest: lib.func('int fl_migrate_dest(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   nowNs: lib.func('uint64_t fl_now_ns(void)'),
   sleepUntilNs: lib.func('void fl_sleep_until_ns(uint64_t deadline)'),
 };
@@ -94,6 +97,11 @@ export class NativeRegion {
     return JSON.parse(text);
   }
 
+  /** Migrate's destination half on this (lazy, tcp-sourced) region: see fl_migrate_dest. */
+  migrateDest(spec: string): Promise<Record<string, unknown>> {
+    return jsonCall((cb) => c.migrateDest.async(this.handle, spec, cb.out, cb.out.length, cb.done));
+  }
+
   destroy(): void {
     if (this.handle) c.regionDestroy(this.handle);
     this.handle = null;
@@ -144,6 +152,34 @@ export function transportNative(spec: string): Promise<Record<string, unknown>> 
     });
   });
 }
+
+type AsyncCall = (cb: { out: Buffer; done: (e: Error | null, rc: number) => void }) => void;
+
+/** A JSON-returning native call on a koffi worker thread (the event loop stays free). */
+function jsonCall(call: AsyncCall): Promise<Record<string, unknown>> {
+  const out = Buffer.alloc(OUT_LEN);
+  return new Promise((resolve, reject) =>
+    call({
+      out,
+      done: (e, rc) => {
+        if (e) return reject(e);
+        const text = cString(out);
+        if (rc !== 0) return reject(new Error(text || 'native call failed'));
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new Error(`native result is not JSON: ${text.slice(0, 200)}`));
+        }
+      },
+    }),
+  );
+}
+
+/** The write-track scenario (fl_write_track). */
+export const writeTrackNative = (spec: string) => jsonCall((cb) => c.writeTrack.async(spec, cb.out, cb.out.length, cb.done));
+
+/** Migrate's source half (fl_migrate_source): returns at cut-over. */
+export const migrateSourceNative = (spec: string) => jsonCall((cb) => c.migrateSource.async(spec, cb.out, cb.out.length, cb.done));
 
 /** Test hook: read one byte at an address (provokes a fault where a test chooses). */
 export const touch = (addr: bigint): number => c.touch(addr);

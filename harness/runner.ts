@@ -16,6 +16,7 @@ import { ChunkServer } from './server/chunk-server.js';
 import { usesSource } from './cell.js';
 import { Progress } from './progress.js';
 import type { Row } from './bench.js';
+import { beyondArgs } from './beyond.js';
 
 const cliPath = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
 
@@ -24,6 +25,9 @@ export interface RunOptions {
   runId: string;
   resume: boolean;
   cellTimeoutMs: number;
+  /** HOST:PORT of a running chunk server (`faultlab serve`, on this machine or
+   * another) that serves every remote cell instead of one the runner starts. */
+  remote?: string;
 }
 
 /** The child's command line for a cell. */
@@ -34,19 +38,25 @@ function childArgs(c: MatrixCell, remote?: string): string[] {
     return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs)];
   const args = ['bench', '--json', '--strategy', p.strategy, '--scenario', p.scenario, '--source', p.source, '--region', String(p.regionBytes), '--chunk', String(p.chunkBytes), '--rtt', String(p.rttMs), '--cpus', p.cpus, '--handler-threads', String(p.handlerThreads), '--repeat', String(p.repeat), '--seed', String(p.seed), '--fetch-timeout', String(p.fetchTimeoutMs)];
   if (remote) args.push('--remote', remote);
+  for (const [flag, v] of [['--pattern', p.pattern], ['--write-fraction', p.writeFraction], ['--intervals', p.intervals], ['--tracker', p.tracker]] as const) if (v !== undefined) args.push(flag, String(v));
+  args.push(...beyondArgs(p));
   return args;
 }
 
 const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
-const serverKey = (c: MatrixCell) => (needsServer(c) ? `${c.params.rttMs}/${c.params.regionBytes}/${c.params.seed}` : '');
+// write-track and migrate change the server's contents: they never share a server with read cells.
+const serverKey = (c: MatrixCell) => (needsServer(c) ? `${c.params.rttMs}/${c.params.regionBytes}/${c.params.seed}${c.params.scenario === 'write-track' || c.params.scenario === 'migrate' ? '/w' : ''}` : '');
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
 function estimateMs(c: MatrixCell): number {
   const p = c.params;
   if (c.kind === 'floors') return 3000 * p.repeat;
   if (c.kind === 'transport') return p.repeat * (c.count ?? 1000) * (p.rttMs + 0.05);
-  const touched = p.scenario === 'first-chunk' ? 1 : p.regionBytes / p.chunkBytes;
-  const trips = p.strategy === 'eager' ? Math.ceil(p.regionBytes / 2 ** 20) : p.strategy === 'memory' || p.strategy === 'disk' ? 0 : touched;
+  if (p.scenario === 'write-track' || p.scenario === 'migrate') return 1500 + p.repeat * ((p.regionBytes / p.chunkBytes) * (p.writeFraction ?? 0.05) * (p.intervals ?? 4) * (p.rttMs + 0.05) + (p.scenario === 'migrate' ? (p.regionBytes / p.chunkBytes) * (p.rttMs + 0.05) : 0));
+  const touched = (p.scenario === 'first-chunk' ? 1 : p.regionBytes / p.chunkBytes) * (p.scenario === 'read-sparse' ? (p.touchFraction ?? 0.1) : 1);
+  // Prefetch overlaps round trips: about one per `depth` chunks (plus the transfer, below).
+  const overlap = p.prefetch && p.prefetch !== 'none' ? Math.max(1, p.depth ?? 16) : Math.max(1, p.appThreads ?? 1);
+  const trips = p.strategy === 'eager' ? Math.ceil(p.regionBytes / 2 ** 20) : p.strategy === 'memory' || p.strategy === 'disk' ? 0 : touched / overlap;
   return 400 + p.repeat * (trips * (p.rttMs + 0.03) + p.regionBytes / 2e6);
 }
 
@@ -81,7 +91,7 @@ function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void)
       }
       if (timedOut) return resolve({ ok: false, message: `cell timed out after ${timeoutMs} ms and was killed` });
       if (code === 0 && json) return resolve({ ok: true, json, message: '' });
-      if (json && json.verified === false) return resolve({ ok: false, json, message: 'verification failed: bytes read did not match the source' });
+      if (json && json.verified === false) return resolve({ ok: false, json, message: lastErr.replace(/^faultlab: /, '') || 'verification failed: bytes read did not match the source' });
       resolve({ ok: false, message: lastErr.replace(/^faultlab: /, '') || `child exited with ${signal ? `signal ${signal}` : `code ${code}`}` });
     });
   });
@@ -178,9 +188,9 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         await server?.close();
         server = null;
         serverFor = key;
-        if (key) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: c.params.rttMs });
+        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: c.params.rttMs });
       }
-      const remote = server ? `${server.host}:${server.port}` : undefined;
+      const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));
       const r = await runChild(childArgs(c, remote), o.cellTimeoutMs, (k) => (killChild = k));
       killChild = null;
@@ -192,7 +202,8 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         failed++;
         rows = r.json ? rowsOf(c, r.json).map((row) => ({ ...row, status: 'failed', message: r.message })) : [{ ...failedRow(c, r.message), status: 'failed' }];
       }
-      rows = rows.map((row) => ({ ...row, ...envCols, run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
+      // uffd_path: the path the cell's own region used (its JSON) beats doctor's guess from this process.
+      rows = rows.map((row) => ({ ...row, ...envCols, ...(row.uffd_path ? { uffd_path: row.uffd_path } : {}), run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
       appendFileSync(csvPath, stringify(rows, { columns: COLUMNS as unknown as string[], cast: { boolean: (b) => String(b) } }));
       progress.finish(i, r.ok ? summarizeRows(c, rows) : `FAILED: ${r.message}`);
     }
@@ -222,5 +233,7 @@ function summarizeRows(c: MatrixCell, rows: Row[]): string {
   if (c.kind === 'floors') return rows.map((r) => `${r.strategy} ${(Number(r.fault_ns_p50) / 1000).toFixed(2)}us`).slice(0, 4).join(', ');
   if (c.kind === 'transport') return `p50 ${(med('fault_ns_p50') / 1000).toFixed(1)} us`;
   if (c.params.scenario === 'first-chunk') return `first access ${(med('first_access_ns') / 1000).toFixed(1)} us`;
+  if (c.params.scenario === 'write-track') return `+${med('write_overhead_ns').toFixed(0)} ns/write, collect ${(med('collect_ns_p50') / 1000).toFixed(1)} us, amplification ${med('write_amplification').toFixed(2)}`;
+  if (c.params.scenario === 'migrate') return `migration ${(med('migration_ns') / 1e6).toFixed(1)} ms, downtime ${(med('downtime_ns') / 1e6).toFixed(2)} ms`;
   return `${med('throughput_mibps').toFixed(1)} MiB/s, p50 ${(med('fault_ns_p50') / 1000).toFixed(2)} us/access`;
 }

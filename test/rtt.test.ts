@@ -83,7 +83,9 @@ describe('emulated RTT', () => {
       expect(m.minMs).toBeGreaterThanOrEqual(rtt); // never early
       expect(late.p50Us).toBeLessThanOrEqual(bound(rtt) * 1000); // the emulation itself
       expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt)); // what a client sees
-      expect(error).toBeGreaterThan(-bound(rtt));
+      // No lower bound on `error`: the RTT-0 base is itself noisy under load;
+      // "never early" above is the invariant.
+      expect(m.medianMs).toBeGreaterThanOrEqual(rtt);
     }
     console.log(rows.join('\n'));
   });

@@ -1,13 +1,22 @@
 // Every figure, in the order the paper shows them.
 import { okRows, type RunRow } from '../runs.js';
+import { RUNS_SEPARATOR } from '../spec-common.js';
 import { loadThesisReference, type ThesisReference } from '../thesis.js';
 import { faultCdf } from './fault-cdf.js';
 import { faultDecomposition } from './fault-decomposition.js';
 import { firstChunk0ms } from './first-chunk-0ms.js';
 import { firstChunkVsRtt } from './first-chunk-vs-rtt.js';
+import { migration } from './migration.js';
+import { pushPerInterval } from './push-per-interval.js';
 import { throughput0ms } from './throughput-0ms.js';
 import { throughputVsRtt } from './throughput-vs-rtt.js';
 import type { Figure, FigureDef } from './types.js';
+import { writeSlowdown } from './write-slowdown.js';
+import { isThesisLike } from '../beyond.js';
+import { chunkSweep } from './chunk-sweep.js';
+import { lazyEagerCrossover } from './lazy-eager-crossover.js';
+import { prefetchVsRtt } from './prefetch-vs-rtt.js';
+import { threadScaling } from './thread-scaling.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -16,24 +25,48 @@ export const FIGURES: FigureDef[] = [
   throughputVsRtt,
   faultCdf,
   faultDecomposition,
+  // push (matrix `push`): skipped for runs without write-track/migrate rows
+  writeSlowdown,
+  pushPerInterval,
+  migration,
+  // beyond the thesis (matrix `beyond`): skipped for runs without their rows
+  prefetchVsRtt,
+  lazyEagerCrossover,
+  threadScaling,
+  chunkSweep,
 ];
+
+/** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
+const BEYOND_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep];
+const rowsFor = (def: FigureDef, rows: RunRow[]) => (BEYOND_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
 
 export interface BuildOptions {
   thesis?: ThesisReference;
+  /** The run's id when the rows come from one run (default: their run_id). */
   runId?: string;
 }
 
 /**
  * Build every figure the rows have data for. Failed rows are dropped here, so
  * a figure never shows a value from a run that did not complete and verify.
+ * Rows from several runs: a figure names (and `runs` lists) the runs whose rows
+ * alone give it data, in the order the runs first appear.
  */
 export function buildFigures(rows: RunRow[], opts: BuildOptions = {}): { figures: Figure[]; skipped: string[] } {
-  const input = { rows: okRows(rows), thesis: opts.thesis ?? loadThesisReference(), runId: opts.runId };
+  const ok = okRows(rows);
+  const thesis = opts.thesis ?? loadThesisReference();
+  const runIds = [...new Set(ok.map((r) => r.runId).filter(Boolean))];
   const figures: Figure[] = [];
   const skipped: string[] = [];
   for (const def of FIGURES) {
-    const spec = def.build(input);
-    if (spec) figures.push({ name: def.name, caption: def.caption, spec });
+    let runs = runIds;
+    if (runIds.length > 1) {
+      const alone = runIds.filter((id) => def.build({ rows: rowsFor(def, ok.filter((r) => r.runId === id)), thesis, runId: id }) !== null);
+      if (alone.length) runs = alone; // else only the combination has data: name every run
+    }
+    const runId = runIds.length > 1 ? runs.join(RUNS_SEPARATOR) : (opts.runId ?? runIds[0]);
+    const spec = def.build({ rows: rowsFor(def, ok), thesis, runId });
+    if (spec) figures.push({ name: def.name, caption: def.caption, spec, runs });
     else skipped.push(def.name);
   }
   return { figures, skipped };

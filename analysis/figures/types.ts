@@ -21,4 +21,6 @@ export interface Figure {
   name: string;
   caption: string;
   spec: TopLevelSpec;
+  /** Run ids whose rows the figure draws (first = where `chart`/`paper` write its files); empty when rows carry no run id. */
+  runs?: string[];
 }

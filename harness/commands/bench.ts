@@ -1,16 +1,28 @@
 // `faultlab bench`: one cell, printed as a table or (--json) one JSON line.
 import type { CommandModule } from 'yargs';
 import { runCell } from '../bench.js';
-import { CPUS, DEFAULTS, SCENARIOS, SOURCES, STRATEGIES, CellParams } from '../cell.js';
+import { CPUS, DEFAULTS, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams } from '../cell.js';
 import { parseSize, formatSize } from '../sizes.js';
 import { printSummary } from '../report.js';
 import { touch } from '../native.js';
+import { UsageError } from '../errors.js';
+import { beyondFromArgv, beyondOptions } from '../beyond.js';
+
+/** A failed cell as one line naming the strategy. Native messages already
+ * start with it and name the offset and the cause ("uffd: fetch failed at
+ * offset 0x8000: timeout after 500 ms"); set-up errors (connect, HELLO, RTT
+ * probe) get the strategy in front. Usage errors stay as they are (exit 2). */
+export function cellError(strategy: string, e: unknown): Error {
+  if (e instanceof UsageError) return e;
+  const text = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ').trim();
+  return new Error(text.startsWith(`${strategy}:`) ? text : `${strategy}: ${text}`);
+}
 
 export const benchCommand: CommandModule = {
   command: 'bench',
   describe: 'run one cell: a strategy, a scenario, a source',
   builder: (y) =>
-    y
+    beyondOptions(y)
       .option('strategy', { choices: STRATEGIES, demandOption: true, describe: 'fault-handling strategy or baseline' })
       .option('scenario', { choices: SCENARIOS, default: 'read-seq' as const, describe: 'workload' })
       .option('source', { choices: SOURCES, default: DEFAULTS.source, describe: 'where chunks come from' })
@@ -26,6 +38,11 @@ export const benchCommand: CommandModule = {
       .option('fetch-timeout', { type: 'number', default: DEFAULTS.fetchTimeoutMs, describe: 'ms before a fetch fails the run' })
       .option('disk-dir', { type: 'string', describe: 'folder for the disk baseline file (default /tmp)' })
       .option('corrupt', { type: 'string', hidden: true, describe: 'tests: flip one source byte at this offset' })
+      .option('pattern', { choices: PATTERNS, describe: 'write-track/migrate: which chunks each interval writes (default random; migrate: hot)' })
+      .option('write-fraction', { type: 'number', describe: 'write-track/migrate: writes per interval as a fraction of the chunks (default 0.05; migrate: 0.01)' })
+      .option('intervals', { type: 'number', describe: 'write-track: write/collect/push intervals, counted in writes not time (default 4)' })
+      .option('tracker', { choices: TRACKERS, describe: 'migrate: the source\'s dirty tracker (default uffd-wp)' })
+      .option('inject-untracked', { type: 'boolean', hidden: true, describe: 'tests: write-track writes one chunk the tracker cannot see' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (with per-repetition rows) as the last line' }),
   handler: async (a) => {
     const params: CellParams = {
@@ -44,16 +61,29 @@ export const benchCommand: CommandModule = {
       fetchTimeoutMs: a['fetch-timeout'] as number,
       diskDir: a['disk-dir'] as string | undefined,
       corrupt: a.corrupt === undefined ? undefined : parseSize(a.corrupt as string, 'corrupt offset'),
+      pattern: a.pattern as CellParams['pattern'],
+      writeFraction: a['write-fraction'] as number | undefined,
+      intervals: a.intervals as number | undefined,
+      tracker: a.tracker as CellParams['tracker'],
+      injectUntracked: (a['inject-untracked'] as boolean | undefined) || undefined,
+      ...beyondFromArgv(a),
     };
     // Test hook: crash this child for real (a fault outside every region), so
     // tests can check that the runner records a crashed cell and goes on.
     if (process.env.FAULTLAB_TEST_CRASH === params.strategy) touch(16n);
-    const result = await runCell(params);
+    let result: Awaited<ReturnType<typeof runCell>>;
+    try {
+      result = await runCell(params);
+    } catch (e) {
+      throw cellError(params.strategy, e);
+    }
     if (a.json) console.log(JSON.stringify({ ...result.summary, reps: result.reps }));
     else printSummary(result.summary);
     // A run that read wrong bytes is a failed run, never a result.
     if (result.summary.verified !== true) {
-      console.error('faultlab: verification FAILED: bytes read did not match the source contents');
+      const bad = result.reps.find((r) => r.verified === false)?.first_bad_offset;
+      const at = typeof bad === 'number' ? ` at offset 0x${bad.toString(16)}` : '';
+      console.error(`faultlab: ${params.strategy}: verification FAILED${at}: bytes read did not match the source contents`);
       process.exitCode = 3;
     }
   },

@@ -9,7 +9,13 @@ export const doctorCommand: CommandModule = {
   handler: (a) => {
     const env = collectEnv();
     const netem = probeNetem();
-    const report = { ...env.doctor, node: env.node, commit: env.commit, netem };
+    const report: Record<string, unknown> = { ...env.doctor, node: env.node, commit: env.commit, netem };
+    // No way to open a userfaultfd: say what would give one (README Troubleshooting).
+    if (env.uffd_path === 'none') {
+      report.uffd_remedies =
+        'run as root; or sysctl -w vm.unprivileged_userfaultfd=1; or give this user read-write access to /dev/userfaultfd (Linux 6.1+); ' +
+        'UFFD_USER_MODE_ONLY needs Linux 5.11+ (uffd and the uffd-wp trackers cannot run until one of these holds; sigsegv and the baselines can)';
+    }
     if (a.json) {
       console.log(JSON.stringify(report));
       return;

@@ -1,4 +1,4 @@
-// `faultlab paper`: regenerate paper/paper.md's marked sections and paper.html from one run.
+// `faultlab paper`: regenerate paper/paper.md's marked sections and paper.html from one run or several.
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -8,16 +8,22 @@ import { UsageError } from '../errors.js';
 
 export const paperCommand: CommandModule = {
   command: 'paper',
-  describe: 'fill the generated sections of the paper from one run and write paper.html',
+  describe: 'fill the generated sections of the paper from one run (or several) and write paper.html',
   builder: (y) =>
     y
-      .option('in', { type: 'string', demandOption: true, describe: 'results/<run-id> directory (runs.csv, env.json)' })
+      .option('in', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: 'results/<run-id> directory (runs.csv, env.json); repeat to combine runs (set-up table from the first)',
+      })
       .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
   handler: async (a) => {
-    const inDir = a.in as string;
-    if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
+    const inDirs = (a.in as string[]).map(String);
+    for (const inDir of inDirs)
+      if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
-      const r = await generatePaper({ inDir, paperPath: a.paper as string });
+      const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string });
       for (const w of r.warnings) console.error(`warning: ${w}`);
       console.log(`${relative('.', r.paperPath)}: filled ${r.sections.join(', ')}`);
       console.log(`${relative('.', r.htmlPath)}: ${r.figures.length} figures inlined`);

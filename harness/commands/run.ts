@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { applyFilters, loadMatrix } from '../matrix.js';
 import { runMatrix } from '../runner.js';
 import { UsageError } from '../errors.js';
+import { validateCell } from '../cell.js';
 
 export const defaultResultsDir = fileURLToPath(new URL('../../../results', import.meta.url));
 
@@ -24,6 +25,7 @@ export const runCommand: CommandModule = {
       .option('repeat', { type: 'number', describe: 'override every cell\'s repetitions' })
       .option('resume', { type: 'boolean', default: false, describe: 'finish an interrupted run (needs --run-id)' })
       .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' })
+      .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` for every remote cell (its --region, --seed and --rtt apply; default: the runner starts servers on loopback)' })
       .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
   handler: async (a) => {
     const m = loadMatrix(a.matrix as string);
@@ -34,13 +36,26 @@ export const runCommand: CommandModule = {
     }
     if (cells.length === 0) throw new UsageError(`no cell of matrix '${m.name}' matches the filters`);
     if (a.resume && !a['run-id']) throw new UsageError('--resume needs --run-id (the folder to finish)');
+    if (a.remote !== undefined && !/^[^:\s]+:\d{1,5}$/.test(a.remote as string)) throw new UsageError(`bad --remote '${a.remote}': use HOST:PORT`);
     if (a.list) {
       for (const c of cells) console.log(`${c.id}  ${c.group}  ${c.kind}  ${JSON.stringify(c.params)}`);
       return;
     }
+    // Every cell's parameters are checked before the first one runs (a region
+    // larger than memory, cpus=split on one CPU, ...): one line, exit 2.
+    for (const c of cells) {
+      if (c.kind !== 'cell') continue;
+      try {
+        validateCell(c.params);
+      } catch (e) {
+        throw new UsageError(`matrix '${m.name}', group '${c.group}' (cell ${c.id}): ${(e as Error).message}`);
+      }
+    }
+    const cellTimeout = a['cell-timeout'] as number;
+    if (!Number.isFinite(cellTimeout) || cellTimeout <= 0) throw new UsageError(`--cell-timeout ${cellTimeout}: give seconds > 0`);
     const runId = (a['run-id'] as string | undefined) ?? newRunId(m.name);
     console.error(`faultlab run: matrix ${m.name}, ${cells.length} cells -> ${a.out}/${runId}`);
-    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000 });
+    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000, remote: a.remote as string | undefined });
     console.log(`results: ${r.dir}/runs.csv (${r.complete ? 'complete' : 'INCOMPLETE: rerun with --resume'}; ${r.failed} failed cell(s))`);
     if (!r.complete) process.exitCode = 130;
     else if (r.failed) process.exitCode = 1;

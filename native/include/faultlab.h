@@ -70,6 +70,37 @@ int fl_floors(const char *spec, char *out, size_t outlen);
  * plus requests=N. */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
+/* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
+ * Spec: the region keys source, host, port, region, chunk, seed, cpus,
+ * fetch_timeout_ms, plus
+ *   tracker=uffd-wp|uffd-wp-async|mprotect|soft-dirty|none   [uffd-wp]
+ *   pattern=seq|random|hot        [random]  which chunks each interval writes
+ *   write_fraction=F              [0.05]    writes per interval = F * chunks (0 < F <= 1)
+ *   write_bytes=N                 [4096]    bytes per write (multiple of 8, <= chunk)
+ *   intervals=N                   [4]       write, collect, push; the last push is the final sync
+ *   inject_untracked=1            (tests)   one write through a second mapping the tracker cannot see
+ * Intervals are counted in writes, not in time, so every tracker sees exactly
+ * the same writes (a time-based interval would let a slow tracker write less).
+ * Returns 0 when it ran (see "verified"), -1 with a message otherwise. */
+int fl_write_track(const char *spec, char *out, size_t outlen);
+
+/* Migrate, source half (its own process): spec = the region keys with
+ * source=tcp (the chunk server is the destination's store), tracker=..., the
+ * writer keys pattern, write_fraction, write_bytes, and period_ms [10] (one
+ * writer interval per period), max_rounds [8], converge_chunks [one interval's
+ * writes]. Pre-copy rounds run while the writer writes; at cut-over the writer
+ * stops and the rest is pushed; then it returns JSON with monotonic-clock
+ * timestamps (t_start_ns, t_stop_ns, t_cutover_ns; CLOCK_MONOTONIC is shared by
+ * every process of the machine) and intervals_written. */
+int fl_migrate_source(const char *spec, char *out, size_t outlen);
+
+/* Migrate, destination half: r is a fresh uffd or sigsegv region on the same
+ * chunk server (created before the cut-over). Serves the application's
+ * accesses while bg_threads=N [2] pull every chunk; then rebuilds the source's
+ * final contents from intervals=N (its intervals_written) and the writer keys,
+ * and compares them with r's memory chunk by chunk ("verified"). */
+int fl_migrate_dest(fl_region *r, const char *spec, char *out, size_t outlen);
+
 /* Test hook: read one byte at addr, so a test can provoke a fault where it
  * chooses (e.g. outside every region, to see the chained handler crash). */
 int fl_touch(uintptr_t addr);

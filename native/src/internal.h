@@ -31,6 +31,11 @@ struct fl_config {
     int fetch_timeout_ms;
     int64_t corrupt_offset; /* -1: none */
     char disk_dir[256];
+    char prefetch[32]; /* policy spec (prefetch.h): none, ahead:N, adaptive[:N], background, criu */
+    int depth;         /* prefetch requests in flight */
+    int pf_conns;      /* prefetch connections (0 = one per 16 requests of depth) */
+    int vma_span;      /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
+    char huge[16];     /* none, thp, hugetlb: page size behind the region */
 };
 
 /* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */
@@ -60,6 +65,14 @@ struct fl_source_ops {
     uint64_t (*ping_ns)(struct fl_conn *c, int n);
     void (*disconnect)(struct fl_conn *c);
     void (*destroy)(struct fl_source *s);
+    /* Pipelining (prefetch): send a READ of [off, off+len) without waiting,
+     * then receive the answers in the order sent, each with the same off/len.
+     * Several requests stay in flight on one connection, so a round trip is
+     * paid once per batch, not once per chunk. Async-signal-safe like read. */
+    int (*send_read)(struct fl_conn *c, uint64_t off, size_t len, char *err, size_t errlen);
+    int (*recv_read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
+    /* fd that turns readable when an answer arrives; -1: answers are immediate (local). */
+    int (*poll_fd)(struct fl_conn *c);
 };
 
 struct fl_source *fl_source_local_create(const struct fl_config *cfg, char *err, size_t errlen);
@@ -85,6 +98,9 @@ struct fl_handler_stats {
     uint64_t bytes_fetched; /* including fetches wasted on duplicates */
     struct fl_samples fetch_ns;
     struct fl_samples install_ns;
+    uint64_t inflight_waits; /* faults on a chunk already being fetched (prefetcher or another thread) */
+    uint64_t trigger_faults; /* faults on a prefetched chunk held back as a trigger (no fetch) */
+    uint64_t span_chunks;    /* sigsegv vma_span: chunks a miss fetched besides its own */
 };
 
 /* ---- strategies ---------------------------------------------------------- */
@@ -132,7 +148,18 @@ struct fl_region {
     /* Eager baseline: time to copy the whole region before the workload. */
     uint64_t prefill_ns;
 
+    /* How this region's userfaultfd was opened (fl_uffd_open: "syscall",
+     * "user-mode-only", "dev-userfaultfd"); NULL when it has none. Reported as
+     * "uffd_path" in the run's JSON, so a row says the path its strategy used. */
+    const char *uffd_path;
+
     void *strategy_state; /* owned by the strategy */
+
+    /* Lazy strategies: their per-chunk states, prefetch engine (NULL: none)
+     * and sigsegv's span, for the report and for waiting on a full region. */
+    struct fl_chunks *chunks;
+    struct fl_pf_engine *pf;
+    uint64_t vma_span;
 };
 
 /* The workload thread's context, reachable from a signal handler through TLS:
@@ -142,6 +169,9 @@ struct fl_wctx {
     struct fl_conn *conn;
     sigjmp_buf abort_jmp;
     volatile sig_atomic_t jmp_armed;
+    /* Where this thread's sigsegv fault counters go (NULL: r->hstats[0]); one
+     * slot per application thread, so concurrent handlers never share one. */
+    struct fl_handler_stats *stats;
 };
 extern __thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-exec")));
 

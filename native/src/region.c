@@ -1,6 +1,8 @@
 /* The public API: create a region for a strategy and a source, run one
  * workload on a pinned C thread, report statistics as JSON, destroy. */
 #include "internal.h"
+#include "prefetch.h"
+#include "workload.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -91,136 +93,226 @@ void fl_region_destroy(fl_region *r)
 }
 
 /* ---- workloads ------------------------------------------------------------ */
-enum workload { W_FIRST_CHUNK, W_READ_SEQ, W_READ_RANDOM };
-
-struct run_args {
-    struct fl_region *r;
-    enum workload w;
-    uint64_t seed;
-    /* results */
-    struct fl_samples access_ns; /* one sample per chunk touched */
+/* One run: app_threads workers, each on its own share of the order (a
+ * contiguous slice, so read-seq threads stream their own part), each with its
+ * own source connection (a sigsegv fault is served on the faulting thread). */
+struct worker {
+    struct run_args *a;
+    int index;
+    pthread_t thread;
+    bool started;
+    const uint64_t *order;
+    uint64_t n;
+    struct fl_wctx ctx;
+    struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad;
     int rc;
     char err[FL_ERR_LEN];
 };
 
-/* xorshift64*: a seeded, reproducible order for read-random. */
-static uint64_t next_rand(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static uint64_t *chunk_order(const struct run_args *a, uint64_t *n)
-{
-    const struct fl_region *r = a->r;
-    if (a->w == W_FIRST_CHUNK) {
-        uint64_t *o = malloc(sizeof *o);
-        if (o)
-            o[0] = r->nchunks > 1 ? 1 : 0; /* the chunk one chunk in, as in the thesis */
-        *n = 1;
-        return o;
-    }
-    uint64_t *o = malloc(r->nchunks * sizeof *o);
-    if (!o)
-        return NULL;
-    for (uint64_t i = 0; i < r->nchunks; i++)
-        o[i] = i;
-    if (a->w == W_READ_RANDOM) {
-        uint64_t s = a->seed * 0x9E3779B97F4A7C15ull + 1;
-        for (uint64_t i = r->nchunks - 1; i > 0; i--) {
-            uint64_t j = next_rand(&s) % (i + 1);
-            uint64_t t = o[i];
-            o[i] = o[j];
-            o[j] = t;
-        }
-    }
-    *n = r->nchunks;
-    return o;
-}
+struct run_args {
+    struct fl_region *r;
+    struct fl_workload_opts o;
+    uint64_t *order, n, unique;
+    pthread_barrier_t start;
+    atomic_bool setup_failed;
+    uint64_t t_start, t_end; /* wall clock: barrier released, last access done */
+    struct worker wk[FL_MAX_HANDLERS];
+    /* merged results */
+    struct fl_samples access_ns;
+    uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
+    int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
+    uint64_t fill_ns, fill_bad;
+    int rc;
+    char err[FL_ERR_LEN];
+};
 
 /* The timed accesses. Kept in its own function so that nothing live in the
  * caller is clobbered when a signal handler jumps back to the sigsetjmp. */
-static void access_loop(struct run_args *a, struct fl_wctx *ctx, const uint64_t *order, uint64_t n, uint8_t *scratch)
+static void access_loop(struct worker *w, uint8_t *scratch)
 {
-    struct fl_region *r = a->r;
+    struct fl_region *r = w->a->r;
     const uint64_t chunk = r->cfg.chunk_bytes;
     /* A strategy that cannot serve a fault (sigsegv) jumps back here. */
-    if (sigsetjmp(ctx->abort_jmp, 1)) {
-        ctx->jmp_armed = 0;
+    if (sigsetjmp(w->ctx.abort_jmp, 1)) {
+        w->ctx.jmp_armed = 0;
         return;
     }
-    ctx->jmp_armed = 1;
-    for (uint64_t i = 0; i < n; i++) {
-        const uint8_t *p = r->base + order[i] * chunk;
+    w->ctx.jmp_armed = 1;
+    for (uint64_t i = 0; i < w->n; i++) {
+        const uint8_t *p = r->base + w->order[i] * chunk;
         uint64_t t0 = fl_now();
         memcpy(scratch, p, chunk); /* the access: faults the chunk in if lazy */
         uint64_t t1 = fl_now();
         if (atomic_load(&r->failed))
             break;
-        fl_samples_add(&a->access_ns, t1 - t0);
-        a->total_ns += t1 - t0;
+        fl_samples_add(&w->access_ns, t1 - t0);
+        w->total_ns += t1 - t0;
         if (i == 0)
-            a->first_ns = t1 - t0;
-        a->touched++;
+            w->first_ns = t1 - t0;
+        w->touched++;
         uint64_t bad_at;
-        uint64_t bad = fl_verify(scratch, chunk, r->cfg.seed, order[i] * chunk, &bad_at);
-        if (bad && !a->bad_words)
-            a->first_bad = bad_at;
-        a->bad_words += bad;
+        uint64_t bad = fl_verify(scratch, chunk, r->cfg.seed, w->order[i] * chunk, &bad_at);
+        if (bad && !w->bad_words)
+            w->first_bad = bad_at;
+        w->bad_words += bad;
     }
-    ctx->jmp_armed = 0;
+    w->ctx.jmp_armed = 0;
 }
 
-static void *workload_main(void *arg)
+/* wait_fill: once a region-filling prefetch has every chunk, check all of
+ * them in place (a chunk not there would fault: served like any other). */
+static void verify_filled(struct run_args *a, struct worker *w)
 {
-    struct run_args *a = arg;
     struct fl_region *r = a->r;
     const uint64_t chunk = r->cfg.chunk_bytes;
-    struct fl_wctx ctx = {.r = r};
-    uint64_t n = 0, *order = NULL;
+    if (fl_pf_wait_filled(r->pf, 120000)) {
+        if (!atomic_load(&r->failed))
+            fl_region_fail(r, "wait_fill: the region was not filled within 120 s");
+        return;
+    }
+    struct fl_pf_counts c;
+    fl_pf_counts(r->pf, &c);
+    a->fill_ns = c.filled_ns;
+    if (sigsetjmp(w->ctx.abort_jmp, 1)) {
+        w->ctx.jmp_armed = 0;
+        return;
+    }
+    w->ctx.jmp_armed = 1;
+    uint64_t bad = 0, at;
+    for (uint64_t i = 0; i < r->nchunks && !atomic_load(&r->failed); i++)
+        bad += fl_verify(r->base + i * chunk, chunk, r->cfg.seed, i * chunk, &at);
+    w->ctx.jmp_armed = 0;
+    a->fill_bad = bad;
+    a->fill_state = bad ? -1 : 1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct run_args *a = w->a;
+    struct fl_region *r = a->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
     uint8_t *scratch = NULL;
+    w->ctx.r = r;
+    w->ctx.stats = &r->hstats[w->index];
+    w->rc = -1;
 
     fl_pin_cpu(fl_cpu_for(r->cfg.cpus, false));
-    if (r->source && r->source->ops->connect(r->source, &ctx.conn, a->err, sizeof a->err))
-        goto fail;
-    order = chunk_order(a, &n);
+    if (r->source && r->source->ops->connect(r->source, &w->ctx.conn, w->err, sizeof w->err))
+        goto ready;
     scratch = aligned_alloc(64, chunk);
-    if (!order || !scratch || fl_samples_init(&a->access_ns, n)) {
-        fl_errf(a->err, sizeof a->err, "out of memory for the workload");
-        goto fail;
+    if (!scratch || fl_samples_init(&w->access_ns, w->n)) {
+        fl_errf(w->err, sizeof w->err, "out of memory for the workload");
+        goto ready;
     }
     memset(scratch, 0, chunk); /* fault the scratch in before timing */
-    fl_tls_wctx = &ctx;
-    if (r->ops->before_workload && r->ops->before_workload(r, a->err, sizeof a->err))
-        goto fail;
-
-    access_loop(a, &ctx, order, n, scratch);
-    if (r->ops->after_workload)
-        r->ops->after_workload(r);
-    fl_tls_wctx = NULL;
-    if (atomic_load(&r->failed)) {
-        while (atomic_load(&r->failed) != 2)
-            ; /* the failing thread is still writing its message */
-        fl_errf(a->err, sizeof a->err, "%s", r->fail_msg);
-        goto fail;
+    fl_tls_wctx = &w->ctx;
+    /* Thread 0 prepares (eager copies the region) before anyone starts. */
+    if (w->index == 0 && r->ops->before_workload && r->ops->before_workload(r, w->err, sizeof w->err))
+        goto ready;
+    w->rc = 0;
+ready:
+    if (w->rc)
+        atomic_store(&a->setup_failed, true);
+    pthread_barrier_wait(&a->start);
+    if (!w->rc && !atomic_load(&a->setup_failed)) {
+        if (w->index == 0)
+            a->t_start = fl_now();
+        access_loop(w, scratch);
+        if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
+            verify_filled(a, w);
     }
-    free(order);
-    free(scratch);
-    if (ctx.conn)
-        r->source->ops->disconnect(ctx.conn);
-    a->rc = 0;
-    return NULL;
-fail:
     fl_tls_wctx = NULL;
-    free(order);
     free(scratch);
-    if (ctx.conn)
-        r->source->ops->disconnect(ctx.conn);
-    a->rc = -1;
     return NULL;
+}
+
+/* Runs the workers; afterwards the connections are still open (the caller
+ * closes them once no handler can touch them). */
+static void run_workers(struct run_args *a)
+{
+    struct fl_region *r = a->r;
+    int T = a->o.app_threads, started = 0;
+    a->rc = -1;
+    if (pthread_barrier_init(&a->start, NULL, (unsigned)T)) {
+        fl_errf(a->err, sizeof a->err, "cannot set up the workload threads");
+        return;
+    }
+    for (int t = 0; t < T; t++) {
+        struct worker *w = &a->wk[t];
+        w->a = a;
+        w->index = t;
+        w->order = a->order + a->n * (uint64_t)t / (uint64_t)T;
+        w->n = a->n * (uint64_t)(t + 1) / (uint64_t)T - a->n * (uint64_t)t / (uint64_t)T;
+        if (!r->hstats[t].fetch_ns.v && (fl_samples_init(&r->hstats[t].fetch_ns, r->nchunks) ||
+                                         fl_samples_init(&r->hstats[t].install_ns, r->nchunks))) {
+            fl_errf(a->err, sizeof a->err, "out of memory for statistics");
+            break;
+        }
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+        if (e) {
+            fl_errf(a->err, sizeof a->err, "cannot start a workload thread: %s", strerror(e));
+            break;
+        }
+        w->started = true;
+        started++;
+    }
+    if (started < T) {
+        /* The barrier waits for T threads: stand in for the missing ones. */
+        atomic_store(&a->setup_failed, true);
+        for (int t = started; t < T; t++)
+            pthread_barrier_wait(&a->start);
+    }
+    for (int t = 0; t < T; t++)
+        if (a->wk[t].started)
+            pthread_join(a->wk[t].thread, NULL);
+    a->t_end = fl_now();
+    pthread_barrier_destroy(&a->start);
+    if (r->nhstats < T)
+        r->nhstats = T;
+    if (started < T)
+        return;
+    for (int t = 0; t < T; t++)
+        if (a->wk[t].rc) {
+            fl_errf(a->err, sizeof a->err, "%s", a->wk[t].err);
+            return;
+        }
+    a->rc = 0;
+}
+
+/* Merge the workers: samples, counts; time is the slowest thread's access time. */
+static int merge_workers(struct run_args *a)
+{
+    int T = a->o.app_threads;
+    if (fl_samples_init(&a->access_ns, a->n))
+        return -1;
+    for (int t = 0; t < T; t++) {
+        struct worker *w = &a->wk[t];
+        for (uint64_t k = 0; k < w->access_ns.n; k++)
+            fl_samples_add(&a->access_ns, w->access_ns.v[k]);
+        if (w->total_ns > a->total_ns)
+            a->total_ns = w->total_ns;
+        a->touched += w->touched;
+        if (w->bad_words && !a->bad_words)
+            a->first_bad = w->first_bad;
+        a->bad_words += w->bad_words;
+    }
+    a->first_ns = a->wk[0].first_ns;
+    return 0;
+}
+
+static uint64_t count_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    uint64_t n = 0;
+    if (!f)
+        return 0;
+    int ch;
+    while ((ch = getc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
 }
 
 /* ---- JSON output ------------------------------------------------------------ */
@@ -239,11 +331,6 @@ __attribute__((format(printf, 2, 3))) static void jput(struct jbuf *j, const cha
     va_end(ap);
     if (n > 0)
         j->used += (size_t)n;
-}
-
-static const char *workload_name(enum workload w)
-{
-    return w == W_FIRST_CHUNK ? "first-chunk" : w == W_READ_SEQ ? "read-seq" : "read-random";
 }
 
 static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
@@ -270,18 +357,24 @@ static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 static void write_json(struct fl_region *r, struct run_args *a, char *out, size_t outlen)
 {
     struct jbuf j = {out, outlen, 0};
-    uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50;
+    uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50, waits = 0, triggers = 0, span = 0;
     for (int i = 0; i < r->nhstats; i++) {
         faults += r->hstats[i].faults;
         dups += r->hstats[i].duplicates;
         fetched += r->hstats[i].bytes_fetched;
+        waits += r->hstats[i].inflight_waits;
+        triggers += r->hstats[i].trigger_faults;
+        span += r->hstats[i].span_chunks;
     }
+    struct fl_pf_counts pf;
+    fl_pf_counts(r->pf, &pf);
+    fetched += pf.bytes;
     merged_quantiles(r, 0, &fetch_p50);
     merged_quantiles(r, 1, &install_p50);
     uint64_t total = a->total_ns + r->prefill_ns;
     uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
     double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
-    jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, workload_name(a->w),
+    jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
          r->source ? r->source->ops->name : "none");
     jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
          (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
@@ -302,6 +395,28 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
         jput(&j, "%s%llu", q ? ";" : "", (unsigned long long)fl_samples_quantile(&a->access_ns, q / 20.0));
     jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50,
          (unsigned long long)install_p50);
+    jput(&j, "\"uffd_path\":\"%s\",", r->uffd_path ? r->uffd_path : "unused");
+    /* Beyond the thesis: prefetch, threads, access patterns, the VMA limit. */
+    jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
+         r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
+         (unsigned long long)pf.requests);
+    jput(&j, "\"pf_conns\":%d,", pf.conns);
+    jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
+         (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
+         (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
+    jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
+         (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
+    if (a->o.w == FL_W_READ_ZIPF)
+        jput(&j, "\"zipf_s\":%g,", a->o.zipf_s);
+    else
+        jput(&j, "\"zipf_s\":null,");
+    if (a->o.w == FL_W_READ_SPARSE)
+        jput(&j, "\"touch_fraction\":%g,", a->o.touch_fraction);
+    else
+        jput(&j, "\"touch_fraction\":null,");
+    if (a->fill_state)
+        jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
+             a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
     jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true",
          (unsigned long long)a->bad_words);
     if (a->bad_words)
@@ -317,21 +432,14 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     a->r = r;
-    a->w = W_READ_SEQ;
-    a->seed = 1;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", run_spec ? run_spec : "");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (!strcmp(tok, "workload=first-chunk")) a->w = W_FIRST_CHUNK;
-        else if (!strcmp(tok, "workload=read-seq")) a->w = W_READ_SEQ;
-        else if (!strcmp(tok, "workload=read-random")) a->w = W_READ_RANDOM;
-        else if (!strncmp(tok, "seed=", 5)) a->seed = strtoull(tok + 5, NULL, 10);
-        else {
-            fl_errf(out, outlen, "bad run option '%s' (workload=first-chunk|read-seq|read-random, seed=N)", tok);
-            free(a);
-            return -1;
-        }
+    if (fl_workload_parse(run_spec, &a->o, out, outlen)) {
+        free(a);
+        return -1;
+    }
+    if (a->o.wait_fill && !fl_pf_fills_region(r->pf)) {
+        fl_errf(out, outlen, "wait_fill=1 needs a region-filling prefetch (prefetch=background or criu) on uffd or sigsegv");
+        free(a);
+        return -1;
     }
     if (r->ran) {
         fl_errf(out, outlen, "a region runs once (its faults are first touches): create a fresh one");
@@ -339,22 +447,46 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     r->ran = true;
-    pthread_t t;
-    int e = pthread_create(&t, NULL, workload_main, a);
-    if (e) {
-        fl_errf(out, outlen, "cannot start the workload thread: %s", strerror(e));
+    a->order = fl_workload_order(&a->o, r->nchunks, &a->n);
+    if (!a->order || a->n < (uint64_t)a->o.app_threads) {
+        fl_errf(out, outlen, a->order ? "app_threads=%d is more than the %llu chunks the workload touches"
+                                      : "out of memory for the workload", a->o.app_threads, (unsigned long long)a->n);
+        free(a->order);
         free(a);
         return -1;
     }
-    pthread_join(t, NULL);
+    a->unique = fl_workload_unique(a->order, a->n, r->nchunks);
+    run_workers(a);
+    if (r->ops->lazy)
+        a->map_count = count_mappings(); /* before a failed sigsegv run merges its mappings back */
+    if (r->ops->after_workload)
+        r->ops->after_workload(r);
     if (r->ops->quiesce)
         r->ops->quiesce(r);
+    for (int t = 0; t < a->o.app_threads; t++) {
+        if (a->wk[t].ctx.conn)
+            r->source->ops->disconnect(a->wk[t].ctx.conn);
+        a->wk[t].ctx.conn = NULL;
+    }
+    if (!a->rc && atomic_load(&r->failed)) {
+        while (atomic_load(&r->failed) != 2)
+            ; /* the failing thread is still writing its message */
+        fl_errf(a->err, sizeof a->err, "%s", r->fail_msg);
+        a->rc = -1;
+    }
+    if (!a->rc && merge_workers(a)) {
+        fl_errf(a->err, sizeof a->err, "out of memory for the statistics");
+        a->rc = -1;
+    }
     int rc = a->rc;
     if (rc)
         fl_errf(out, outlen, "%s", a->err);
     else
         write_json(r, a, out, outlen);
     fl_samples_free(&a->access_ns);
+    for (int t = 0; t < a->o.app_threads; t++)
+        fl_samples_free(&a->wk[t].access_ns);
+    free(a->order);
     free(a);
     return rc;
 }

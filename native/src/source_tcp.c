@@ -8,8 +8,12 @@
  * no locks, error text built with plain copies, errno saved and restored, and a
  * small stack (the handler may run on an alternate signal stack).
  *
- * Timeouts: SO_RCVTIMEO/SO_SNDTIMEO = fetch_timeout_ms, so a fetch fails when
- * the server sends nothing for that long. After a timeout, an EOF or a response
+ * Timeouts: each request (and HELLO) has one deadline, fetch_timeout_ms after
+ * it starts; every send/recv first polls until the socket is ready or the
+ * deadline passes. So a fetch fails after fetch_timeout_ms even when the
+ * server trickles its answer a byte at a time (a per-recv timeout alone,
+ * SO_RCVTIMEO, would restart with every byte and never fire; it is kept as a
+ * backstop). After a timeout, an EOF or a response
  * that does not match its request the stream is out of step, and the
  * connection refuses further requests (a late answer must never be taken for
  * the next chunk's contents). */
@@ -44,6 +48,7 @@ struct fl_conn {
     struct tcp_source *src;
     int broken; /* the stream is out of step: refuse further requests */
     char broken_cause[TCP_CAUSE_LEN];
+    uint64_t deadline_ns; /* the current request must be done by then (fl_now) */
 };
 
 /* ---- async-signal-safe text ------------------------------------------------ */
@@ -168,11 +173,37 @@ static void encode_req(uint8_t out[16], uint8_t op, uint32_t len, uint64_t off)
 
 /* ---- blocking I/O that survives EINTR and partial transfers ------------------ */
 
+/* Wait until fd is ready for events or the request's deadline passes:
+ * 0 when ready, otherwise the errno to report (EAGAIN: the deadline passed). */
+static int wait_ready(struct fl_conn *c, short events)
+{
+    for (;;) {
+        uint64_t now = fl_now();
+        if (now >= c->deadline_ns)
+            return EAGAIN;
+        uint64_t left_ms = (c->deadline_ns - now + 999999) / 1000000;
+        struct pollfd p = {.fd = c->fd, .events = events};
+        int k = poll(&p, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
+        if (k > 0)
+            return 0; /* ready, or an error/hang-up the next send/recv reports */
+        if (k < 0 && errno != EINTR)
+            return errno;
+    }
+}
+
+static void start_deadline(struct fl_conn *c)
+{
+    c->deadline_ns = fl_now() + (uint64_t)c->src->base.fetch_timeout_ms * 1000000ull;
+}
+
 static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, char *err, size_t errlen)
 {
     const uint8_t *p = buf;
     while (len) {
-        ssize_t k = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        int w = wait_ready(c, POLLOUT);
+        ssize_t k = w ? -1 : send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (w)
+            errno = w;
         if (k > 0) {
             p += k;
             len -= (size_t)k;
@@ -193,7 +224,10 @@ static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t 
 {
     uint8_t *p = buf;
     while (len) {
-        ssize_t k = recv(c->fd, p, len, 0);
+        int w = wait_ready(c, POLLIN);
+        ssize_t k = w ? -1 : recv(c->fd, p, len, 0);
+        if (w)
+            errno = w;
         if (k > 0) {
             p += k;
             len -= (size_t)k;
@@ -225,6 +259,7 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
         return -1;
     }
     uint8_t hdr[16];
+    start_deadline(c);
     encode_req(hdr, op, op == FL_OP_PING ? 0 : len, off);
     if (send_all(c, hdr, sizeof hdr, op == FL_OP_WRITE && len, err, errlen))
         return -1;
@@ -284,6 +319,82 @@ static int tcp_write(struct fl_conn *c, uint64_t off, const void *src, size_t le
     /* request() only reads from buf for WRITE. */
     return transfer(c, FL_OP_WRITE, off, (uint8_t *)(uintptr_t)src, len, err, errlen);
 }
+
+/* ---- pipelining: requests sent ahead, answers received in order -------------
+ * The server answers one connection's requests in the order it got them, so a
+ * READ is sent now and its answer taken later with the same (off, len); the
+ * pieces a long READ is split into follow the same order on both sides. */
+
+static int tcp_send_read(struct fl_conn *c, uint64_t off, size_t len, char *err, size_t errlen)
+{
+    int saved = errno, rc = 0;
+    if (c->broken) {
+        struct text t;
+        t_init(&t, err, errlen);
+        t_str(&t, "connection unusable after an earlier error: ");
+        t_str(&t, c->broken_cause);
+        return -1;
+    }
+    start_deadline(c); /* reliability: every send/recv runs under a deadline */
+    while (len && !rc) {
+        uint32_t n = len > FL_PROTO_MAX_LEN ? FL_PROTO_MAX_LEN : (uint32_t)len;
+        uint8_t hdr[16];
+        encode_req(hdr, FL_OP_READ, n, off);
+        rc = send_all(c, hdr, sizeof hdr, 0, err, errlen);
+        off += n;
+        len -= n;
+    }
+    errno = saved;
+    return rc;
+}
+
+static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen)
+{
+    int saved = errno, rc = 0;
+    uint8_t *p = dst;
+    while (len && !rc) {
+        uint32_t n = len > FL_PROTO_MAX_LEN ? FL_PROTO_MAX_LEN : (uint32_t)len;
+        uint8_t resp[16];
+        if (c->broken) {
+            struct text t;
+            t_init(&t, err, errlen);
+            t_str(&t, "connection unusable after an earlier error: ");
+            t_str(&t, c->broken_cause);
+            rc = -1;
+            break;
+        }
+        start_deadline(c); /* each answer within fetch_timeout_ms of waiting for it */
+        rc = recv_all(c, resp, sizeof resp, err, errlen);
+        if (rc)
+            break;
+        /* Any status but OK, or an answer for another request, means the
+         * pipeline is out of step: later answers cannot be trusted. */
+        if (resp[0] != FL_ST_OK) {
+            char cause[TCP_CAUSE_LEN];
+            struct text t;
+            t_init(&t, cause, sizeof cause);
+            t_str(&t, "server answered status ");
+            t_u64(&t, resp[0]);
+            t_str(&t, " (");
+            t_str(&t, status_name(resp[0]));
+            t_str(&t, ") to a pipelined READ");
+            rc = conn_break(c, cause, err, errlen);
+            break;
+        }
+        if (get_le32(resp + 4) != n || get_le64(resp + 8) != off) {
+            rc = conn_break(c, "malformed response", err, errlen);
+            break;
+        }
+        rc = recv_all(c, p, n, err, errlen);
+        off += n;
+        p += n;
+        len -= n;
+    }
+    errno = saved;
+    return rc;
+}
+
+static int tcp_poll_fd(struct fl_conn *c) { return c->fd; }
 
 /* Median of n PING round trips (n capped at TCP_MAX_PINGS); 0 if a ping fails
  * (the connection is then refused for further requests, so a run fails loudly). */
@@ -386,6 +497,7 @@ static int hello(struct fl_conn *c, char *err, size_t errlen)
     const struct tcp_source *t = c->src;
     char cause[TCP_CAUSE_LEN];
     uint8_t hdr[16], resp[16], body[sizeof(struct fl_hello)];
+    start_deadline(c);
     encode_req(hdr, FL_OP_HELLO, 0, 0);
     if (send_all(c, hdr, sizeof hdr, 0, cause, sizeof cause) || recv_all(c, resp, sizeof resp, cause, sizeof cause)) {
         fl_errf(err, errlen, "%s did not answer HELLO: %s", t->where, cause);
@@ -468,6 +580,9 @@ static const struct fl_source_ops tcp_ops = {
     .ping_ns = tcp_ping,
     .disconnect = tcp_disconnect,
     .destroy = tcp_destroy,
+    .send_read = tcp_send_read,
+    .recv_read = tcp_recv_read,
+    .poll_fd = tcp_poll_fd,
 };
 
 struct fl_source *fl_source_tcp_create(const struct fl_config *cfg, char *err, size_t errlen)

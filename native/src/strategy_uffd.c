@@ -2,12 +2,14 @@
  * fetch the faulting chunk from the source into a private buffer and install it
  * with UFFDIO_COPY, which maps it atomically and wakes the faulting thread. */
 #include "internal.h"
+#include "prefetch.h"
 #include "uffd_open.h"
 
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,6 +25,7 @@ struct uffd_handler {
     pthread_t thread;
     bool started;
     atomic_bool busy; /* between reading a fault message and updating stats */
+    uint64_t again_addr, again; /* the same present address reported over and over */
 };
 
 struct uffd_state {
@@ -30,7 +33,59 @@ struct uffd_state {
     int stopfd; /* eventfd: wakes the handlers at destroy */
     const char *how;
     struct uffd_handler h[FL_MAX_HANDLERS];
+    struct fl_chunks chunks; /* who fetches each chunk: one fetch per chunk, even with prefetch */
+    struct fl_pf_engine *pf;
+    uint8_t *marker;         /* the bytes of the one prefetched chunk held back as a trigger */
+    atomic_bool marker_busy;
+    uint8_t *zero;           /* a chunk of zeros to unblock faults where UFFDIO_ZEROPAGE cannot (hugetlb) */
 };
+
+static int wake(struct uffd_state *s, uint64_t addr, uint64_t len)
+{
+    struct uffdio_range w = {.start = addr, .len = len};
+    return ioctl(s->uffd, UFFDIO_WAKE, &w);
+}
+
+/* UFFDIO_COPY of len bytes to region offset off. A partial copy (EAGAIN) is
+ * continued. Returns 0, 1 when part of the range was there already (EEXIST:
+ * the waiters are woken), -1 with errno on failure. */
+static int copy_in(struct uffd_state *s, struct fl_region *r, uint64_t off, const uint8_t *src, uint64_t len)
+{
+    for (int tries = 0; len && tries < 1000; tries++) {
+        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)(r->base + off), .src = (uint64_t)(uintptr_t)src, .len = len};
+        if (!ioctl(s->uffd, UFFDIO_COPY, &c))
+            return 0;
+        if (errno == EAGAIN) {
+            uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0;
+            off += done;
+            src += done;
+            len -= done;
+            continue;
+        }
+        if (errno == EEXIST)
+            return wake(s, c.dst, len) ? -1 : 1;
+        return -1;
+    }
+    if (len)
+        errno = EAGAIN;
+    return len ? -1 : 0;
+}
+
+/* Map something (zeros) at [off, off+len) so that whoever waits there wakes
+ * up; the failure flag is already set, so the bytes are never trusted. */
+static void unblock(struct uffd_state *s, struct fl_region *r, uint64_t off, uint64_t len)
+{
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    for (uint64_t o = off; o < off + len; o += chunk) {
+        struct uffdio_zeropage z = {.range = {.start = (uint64_t)(uintptr_t)(r->base + o), .len = chunk}};
+        if (!ioctl(s->uffd, UFFDIO_ZEROPAGE, &z))
+            continue;
+        if (errno == EEXIST)
+            wake(s, z.range.start, chunk); /* best effort: the run failed already */
+        else if (copy_in(s, r, o, s->zero, chunk) < 0)
+            wake(s, z.range.start, chunk);
+    }
+}
 
 /* A fault that cannot be served must still wake the faulting thread, or it
  * blocks forever: record the failure, then map zeros (the workload sees the
@@ -40,48 +95,130 @@ static void fail_and_unblock(struct uffd_state *s, struct fl_region *r, uint64_t
     char msg[FL_ERR_LEN];
     fl_sigsafe_msg(msg, sizeof msg, "uffd: fetch failed at offset ", off, cause);
     fl_region_fail(r, msg);
-    struct uffdio_zeropage z = {.range = {.start = (uint64_t)(uintptr_t)(r->base + off), .len = r->cfg.chunk_bytes}};
-    if (ioctl(s->uffd, UFFDIO_ZEROPAGE, &z) && errno == EEXIST) {
-        struct uffdio_range w = z.range;
-        ioctl(s->uffd, UFFDIO_WAKE, &w);
-    }
+    unblock(s, r, off, r->cfg.chunk_bytes);
 }
 
-static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t addr)
+/* A miss: this handler claimed chunk idx, fetches it and installs it. */
+static void serve_miss(struct uffd_state *s, struct uffd_handler *h, uint64_t idx)
 {
     struct fl_region *r = h->r;
-    const uint64_t chunk = r->cfg.chunk_bytes;
-    uint64_t off = (addr - (uint64_t)(uintptr_t)r->base) / chunk * chunk;
+    const uint64_t chunk = r->cfg.chunk_bytes, off = idx * chunk;
     char cause[FL_ERR_LEN];
-
-    if (atomic_load(&r->failed)) {
-        fail_and_unblock(s, r, off, "run already failed");
-        return;
-    }
+    if (s->pf)
+        fl_pf_hint_fault(s->pf, idx); /* the window goes out while we fetch */
     uint64_t t0 = fl_now();
     if (r->source->ops->read(h->conn, off, h->buf, chunk, cause, sizeof cause)) {
         fail_and_unblock(s, r, off, cause);
         return;
     }
     uint64_t t1 = fl_now();
-    struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)(r->base + off), .src = (uint64_t)(uintptr_t)h->buf, .len = chunk};
-    if (ioctl(s->uffd, UFFDIO_COPY, &c)) {
-        if (errno == EEXIST) {
-            /* Another handler installed (part of) this chunk first: just wake. */
-            struct uffdio_range w = {.start = c.dst, .len = chunk};
-            ioctl(s->uffd, UFFDIO_WAKE, &w);
-            h->stats->duplicates++;
-            h->stats->bytes_fetched += chunk;
-            return;
-        }
+    int rc = copy_in(s, r, off, h->buf, chunk);
+    if (rc < 0) {
         fail_and_unblock(s, r, off, strerror(errno));
         return;
     }
     uint64_t t2 = fl_now();
-    h->stats->faults++;
+    fl_chunks_set(&s->chunks, idx, 1, FL_CHUNK_PRESENT);
+    if (rc == 1)
+        h->stats->duplicates++; /* installed by someone who did not claim it: never expected */
+    else
+        h->stats->faults++;
     h->stats->bytes_fetched += chunk;
     fl_samples_add(&h->stats->fetch_ns, t1 - t0);
     fl_samples_add(&h->stats->install_ns, t2 - t1);
+}
+
+static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t addr)
+{
+    struct fl_region *r = h->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    uint64_t idx = (addr - (uint64_t)(uintptr_t)r->base) / chunk, off = idx * chunk;
+
+    if (atomic_load(&r->failed)) {
+        fail_and_unblock(s, r, off, "run already failed");
+        return;
+    }
+    for (;;) {
+        uint8_t c = fl_chunk_get(&s->chunks, idx);
+        if (c == FL_CHUNK_ABSENT) {
+            if (!fl_chunk_take(&s->chunks, idx, FL_CHUNK_ABSENT))
+                continue;
+            serve_miss(s, h, idx);
+            return;
+        }
+        if (c == FL_CHUNK_STAGED) {
+            /* The trigger: install the held-back chunk, ask the engine for more. */
+            if (!fl_chunk_move(&s->chunks, idx, FL_CHUNK_STAGED, FL_CHUNK_CLAIMED))
+                continue;
+            uint64_t t0 = fl_now();
+            if (copy_in(s, r, off, s->marker, chunk) < 0) {
+                fail_and_unblock(s, r, off, strerror(errno));
+                return;
+            }
+            fl_chunks_set(&s->chunks, idx, 1, FL_CHUNK_PRESENT);
+            atomic_store(&s->marker_busy, false);
+            fl_samples_add(&h->stats->install_ns, fl_now() - t0);
+            h->stats->trigger_faults++;
+            fl_pf_hint_trigger(s->pf, idx);
+            return;
+        }
+        if (c == FL_CHUNK_CLAIMED && !fl_chunk_move(&s->chunks, idx, FL_CHUNK_CLAIMED, FL_CHUNK_WANTED))
+            continue;
+        if (c == FL_CHUNK_CLAIMED || c == FL_CHUNK_WANTED) {
+            /* Being fetched (prefetcher, another handler): its UFFDIO_COPY wakes
+             * the faulting thread; WANTED keeps the engine from holding it back. */
+            h->stats->inflight_waits++;
+            return;
+        }
+        /* PRESENT: installed after the fault was queued; the copy woke it already.
+         * The kernel repeating a fault there means the page is not really there. */
+        h->again = h->again_addr == addr ? h->again + 1 : 0;
+        h->again_addr = addr;
+        if (h->again > 1000) {
+            fail_and_unblock(s, r, off, "the kernel keeps reporting an installed chunk missing");
+            return;
+        }
+        if (wake(s, (uint64_t)(uintptr_t)(r->base + off), chunk))
+            fail_and_unblock(s, r, off, "UFFDIO_WAKE failed");
+        h->stats->duplicates++;
+        return;
+    }
+}
+
+/* ---- the prefetch engine's view of this strategy ----------------------------- */
+
+static int pf_install(void *arg, uint64_t idx, uint64_t n, const uint8_t *src, char *cause, size_t len)
+{
+    struct fl_region *r = arg;
+    struct uffd_state *s = r->strategy_state;
+    int rc = copy_in(s, r, idx * r->cfg.chunk_bytes, src, n * r->cfg.chunk_bytes);
+    if (rc < 0)
+        snprintf(cause, len, "UFFDIO_COPY: %s", strerror(errno));
+    return rc < 0 ? -1 : 0;
+}
+
+static bool pf_stage(void *arg, uint64_t idx, const uint8_t *src)
+{
+    struct fl_region *r = arg;
+    struct uffd_state *s = r->strategy_state;
+    (void)idx;
+    if (atomic_exchange(&s->marker_busy, true))
+        return false; /* one held-back chunk at a time */
+    memcpy(s->marker, src, r->cfg.chunk_bytes);
+    return true;
+}
+
+static void pf_unstage(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
+    (void)idx;
+    atomic_store(&((struct uffd_state *)r->strategy_state)->marker_busy, false);
+}
+
+static void pf_abandon(void *arg, uint64_t idx, uint64_t n)
+{
+    struct fl_region *r = arg;
+    unblock(r->strategy_state, r, idx * r->cfg.chunk_bytes, n * r->cfg.chunk_bytes);
 }
 
 static void *handler_main(void *arg)
@@ -118,6 +255,9 @@ static void uffd_destroy(struct fl_region *r)
     struct uffd_state *s = r->strategy_state;
     if (!s)
         return;
+    fl_pf_destroy(s->pf); /* first: it installs through the uffd */
+    r->pf = NULL;
+    r->chunks = NULL;
     if (s->stopfd >= 0) {
         uint64_t one = 1;
         if (write(s->stopfd, &one, sizeof one) < 0) { /* nothing more to do */ }
@@ -137,6 +277,11 @@ static void uffd_destroy(struct fl_region *r)
         close(s->uffd);
     if (s->stopfd >= 0)
         close(s->stopfd);
+    fl_chunks_free(&s->chunks);
+    if (s->marker)
+        munmap(s->marker, r->cfg.chunk_bytes);
+    if (s->zero)
+        munmap(s->zero, r->cfg.chunk_bytes);
     free(s);
     r->strategy_state = NULL;
 }
@@ -150,14 +295,37 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     }
     s->uffd = s->stopfd = -1;
     r->strategy_state = s;
-    r->base = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    const bool hugetlb = !strcmp(r->cfg.huge, "hugetlb");
+    if (hugetlb && (r->cfg.chunk_bytes % (2u << 20) || r->cfg.region_bytes % (2u << 20))) {
+        fl_errf(err, errlen, "huge=hugetlb needs chunk and region multiples of 2 MiB (the huge page size)");
+        goto fail;
+    }
+    /* hugetlb reserves its pages now (no MAP_NORESERVE): with none free the
+     * mmap fails here, clearly, where UFFDIO_COPY would answer EEXIST later. */
+    r->base = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (hugetlb ? MAP_HUGETLB : MAP_NORESERVE), -1, 0);
     if (r->base == MAP_FAILED) {
         r->base = NULL;
-        fl_errf(err, errlen, "cannot map %llu bytes: %s", (unsigned long long)r->cfg.region_bytes, strerror(errno));
+        fl_errf(err, errlen, "cannot map %llu bytes%s: %s", (unsigned long long)r->cfg.region_bytes,
+                hugetlb ? " of huge pages (reserve them with sysctl vm.nr_hugepages)" : "", strerror(errno));
+        goto fail;
+    }
+    /* THP: UFFDIO_COPY installs small pages; khugepaged may collapse them later. */
+    if (!strcmp(r->cfg.huge, "thp") && madvise(r->base, r->cfg.region_bytes, MADV_HUGEPAGE)) {
+        fl_errf(err, errlen, "huge=thp: madvise(MADV_HUGEPAGE): %s", strerror(errno));
+        goto fail;
+    }
+    void *marker = mmap(NULL, r->cfg.chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *zero = mmap(NULL, r->cfg.chunk_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    s->marker = marker == MAP_FAILED ? NULL : marker;
+    s->zero = zero == MAP_FAILED ? NULL : zero;
+    if (!s->marker || !s->zero || fl_chunks_init(&s->chunks, r->nchunks)) {
+        fl_errf(err, errlen, "out of memory for the chunk states");
         goto fail;
     }
     if ((s->uffd = fl_uffd_open(&s->how, err, errlen)) < 0 || fl_uffd_api(s->uffd, 0, err, errlen))
         goto fail;
+    r->uffd_path = s->how; /* a string literal: outlives the state */
     struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)r->base, .len = r->cfg.region_bytes},
                                   .mode = UFFDIO_REGISTER_MODE_MISSING};
     if (ioctl(s->uffd, UFFDIO_REGISTER, &reg)) {
@@ -193,6 +361,11 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         }
         h->started = true;
     }
+    struct fl_pf_target t = {.arg = r, .install = pf_install, .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon};
+    if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
+        goto fail;
+    r->chunks = &s->chunks;
+    r->pf = s->pf;
     return 0;
 fail:
     uffd_destroy(r);
@@ -203,6 +376,7 @@ fail:
 static void uffd_quiesce(struct fl_region *r)
 {
     struct uffd_state *s = r->strategy_state;
+    fl_pf_stop(s->pf);
     for (int i = 0; i < r->cfg.handler_threads; i++)
         while (atomic_load(&s->h[i].busy))
             sched_yield();

@@ -136,6 +136,10 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
     cfg->cpus = FL_CPUS_SAME;
     cfg->fetch_timeout_ms = 5000;
     cfg->corrupt_offset = -1;
+    strcpy(cfg->prefetch, "none");
+    cfg->depth = 16;
+    cfg->vma_span = 1;
+    strcpy(cfg->huge, "none");
 
     char buf[1024];
     if (!spec)
@@ -178,6 +182,16 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
             cfg->fetch_timeout_ms = (int)n;
         } else if (!strcmp(k, "corrupt") && !parse_size(v, &u) && u <= INT64_MAX) {
             cfg->corrupt_offset = (int64_t)u;
+        } else if (!strcmp(k, "prefetch") && strlen(v) < sizeof cfg->prefetch) {
+            strcpy(cfg->prefetch, v); /* checked by the policy at region create */
+        } else if (!strcmp(k, "depth") && !parse_int(v, 1, 1024, &n)) {
+            cfg->depth = (int)n;
+        } else if (!strcmp(k, "pf_conns") && !parse_int(v, 1, 8, &n)) {
+            cfg->pf_conns = (int)n;
+        } else if (!strcmp(k, "vma_span") && (!strcmp(v, "auto") || !parse_int(v, 1, 1 << 20, &n))) {
+            cfg->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
+        } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
+            strcpy(cfg->huge, v);
         } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
             cfg->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
         } else {

@@ -1,0 +1,53 @@
+// Rows of issue 6 (matrix `beyond`): the prefetch, thread and access-pattern
+// columns (docs/columns.md, "Beyond the thesis"), and which rows are in the
+// thesis's configuration, so that the thesis figures never mix in a prefetch
+// or multi-threaded run that happens to share their other parameters.
+import type { RunRow } from './runs.js';
+
+export interface BeyondFields {
+  /** none when the column is empty (rows from before issue 6, baselines). */
+  prefetch: string;
+  depth: number | null;
+  appThreads: number;
+  zipfS: number | null;
+  touchFraction: number | null;
+  huge: string;
+  vmaSpan: number | null;
+  prefetched: number | null;
+  bytesFetched: number | null;
+  wallNs: number | null;
+}
+
+function num(v: string | undefined): number | null {
+  if (v === undefined || v.trim() === '') return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function beyondFields(r: Record<string, string | undefined>): BeyondFields {
+  return {
+    prefetch: r.prefetch?.trim() || 'none',
+    depth: num(r.depth),
+    appThreads: num(r.app_threads) ?? 1,
+    zipfS: num(r.zipf_s),
+    touchFraction: num(r.touch_fraction),
+    huge: r.huge?.trim() || 'none',
+    vmaSpan: num(r.vma_span),
+    prefetched: num(r.prefetched),
+    bytesFetched: num(r.bytes_fetched),
+    wallNs: num(r.wall_ns),
+  };
+}
+
+/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
+export function isThesisLike(r: RunRow): boolean {
+  const b = r.beyond;
+  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none');
+}
+
+/** Legend label of a lazy method with its policy: "uffd (remote), ahead:64". */
+export function policyLabel(r: RunRow): string {
+  const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';
+  const pf = r.beyond && r.beyond.prefetch !== 'none' ? `, ${r.beyond.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
+  return `${r.strategy}${src}${pf}`;
+}

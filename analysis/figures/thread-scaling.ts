@@ -1,0 +1,53 @@
+// Several application threads faulting on one region: uffd funnels every
+// fault through its handler threads (one fd), sigsegv serves each fault on the
+// faulting thread; at RTT > 0 that decides how many round trips overlap.
+import type { TopLevelSpec } from 'vega-lite';
+import { policyLabel } from '../beyond.js';
+import type { RunRow } from '../runs.js';
+import { bytes } from '../slice.js';
+import { CONFIG, provenance, seriesEncoding } from '../spec-common.js';
+import { groupBy, spread, values } from '../stats.js';
+import type { FigureDef, FigureInput } from './types.js';
+
+const label = (r: RunRow) => (r.strategy === 'uffd' ? `${policyLabel(r)}, ${r.handlerThreads ?? 1} handler thread${(r.handlerThreads ?? 1) > 1 ? 's' : ''}` : policyLabel(r));
+const panel = (r: RunRow) => `${r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local'}, ${bytes(r.chunkBytes)} chunks`;
+
+function build({ rows, runId }: FigureInput): TopLevelSpec | null {
+  const sel = rows.filter((r) => (r.scenario === 'read-random' || r.scenario === 'read-seq') && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.throughputMibps !== null);
+  // Only series swept over at least three thread counts.
+  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()].filter((g) => new Set(g.map((r) => r.beyond!.appThreads)).size >= 3).flat();
+  if (swept.length === 0) return null;
+  const pts = [...groupBy(swept, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.beyond!.appThreads}`).values()].map((g) => {
+    const s = spread(values(g, (r) => r.throughputMibps));
+    return { series: label(g[0]), panel: `${panel(g[0])}, ${g[0].scenario}`, threads: g[0].beyond!.appThreads, median: s.median, min: s.min, max: s.max, reps: s.n };
+  });
+  const series = pts.map((p) => p.series);
+  const x = { field: 'threads', type: 'quantitative' as const, title: 'application threads', scale: { type: 'log' as const, base: 2 }, axis: { values: [1, 2, 4, 8, 16] } };
+  const y = { field: 'median', type: 'quantitative' as const, title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' as const } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Scaling with application threads', subtitle: [...provenance(runId, false), 'throughput: all bytes read over the slowest thread\'s access time; each thread reads its own share'] },
+    config: CONFIG,
+    data: { values: pts },
+    facet: { column: { field: 'panel', type: 'nominal', title: null } },
+    spec: {
+      width: 230,
+      height: 260,
+      layer: [
+        { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
+        {
+          mark: { type: 'point', filled: true, size: 40 },
+          encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'threads' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }] },
+        },
+      ],
+    },
+  };
+}
+
+export const threadScaling: FigureDef = {
+  name: 'thread-scaling',
+  caption:
+    'Read throughput against the number of application threads faulting at once on one region (median over repetitions, log-log; each thread its own share of the chunks). ' +
+    'uffd with one handler thread serves faults one after another; more handler threads, or sigsegv (each thread serves its own fault), overlap round trips.',
+  build,
+};

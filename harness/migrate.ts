@@ -1,0 +1,118 @@
+// The migrate scenario: two real processes and real sockets. The source
+// process writes while its pre-copy rounds push dirty chunks to the chunk
+// server (the destination's store); at cut-over it stops and pushes the rest.
+// The destination process, which had already mapped the region with a pull
+// strategy (uffd or sigsegv) and connected its threads, is then told to go:
+// it serves the application's accesses on demand while background threads
+// pull every other chunk, and compares the result with the source's final
+// state. This process only relays the cut-over (the source's C code writes a
+// line to its stdout, this process writes one to the destination's stdin,
+// whose C code reads it) and joins the two reports; both use CLOCK_MONOTONIC,
+// which every process of the machine shares.
+import { spawn, ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { CellParams } from './cell.js';
+import type { Row } from './bench.js';
+
+export const MIGRATE_DEFAULTS = { pattern: 'hot', writeFraction: 0.01, tracker: 'uffd-wp', bgThreads: 2 } as const;
+
+const here = fileURLToPath(import.meta.url);
+// From dist/ the child is compiled JS; from the sources (vitest, tsx) it runs through tsx.
+const childArgs = here.endsWith('.ts') ? ['--import', 'tsx', here.replace(/migrate\.ts$/, 'migrate-child.ts')] : [here.replace(/migrate\.js$/, 'migrate-child.js')];
+
+interface Child {
+  proc: ChildProcess;
+  closed: Promise<void>;
+  next(): Promise<Record<string, unknown>>;
+}
+
+function startChild(role: string, ...args: string[]): Child {
+  const proc = spawn(process.execPath, [...childArgs, role, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const queue: string[] = [];
+  const waiting: ((l: string | null) => void)[] = [];
+  const lines = createInterface({ input: proc.stdout! });
+  lines.on('line', (l) => (waiting.length ? waiting.shift()!(l) : queue.push(l)));
+  const closed = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+  closed.then(() => waiting.splice(0).forEach((w) => w(null)));
+  return {
+    proc,
+    closed,
+    async next() {
+      const line = queue.length ? queue.shift()! : await new Promise<string | null>((resolve) => (proc.exitCode !== null || proc.signalCode ? resolve(null) : waiting.push(resolve)));
+      if (line === null) {
+        await closed;
+        const why = stderr.trim().split('\n').pop() || `exited with ${proc.signalCode ?? `code ${proc.exitCode}`}`;
+        throw new Error(`migrate ${role} process: ${why}`);
+      }
+      const j = JSON.parse(line) as Record<string, unknown>;
+      if (typeof j.error === 'string') throw new Error(`migrate ${role}: ${j.error}`);
+      return j;
+    },
+  };
+}
+
+const writerKeys = (p: CellParams) => `pattern=${p.pattern ?? MIGRATE_DEFAULTS.pattern} write_fraction=${p.writeFraction ?? MIGRATE_DEFAULTS.writeFraction}`;
+
+async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
+  const dest = startChild('dest', regionSpec, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
+  let src: Child | null = null;
+  try {
+    await dest.next(); // mapped, threads up, connected: its start-up is not downtime
+    const tracker = p.tracker ?? MIGRATE_DEFAULTS.tracker;
+    src = startChild('source', `${regionSpec} tracker=${tracker} ${writerKeys(p)}`);
+    const s = await src.next();
+    dest.proc.stdin!.write(`intervals=${s.intervals_written}\n`); // the cut-over
+    const d = await dest.next();
+    // Let both exit on their own (unmapping, closing sockets) before the next repetition.
+    await Promise.race([Promise.all([dest.closed, src.closed]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    const n = (k: string, o: Record<string, unknown>) => Number(o[k]);
+    return {
+      strategy: p.strategy,
+      scenario: 'migrate',
+      tracker,
+      pattern: s.pattern as string,
+      write_fraction: s.write_fraction as number,
+      write_bytes: s.write_bytes as number,
+      region_bytes: p.regionBytes,
+      chunk_bytes: p.chunkBytes,
+      cpus: p.cpus,
+      handler_threads: p.handlerThreads,
+      bg_threads: d.bg_threads as number,
+      migration_ns: n('t_all_present_ns', d) - n('t_start_ns', s),
+      downtime_ns: n('t_first_served_ns', d) - n('t_stop_ns', s),
+      precopy_ns: n('precopy_ns', s),
+      final_push_ns: n('final_push_ns', s),
+      resume_ns: n('t_first_served_ns', d) - n('t_cutover_ns', s),
+      relay_ns: n('t_go_ns', d) - n('t_cutover_ns', s),
+      pull_ns: n('pull_ns', d),
+      total_ns: n('t_all_present_ns', d) - n('t_start_ns', s),
+      first_access_ns: n('first_access_ns', d),
+      fault_ns_p50: n('access_ns_p50', d),
+      fault_ns_p99: n('access_ns_p99', d),
+      fault_ns_max: n('access_ns_max', d),
+      precopy_rounds: n('precopy_rounds', s),
+      round_dirty_chunks: s.round_dirty_chunks as string,
+      final_dirty_chunks: n('final_dirty_chunks', s),
+      intervals_written: n('intervals_written', s),
+      writes: n('writes', s),
+      bytes_pushed: n('bytes_pushed', s),
+      bytes_fetched: n('bytes_fetched', d),
+      bytes_moved: n('bytes_pushed', s) + n('bytes_fetched', d),
+      faults: n('faults', d),
+      tracker_faults: n('tracker_faults', s),
+      verified: d.verified === true,
+      bad_chunks: n('bad_chunks', d),
+    };
+  } finally {
+    for (const c of [dest, src]) if (c && c.proc.exitCode === null && !c.proc.signalCode) c.proc.kill('SIGKILL');
+  }
+}
+
+export async function migrateReps(p: CellParams, regionSpec: string): Promise<Row[]> {
+  const reps: Row[] = [];
+  for (let i = 0; i < p.repeat; i++) reps.push(await migrateOnce(p, regionSpec));
+  return reps;
+}

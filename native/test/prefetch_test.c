@@ -1,0 +1,346 @@
+/* Native tests of issue 6: prefetch policies (unit and end to end, local and
+ * over TCP), pipelining, background fill, application threads, the new
+ * workloads, chunk sizes, huge pages, and the sigsegv VMA limit with its
+ * mitigation. Every run reads real bytes and verifies them. */
+#include "../include/faultlab.h"
+#include "../src/prefetch.h"
+#include "tap.h"
+#include "test_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char out[1 << 20];
+
+static long long jnum(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? atoll(p + strlen(pat)) : -1;
+}
+static int jtrue(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":true", key);
+    return strstr(json, pat) != NULL;
+}
+
+static int run(const char *spec, const char *run_spec)
+{
+    char err[512];
+    fl_region *r = fl_region_create(spec, err, sizeof err);
+    if (!r) {
+        snprintf(out, sizeof out, "create: %s", err);
+        return -1;
+    }
+    int rc = fl_run(r, run_spec, out, sizeof out);
+    fl_region_destroy(r);
+    return rc;
+}
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int ch;
+    while (f && (ch = getc(f)) != EOF)
+        n += ch == '\n';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* ---- policies on their own: deterministic windows ------------------------------ */
+static void policy_units(void)
+{
+    struct fl_pf_policy p;
+    char err[256];
+    CHECK(!fl_pf_policy_init(&p, "ahead:4", 100, 4096, err, sizeof err), "ahead:4 parses");
+    p.ops->on_fault(&p, 10);
+    CHECK(p.next == 11 && p.end == 15 && p.trigger == 11, "ahead:4 after a miss at 10 wants 11..14, trigger 11");
+    p.next = 15;
+    p.ops->on_trigger(&p, 11);
+    CHECK(p.end == 19 && p.trigger == 15, "ahead:4 trigger reached: 15..18 follow, trigger 15 (end %llu)",
+          (unsigned long long)p.end);
+    p.ops->on_fault(&p, 98);
+    CHECK(p.next == 99 && p.end == 100, "ahead:4 stops at the region end");
+
+    CHECK(!fl_pf_policy_init(&p, "adaptive:64", 1000, 4096, err, sizeof err) && p.window == 16,
+          "adaptive starts at 64 KiB (16 chunks of 4 KiB)");
+    p.ops->on_fault(&p, 0);
+    uint64_t w0 = p.window;
+    p.ops->on_fault(&p, p.end); /* the reader ran off the window: sequential */
+    uint64_t w1 = p.window;
+    p.ops->on_trigger(&p, p.trigger);
+    uint64_t w2 = p.window;
+    p.ops->on_fault(&p, 900); /* a jump */
+    CHECK(w1 == 2 * w0 && w2 == 2 * w1 && p.window == w2 / 4, "adaptive doubles while sequential, shrinks 4x on a jump (%llu %llu %llu %llu)",
+          (unsigned long long)w0, (unsigned long long)w1, (unsigned long long)w2, (unsigned long long)p.window);
+    for (int i = 0; i < 10; i++)
+        p.ops->on_trigger(&p, p.trigger);
+    CHECK(p.window == 64, "adaptive:64 never exceeds 64 chunks");
+
+    CHECK(!fl_pf_policy_init(&p, "criu", 1 << 20, 4096, err, sizeof err) && p.max_depth == 1, "criu: one request at a time");
+    uint64_t lens[4];
+    for (int i = 0; i < 4; i++) {
+        p.ops->refill(&p);
+        lens[i] = p.end - p.next;
+    }
+    p.ops->on_fault(&p, 5);
+    p.ops->refill(&p);
+    CHECK(lens[0] == 16 && lens[1] == 32 && lens[2] == 48 && lens[3] == 64 && p.end - p.next == 16,
+          "criu: 64 KiB, +64 KiB per request, back to 64 KiB after a fault");
+    for (int i = 0; i < 100; i++)
+        p.ops->refill(&p);
+    CHECK(p.end - p.next == 1024, "criu: requests grow to 4 MiB at most");
+
+    CHECK(!fl_pf_policy_init(&p, "background", 1000, 4096, err, sizeof err), "background parses");
+    uint64_t covered = 0, runs = 0;
+    while (p.ops->refill(&p)) {
+        covered += p.end - p.next;
+        runs++;
+    }
+    CHECK(covered == 1000 && runs == 4, "background covers the region in order, 1 MiB per request");
+
+    const char *bad[][2] = {{"ahead", "needs N"}, {"ahead:0", "needs N"}, {"sideways", "unknown prefetch policy"},
+                            {"none:3", "takes no argument"}, {"adaptive:x", "largest window"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(fl_pf_policy_init(&p, bad[i][0], 10, 4096, err, sizeof err) && strstr(err, bad[i][1]),
+              "prefetch=%s is refused: %s", bad[i][0], err);
+}
+
+static const char *const policies[] = {"none", "ahead:8", "adaptive", "background", "criu"};
+static const char *const lazy[] = {"uffd", "sigsegv"};
+
+/* Every policy, both strategies, local and remote: verified, and every chunk fetched once. */
+static void policies_read(struct tsrv *srv)
+{
+    char spec[256];
+    for (int src = 0; src < 2; src++)
+        for (size_t s = 0; s < 2; s++)
+            for (size_t p = 0; p < sizeof policies / sizeof *policies; p++)
+                for (int w = 0; w < 2; w++) {
+                    snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB prefetch=%s depth=8 cpus=free %s%d",
+                             lazy[s], policies[p], src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                    int rc = run(spec, w ? "workload=read-random seed=3" : "workload=read-seq");
+                    long long f = jnum(out, "faults"), pf = jnum(out, "prefetched");
+                    CHECK(rc == 0 && jtrue(out, "verified") && f + pf == 1024 && jnum(out, "bytes_fetched") == 4 << 20,
+                          "%s prefetch=%s %s %s: verified, faults %lld + prefetched %lld == 1024 chunks %s", lazy[s],
+                          policies[p], src ? "remote" : "local", w ? "read-random" : "read-seq", f, pf, rc ? out : "");
+                    if (p && !w && src) /* locally a miss is served before the engine wakes up */
+                        CHECK(pf > 0, "%s prefetch=%s %s read-seq: the engine installed chunks (%lld)", lazy[s], policies[p],
+                              src ? "remote" : "local", pf);
+                }
+}
+
+/* background fills the whole region although the application reads one chunk. */
+static void background_fill(struct tsrv *srv)
+{
+    char spec[256];
+    for (int src = 0; src < 2; src++)
+        for (size_t s = 0; s < 2; s++)
+            for (int c = 0; c < 2; c++) {
+                snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=16KiB prefetch=%s %s%d", lazy[s],
+                         c ? "criu" : "background", src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                int rc = run(spec, "workload=first-chunk wait_fill=1");
+                CHECK(rc == 0 && jtrue(out, "fill_verified") && jnum(out, "chunks_present") == 256 &&
+                          jnum(out, "faults") + jnum(out, "prefetched") == 256 && jnum(out, "fill_ns") > 0,
+                      "%s prefetch=%s %s: first-chunk, then the region fills by itself and verifies %s", lazy[s],
+                      c ? "criu" : "background", src ? "remote" : "local", rc ? out : "");
+            }
+    int rc = run("strategy=uffd region=1MiB prefetch=ahead:4", "workload=read-seq wait_fill=1");
+    CHECK(rc == -1 && strstr(out, "wait_fill=1 needs"), "wait_fill with a policy that does not fill is refused: %s", out);
+}
+
+/* Requests overlap: at 50 ms per request, 16 chunks serially take 800 ms
+ * (a long RTT, so that CPU contention on a 2-core machine cannot decide it). */
+static void pipelining(void)
+{
+    struct tsrv slow;
+    if (ts_start(&slow, 16 << 20, 1, 50)) {
+        CHECK(0, "pipelining: cannot start the test server");
+        return;
+    }
+    char spec[256];
+    for (size_t s = 0; s < 2; s++) {
+        atomic_store(&slow.max_outstanding, 0);
+        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=background depth=16 pf_conns=1 cpus=free",
+                 lazy[s], slow.port);
+        int rc = run(spec, "workload=read-seq");
+        double ms = (double)jnum(out, "wall_ns") / 1e6; /* the accesses, not the connection set-up */
+        CHECK(rc == 0 && jtrue(out, "verified") && atomic_load(&slow.max_outstanding) >= 8 && ms < 400,
+              "%s background depth=16 at 50 ms RTT: 16 chunks in %.0f ms (serial: 800), up to %d requests in flight on one connection",
+              lazy[s], ms, atomic_load(&slow.max_outstanding));
+        atomic_store(&slow.max_outstanding, 0);
+        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=criu depth=16 cpus=free", lazy[s], slow.port);
+        rc = run(spec, "workload=first-chunk wait_fill=1");
+        CHECK(rc == 0 && jtrue(out, "fill_verified") && atomic_load(&slow.max_outstanding) == 1,
+              "%s criu keeps one request in flight (saw %d) and still fills the region", lazy[s], atomic_load(&slow.max_outstanding));
+    }
+    ts_stop(&slow);
+}
+
+static void app_threads(struct tsrv *srv)
+{
+    char spec[256];
+    const char *w[] = {"workload=read-seq app_threads=4", "workload=read-random app_threads=4 seed=5"};
+    for (int src = 0; src < 2; src++)
+        for (size_t s = 0; s < 2; s++)
+            for (int k = 0; k < 2; k++)
+                for (int p = 0; p < 2; p++) {
+                    snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB handler_threads=2 cpus=free prefetch=%s %s%d", lazy[s],
+                             p ? "ahead:8" : "none", src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                    int rc = run(spec, w[k]);
+                    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024 &&
+                              jnum(out, "faults") + jnum(out, "prefetched") == 1024 && jnum(out, "app_threads") == 4,
+                          "%s %s app_threads=4 prefetch=%s %s: verified, each chunk once %s", lazy[s], k ? "read-random" : "read-seq",
+                          p ? "ahead:8" : "none", src ? "remote" : "local", rc ? out : "");
+                }
+    int rc = run("strategy=uffd region=64KiB", "workload=read-seq app_threads=32");
+    CHECK(rc == -1 && strstr(out, "app_threads"), "app_threads above 16 is refused: %s", out);
+    rc = run("strategy=uffd region=1MiB", "workload=first-chunk app_threads=2");
+    CHECK(rc == -1 && strstr(out, "first-chunk is one access"), "first-chunk with 2 threads is refused");
+}
+
+static void workloads(void)
+{
+    char spec[128];
+    for (size_t s = 0; s < 2; s++) {
+        snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=4KiB", lazy[s]);
+        int rc = run(spec, "workload=read-zipf zipf_s=1.2 seed=9");
+        long long u = jnum(out, "unique_chunks");
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 2048 && u > 0 && u < 1024 &&
+                  jnum(out, "faults") == u,
+              "%s read-zipf s=1.2: 2048 accesses verified, a hot set of %lld chunks faults once each", lazy[s], u);
+        rc = run(spec, "workload=read-zipf zipf_s=0 seed=9");
+        long long u0 = jnum(out, "unique_chunks");
+        CHECK(rc == 0 && jtrue(out, "verified") && u0 > u, "%s read-zipf s=0 is uniform: more distinct chunks (%lld > %lld)", lazy[s], u0, u);
+        rc = run(spec, "workload=read-sparse touch_fraction=0.1 seed=4");
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 205 && jnum(out, "faults") == 205,
+              "%s read-sparse 0.1: 205 of 2048 chunks touched and fetched, verified", lazy[s]);
+    }
+    const char *bad[] = {"workload=read-sparse touch_fraction=0", "workload=read-zipf zipf_s=-1", "workload=read-sideways"};
+    for (size_t i = 0; i < 3; i++) {
+        int rc = run("strategy=uffd region=64KiB", bad[i]);
+        CHECK(rc == -1 && strstr(out, "bad run option"), "'%s' is refused", bad[i]);
+    }
+}
+
+/* 4 KiB .. 2 MiB chunks, with and without prefetch. */
+static void chunk_sizes(struct tsrv *srv)
+{
+    char spec[256];
+    for (uint64_t c = 4096; c <= 2u << 20; c *= 4) {
+        uint64_t cc = c > (1u << 20) ? 2u << 20 : c;
+        for (size_t s = 0; s < 2; s++)
+            for (int p = 0; p < 2; p++) {
+                snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=%llu prefetch=%s", lazy[s],
+                         srv->port, (unsigned long long)cc, p ? "ahead:4" : "none");
+                int rc = run(spec, "workload=read-seq");
+                CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == (long long)((4u << 20) / cc),
+                      "%s remote chunk %llu KiB prefetch=%s: verified, %llu chunks %s", lazy[s], (unsigned long long)cc >> 10,
+                      p ? "ahead:4" : "none", (unsigned long long)((4u << 20) / cc), rc ? out : "");
+            }
+        if (cc != c)
+            break;
+    }
+}
+
+static long hugepages_free(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static void huge_pages(void)
+{
+    for (size_t s = 0; s < 2; s++) {
+        char spec[128];
+        snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=2MiB huge=thp", lazy[s]);
+        int rc = run(spec, "workload=read-seq");
+        CHECK(rc == 0 && jtrue(out, "verified"), "%s huge=thp (MADV_HUGEPAGE) with 2 MiB chunks verifies", lazy[s]);
+        snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=2MiB huge=hugetlb", lazy[s]);
+        long free_pages = hugepages_free();
+        rc = run(spec, "workload=read-seq");
+        if (free_pages >= 8) /* 4 for the region, more for sigsegv's second view is the same memory */
+            CHECK(rc == 0 && jtrue(out, "verified"), "%s huge=hugetlb (%ld huge pages free) verifies %s", lazy[s], free_pages, rc ? out : "");
+        else
+            CHECK(rc == -1 && strstr(out, "nr_hugepages"), "%s huge=hugetlb with %ld huge pages free (vm.nr_hugepages): refused clearly: %s",
+                  lazy[s], free_pages, out);
+        snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=64KiB huge=hugetlb", lazy[s]);
+        rc = run(spec, "workload=read-seq");
+        CHECK(rc == -1 && strstr(out, "multiples of 2 MiB"), "%s huge=hugetlb with 64 KiB chunks is refused", lazy[s]);
+    }
+}
+
+/* The VMA limit: random access over 1 GiB of 4 KiB chunks splits the sigsegv
+ * mapping past vm.max_map_count; the run fails with that name, the process
+ * gets its mappings back, and vma_span=auto reads the same region. */
+static void vma_limit(void)
+{
+    int rc;
+    long maxc = 0;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (!f || fscanf(f, "%ld", &maxc) != 1)
+        maxc = 0;
+    if (f)
+        fclose(f);
+    if (maxc <= 0 || maxc > 200000) {
+        CHECK(0, "vma limit: vm.max_map_count is %ld: this test needs the default (65530) or lower", maxc);
+        return;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer maps its shadow memory on demand: at the limit it
+     * aborts the process itself, so only the plain build can show the failure. */
+    printf("# not run under AddressSanitizer: sigsegv failing at vm.max_map_count (the plain build runs it)\n");
+    (void)count_maps;
+#else
+    char err[512];
+    fl_region *r = fl_region_create("strategy=sigsegv region=1GiB chunk=4KiB", err, sizeof err);
+    rc = r ? fl_run(r, "workload=read-random seed=1", out, sizeof out) : -1;
+    long after = count_maps();
+    CHECK(r && rc == -1 && strstr(out, "vm.max_map_count") && strstr(out, "ENOMEM"),
+          "sigsegv read-random over 1 GiB of 4 KiB chunks fails clearly: %s", r ? out : err);
+    CHECK(after < 2000, "after that failure the process holds %ld mappings again (the region merged back)", after);
+    fl_region_destroy(r);
+#endif
+    rc = run("strategy=sigsegv region=1GiB chunk=4KiB vma_span=auto", "workload=read-random seed=1");
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "vma_span") > 1 && jnum(out, "faults") == 262144,
+          "vma_span=auto (span %lld chunks) reads the same region, verified %s", jnum(out, "vma_span"), rc ? out : "");
+    rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=auto", "workload=read-random");
+    CHECK(rc == 0 && jnum(out, "vma_span") == 1 && jnum(out, "span_chunks") == 0, "vma_span=auto keeps one chunk per fault where the limit is far");
+    rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=16", "workload=read-sparse touch_fraction=0.05");
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "span_chunks") > 0 &&
+              jnum(out, "bytes_fetched") > 102 * 4096,
+          "vma_span=16 on a sparse read fetches whole spans (%lld bytes for 102 chunks touched)", jnum(out, "bytes_fetched"));
+}
+
+int main(void)
+{
+    struct tsrv srv;
+    if (ts_start(&srv, 4 << 20, 1, 0)) {
+        CHECK(0, "cannot start the test chunk server");
+        return 1;
+    }
+    policy_units();
+    policies_read(&srv);
+    background_fill(&srv);
+    pipelining();
+    app_threads(&srv);
+    workloads();
+    chunk_sizes(&srv);
+    huge_pages();
+    vma_limit();
+    ts_stop(&srv);
+    printf("# prefetch_test: %d failed\n", tap_failed);
+    return tap_failed != 0;
+}

@@ -1,0 +1,193 @@
+// Issue 6 through the harness: prefetch policies (local and over the chunk
+// server), background fill, application threads, the new workloads, the
+// sigsegv VMA limit and its mitigation, bench and matrix options, and the
+// beyond figures. Every run reads real bytes and verifies them.
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { compile } from 'vega-lite';
+import { createHash } from 'node:crypto';
+import { NativeRegion } from '../harness/native.js';
+import { ChunkServer } from '../harness/server/chunk-server.js';
+import { loadMatrix, cellId } from '../harness/matrix.js';
+import { buildFigures } from '../analysis/figures/index.js';
+import { rowsFromCsv } from '../analysis/runs.js';
+import { COLUMNS } from '../harness/columns.js';
+import { faultlab, lastJson } from './helpers.js';
+
+async function run(spec: string, runSpec = 'workload=read-seq') {
+  const r = await NativeRegion.create(spec);
+  try {
+    return await r.run(runSpec);
+  } finally {
+    r.destroy();
+  }
+}
+
+const POLICIES = ['none', 'ahead:8', 'adaptive', 'background', 'criu'];
+const LAZY = ['uffd', 'sigsegv'];
+let server: ChunkServer;
+const remote = () => `source=tcp host=${server.host} port=${server.port}`;
+
+beforeAll(async () => {
+  server = await ChunkServer.start({ regionBytes: 4 << 20, seed: 1, rttMs: 0 });
+});
+afterAll(async () => server.close());
+
+describe('every prefetch policy reads a real region and verifies it; each chunk is fetched once', () => {
+  for (const source of ['local', 'remote'])
+    for (const strategy of LAZY)
+      for (const prefetch of POLICIES)
+        it(`${strategy} ${source} prefetch=${prefetch}`, async () => {
+          const r = await run(`strategy=${strategy} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`);
+          expect(r.verified).toBe(true);
+          expect(r.prefetch).toBe(prefetch);
+          expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
+          expect(r.bytes_fetched).toBe(4 << 20);
+          if (prefetch === 'none') expect(r.prefetched).toBe(0);
+        });
+});
+
+describe('background and criu fill the whole region while the application reads one chunk', () => {
+  for (const strategy of LAZY)
+    for (const prefetch of ['background', 'criu'])
+      it(`${strategy} prefetch=${prefetch} over the chunk server`, async () => {
+        const r = await run(`strategy=${strategy} region=4MiB chunk=16KiB prefetch=${prefetch} ${remote()}`, 'workload=first-chunk wait_fill=1');
+        expect(r.fill_verified).toBe(true);
+        expect(r.chunks_present).toBe(256);
+        expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
+        expect(Number(r.fill_ns)).toBeGreaterThan(0);
+      });
+});
+
+describe('application threads: four threads fault at once, each on its own share', () => {
+  for (const strategy of LAZY)
+    for (const source of ['local', 'remote'])
+      it(`${strategy} ${source} app_threads=4 read-random`, async () => {
+        const r = await run(`strategy=${strategy} region=4MiB chunk=4KiB handler_threads=2 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random app_threads=4 seed=3');
+        expect(r.verified).toBe(true);
+        expect(r.app_threads).toBe(4);
+        expect(r.chunks_touched).toBe(1024);
+        expect(r.faults).toBe(1024);
+      });
+});
+
+describe('bench: read-zipf, read-sparse, prefetch and thread options', () => {
+  it('read-zipf --zipf-s 1.2: repeats hit a hot set, every access verified', () => {
+    const r = faultlab(['bench', '--strategy', 'uffd', '--scenario', 'read-zipf', '--zipf-s', '1.2', '--region', '8MiB', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.zipf_s).toBe(1.2);
+    expect(j.chunks_touched).toBe(2048);
+    expect(j.unique_chunks as number).toBeLessThan(1024);
+    expect(j.faults).toBe(j.unique_chunks);
+  });
+
+  it('read-sparse --touch-fraction 0.1 over a remote with prefetch adaptive: verified', () => {
+    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-sparse', '--touch-fraction', '0.1', '--source', 'remote', '--region', '8MiB', '--chunk', '16KiB', '--prefetch', 'adaptive', '--depth', '8', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.touch_fraction).toBe(0.1);
+    expect(j.chunks_touched).toBe(51);
+    expect(j.prefetch).toBe('adaptive');
+    expect(j.depth).toBe(8);
+  });
+
+  it('--app-threads 3 with uffd and 2 handler threads', () => {
+    const r = faultlab(['bench', '--strategy', 'uffd', '--scenario', 'read-seq', '--region', '4MiB', '--app-threads', '3', '--handler-threads', '2', '--cpus', 'free', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.app_threads).toBe(3);
+    expect(j.faults).toBe(1024);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['unknown prefetch policy', ['--strategy', 'uffd', '--prefetch', 'sideways'], /bad prefetch 'sideways'/],
+    ['prefetch on a baseline', ['--strategy', 'eager', '--prefetch', 'ahead:4'], /--prefetch is for uffd and sigsegv/],
+    ['vma span on uffd', ['--strategy', 'uffd', '--vma-span', 'auto'], /--vma-span is for sigsegv/],
+    ['touch fraction of 0', ['--strategy', 'uffd', '--scenario', 'read-sparse', '--touch-fraction', '0'], /touch fraction 0 must be in \(0, 1\]/],
+    ['first-chunk with threads', ['--strategy', 'uffd', '--scenario', 'first-chunk', '--app-threads', '2'], /first-chunk is one access/],
+    ['depth 0', ['--strategy', 'sigsegv', '--prefetch', 'background', '--depth', '0'], /depth 0 must be/],
+  ];
+  for (const [what, args, msg] of bad)
+    it(`refused: ${what}`, () => {
+      const r = faultlab(['bench', ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    });
+});
+
+describe('the VMA limit (vm.max_map_count, default 65530)', () => {
+  it('sigsegv read-random over 1 GiB of 4 KiB chunks fails with one clear line, no crash', () => {
+    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-random', '--region', '1GiB', '--chunk', '4KiB', '--json'], {}, 180_000);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/sigsegv: fault not served at offset 0x[0-9a-f]+: mprotect: ENOMEM after \d+ chunks opened: vm.max_map_count \(\d+\) reached/);
+    expect(r.stdout).not.toMatch(/"verified"/);
+  }, 200_000);
+
+  it('vma_span=auto reads the same region and verifies', () => {
+    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-random', '--region', '1GiB', '--chunk', '4KiB', '--vma-span', 'auto', '--json'], {}, 180_000);
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.vma_span as number).toBeGreaterThan(1);
+    expect(j.faults).toBe(262144);
+  }, 200_000);
+});
+
+describe('the beyond matrix and its columns', () => {
+  it('scenarios/beyond.json loads: every group, knobs passed through', () => {
+    const m = loadMatrix('beyond');
+    const groups = new Set(m.cells.map((c) => c.group));
+    for (const g of ['prefetch-vs-rtt', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit']) expect(groups.has(g), g).toBe(true);
+    const c = m.cells.find((x) => x.group === 'prefetch-vs-rtt' && x.params.prefetch === 'criu')!;
+    expect(c.params.depth).toBe(64);
+    expect(m.cells.some((x) => x.params.vmaSpan === 'auto')).toBe(true);
+    expect(m.cells.some((x) => x.params.touchFraction === 0.02)).toBe(true);
+  });
+
+  it('cells without issue-6 keys keep the ids they had before (resume of older runs)', () => {
+    for (const c of loadMatrix('quick').cells) {
+      const p = c.params;
+      const old = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? ''].join('/');
+      expect(cellId(c)).toBe(createHash('sha256').update(old).digest('hex').slice(0, 12));
+    }
+  });
+
+  it('runs.csv has a column for every new key', () => {
+    for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count']) expect(COLUMNS as readonly string[]).toContain(k);
+  });
+});
+
+/** A CSV of made-up rows (test data): every beyond figure gets data, and one prefetch row would sit in a thesis figure's slice. */
+function beyondCsv(): string {
+  const rows: Record<string, string | number>[] = [];
+  const base = { status: 'ok', repetition: 0, cpus: 'free', first_access_ns: 1000, fault_ns_p50: 1000, fault_ns_p99: 2000, fault_ns_cdf: '', region_bytes: 64 << 20, handler_threads: 1, app_threads: 1 };
+  for (const strategy of LAZY)
+    for (const prefetch of ['none', 'ahead:64'])
+      for (const rtt of [0, 10, 25]) rows.push({ ...base, strategy, scenario: 'read-seq', source: 'remote', rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500, total_ns: 1e8 });
+  for (const strategy of ['eager', 'uffd'])
+    for (const f of [0.05, 0.5, 1]) rows.push({ ...base, strategy, scenario: 'read-sparse', source: 'remote', rtt_ms: 10, chunk_bytes: 65536, prefetch: 'none', touch_fraction: f, throughput_mibps: 10, total_ns: strategy === 'eager' ? 2e8 : f * 1e9 });
+  for (const t of [1, 2, 4]) rows.push({ ...base, strategy: 'sigsegv', scenario: 'read-random', source: 'local', rtt_ms: 0, chunk_bytes: 4096, prefetch: 'none', app_threads: t, throughput_mibps: 100 * t, total_ns: 1e8 });
+  for (const c of [4096, 16384, 65536, 262144]) rows.push({ ...base, strategy: 'uffd', scenario: 'read-seq', source: 'local', rtt_ms: 0, chunk_bytes: c, prefetch: 'none', throughput_mibps: c / 100, total_ns: 1e8 });
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  return [cols.join(','), ...rows.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n';
+}
+
+describe('beyond figures', () => {
+  it('draw from their rows, compile, and keep prefetch rows out of the thesis figures', () => {
+    const rows = rowsFromCsv(beyondCsv());
+    const { figures } = buildFigures(rows);
+    const names = figures.map((f) => f.name);
+    for (const n of ['prefetch-vs-rtt', 'lazy-eager-crossover', 'thread-scaling', 'chunk-sweep']) expect(names, n).toContain(n);
+    for (const f of figures) expect(() => compile(f.spec), f.name).not.toThrow();
+    const pv = JSON.stringify(figures.find((f) => f.name === 'prefetch-vs-rtt')!.spec);
+    expect(pv).toContain('thesis: NBD managed mount');
+    expect(pv).toContain('ahead:64');
+    const tv = figures.find((f) => f.name === 'throughput-vs-rtt');
+    expect(tv, 'the no-prefetch rows still make the thesis figure').toBeDefined();
+    expect(JSON.stringify(tv!.spec)).not.toContain('"median":500'); // the ahead:64 rows are not in it
+  });
+});
