@@ -17,6 +17,7 @@
  * (harmless, costs a few extra minor faults afterwards).
  */
 #include "internal.h"
+#include "uffd_open.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,12 +51,6 @@
 #endif
 #ifndef _UFFDIO_POISON
 #define _UFFDIO_POISON (0x08)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
 #ifndef PAGEMAP_SCAN /* Linux 6.7 */

@@ -32,6 +32,7 @@
  * region and the previous handler is restored afterwards.
  */
 #include "internal.h"
+#include "uffd_open.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,12 +50,6 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
 
 #define FLOOR_ERR_LEN 200
 #define FLOORS_MAX_PAGES (1ull << 24) /* 64 GiB of 4 KiB pages */
@@ -222,40 +217,6 @@ static void floor_anon(struct floors_run *fr, struct floor_res *f, bool write_di
 }
 
 /* ---- userfaultfd ------------------------------------------------------------------ */
-static int uffd_open_any(const char **how, char *err, size_t errlen)
-{
-    int e1 = ENOSYS, e2 = ENOSYS, e3;
-#ifdef SYS_userfaultfd
-    long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd >= 0) {
-        *how = "syscall";
-        return (int)fd;
-    }
-    e1 = errno;
-    fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-    if (fd >= 0) {
-        *how = "user-mode-only";
-        return (int)fd;
-    }
-    e2 = errno;
-#endif
-    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-    if (dev >= 0) {
-        int fd2 = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-        e3 = errno;
-        close(dev);
-        if (fd2 >= 0) {
-            *how = "dev-userfaultfd";
-            return fd2;
-        }
-    } else {
-        e3 = errno;
-    }
-    fl_errf(err, errlen, "userfaultfd unavailable: syscall: %s; user-mode-only: %s; /dev/userfaultfd: %s",
-            strerror(e1), strerror(e2), strerror(e3));
-    return -1;
-}
-
 struct uffd_handler {
     int fd;
     int cpu;
@@ -324,7 +285,7 @@ static void floor_uffd(struct floors_run *fr, struct floor_res *f)
 {
     char err[FLOOR_ERR_LEN];
     const char *how = NULL;
-    int fd = uffd_open_any(&how, err, sizeof err);
+    int fd = fl_uffd_open(&how, err, sizeof err); /* the same paths the strategies try */
     if (fd < 0) {
         res_error(f, "%s", err);
         return;

@@ -12,12 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
 
 int fl_uffd_open(const char **how, char *err, size_t errlen)
 {
