@@ -12,6 +12,8 @@ export interface BeyondFields {
   zipfS: number | null;
   touchFraction: number | null;
   huge: string;
+  /** uffd: copy or continue; none elsewhere. */
+  uffdInstall: string;
   vmaSpan: number | null;
   prefetched: number | null;
   bytesFetched: number | null;
@@ -32,6 +34,7 @@ export function beyondFields(r: Record<string, string | undefined>): BeyondField
     zipfS: num(r.zipf_s),
     touchFraction: num(r.touch_fraction),
     huge: r.huge?.trim() || 'none',
+    uffdInstall: r.uffd_install?.trim() || 'none',
     vmaSpan: num(r.vma_span),
     prefetched: num(r.prefetched),
     bytesFetched: num(r.bytes_fetched),
@@ -42,12 +45,13 @@ export function beyondFields(r: Record<string, string | undefined>): BeyondField
 /** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
 export function isThesisLike(r: RunRow): boolean {
   const b = r.beyond;
-  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none');
+  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && b.uffdInstall !== 'continue');
 }
 
 /** Legend label of a lazy method with its policy: "uffd (remote), ahead:64". */
 export function policyLabel(r: RunRow): string {
   const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';
   const pf = r.beyond && r.beyond.prefetch !== 'none' ? `, ${r.beyond.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
-  return `${r.strategy}${src}${pf}`;
+  const cont = r.beyond?.uffdInstall === 'continue' ? ' CONTINUE' : '';
+  return `${r.strategy}${cont}${src}${pf}`;
 }

@@ -3,7 +3,7 @@
 // as medians with spread and as ratios computed within each round.
 import { floorsNative, transportNative } from './native.js';
 import { runCell } from './bench.js';
-import { DEFAULTS } from './cell.js';
+import { DEFAULTS, type CellParams } from './cell.js';
 import { ChunkServer } from './server/chunk-server.js';
 
 export interface Series {
@@ -84,6 +84,12 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
 }
 
 export const PREFETCH_POLICIES = ['none', 'ahead:64', 'adaptive', 'background', 'criu'] as const;
+/** uffd installs with UFFDIO_COPY (a second copy of every byte) or, as uffd-continue, maps a memfd's pages with UFFDIO_CONTINUE. */
+const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
+  ['uffd', { strategy: 'uffd' }],
+  ['uffd-continue', { strategy: 'uffd', uffdInstall: 'continue' }],
+  ['sigsegv', { strategy: 'sigsegv' }],
+];
 
 /** Issue 6's targets: sequential read of a region (256 MiB) over loopback at
  * emulated RTT 10 and 25 ms, 1 MiB chunks, every prefetch policy side by side
@@ -105,11 +111,11 @@ export async function prefetchBenchmark(
     for (let i = 0; i < rounds; i++) {
       for (const [k, rttMs] of rtts.entries()) {
         const remote = `${servers[k].host}:${servers[k].port}`;
-        for (const strategy of ['uffd', 'sigsegv'] as const)
+        for (const [name, variant] of VARIANTS)
           for (const prefetch of policies) {
-            const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', source: 'remote', remote, rttMs, regionBytes, chunkBytes: 1 << 20, cpus: 'free', prefetch, depth: opts.depth ?? 64, fetchTimeoutMs: 30_000 });
-            if (r.summary.verified !== true) throw new Error(`${strategy} prefetch=${prefetch} at ${rttMs} ms did not verify`);
-            push(`${strategy} ${prefetch} @${rttMs}ms (MiB/s)`, Number(r.summary.throughput_mibps));
+            const r = await runCell({ ...DEFAULTS, ...variant, scenario: 'read-seq', source: 'remote', remote, rttMs, regionBytes, chunkBytes: 1 << 20, cpus: 'free', prefetch, depth: opts.depth ?? 64, fetchTimeoutMs: 30_000 });
+            if (r.summary.verified !== true) throw new Error(`${name} prefetch=${prefetch} at ${rttMs} ms did not verify`);
+            push(`${name} ${prefetch} @${rttMs}ms (MiB/s)`, Number(r.summary.throughput_mibps));
           }
       }
       // The fault path must not have paid for prefetch: 4 KiB, no prefetch, local, against the floors.

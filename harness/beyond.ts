@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { HUGE, PREFETCH_RE, type CellParams } from './cell.js';
 import { UsageError } from './errors.js';
 
-type Beyond = Pick<CellParams, 'prefetch' | 'depth' | 'pfConns' | 'appThreads' | 'zipfS' | 'touchFraction' | 'vmaSpan' | 'huge'>;
+type Beyond = Pick<CellParams, 'prefetch' | 'depth' | 'pfConns' | 'appThreads' | 'zipfS' | 'touchFraction' | 'vmaSpan' | 'huge' | 'uffdInstall'>;
 
 /** `faultlab bench` options. */
 export function beyondOptions<T>(y: Argv<T>) {
@@ -17,7 +17,8 @@ export function beyondOptions<T>(y: Argv<T>) {
     .option('zipf-s', { type: 'number', describe: 'read-zipf: skew of the hot set (0 = uniform, default 1)' })
     .option('touch-fraction', { type: 'number', describe: 'read-sparse: share of the chunks touched (default 0.1)' })
     .option('vma-span', { type: 'string', describe: 'sigsegv: chunks opened per miss, or auto (fits vm.max_map_count); default 1' })
-    .option('huge', { choices: HUGE, describe: 'pages behind the region: none, thp (MADV_HUGEPAGE), hugetlb (needs vm.nr_hugepages)' });
+    .option('huge', { choices: HUGE, describe: 'pages behind the region: none, thp (MADV_HUGEPAGE), hugetlb (needs vm.nr_hugepages)' })
+    .option('uffd-install', { choices: ['copy', 'continue'] as const, describe: 'uffd: UFFDIO_COPY (default), or memfd + MINOR faults + UFFDIO_CONTINUE (no copy)' });
 }
 
 function vmaSpan(v: unknown): CellParams['vmaSpan'] {
@@ -39,6 +40,7 @@ export function beyondFromArgv(a: Record<string, unknown>): Beyond {
     touchFraction: a['touch-fraction'] as number | undefined,
     vmaSpan: vmaSpan(a['vma-span']),
     huge: a.huge as CellParams['huge'],
+    uffdInstall: a['uffd-install'] as CellParams['uffdInstall'],
   };
 }
 
@@ -48,6 +50,7 @@ export function beyondArgs(p: CellParams): string[] {
   const flags: [string, unknown][] = [
     ['--prefetch', p.prefetch], ['--depth', p.depth], ['--pf-conns', p.pfConns], ['--app-threads', p.appThreads],
     ['--zipf-s', p.zipfS], ['--touch-fraction', p.touchFraction], ['--vma-span', p.vmaSpan], ['--huge', p.huge],
+    ['--uffd-install', p.uffdInstall],
   ];
   for (const [flag, v] of flags) if (v !== undefined) out.push(flag, String(v));
   return out;
@@ -65,6 +68,7 @@ export const BEYOND_AXES: Record<string, Check> = {
   touch_fraction: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'must be a number in (0, 1]'),
   vma_span: (v) => (v === 'auto' || (Number.isInteger(v) && (v as number) >= 1) ? null : 'must be auto or a whole number from 1'),
   huge: (v) => ((HUGE as readonly unknown[]).includes(v) ? null : `must be one of ${HUGE.join(', ')}`),
+  uffd_install: (v) => (v === 'copy' || v === 'continue' ? null : 'must be copy or continue'),
 };
 
 /** One expanded combination -> params. */
@@ -78,12 +82,13 @@ export function beyondFromCombo(c: Record<string, unknown>): Beyond {
     touchFraction: c.touch_fraction as number | undefined,
     vmaSpan: c.vma_span as CellParams['vmaSpan'],
     huge: c.huge as CellParams['huge'],
+    uffdInstall: c.uffd_install as CellParams['uffdInstall'],
   };
 }
 
 /** Cell-id parts: only cells that set one of these add them, so older ids stay stable. */
 export function beyondKey(p: CellParams): unknown[] {
-  const v = [p.prefetch, p.depth, p.pfConns, p.appThreads, p.zipfS, p.touchFraction, p.vmaSpan, p.huge];
+  const v = [p.prefetch, p.depth, p.pfConns, p.appThreads, p.zipfS, p.touchFraction, p.vmaSpan, p.huge, p.uffdInstall];
   return v.some((x) => x !== undefined) ? ['beyond', ...v] : [];
 }
 

@@ -55,6 +55,7 @@ export interface CellParams {
   touchFraction?: number;
   vmaSpan?: number | 'auto';
   huge?: (typeof HUGE)[number];
+  uffdInstall?: 'copy' | 'continue';
 }
 
 export const DEFAULTS: Omit<CellParams, 'strategy' | 'scenario'> = {
@@ -116,6 +117,8 @@ function validateBeyond(p: CellParams): void {
   if (p.vmaSpan !== undefined && p.vmaSpan !== 'auto' && !(Number.isInteger(p.vmaSpan) && p.vmaSpan >= 1)) throw new UsageError(`vma span ${p.vmaSpan} must be auto or a whole number of chunks from 1`);
   if (p.vmaSpan !== undefined && p.strategy !== 'sigsegv') throw new UsageError('--vma-span is for sigsegv (the strategy that splits its mapping)');
   if (p.huge !== undefined) oneOf(HUGE, p.huge, 'huge page mode');
+  if (p.uffdInstall !== undefined && p.strategy !== 'uffd') throw new UsageError('--uffd-install is for uffd');
+  if (p.uffdInstall !== undefined) oneOf(['copy', 'continue'] as const, p.uffdInstall, 'uffd install');
 }
 
 /** The native run spec: the workload and its knobs. */
@@ -162,5 +165,6 @@ export function regionSpec(p: CellParams, remote?: { host: string; port: number 
   if (p.pfConns !== undefined) parts.push(`pf_conns=${p.pfConns}`);
   if (p.vmaSpan !== undefined) parts.push(`vma_span=${p.vmaSpan}`);
   if (p.huge !== undefined) parts.push(`huge=${p.huge}`);
+  if (p.uffdInstall !== undefined) parts.push(`uffd_install=${p.uffdInstall}`);
   return parts.join(' ');
 }

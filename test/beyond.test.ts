@@ -46,6 +46,17 @@ describe('every prefetch policy reads a real region and verifies it; each chunk 
         });
 });
 
+describe('uffd_install=continue (memfd, MINOR faults, UFFDIO_CONTINUE): every policy verifies', () => {
+  for (const source of ['local', 'remote'])
+    for (const prefetch of POLICIES)
+      it(`uffd continue ${source} prefetch=${prefetch}`, async () => {
+        const r = await run(`strategy=uffd uffd_install=continue region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random seed=4');
+        expect(r.verified).toBe(true);
+        expect(r.uffd_install).toBe('continue');
+        expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
+      });
+});
+
 describe('background and criu fill the whole region while the application reads one chunk', () => {
   for (const strategy of LAZY)
     for (const prefetch of ['background', 'criu'])

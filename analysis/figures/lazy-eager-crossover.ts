@@ -46,6 +46,7 @@ export const lazyEagerCrossover: FigureDef = {
   name: 'lazy-eager-crossover',
   caption:
     'Time to finish a sparse random read (a share of the chunks, each once) against that share, one panel per RTT (median over repetitions, log-log). ' +
-    'Eager copies the whole region before the first access; lazy strategies pay one round trip per touched chunk, so they win below a share that shrinks as RTT grows.',
+    'Eager copies the whole region before the first access; lazy strategies pay one round trip per touched chunk, so they win below a share that shrinks as RTT grows. ' +
+    'With prefetch=background the time is the application\'s: its puller overlaps the copy with the accesses and goes on filling the region.',
   build,
 };

@@ -5,7 +5,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../beyond.js';
 import type { RunRow } from '../runs.js';
 import { bytes } from '../slice.js';
-import { CONFIG, HEIGHT, provenance, seriesEncoding, WIDTH, type Layer } from '../spec-common.js';
+import { CONFIG, HEIGHT, provenance, WIDTH, type Layer } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import { thesisSeries, thesisValuesFor } from '../thesis.js';
 import type { FigureDef, FigureInput } from './types.js';
@@ -24,15 +24,30 @@ function widestSweeps(rows: RunRow[]): RunRow[] {
   return out;
 }
 
+const POLICY_COLOURS: Record<string, string> = {
+  'none, 4 KiB chunks': '#888888',
+  none: '#4c78a8',
+  'ahead:64': '#f58518',
+  adaptive: '#54a24b',
+  background: '#e45756',
+  criu: '#b279a2',
+};
+const SPARE = ['#72b7b2', '#eeca3b', '#9d755d', '#ff9da6'];
+
 function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
-  const sel = widestSweeps(
+  const candidates = widestSweeps(
     rows.filter((r) => r.scenario === 'read-seq' && r.source === 'remote' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.beyond.appThreads === 1 && r.throughputMibps !== null),
   );
-  // A figure about prefetch needs at least one policy other than none, over at least two RTTs.
-  if (!sel.some((r) => r.beyond!.prefetch !== 'none') || new Set(sel.map((r) => r.rttMs)).size < 2) return null;
-  const stats = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${r.chunkBytes}\u0000${r.rttMs}`).values()].map((g) => {
+  // Sweeps only (three RTTs or more): a chunk-size sweep at one RTT is another figure's.
+  const sel = [...groupBy(candidates, (r) => `${policyLabel(r)}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.rttMs)).size >= 3).flat();
+  if (!sel.some((r) => r.beyond!.prefetch !== 'none')) return null;
+  // Colour: the policy (the chunk size when a policy appears with several); line style: the strategy.
+  const chunksOf = groupBy(sel, (r) => r.beyond!.prefetch);
+  const policy = (r: RunRow) => (chunksOf.get(r.beyond!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes) ? `${r.beyond!.prefetch}, ${bytes(r.chunkBytes)} chunks` : r.beyond!.prefetch);
+  const strategy = (r: RunRow) => (r.beyond?.uffdInstall === 'continue' ? 'uffd (UFFDIO_CONTINUE)' : r.strategy);
+  const stats = [...groupBy(sel, (r) => `${strategy(r)}\u0000${policy(r)}\u0000${r.rttMs}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { series: `${policyLabel(g[0])}, ${bytes(g[0].chunkBytes)} chunks`, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return { series: policy(g[0]), strategy: strategy(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n, chunk: bytes(g[0].chunkBytes) };
   });
   const ref = thesisValuesFor(thesis, NAME).map((v) => ({
     series: thesisSeries(v),
@@ -41,34 +56,45 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
     y: v.value,
     published: `${v.bound === 'upper' ? '< ' : v.bound === 'lower' ? '> ' : ''}${v.value_as_published} ${v.unit_as_published}${v.approximate ? ' (approx.)' : ''}`,
   }));
-  const series = [...stats.map((s) => s.series), ...ref.map((r) => r.series)];
+  const ours = [...new Set(stats.map((s) => s.series))].sort((a, b) => (a in POLICY_COLOURS ? 0 : 1) - (b in POLICY_COLOURS ? 0 : 1) || a.localeCompare(b));
+  const refSeries = [...new Set(ref.map((r) => r.series))];
+  let spare = 0;
+  const colour = {
+    field: 'series',
+    type: 'nominal' as const,
+    title: 'policy',
+    scale: { domain: [...ours, ...refSeries], range: [...ours.map((s) => POLICY_COLOURS[s] ?? SPARE[spare++ % SPARE.length]), ...refSeries.map(() => '#111111')] },
+  };
+  const shape = {
+    field: 'series',
+    type: 'nominal' as const,
+    title: 'policy',
+    scale: { domain: [...ours, ...refSeries], range: [...ours.map(() => 'circle'), ...refSeries.map((t) => (t.includes('(upper bound)') ? 'triangle-down' : t.includes('(lower bound)') ? 'triangle-up' : 'diamond'))] },
+  };
+  const strategies = ['uffd', 'uffd (UFFDIO_CONTINUE)', 'sigsegv'].filter((x) => stats.some((s) => s.strategy === x));
+  const dashes: Record<string, number[]> = { uffd: [1, 0], 'uffd (UFFDIO_CONTINUE)': [2, 2], sigsegv: [7, 3] };
+  const dash = { field: 'strategy', type: 'nominal' as const, title: 'strategy', scale: { domain: strategies, range: strategies.map((x) => dashes[x]) } };
   const x = { field: 'rtt', type: 'quantitative' as const, title: 'emulated round-trip time (ms)' };
   const yTitle = 'read throughput (MiB/s, log scale)';
-  const yScale = { type: 'log' as const };
-  const y = { field: 'median', type: 'quantitative' as const, title: yTitle, scale: yScale };
+  const y = { field: 'median', type: 'quantitative' as const, title: yTitle, scale: { type: 'log' as const } };
   const layers: Layer[] = [
-    { data: { values: stats }, mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { ...y, field: 'min' }, y2: { field: 'max' }, ...seriesEncoding(series, false) } },
-    { data: { values: stats }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
+    { data: { values: stats }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, color: colour, strokeDash: dash, detail: { field: 'strategy' } } },
     {
       data: { values: stats },
       mark: { type: 'point', filled: true, size: 40 },
-      encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'rtt' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }, { field: 'reps' }] },
+      encoding: { x, y, color: colour, shape, tooltip: [{ field: 'strategy' }, { field: 'series' }, { field: 'chunk' }, { field: 'rtt' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }, { field: 'reps' }] },
     },
   ];
   if (ref.length) {
     const ranges = ref.filter((r) => r.rtt_to > r.rtt);
-    if (ranges.length)
-      layers.push({ data: { values: ranges }, mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 }, encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, ...seriesEncoding(series, false) } });
-    layers.push({
-      data: { values: ref },
-      mark: { type: 'point', filled: true, size: 130, opacity: 1 },
-      encoding: { x, y: { ...y, field: 'y' }, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'published' }] },
-    });
+    if (ranges.length) layers.push({ data: { values: ranges }, mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 }, encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, color: colour } });
+    layers.push({ data: { values: ref }, mark: { type: 'point', filled: true, size: 130, opacity: 1 }, encoding: { x, y: { ...y, field: 'y' }, color: colour, shape, tooltip: [{ field: 'series' }, { field: 'published' }] } });
   }
   const regions = [...new Set(sel.map((r) => r.regionBytes).filter((b): b is number => b !== null))].map(bytes).join('/');
+  const chunks = [...new Set(sel.map((r) => r.chunkBytes))].map(bytes).join('/');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Read throughput vs RTT per prefetch policy (sequential)', subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}`), 'band: min..max over repetitions'] },
+    title: { text: 'Read throughput vs RTT per prefetch policy (sequential)', subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}, chunks ${chunks}`), 'line style: strategy; medians over repetitions'] },
     width: WIDTH,
     height: HEIGHT + 60,
     config: CONFIG,

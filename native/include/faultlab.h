@@ -101,6 +101,17 @@ int fl_migrate_source(const char *spec, char *out, size_t outlen);
  * and compares them with r's memory chunk by chunk ("verified"). */
 int fl_migrate_dest(fl_region *r, const char *spec, char *out, size_t outlen);
 
+/* Beyond the thesis (issue 6), region keys for uffd and sigsegv:
+ *   prefetch=none|ahead:N|adaptive[:N]|background|criu   [none] (native/src/prefetch.h)
+ *   depth=N                  [16]   prefetch READs in flight (pipelined)
+ *   pf_conns=N               [depth/16, 1..8] connections the prefetcher spreads them over
+ *   uffd_install=copy|continue [copy] uffd: UFFDIO_COPY, or a memfd + MINOR faults + UFFDIO_CONTINUE (no copy)
+ *   vma_span=N|auto          [1]    sigsegv: chunks a miss fetches and opens together (auto: fits vm.max_map_count)
+ *   huge=none|thp|hugetlb    [none] pages behind the region (hugetlb: chunks of 2 MiB, needs vm.nr_hugepages)
+ * and run keys: workload=read-zipf|read-sparse, zipf_s=F [1], touch_fraction=F [0.1],
+ *   app_threads=N [1] (each thread its own contiguous share of the order),
+ *   wait_fill=1 (background/criu: after the accesses, wait until every chunk is there and verify it all). */
+
 /* Test hook: read one byte at addr, so a test can provoke a fault where it
  * chooses (e.g. outside every region, to see the chained handler crash). */
 int fl_touch(uintptr_t addr);

@@ -36,6 +36,7 @@ struct fl_config {
     int pf_conns;      /* prefetch connections (0 = one per 16 requests of depth) */
     int vma_span;      /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
     char huge[16];     /* none, thp, hugetlb: page size behind the region */
+    bool uffd_continue; /* uffd: memfd + MINOR faults + UFFDIO_CONTINUE (no copy) instead of UFFDIO_COPY */
 };
 
 /* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */

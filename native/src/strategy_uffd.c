@@ -1,6 +1,12 @@
 /* Strategy `uffd`: userfaultfd MISSING mode. Handler threads wait on the uffd,
  * fetch the faulting chunk from the source into a private buffer and install it
- * with UFFDIO_COPY, which maps it atomically and wakes the faulting thread. */
+ * with UFFDIO_COPY, which maps it atomically and wakes the faulting thread.
+ *
+ * uffd_install=continue: the region is a memfd mapped twice, like sigsegv's;
+ * its pages exist (populated) but are not mapped in the region's view, so an
+ * access raises a MINOR fault. Chunks are received straight into the second
+ * view and mapped with UFFDIO_CONTINUE: no copy, where UFFDIO_COPY copies every
+ * byte once more (the prefetch engine's bottleneck at ~1 GB/s). */
 #include "internal.h"
 #include "prefetch.h"
 #include "uffd_open.h"
@@ -38,6 +44,8 @@ struct uffd_state {
     uint8_t *marker;         /* the bytes of the one prefetched chunk held back as a trigger */
     atomic_bool marker_busy;
     uint8_t *zero;           /* a chunk of zeros to unblock faults where UFFDIO_ZEROPAGE cannot (hugetlb) */
+    int memfd;               /* uffd_install=continue: the region's memory ... */
+    uint8_t *fill_view;      /* ... and its second, writable view where fetches land */
 };
 
 static int wake(struct uffd_state *s, uint64_t addr, uint64_t len)
@@ -71,11 +79,45 @@ static int copy_in(struct uffd_state *s, struct fl_region *r, uint64_t off, cons
     return len ? -1 : 0;
 }
 
+/* UFFDIO_CONTINUE: map the memfd's pages (already filled through the fill
+ * view) at [off, off+len) and wake the waiters. Same returns as copy_in. */
+static int continue_in(struct uffd_state *s, struct fl_region *r, uint64_t off, uint64_t len)
+{
+    for (int tries = 0; len && tries < 1000; tries++) {
+        struct uffdio_continue c = {.range = {.start = (uint64_t)(uintptr_t)(r->base + off), .len = len}};
+        if (!ioctl(s->uffd, UFFDIO_CONTINUE, &c))
+            return 0;
+        if (errno == EAGAIN) {
+            uint64_t done = c.mapped > 0 ? (uint64_t)c.mapped : 0;
+            off += done;
+            len -= done;
+            continue;
+        }
+        if (errno == EEXIST)
+            return wake(s, c.range.start, len) ? -1 : 1;
+        return -1;
+    }
+    if (len)
+        errno = EAGAIN;
+    return len ? -1 : 0;
+}
+
+/* Install [off, off+len) whose bytes are at src (copy) or in the fill view (continue). */
+static int install(struct uffd_state *s, struct fl_region *r, uint64_t off, const uint8_t *src, uint64_t len)
+{
+    return s->fill_view ? continue_in(s, r, off, len) : copy_in(s, r, off, src, len);
+}
+
 /* Map something (zeros) at [off, off+len) so that whoever waits there wakes
  * up; the failure flag is already set, so the bytes are never trusted. */
 static void unblock(struct uffd_state *s, struct fl_region *r, uint64_t off, uint64_t len)
 {
     const uint64_t chunk = r->cfg.chunk_bytes;
+    if (s->fill_view) {
+        if (continue_in(s, r, off, len) < 0)
+            wake(s, (uint64_t)(uintptr_t)(r->base + off), len); /* best effort: the run failed already */
+        return;
+    }
     for (uint64_t o = off; o < off + len; o += chunk) {
         struct uffdio_zeropage z = {.range = {.start = (uint64_t)(uintptr_t)(r->base + o), .len = chunk}};
         if (!ioctl(s->uffd, UFFDIO_ZEROPAGE, &z))
@@ -107,12 +149,13 @@ static void serve_miss(struct uffd_state *s, struct uffd_handler *h, uint64_t id
     if (s->pf)
         fl_pf_hint_fault(s->pf, idx); /* the window goes out while we fetch */
     uint64_t t0 = fl_now();
-    if (r->source->ops->read(h->conn, off, h->buf, chunk, cause, sizeof cause)) {
+    uint8_t *dst = s->fill_view ? s->fill_view + off : h->buf;
+    if (r->source->ops->read(h->conn, off, dst, chunk, cause, sizeof cause)) {
         fail_and_unblock(s, r, off, cause);
         return;
     }
     uint64_t t1 = fl_now();
-    int rc = copy_in(s, r, off, h->buf, chunk);
+    int rc = install(s, r, off, dst, chunk);
     if (rc < 0) {
         fail_and_unblock(s, r, off, strerror(errno));
         return;
@@ -151,7 +194,7 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
             if (!fl_chunk_move(&s->chunks, idx, FL_CHUNK_STAGED, FL_CHUNK_CLAIMED))
                 continue;
             uint64_t t0 = fl_now();
-            if (copy_in(s, r, off, s->marker, chunk) < 0) {
+            if (install(s, r, off, s->marker, chunk) < 0) {
                 fail_and_unblock(s, r, off, strerror(errno));
                 return;
             }
@@ -191,9 +234,9 @@ static int pf_install(void *arg, uint64_t idx, uint64_t n, const uint8_t *src, c
 {
     struct fl_region *r = arg;
     struct uffd_state *s = r->strategy_state;
-    int rc = copy_in(s, r, idx * r->cfg.chunk_bytes, src, n * r->cfg.chunk_bytes);
+    int rc = install(s, r, idx * r->cfg.chunk_bytes, src, n * r->cfg.chunk_bytes);
     if (rc < 0)
-        snprintf(cause, len, "UFFDIO_COPY: %s", strerror(errno));
+        snprintf(cause, len, "%s: %s", s->fill_view ? "UFFDIO_CONTINUE" : "UFFDIO_COPY", strerror(errno));
     return rc < 0 ? -1 : 0;
 }
 
@@ -202,6 +245,8 @@ static bool pf_stage(void *arg, uint64_t idx, const uint8_t *src)
     struct fl_region *r = arg;
     struct uffd_state *s = r->strategy_state;
     (void)idx;
+    if (s->fill_view)
+        return true; /* the bytes wait in the fill view; the fault only maps them */
     if (atomic_exchange(&s->marker_busy, true))
         return false; /* one held-back chunk at a time */
     memcpy(s->marker, src, r->cfg.chunk_bytes);
@@ -213,6 +258,13 @@ static void pf_unstage(void *arg, uint64_t idx)
     struct fl_region *r = arg;
     (void)idx;
     atomic_store(&((struct uffd_state *)r->strategy_state)->marker_busy, false);
+}
+
+static uint8_t *pf_landing(void *arg, uint64_t idx, uint64_t n)
+{
+    struct fl_region *r = arg;
+    (void)n;
+    return ((struct uffd_state *)r->strategy_state)->fill_view + idx * r->cfg.chunk_bytes;
 }
 
 static void pf_abandon(void *arg, uint64_t idx, uint64_t n)
@@ -275,6 +327,10 @@ static void uffd_destroy(struct fl_region *r)
         munmap(r->base, r->cfg.region_bytes);
     if (s->uffd >= 0)
         close(s->uffd);
+    if (s->fill_view)
+        munmap(s->fill_view, r->cfg.region_bytes);
+    if (s->memfd >= 0)
+        close(s->memfd);
     if (s->stopfd >= 0)
         close(s->stopfd);
     fl_chunks_free(&s->chunks);
@@ -293,7 +349,7 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "out of memory");
         return -1;
     }
-    s->uffd = s->stopfd = -1;
+    s->uffd = s->stopfd = s->memfd = -1;
     r->strategy_state = s;
     const bool hugetlb = !strcmp(r->cfg.huge, "hugetlb");
     if (hugetlb && (r->cfg.chunk_bytes % (2u << 20) || r->cfg.region_bytes % (2u << 20))) {
@@ -302,8 +358,21 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     }
     /* hugetlb reserves its pages now (no MAP_NORESERVE): with none free the
      * mmap fails here, clearly, where UFFDIO_COPY would answer EEXIST later. */
-    r->base = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | (hugetlb ? MAP_HUGETLB : MAP_NORESERVE), -1, 0);
+    if (r->cfg.uffd_continue) {
+        /* Both views of one memfd; the fill view populates every page, so the
+         * region's view only ever takes MINOR faults. */
+        s->memfd = memfd_create("faultlab-uffd", MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0));
+        if (s->memfd < 0 || ftruncate(s->memfd, (off_t)r->cfg.region_bytes)) {
+            fl_errf(err, errlen, "memfd of %llu bytes: %s", (unsigned long long)r->cfg.region_bytes, strerror(errno));
+            goto fail;
+        }
+        void *fill = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->memfd, 0);
+        s->fill_view = fill == MAP_FAILED ? NULL : fill;
+        r->base = s->fill_view ? mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->memfd, 0) : MAP_FAILED;
+    } else {
+        r->base = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | (hugetlb ? MAP_HUGETLB : MAP_NORESERVE), -1, 0);
+    }
     if (r->base == MAP_FAILED) {
         r->base = NULL;
         fl_errf(err, errlen, "cannot map %llu bytes%s: %s", (unsigned long long)r->cfg.region_bytes,
@@ -323,13 +392,14 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "out of memory for the chunk states");
         goto fail;
     }
-    if ((s->uffd = fl_uffd_open(&s->how, err, errlen)) < 0 || fl_uffd_api(s->uffd, 0, err, errlen))
+    uint64_t features = !r->cfg.uffd_continue ? 0 : hugetlb ? UFFD_FEATURE_MINOR_HUGETLBFS : UFFD_FEATURE_MINOR_SHMEM;
+    if ((s->uffd = fl_uffd_open(&s->how, err, errlen)) < 0 || fl_uffd_api(s->uffd, features, err, errlen))
         goto fail;
     r->uffd_path = s->how; /* a string literal: outlives the state */
     struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)r->base, .len = r->cfg.region_bytes},
-                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+                                  .mode = r->cfg.uffd_continue ? UFFDIO_REGISTER_MODE_MINOR : UFFDIO_REGISTER_MODE_MISSING};
     if (ioctl(s->uffd, UFFDIO_REGISTER, &reg)) {
-        fl_errf(err, errlen, "UFFDIO_REGISTER (MISSING) failed: %s", strerror(errno));
+        fl_errf(err, errlen, "UFFDIO_REGISTER (%s) failed: %s", r->cfg.uffd_continue ? "MINOR" : "MISSING", strerror(errno));
         goto fail;
     }
     if ((s->stopfd = eventfd(0, EFD_CLOEXEC)) < 0) {
@@ -361,7 +431,8 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         }
         h->started = true;
     }
-    struct fl_pf_target t = {.arg = r, .install = pf_install, .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon};
+    struct fl_pf_target t = {.arg = r, .landing = s->fill_view ? pf_landing : NULL, .install = pf_install,
+                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon};
     if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
         goto fail;
     r->chunks = &s->chunks;

@@ -190,6 +190,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
             cfg->pf_conns = (int)n;
         } else if (!strcmp(k, "vma_span") && (!strcmp(v, "auto") || !parse_int(v, 1, 1 << 20, &n))) {
             cfg->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
+        } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue"))) {
+            cfg->uffd_continue = !strcmp(v, "continue");
         } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
             strcpy(cfg->huge, v);
         } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {

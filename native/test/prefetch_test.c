@@ -324,6 +324,26 @@ static void vma_limit(void)
           "vma_span=16 on a sparse read fetches whole spans (%lld bytes for 102 chunks touched)", jnum(out, "bytes_fetched"));
 }
 
+/* uffd_install=continue: a memfd, MINOR faults, UFFDIO_CONTINUE: every policy, local and remote. */
+static void uffd_continue(struct tsrv *srv)
+{
+    char spec[256];
+    for (int src = 0; src < 2; src++)
+        for (size_t p = 0; p < sizeof policies / sizeof *policies; p++) {
+            snprintf(spec, sizeof spec, "strategy=uffd uffd_install=continue region=4MiB chunk=16KiB prefetch=%s depth=8 cpus=free %s%d",
+                     policies[p], src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+            int rc = run(spec, "workload=read-random seed=2");
+            CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == 256 && strstr(out, "\"uffd_install\":\"continue\""),
+                  "uffd_install=continue prefetch=%s %s read-random: verified, every chunk once %s", policies[p], src ? "remote" : "local", rc ? out : "");
+        }
+    int rc = run("strategy=uffd uffd_install=continue region=4MiB chunk=4KiB handler_threads=2 cpus=free", "workload=read-seq app_threads=4");
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") == 1024, "uffd_install=continue with 4 application threads verifies");
+    rc = run("strategy=uffd uffd_install=continue region=4MiB chunk=16KiB prefetch=background", "workload=first-chunk wait_fill=1");
+    CHECK(rc == 0 && jtrue(out, "fill_verified") && jnum(out, "chunks_present") == 256, "uffd_install=continue background fills the region");
+    rc = run("strategy=uffd uffd_install=continue region=1MiB corrupt=5000", "workload=read-seq");
+    CHECK(rc == 0 && !jtrue(out, "verified") && jnum(out, "first_bad_offset") == 5000, "uffd_install=continue catches a corrupted source byte");
+}
+
 int main(void)
 {
     struct tsrv srv;
@@ -339,6 +359,7 @@ int main(void)
     workloads();
     chunk_sizes(&srv);
     huge_pages();
+    uffd_continue(&srv);
     vma_limit();
     ts_stop(&srv);
     printf("# prefetch_test: %d failed\n", tap_failed);
