@@ -7,10 +7,9 @@
 // record such cells as failed and go on with the matrix.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseCsvTable } from '../analysis/csv.js';
 import { CLI } from './helpers.js';
 import { processesWith, startFaultServer, type FaultMode, type FaultServer } from './faults.js';
@@ -21,7 +20,6 @@ const TIMED_OUT = new RegExp(`timeout after ${FETCH_TIMEOUT} ms`);
 /** Wall-time slack over (a healthy run + the fetch timeout): process start-up noise on a loaded 2-core CI. */
 const SLACK_MS = 1500;
 const AFTER = 8; // the fault server serves 8 data requests per connection, then misbehaves
-const HAVE_WRITE_TRACK = existsSync(fileURLToPath(new URL('../harness/write-track.ts', import.meta.url)));
 
 interface Outcome {
   status: number | null;
@@ -90,7 +88,7 @@ const CASES: Case[] = [
   { mode: 'wrong', cause: /verification FAILED/, exit: 3 },
 ];
 
-const TARGETS: Target[] = [read('uffd'), read('sigsegv'), ...(HAVE_WRITE_TRACK ? [tracker('uffd-wp')] : [])];
+const TARGETS: Target[] = [read('uffd'), read('sigsegv'), tracker('uffd-wp')];
 
 let healthyMs = 0;
 
@@ -144,8 +142,6 @@ for (const c of CASES) {
     }
   });
 }
-
-if (!HAVE_WRITE_TRACK) it.todo('write trackers under remote faults: harness/write-track.ts does not exist yet');
 
 describe('the runner under remote faults', () => {
   const matrix = {
