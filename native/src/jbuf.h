@@ -1,5 +1,4 @@
-/* A bounded JSON text builder for the push/migrate results (the other result
- * writers keep theirs private). */
+/* A bounded JSON text builder for the run results (region, push, migrate). */
 #ifndef FAULTLAB_JBUF_H
 #define FAULTLAB_JBUF_H
 #include <stdarg.h>

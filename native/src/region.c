@@ -1,6 +1,7 @@
 /* The public API: create a region for a strategy and a source, run one
  * workload on a pinned C thread, report statistics as JSON, destroy. */
 #include "internal.h"
+#include "jbuf.h"
 #include "prefetch.h"
 #include "workload.h"
 
@@ -316,23 +317,6 @@ static uint64_t count_mappings(void)
 }
 
 /* ---- JSON output ------------------------------------------------------------ */
-struct jbuf {
-    char *p;
-    size_t len, used;
-};
-
-__attribute__((format(printf, 2, 3))) static void jput(struct jbuf *j, const char *fmt, ...)
-{
-    if (j->used >= j->len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(j->p + j->used, j->len - j->used, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        j->used += (size_t)n;
-}
-
 static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 {
     /* Merge handler threads' samples into one buffer for exact quantiles. */
@@ -356,7 +340,7 @@ static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 
 static void write_json(struct fl_region *r, struct run_args *a, char *out, size_t outlen)
 {
-    struct jbuf j = {out, outlen, 0};
+    struct fl_jbuf j = {out, outlen, 0};
     uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50, waits = 0, triggers = 0, span = 0;
     for (int i = 0; i < r->nhstats; i++) {
         faults += r->hstats[i].faults;
@@ -374,55 +358,55 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     uint64_t total = a->total_ns + r->prefill_ns;
     uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
     double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
-    jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
+    fl_jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
          r->source ? r->source->ops->name : "none");
-    jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
+    fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
          (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
          r->cfg.handler_threads);
-    jput(&j, "\"faults\":%llu,\"duplicate_faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
+    fl_jput(&j, "\"faults\":%llu,\"duplicate_faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
          (unsigned long long)faults, (unsigned long long)dups, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
          (unsigned long long)a->touched, (unsigned long long)bytes_read);
-    jput(&j, "\"first_access_ns\":%llu,\"total_ns\":%llu,\"throughput_mibps\":%.3f,\"prefill_ns\":%llu,",
+    fl_jput(&j, "\"first_access_ns\":%llu,\"total_ns\":%llu,\"throughput_mibps\":%.3f,\"prefill_ns\":%llu,",
          (unsigned long long)(a->first_ns + r->prefill_ns), (unsigned long long)total, mibps,
          (unsigned long long)r->prefill_ns);
-    jput(&j, "\"fault_ns_p50\":%llu,\"fault_ns_p99\":%llu,\"fault_ns_max\":%llu,\"fault_ns_mean\":%.1f,",
+    fl_jput(&j, "\"fault_ns_p50\":%llu,\"fault_ns_p99\":%llu,\"fault_ns_max\":%llu,\"fault_ns_mean\":%.1f,",
          (unsigned long long)fl_samples_quantile(&a->access_ns, 0.5),
          (unsigned long long)fl_samples_quantile(&a->access_ns, 0.99),
          (unsigned long long)fl_samples_quantile(&a->access_ns, 1.0),
          a->touched ? (double)a->total_ns / (double)a->touched : 0.0);
-    jput(&j, "\"fault_ns_cdf\":\"");
+    fl_jput(&j, "\"fault_ns_cdf\":\"");
     for (int q = 0; q <= 20; q++)
-        jput(&j, "%s%llu", q ? ";" : "", (unsigned long long)fl_samples_quantile(&a->access_ns, q / 20.0));
-    jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50,
+        fl_jput(&j, "%s%llu", q ? ";" : "", (unsigned long long)fl_samples_quantile(&a->access_ns, q / 20.0));
+    fl_jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50,
          (unsigned long long)install_p50);
-    jput(&j, "\"uffd_path\":\"%s\",", r->uffd_path ? r->uffd_path : "unused");
+    fl_jput(&j, "\"uffd_path\":\"%s\",", r->uffd_path ? r->uffd_path : "unused");
     /* Beyond the thesis: prefetch, threads, access patterns, the VMA limit. */
-    jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
+    fl_jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
          r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
          (unsigned long long)pf.requests);
-    jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
+    fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
          r->ops != &fl_strategy_uffd ? "none" : r->cfg.uffd_continue ? "continue" : "copy");
-    jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
+    fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
          (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
          (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
-    jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
+    fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
          (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)
-        jput(&j, "\"zipf_s\":%g,", a->o.zipf_s);
+        fl_jput(&j, "\"zipf_s\":%g,", a->o.zipf_s);
     else
-        jput(&j, "\"zipf_s\":null,");
+        fl_jput(&j, "\"zipf_s\":null,");
     if (a->o.w == FL_W_READ_SPARSE)
-        jput(&j, "\"touch_fraction\":%g,", a->o.touch_fraction);
+        fl_jput(&j, "\"touch_fraction\":%g,", a->o.touch_fraction);
     else
-        jput(&j, "\"touch_fraction\":null,");
+        fl_jput(&j, "\"touch_fraction\":null,");
     if (a->fill_state)
-        jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
+        fl_jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
              a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
-    jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true",
+    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true",
          (unsigned long long)a->bad_words);
     if (a->bad_words)
-        jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)a->first_bad);
-    jput(&j, "}");
+        fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)a->first_bad);
+    fl_jput(&j, "}");
 }
 
 int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
