@@ -8,35 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char out[1 << 20];
-
-/* Pull an integer / boolean field out of the JSON result (flat object). */
-static long long jnum(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
-}
-static int jtrue(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":true", key);
-    return strstr(json, pat) != NULL;
-}
-
-static int run(const char *spec, const char *run_spec)
-{
-    char err[512];
-    fl_region *r = fl_region_create(spec, err, sizeof err);
-    if (!r) {
-        snprintf(out, sizeof out, "create: %s", err);
-        return -1;
-    }
-    int rc = fl_run(r, run_spec, out, sizeof out);
-    fl_region_destroy(r);
-    return rc;
-}
+#include "run_json.h"
 
 int main(void)
 {

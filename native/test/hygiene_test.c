@@ -251,6 +251,12 @@ static struct counts now_counts(void)
 static void check_same(const struct counts *base, const char *what)
 {
     struct counts c = now_counts();
+    /* A joined thread can still be listed in /proc/self/task for a moment
+     * (the kernel wakes the joiner before the task is gone): give it 1 s. */
+    for (int i = 0; i < 100 && c.tasks > base->tasks; i++) {
+        usleep(10000);
+        c = now_counts();
+    }
     CHECK(c.fds == base->fds && c.tasks == base->tasks && c.maps >= base->maps && c.maps <= base->maps + MAPS_SLACK,
           "%s: fds %ld -> %ld, threads %ld -> %ld, mappings %ld -> %ld%s", what, base->fds, c.fds, base->tasks, c.tasks,
           base->maps, c.maps, MAPS_SLACK ? " (ASan: up to +64 of its own allowed)" : "");

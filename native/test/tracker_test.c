@@ -15,16 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static char out[1 << 20];
+#include "run_json.h"
+
 static const char *const names[] = {"uffd-wp", "uffd-wp-async", "mprotect", "soft-dirty", "none"};
 
-static long long jnum(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
-}
 static int jis(const char *json, const char *key, const char *v)
 {
     char pat[96];
