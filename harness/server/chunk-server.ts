@@ -72,7 +72,17 @@ export class ChunkServer {
   readonly seed: bigint;
   readonly rttMs: number;
   /** The region's current contents (WRITE updates it). */
-  readonly region: Buffer;
+  get region(): Buffer {
+    return this.contents;
+  }
+  private contents: Buffer;
+  // READ answers are slices of `contents` (no copy: a 1 MiB copy into a fresh
+  // Buffer costs page faults and a memcpy per answer, the server's largest CPU
+  // cost at high throughput) until the first WRITE. A WRITE then must not change
+  // answers already handed to a socket but not yet sent: if any are pending, the
+  // region is cloned once, and from then on READs copy.
+  private sharedAnswersPending = 0;
+  private readsCopy = false;
 
   private readonly counts: ChunkServerCounters = { requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0, connections: 0 };
   private readonly sockets = new Set<net.Socket>();
@@ -89,7 +99,7 @@ export class ChunkServer {
     const addr = server.address() as net.AddressInfo;
     this.host = addr.address;
     this.port = addr.port;
-    this.region = region;
+    this.contents = region;
     this.regionBytes = opts.regionBytes;
     this.seed = BigInt(opts.seed);
     this.rttMs = opts.rttMs;
@@ -246,7 +256,15 @@ export class ChunkServer {
         });
       }
       queuedBytes -= req.payload?.length ?? 0;
-      sock.write(this.execute(req));
+      const answer = this.execute(req);
+      if (Array.isArray(answer)) {
+        // [header, slice of the region]: count the slice until the socket has taken it.
+        this.sharedAnswersPending++;
+        sock.write(answer[0]);
+        sock.write(answer[1], () => this.sharedAnswersPending--);
+      } else {
+        sock.write(answer);
+      }
       if (req.closeAfter || (clientEnded && !queue.length)) {
         sock.destroySoon(); // end, then close once the answer is out
         return false;
@@ -288,8 +306,8 @@ export class ChunkServer {
     });
   }
 
-  /** Run one request now and build its answer (header + body in one buffer). */
-  private execute(req: ParsedRequest): Buffer {
+  /** Run one request now and build its answer: one buffer, or [header, slice of the region]. */
+  private execute(req: ParsedRequest): Buffer | [Buffer, Buffer] {
     if (req.status !== Status.OK) {
       this.counts.errors++;
       return header(req.status, 0, req.offset);
@@ -303,14 +321,19 @@ export class ChunkServer {
       }
       case Op.READ: {
         const off = Number(req.offset);
+        this.counts.bytesRead += req.len;
+        if (!this.readsCopy) return [header(Status.OK, req.len, req.offset), this.contents.subarray(off, off + req.len)];
         const out = Buffer.allocUnsafe(RESP_HEADER_BYTES + req.len);
         writeHeaderInto(out, Status.OK, req.len, req.offset);
-        this.region.copy(out, RESP_HEADER_BYTES, off, off + req.len); // a copy: later WRITEs must not change it
-        this.counts.bytesRead += req.len;
+        this.contents.copy(out, RESP_HEADER_BYTES, off, off + req.len);
         return out;
       }
       case Op.WRITE: {
-        req.payload!.copy(this.region, Number(req.offset));
+        if (!this.readsCopy) {
+          this.readsCopy = true;
+          if (this.sharedAnswersPending > 0) this.contents = Buffer.from(this.contents); // queued answers keep the old bytes
+        }
+        req.payload!.copy(this.contents, Number(req.offset));
         this.counts.bytesWritten += req.len;
         return header(Status.OK, 0, req.offset);
       }
