@@ -2,10 +2,9 @@
 // first-chunk repetitions are driven by tinybench, which gets the C-timed
 // latency of each iteration (overriddenDuration) and supplies the statistics.
 import { Bench } from 'tinybench';
-import { NativeRegion } from './native.js';
+import { NativeRegion, rttProbeNative } from './native.js';
 import { CellParams, regionSpec, runSpec, usesSource, validateCell } from './cell.js';
 import { ChunkServer } from './server/chunk-server.js';
-import { measureRtt } from './server/rtt-probe.js';
 import { writeTrackReps } from './write-track.js';
 import { migrateReps } from './migrate.js';
 import { startNetemRemote } from './netem.js';
@@ -121,9 +120,11 @@ async function firstChunkReps(p: CellParams, spec: string): Promise<{ reps: Row[
 export async function runCell(params: CellParams): Promise<CellResult> {
   const p = validateCell(params);
   return withRemote(p, async (remote) => {
-    // Measured RTT next to the configured one: median of empty round trips.
-    // Bounded by the fetch timeout: a server that never answers fails the cell as fast as a stalled fetch.
-    const rtt = remote ? await measureRtt(remote.host, remote.port, p.rttMs >= 10 ? 5 : 20, { timeoutMs: p.fetchTimeoutMs + Math.ceil(p.rttMs) }) : null;
+    // Measured RTT next to the configured one: median of empty round trips timed
+    // by the strategies' own C client. Each bounded by the fetch timeout: a server
+    // that never answers fails the cell as fast as a stalled fetch.
+    const target = remote && { ...remote, regionBytes: p.regionBytes, seed: p.seed };
+    const rtt = target ? await rttProbeNative(target, p.rttMs >= 10 ? 5 : 20, p.fetchTimeoutMs + Math.ceil(p.rttMs)) : null;
     const spec = regionSpec(p, remote);
     let reps: Row[];
     let stats: Row = { bench_mean_ns: null, bench_p99_ns: null, bench_rme_pct: null, bench_samples: null };

@@ -128,31 +128,6 @@ export function doctorNative(): Record<string, unknown> {
   return JSON.parse(text);
 }
 
-export function floorsNative(spec: string): Promise<Record<string, unknown>> {
-  const out = Buffer.alloc(1 << 16);
-  return new Promise((resolve, reject) => {
-    c.floors.async(spec, out, out.length, (e: Error | null, rc: number) => {
-      if (e) return reject(e);
-      const text = cString(out);
-      if (rc !== 0) return reject(new Error(text));
-      resolve(JSON.parse(text));
-    });
-  });
-}
-
-/** The tcp source alone: timed READs with no faults (see fl_transport). */
-export function transportNative(spec: string): Promise<Record<string, unknown>> {
-  const out = Buffer.alloc(1 << 16);
-  return new Promise((resolve, reject) => {
-    c.transport.async(spec, out, out.length, (e: Error | null, rc: number) => {
-      if (e) return reject(e);
-      const text = cString(out);
-      if (rc !== 0) return reject(new Error(text));
-      resolve(JSON.parse(text));
-    });
-  });
-}
-
 type AsyncCall = (cb: { out: Buffer; done: (e: Error | null, rc: number) => void }) => void;
 
 /** A JSON-returning native call on a koffi worker thread (the event loop stays free). */
@@ -173,6 +148,30 @@ function jsonCall(call: AsyncCall): Promise<Record<string, unknown>> {
       },
     }),
   );
+}
+
+/** Mechanism floors (fl_floors). */
+export const floorsNative = (spec: string) => jsonCall((cb) => c.floors.async(spec, cb.out, cb.out.length, cb.done));
+
+/** The tcp source alone: timed READs with no faults, or op=ping round trips (fl_transport). */
+export const transportNative = (spec: string) => jsonCall((cb) => c.transport.async(spec, cb.out, cb.out.length, cb.done));
+
+export interface ProbeTarget {
+  host: string;
+  port: number;
+  /** The server's region and seed: its HELLO must match them. */
+  regionBytes: number;
+  seed: number | bigint;
+}
+
+/** RTT as the strategies' tcp source sees it: `pings` empty round trips on one fresh connection. */
+export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeoutMs = 5000) {
+  const r = await transportNative(
+    `op=ping requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
+      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free`,
+  );
+  const ms = (k: string) => (r[k] as number) / 1e6;
+  return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings };
 }
 
 /** The write-track scenario (fl_write_track). */

@@ -4,6 +4,7 @@ import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient, measureRtt } from '../harness/server/rtt-probe.js';
 import { Op, Status, encodeRequest } from '../harness/server/protocol.js';
 import { OrderedDelayQueue, PreciseTimer, nowNs } from '../harness/server/latency.js';
+import { rttProbeNative } from '../harness/native.js';
 
 const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
 // On this kind of VM a socket round trip after a few ms of idleness costs
@@ -88,6 +89,27 @@ describe('emulated RTT', () => {
       expect(m.medianMs).toBeGreaterThanOrEqual(rtt);
     }
     console.log(rows.join('\n'));
+  });
+
+  it('the C tcp client (the strategies\' own, as in every row and in calibrate) measures the RTT, never early', async () => {
+    const probe = (s: ChunkServer, n: number) => rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
+    const base = (await probe(await start(0), 50)).medianMs;
+    for (const [rtt, samples] of [
+      [2, 30],
+      [10, 10],
+    ]) {
+      const s = await start(rtt);
+      const m = await probe(s, samples);
+      const error = m.medianMs - rtt - base;
+      console.log(`C probe: rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (base ${base.toFixed(3)}, error ${(error * 1000).toFixed(0)} us)`);
+      expect(m.minMs).toBeGreaterThanOrEqual(rtt);
+      expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt));
+    }
+  });
+
+  it('the C probe refuses a server whose region does not match, naming both sizes', async () => {
+    const s = await start(0);
+    await expect(rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 21, seed: 3 }, 3)).rejects.toThrow(/server region is 1048576 bytes, expected 2097152/);
   });
 
   it('concurrent requests overlap: 8 connections at 20 ms take about 20 ms, not 160', async () => {

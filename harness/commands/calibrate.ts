@@ -1,13 +1,15 @@
 // `faultlab calibrate`: does the emulated latency add what it is configured to?
-// For each RTT a chunk server is started on loopback and PING round trips are
-// timed from a TypeScript client. The error is the measured median minus the
-// configured RTT minus the loopback base (the median at RTT 0, measured first),
-// checked against max(2% of the RTT, 50 us). The server's own lateness (answer
-// sent minus deadline) is shown too: the rest of any error is the platform's
-// (on a VM, waking a socket after ms of idleness costs more than back-to-back).
+// For each RTT a chunk server is started on loopback and empty PING round trips
+// are timed by the C tcp source (the client the strategies fetch with), on a
+// koffi worker thread while this event loop serves. The error is the measured
+// median minus the configured RTT minus the loopback base (the median at RTT 0,
+// measured first), checked against max(2% of the RTT, 50 us). The server's own
+// lateness (answer sent minus deadline) is shown too: the rest of any error is
+// the platform's (on a VM, a thread that waited a few ms costs more to wake and
+// run than one in a back-to-back exchange; README "Latency emulation precision").
 import type { CommandModule } from 'yargs';
 import { ChunkServer } from '../server/chunk-server.js';
-import { measureRtt } from '../server/rtt-probe.js';
+import { rttProbeNative } from '../native.js';
 import { UsageError } from '../errors.js';
 
 export interface CalibrationRow {
@@ -34,12 +36,15 @@ export interface Calibration {
 
 export const acceptanceBoundMs = (rttMs: number): number => Math.max(0.02 * rttMs, 0.05);
 
+const REGION = 1 << 16;
+const SEED = 1;
+
 /** Measure each RTT on loopback (servers started and stopped here). */
 export async function calibrate(rtts: number[], samples: number): Promise<Calibration> {
   const measure = async (rttMs: number) => {
-    const server = await ChunkServer.start({ regionBytes: 1 << 16, seed: 1, rttMs });
+    const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs });
     try {
-      const m = await measureRtt(server.host, server.port, samples);
+      const m = await rttProbeNative({ host: server.host, port: server.port, regionBytes: REGION, seed: SEED }, samples);
       return { m, late: server.lateness() };
     } finally {
       await server.close();
@@ -98,7 +103,7 @@ export const calibrateCommand: CommandModule = {
       console.log(JSON.stringify(cal));
     } else {
       const f = (ms: number, d = 3) => ms.toFixed(d);
-      console.log(`calibrate: ${samples} PING round trips per RTT on loopback; base (RTT 0) median ${f(cal.baseMs)} ms`);
+      console.log(`calibrate: ${samples} PING round trips per RTT from the C tcp client, on loopback; base (RTT 0) median ${f(cal.baseMs)} ms`);
       console.log('error = median - configured - base; bound = max(2% of configured, 50 us); server late = answer sent - deadline (p50)');
       const head = ['configured_ms', 'median_ms', 'p5_ms', 'p95_ms', 'error_us', 'bound_us', 'server_late_us', 'result'];
       console.log(head.map((h) => h.padStart(15)).join(''));
@@ -120,7 +125,7 @@ export const calibrateCommand: CommandModule = {
       if (!cal.pass && serverOk) {
         console.log(
           'the server sent every answer within the bound of its deadline (server_late_us): the rest of the error is ' +
-            'the platform (a socket exchange after ms of idleness costs more than a back-to-back one, notably on VMs)',
+            'the platform (a thread that waited some ms costs more to wake than one in a back-to-back exchange, notably on VMs)',
         );
       }
     }

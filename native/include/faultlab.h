@@ -67,7 +67,8 @@ int fl_floors(const char *spec, char *out, size_t outlen);
 /* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source
  * alone (no faults), in order over the region, each timed; bytes verified.
  * Spec: the region keys host, port, region, seed, chunk, cpus, fetch_timeout_ms,
- * plus requests=N. */
+ * plus requests=N and op=read|ping [read]; op=ping times empty round trips
+ * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them). */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).

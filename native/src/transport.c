@@ -9,6 +9,7 @@
 struct transport_args {
     struct fl_config cfg;
     uint64_t requests;
+    int ping; /* op=ping: empty round trips (the RTT probe), not READs */
     char *out;
     size_t outlen;
     int rc;
@@ -39,6 +40,34 @@ static void *transport_main(void *arg)
         goto out;
     }
     uint64_t nchunks = cfg->region_bytes / cfg->chunk_bytes, bad = 0, total = 0;
+    if (a->ping) {
+        /* The RTT probe: what the tcp source itself waits per round trip, after a
+         * short warm-up (the first exchanges on a fresh connection are slower). */
+        for (int i = 0; i < 3; i++)
+            if (!src->ops->ping_ns(conn, 1)) {
+                fl_errf(a->out, a->outlen, "ping: no answer (connection broken or timed out)");
+                goto out;
+            }
+        for (uint64_t i = 0; i < a->requests; i++) {
+            uint64_t dt = src->ops->ping_ns(conn, 1);
+            if (!dt) {
+                fl_errf(a->out, a->outlen, "ping %llu of %llu: no answer (connection broken or timed out)",
+                        (unsigned long long)i + 1, (unsigned long long)a->requests);
+                goto out;
+            }
+            total += dt;
+            fl_samples_add(&s, dt);
+        }
+        snprintf(a->out, a->outlen,
+                 "{\"op\":\"ping\",\"n\":%llu,\"p50_ns\":%llu,\"p5_ns\":%llu,\"p95_ns\":%llu,\"min_ns\":%llu,"
+                 "\"max_ns\":%llu,\"mean_ns\":%.1f}",
+                 (unsigned long long)a->requests, (unsigned long long)fl_samples_quantile(&s, 0.5),
+                 (unsigned long long)fl_samples_quantile(&s, 0.05), (unsigned long long)fl_samples_quantile(&s, 0.95),
+                 (unsigned long long)fl_samples_quantile(&s, 0.0), (unsigned long long)fl_samples_quantile(&s, 1.0),
+                 (double)total / (double)a->requests);
+        a->rc = 0;
+        goto out;
+    }
     for (uint64_t i = 0; i < a->requests; i++) {
         uint64_t off = (i % nchunks) * cfg->chunk_bytes, first_bad;
         uint64_t t0 = fl_now();
@@ -78,6 +107,13 @@ int fl_transport(const char *spec, char *out, size_t outlen)
     for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         if (!strncmp(tok, "requests=", 9)) {
             a.requests = strtoull(tok + 9, NULL, 10);
+        } else if (!strcmp(tok, "op=ping")) {
+            a.ping = 1;
+        } else if (!strcmp(tok, "op=read")) {
+            a.ping = 0;
+        } else if (!strncmp(tok, "op=", 3)) {
+            fl_errf(out, outlen, "op must be read or ping, not '%s'", tok + 3);
+            return -1;
         } else {
             strncat(rest, tok, sizeof rest - strlen(rest) - 2);
             strcat(rest, " ");
