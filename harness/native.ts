@@ -29,6 +29,7 @@ const c = {
   doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  rttControl: lib.func('int fl_rtt_control(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   touch: lib.func('int fl_touch(uintptr_t addr)'),
   writeTrack: lib.func('int fl_write_track(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
@@ -172,6 +173,13 @@ export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeout
   );
   const ms = (k: string) => (r[k] as number) / 1e6;
   return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings };
+}
+
+/** The same PINGs against a minimal C server delaying each by rttMs (fl_rtt_control): the platform's share of an RTT error. */
+export async function rttControlNative(rttMs: number, pings: number) {
+  const r = await jsonCall((cb) => c.rttControl.async(`rtt_us=${Math.round(rttMs * 1000)} pings=${pings}`, cb.out, cb.out.length, cb.done));
+  const ms = (k: string) => (r[k] as number) / 1e6;
+  return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings, serverLateUs: (r.server_late_ns_mean as number) / 1000 };
 }
 
 /** The write-track scenario (fl_write_track). */

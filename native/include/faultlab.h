@@ -71,6 +71,12 @@ int fl_floors(const char *spec, char *out, size_t outlen);
  * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them). */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
+/* The platform's share of an RTT error: PINGs from the tcp source to a minimal
+ * C server on a thread of this process that delays each answer precisely by
+ * rtt_us (spec: rtt_us=N pings=N [100]). JSON as fl_transport op=ping, plus
+ * server_late_ns_mean. See rtt_control.c. */
+int fl_rtt_control(const char *spec, char *out, size_t outlen);
+
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
  * Spec: the region keys source, host, port, region, chunk, seed, cpus,
  * fetch_timeout_ms, plus
