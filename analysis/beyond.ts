@@ -48,6 +48,23 @@ export function isThesisLike(r: RunRow): boolean {
   return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && b.uffdInstall !== 'continue');
 }
 
+/**
+ * Rows of several runs, split by kind of run. A run is a "beyond run" when any
+ * of its rows is not thesis-like (matrix `beyond`); its thesis-like rows (e.g.
+ * group thesis-setup-vs-rtt) are its own baselines, not repetitions of the
+ * thesis's cells. When beyond runs are combined with at least one other run,
+ * the thesis figures and tables use only the other runs' rows and the beyond
+ * figures only the beyond runs' rows, so neither mixes in the other's
+ * repetitions. Otherwise (one run, or runs of one kind) both get every row.
+ * Rows without a run id count as one run.
+ */
+export function splitBeyondRuns(rows: RunRow[]): { thesis: RunRow[]; beyond: RunRow[] } {
+  const beyondRuns = new Set(rows.filter((r) => !isThesisLike(r)).map((r) => r.runId));
+  const thesis = rows.filter((r) => !beyondRuns.has(r.runId));
+  if (beyondRuns.size === 0 || thesis.length === 0) return { thesis: rows, beyond: rows };
+  return { thesis, beyond: rows.filter((r) => beyondRuns.has(r.runId)) };
+}
+
 /** Legend label of a lazy method with its policy: "uffd (remote), ahead:64". */
 export function policyLabel(r: RunRow): string {
   const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';

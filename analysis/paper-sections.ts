@@ -1,5 +1,6 @@
 // The generated sections of paper.md, one function per marker name. Each
 // returns markdown and never an empty string, so no marker is left blank.
+import { splitBeyondRuns } from './beyond.js';
 import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
@@ -29,6 +30,9 @@ function uffdFeatures(env: RunEnv): string {
   const list = env.uffd_features?.length ? env.uffd_features : Array.isArray(doctor) ? doctor.map(String) : [];
   return list.length ? list.join(', ') : 'not recorded';
 }
+
+/** The rows the thesis tables (and push) may use: without a beyond run's when other runs are combined with it (splitBeyondRuns). */
+const thesisRows = (rows: RunRow[]) => splitBeyondRuns(rows).thesis;
 
 const orNot = (v: unknown) => (v === undefined || v === null || v === '' ? 'not recorded' : String(v));
 
@@ -87,7 +91,7 @@ export function figuresSection({ figures, skippedFigures }: SectionInput): strin
 }
 
 export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
-  const cmp = thesisVsStudy(rows, thesis);
+  const cmp = thesisVsStudy(thesisRows(rows), thesis);
   const table = mdTable(
     ['measure', 'thesis method', 'thesis value', 'as compared', 'this study', 'our median (reps)', 'ratio ours/thesis'],
     cmp.map((c) => [
@@ -112,7 +116,7 @@ export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
 
 /** Medians per cell shape (scenario, method, RTT, chunk, CPU placement); floors, transport and push rows (own sections) excluded. */
 export function resultsSummarySection({ rows }: SectionInput): string {
-  const ok = okRows(rows).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport' && !isPushScenario(r.scenario));
+  const ok = okRows(thesisRows(rows)).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport' && !isPushScenario(r.scenario));
   if (ok.length === 0) return 'No ok first-chunk or read rows in these results (write-track and migrate rows: see the push section).';
   const groups = [
     ...groupBy(ok, (r) => [r.scenario, methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.cpus, r.handlerThreads].join('\u0000')).values(),
@@ -150,7 +154,7 @@ export function resultsSummarySection({ rows }: SectionInput): string {
 }
 
 export function floorsSection({ rows }: SectionInput): string {
-  const ok = okRows(rows);
+  const ok = okRows(thesisRows(rows));
   const floors = ok.filter((r) => r.scenario === 'floor');
   if (floors.length === 0) return 'No floor rows in this run.';
   const floorTable = mdTable(
@@ -194,12 +198,15 @@ export function floorsSection({ rows }: SectionInput): string {
   return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join('\n\n');
 }
 
+/** Every run's failures (a beyond run's too: some fail by design), with a run column when rows come from several runs. */
 export function failuresSection({ rows }: SectionInput): string {
   const failed = rows.filter((r) => r.status !== 'ok');
   if (failed.length === 0) return 'No repetition failed.';
+  const several = new Set(rows.map((r) => r.runId)).size > 1;
+  const run = (r: RunRow) => (several ? [r.runId || '–'] : []);
   return mdTable(
-    ['scenario', 'method', 'RTT (ms)', 'cpus', 'repetition', 'message'],
-    failed.map((r) => [r.scenario, methodLabel(r), r.rttMs, r.cpus, r.repetition, r.message || '(no message)']),
+    [...(several ? ['run'] : []), 'scenario', 'method', 'RTT (ms)', 'cpus', 'repetition', 'message'],
+    failed.map((r) => [...run(r), r.scenario, methodLabel(r), r.rttMs, r.cpus, r.repetition, r.message || '(no message)']),
   );
 }
 
@@ -210,5 +217,5 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   'results-summary': resultsSummarySection,
   floors: floorsSection,
   failures: failuresSection,
-  push: pushSection,
+  push: (i) => pushSection({ ...i, rows: thesisRows(i.rows) }),
 };

@@ -10,7 +10,9 @@ import { parseCsv, parseCsvTable } from '../analysis/csv.js';
 import { buildFigures, FIGURES } from '../analysis/figures/index.js';
 import { findMarkers, fillMarkers } from '../analysis/markers.js';
 import { markdownToHtml } from '../analysis/markdown.js';
+import { formatMibps } from '../analysis/format.js';
 import { generatePaper } from '../analysis/paper.js';
+import { failuresSection, floorsSection, resultsSummarySection, thesisVsStudySection, type SectionInput } from '../analysis/paper-sections.js';
 import { renderFigures, specToSvg, svgToPng, PNG_SCALE } from '../analysis/render.js';
 import { loadRuns, MissingColumnError, REQUIRED_COLUMNS, rowsFromCsv } from '../analysis/runs.js';
 import { loadThesisReference } from '../analysis/thesis.js';
@@ -122,6 +124,61 @@ describe('figures', () => {
       if (withFont.pixels.readUInt32BE(i) !== noFont.pixels.readUInt32BE(i)) differing++;
     expect(differing).toBeGreaterThan(5_000);
   }, 30_000);
+});
+
+/**
+ * Made-up rows of a `beyond` run (test data): a prefetch sweep (so the run is
+ * a beyond run), a thesis-like baseline row with a value no fixture row has
+ * (4242.4242 MiB/s, uffd remote at 10 ms, where the fixture has rows too) and
+ * a failed VMA-limit row.
+ */
+function beyondRunRows() {
+  const out: Record<string, string | number>[] = [];
+  const base = { run_id: 'beyond-x', status: 'ok', repetition: 0, cpus: 'same', strategy: 'uffd', scenario: 'read-seq', source: 'remote', region_bytes: 128 << 20, first_access_ns: 1e6, fault_ns_p50: 1e5, fault_ns_p99: 2e5, fault_ns_cdf: '', total_ns: 1e8, handler_threads: 1, app_threads: 1, message: '' };
+  for (const prefetch of ['none', 'ahead:64'])
+    for (const rtt of [0, 10, 25]) out.push({ ...base, rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500 });
+  out.push({ ...base, region_bytes: 262144, rtt_ms: 10, chunk_bytes: 4096, prefetch: 'none', throughput_mibps: 4242.4242 });
+  out.push({ ...base, status: 'failed', strategy: 'sigsegv', scenario: 'read-random', source: 'local', rtt_ms: 0, chunk_bytes: 4096, prefetch: 'none', throughput_mibps: '', message: 'vm.max_map_count reached' });
+  const cols = [...new Set(out.flatMap((r) => Object.keys(r)))];
+  return rowsFromCsv([cols.join(','), ...out.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n');
+}
+
+describe('a beyond run combined with a thesis run', () => {
+  const beyond = beyondRunRows();
+  const combined = [...rows, ...beyond];
+  const { figures } = buildFigures(combined, { thesis });
+  const fig = (figs: typeof figures, name: string) => figs.find((f) => f.name === name);
+  const input = (rs: typeof rows): SectionInput => ({ rows: rs, env: {}, thesis, runId: 'x', figures: [], skippedFigures: [] });
+
+  it('thesis figures draw only the thesis run; a beyond run alone still draws its thesis-like rows', () => {
+    const tv = fig(figures, 'throughput-vs-rtt')!;
+    expect(tv.runs).toEqual(['fixture']);
+    expect(JSON.stringify(tv.spec)).not.toContain('4242.4242');
+    for (const f of figures.filter((f) => THESIS_FIGURES.includes(f.name))) expect(f.runs, f.name).toEqual(['fixture']);
+    expect(JSON.stringify(fig(buildFigures(beyond, { thesis }).figures, 'throughput-vs-rtt')!.spec)).toContain('4242.4242');
+  });
+
+  it('beyond figures are built from the beyond run only', () => {
+    const pv = fig(figures, 'prefetch-vs-rtt');
+    expect(pv, 'prefetch-vs-rtt is drawn').toBeDefined();
+    expect(pv!.runs).toEqual(['beyond-x']);
+    expect(JSON.stringify(pv!.spec)).toContain('ahead:64');
+    expect(pv!.spec).toEqual(fig(buildFigures(beyond, { thesis }).figures, 'prefetch-vs-rtt')!.spec);
+    // Fed every row, the figure would take the fixture's 4 KiB RTT sweep in.
+    const def = FIGURES.find((f) => f.name === 'prefetch-vs-rtt')!;
+    const everything = def.build({ rows: combined.filter((r) => r.status === 'ok'), thesis, runId: 'beyond-x' });
+    expect(everything).not.toEqual(pv!.spec);
+  });
+
+  it('thesis tables leave the beyond run out; failures name the run of each row', () => {
+    for (const section of [resultsSummarySection, floorsSection, thesisVsStudySection]) expect(section(input(combined)), section.name).toBe(section(input(rows)));
+    expect(resultsSummarySection(input(beyond))).toContain(formatMibps(4242.4242));
+    const failures = failuresSection(input(combined));
+    expect(failures).toContain('| run | scenario |');
+    expect(failures).toMatch(/\| fixture \| read-random \| uffd \(remote\) \|/);
+    expect(failures).toMatch(/\| beyond-x \| read-random \| sigsegv \(local\) \|.*vm\.max_map_count reached/);
+    expect(failuresSection(input(rows))).not.toContain('| run |');
+  });
 });
 
 describe('thesis reference and comparison', () => {

@@ -12,7 +12,7 @@ import { throughput0ms } from './throughput-0ms.js';
 import { throughputVsRtt } from './throughput-vs-rtt.js';
 import type { Figure, FigureDef } from './types.js';
 import { writeSlowdown } from './write-slowdown.js';
-import { isThesisLike } from '../beyond.js';
+import { isThesisLike, splitBeyondRuns } from '../beyond.js';
 import { chunkSweep } from './chunk-sweep.js';
 import { lazyEagerCrossover } from './lazy-eager-crossover.js';
 import { prefetchVsRtt } from './prefetch-vs-rtt.js';
@@ -39,6 +39,8 @@ export const FIGURES: FigureDef[] = [
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
 const BEYOND_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep];
 const rowsFor = (def: FigureDef, rows: RunRow[]) => (BEYOND_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
+/** The runs' rows a figure may draw: a beyond figure, the beyond runs' (splitBeyondRuns); every other, the other runs'. */
+const partFor = (def: FigureDef, part: { thesis: RunRow[]; beyond: RunRow[] }) => (BEYOND_FIGURES.includes(def) ? part.beyond : part.thesis);
 
 export interface BuildOptions {
   thesis?: ThesisReference;
@@ -50,15 +52,17 @@ export interface BuildOptions {
  * Build every figure the rows have data for. Failed rows are dropped here, so
  * a figure never shows a value from a run that did not complete and verify.
  * Rows from several runs: a figure names (and `runs` lists) the runs whose rows
- * alone give it data, in the order the runs first appear.
+ * alone give it data, in the order the runs first appear. Beyond runs combined
+ * with others: see splitBeyondRuns.
  */
 export function buildFigures(rows: RunRow[], opts: BuildOptions = {}): { figures: Figure[]; skipped: string[] } {
-  const ok = okRows(rows);
+  const part = splitBeyondRuns(rows);
   const thesis = opts.thesis ?? loadThesisReference();
-  const runIds = [...new Set(ok.map((r) => r.runId).filter(Boolean))];
   const figures: Figure[] = [];
   const skipped: string[] = [];
   for (const def of FIGURES) {
+    const ok = okRows(partFor(def, part));
+    const runIds = [...new Set(ok.map((r) => r.runId).filter(Boolean))];
     let runs = runIds;
     if (runIds.length > 1) {
       const alone = runIds.filter((id) => def.build({ rows: rowsFor(def, ok.filter((r) => r.runId === id)), thesis, runId: id }) !== null);
