@@ -49,8 +49,9 @@ async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: 
       await link.close();
     }
   }
-  // No --remote: an embedded server on loopback, so `--source remote` needs no set-up.
-  const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.rttMs });
+  // No --remote: an embedded server on loopback, so `--source remote` needs no set-up
+  // (answering at once under client-delay: the client holds the answers).
+  const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.latency === 'client-delay' ? 0 : p.rttMs });
   try {
     return await fn({ host: server.host, port: server.port });
   } finally {
@@ -123,7 +124,7 @@ export async function runCell(params: CellParams): Promise<CellResult> {
     // Measured RTT next to the configured one: median of empty round trips timed
     // by the strategies' own C client. Each bounded by the fetch timeout: a server
     // that never answers fails the cell as fast as a stalled fetch.
-    const target = remote && { ...remote, regionBytes: p.regionBytes, seed: p.seed };
+    const target = remote && { ...remote, regionBytes: p.regionBytes, seed: p.seed, clientRttMs: p.latency === 'client-delay' ? p.rttMs : 0 };
     const rtt = target ? await rttProbeNative(target, p.rttMs >= 10 ? 5 : 20, p.fetchTimeoutMs + Math.ceil(p.rttMs)) : null;
     const spec = regionSpec(p, remote);
     let reps: Row[];
@@ -140,7 +141,7 @@ export async function runCell(params: CellParams): Promise<CellResult> {
       source: usesSource(p.strategy) ? p.source : 'none',
       rtt_ms: p.rttMs,
       rtt_measured_ms: rtt ? Number(rtt.medianMs.toFixed(4)) : null,
-      latency: remote ? (p.remote ? 'external' : (p.latency ?? 'server-delay')) : 'none',
+      latency: !remote ? 'none' : p.latency === 'client-delay' ? 'client-delay' : p.remote ? 'external' : (p.latency ?? 'server-delay'),
       repeat: p.repeat,
     };
     reps = reps.map((r, i) => ({ ...r, ...common, ...stats, repetition: i }));

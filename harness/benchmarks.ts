@@ -59,7 +59,7 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
 
 /** Issue 3's targets over loopback at RTT 0: 4 KiB per-fault time vs (transport
  * floor + local per-fault cost); 1 MiB chunk throughput vs raw 1 MiB transport
- * (uffd also with UFFDIO_CONTINUE: its 1 MiB throughput is bounded by copies). */
+ * (uffd also with UFFDIO_CONTINUE, and each also with prefetch ahead:2). */
 export async function remoteBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
   const s: Record<string, number[]> = {};
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
@@ -82,10 +82,15 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
           push(`${name} 4 KiB remote p50 (us)`, r4k);
           push(`${name} / (transport + local)`, r4k / (t4k + local));
         }
-        const big = await runCell({ ...base, chunkBytes: 1 << 20, source: 'remote', remote });
-        if (big.summary.verified !== true) throw new Error(`${name} did not verify`);
-        push(`${name} 1 MiB chunks (MiB/s)`, Number(big.summary.throughput_mibps));
-        push(`${name} 1 MiB / transport 1 MiB`, Number(big.summary.throughput_mibps) / t1m);
+        // 1 MiB: the fault path alone, then with the next chunks requested while
+        // the application copies this one (ahead:2), each against the transport.
+        for (const prefetch of ['none', 'ahead:2']) {
+          const big = await runCell({ ...base, chunkBytes: 1 << 20, source: 'remote', remote, prefetch });
+          if (big.summary.verified !== true) throw new Error(`${name} prefetch=${prefetch} did not verify`);
+          const tag = prefetch === 'none' ? '' : ` ${prefetch}`;
+          push(`${name} 1 MiB chunks${tag} (MiB/s)`, Number(big.summary.throughput_mibps));
+          push(`${name} 1 MiB${tag} / transport 1 MiB`, Number(big.summary.throughput_mibps) / t1m);
+        }
       }
       log(`round ${i + 1}/${rounds} done`);
     }

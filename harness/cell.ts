@@ -30,9 +30,11 @@ export interface CellParams {
   fetchTimeoutMs: number;
   /** HOST:PORT of a running chunk server; absent: bench starts one on loopback. */
   remote?: string;
-  /** How RTT is emulated for an embedded remote: a per-request server delay
-   * (default), or tc netem on a veth link into a namespace the harness makes. */
-  latency?: 'server-delay' | 'netem';
+  /** How RTT is emulated: a per-request delay in the embedded server (default),
+   * tc netem on a veth link into a namespace the harness makes, or client-delay:
+   * the C tcp source holds each answer until its request's send time + RTT
+   * (native/src/source_tcp.c; precise where the server's delay is not). */
+  latency?: (typeof LATENCIES)[number];
   diskDir?: string;
   /** Tests only: flip one byte of the local source at this offset. */
   corrupt?: number;
@@ -57,6 +59,8 @@ export interface CellParams {
   huge?: (typeof HUGE)[number];
   uffdInstall?: 'copy' | 'continue';
 }
+
+export const LATENCIES = ['server-delay', 'netem', 'client-delay'] as const;
 
 export const DEFAULTS: Omit<CellParams, 'strategy' | 'scenario'> = {
   source: 'local',
@@ -97,6 +101,7 @@ export function validateCell(p: CellParams): CellParams {
   if (p.rttMs > 0 && p.source !== 'remote' && usesSource(p.strategy)) throw new UsageError('--rtt needs --source remote (the local source has no network)');
   if (!Number.isInteger(p.fetchTimeoutMs) || p.fetchTimeoutMs < 1) throw new UsageError('fetch timeout must be a positive whole number of ms');
   if (p.latency === 'netem' && (p.source !== 'remote' || p.remote)) throw new UsageError('--latency netem needs --source remote and no --remote (it starts its own server behind a delayed link)');
+  if (p.latency === 'client-delay' && p.source !== 'remote') throw new UsageError('--latency client-delay needs --source remote');
   if (p.remote !== undefined && !/^[^:\s]+:\d{1,5}$/.test(p.remote)) throw new UsageError(`bad --remote '${p.remote}': use HOST:PORT`);
   validatePush(p);
   validateBeyond(p);
@@ -157,6 +162,7 @@ export function regionSpec(p: CellParams, remote?: { host: string; port: number 
   if (usesSource(p.strategy)) {
     if (remote) parts.push('source=tcp', `host=${remote.host}`, `port=${remote.port}`);
     else parts.push('source=local');
+    if (remote && p.latency === 'client-delay') parts.push(`client_rtt_us=${Math.round(p.rttMs * 1000)}`);
   }
   if (p.diskDir) parts.push(`disk_dir=${p.diskDir}`);
   if (p.corrupt !== undefined) parts.push(`corrupt=${p.corrupt}`);

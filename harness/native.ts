@@ -163,13 +163,15 @@ export interface ProbeTarget {
   /** The server's region and seed: its HELLO must match them. */
   regionBytes: number;
   seed: number | bigint;
+  /** latency client-delay: the RTT the client holds each answer for (ms). */
+  clientRttMs?: number;
 }
 
 /** RTT as the strategies' tcp source sees it: `pings` empty round trips on one fresh connection. */
 export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeoutMs = 5000) {
   const r = await transportNative(
     `op=ping requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
-      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free`,
+      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`,
   );
   const ms = (k: string) => (r[k] as number) / 1e6;
   return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings };

@@ -28,16 +28,19 @@ export interface RunOptions {
   /** HOST:PORT of a running chunk server (`faultlab serve`, on this machine or
    * another) that serves every remote cell instead of one the runner starts. */
   remote?: string;
+  /** How remote cells emulate their RTT (server-delay: the runner's servers; client-delay: the C client). */
+  latency?: 'server-delay' | 'client-delay';
 }
 
 /** The child's command line for a cell. */
-function childArgs(c: MatrixCell, remote?: string): string[] {
+function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'] = 'server-delay'): string[] {
   const p = c.params;
   if (c.kind === 'floors') return ['floors', '--json', '--cpus', p.cpus, '--pages', String(c.count ?? 16384), '--repeat', String(p.repeat)];
   if (c.kind === 'transport')
-    return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs)];
+    return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs), '--latency', latency];
   const args = ['bench', '--json', '--strategy', p.strategy, '--scenario', p.scenario, '--source', p.source, '--region', String(p.regionBytes), '--chunk', String(p.chunkBytes), '--rtt', String(p.rttMs), '--cpus', p.cpus, '--handler-threads', String(p.handlerThreads), '--repeat', String(p.repeat), '--seed', String(p.seed), '--fetch-timeout', String(p.fetchTimeoutMs)];
   if (remote) args.push('--remote', remote);
+  if (latency === 'client-delay' && p.source === 'remote') args.push('--latency', latency);
   for (const [flag, v] of [['--pattern', p.pattern], ['--write-fraction', p.writeFraction], ['--intervals', p.intervals], ['--tracker', p.tracker]] as const) if (v !== undefined) args.push(flag, String(v));
   args.push(...beyondArgs(p));
   return args;
@@ -115,7 +118,7 @@ function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
   if (c.kind === 'transport') {
     return reps.map((rep, i) => ({
       strategy: 'tcp', scenario: 'transport', source: 'remote', cpus: p.cpus, chunk_bytes: p.chunkBytes, region_bytes: p.regionBytes,
-      rtt_ms: p.rttMs, rtt_measured_ms: json.rtt_measured_ms as number, latency: 'server-delay', fault_ns_p50: rep.p50_ns as number,
+      rtt_ms: p.rttMs, rtt_measured_ms: json.rtt_measured_ms as number, latency: json.latency as string, fault_ns_p50: rep.p50_ns as number,
       fault_ns_p99: rep.p99_ns as number, fault_ns_max: rep.max_ns as number, fault_ns_mean: rep.mean_ns as number,
       throughput_mibps: rep.throughput_mibps as number, faults: rep.n as number, verified: rep.verified as boolean,
       repetition: i, repeat: p.repeat,
@@ -160,7 +163,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   const env: EnvInfo = collectEnv();
   const envDoc: Record<string, unknown> = {
     run_id: o.runId, matrix: m.name, description: m.description, started: new Date().toISOString(), finished: null, complete: false,
-    cells: cells.length, latency: 'server-delay', ...env, argv: process.argv.slice(2),
+    cells: cells.length, latency: o.latency ?? 'server-delay', ...env, argv: process.argv.slice(2),
   };
   if (o.resume && existsSync(join(dir, 'env.json'))) Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
   writeEnv(dir, envDoc);
@@ -188,11 +191,11 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         await server?.close();
         server = null;
         serverFor = key;
-        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: c.params.rttMs });
+        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
       }
       const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));
-      const r = await runChild(childArgs(c, remote), o.cellTimeoutMs, (k) => (killChild = k));
+      const r = await runChild(childArgs(c, remote, o.latency), o.cellTimeoutMs, (k) => (killChild = k));
       killChild = null;
       if (interrupted) break;
       const stamp = new Date().toISOString();

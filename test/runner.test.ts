@@ -51,6 +51,22 @@ describe('faultlab run', () => {
     expect(col(t, 'kernel').every((k) => k === e.kernel)).toBe(true);
   });
 
+  it('--latency client-delay: remote cells hold the RTT in the C client (servers answer at once); rows and env.json say so', () => {
+    const { dir, file } = setup();
+    const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'cd', '--filter', 'group=pull', '--filter', 'source=remote', '--latency', 'client-delay']);
+    expect(r.status, r.stderr).toBe(0);
+    const t = table(dir, 'cd');
+    expect(t.rows.length).toBe(8); // 2 strategies x 2 RTTs x 2 reps
+    expect(col(t, 'verified').every((v) => v === 'true')).toBe(true);
+    expect(col(t, 'latency').every((l) => l === 'client-delay')).toBe(true);
+    for (const row of t.rows.filter((x) => x['rtt_ms'] === '2')) {
+      expect(Number(row['rtt_measured_ms'])).toBeGreaterThanOrEqual(2);
+      expect(Number(row['rtt_measured_ms'])).toBeLessThan(2.5);
+      expect(Number(row['fault_ns_p50'])).toBeGreaterThanOrEqual(2e6); // the servers answer at once: the wait is the client's
+    }
+    expect(env(dir, 'cd').latency).toBe('client-delay');
+  });
+
   it('a cell that crashes is recorded as failed and the matrix goes on', () => {
     const { dir, file } = setup();
     const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'crash', '--filter', 'group=pull'], { FAULTLAB_TEST_CRASH: 'sigsegv' });

@@ -1,7 +1,7 @@
 // `faultlab bench`: one cell, printed as a table or (--json) one JSON line.
 import type { CommandModule } from 'yargs';
 import { runCell } from '../bench.js';
-import { CPUS, DEFAULTS, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams } from '../cell.js';
+import { CPUS, DEFAULTS, LATENCIES, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams } from '../cell.js';
 import { parseSize, formatSize } from '../sizes.js';
 import { printSummary } from '../report.js';
 import { touch } from '../native.js';
@@ -29,7 +29,7 @@ export const benchCommand: CommandModule = {
       .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` (default: start one on loopback)' })
       .option('region', { type: 'string', default: formatSize(DEFAULTS.regionBytes), describe: 'region size (4096, 4KiB, 64MiB, 1GiB)' })
       .option('chunk', { type: 'string', default: formatSize(DEFAULTS.chunkBytes), describe: 'bytes fetched per fault, a page multiple' })
-      .option('latency', { choices: ['server-delay', 'netem'] as const, default: 'server-delay' as const, describe: 'RTT emulation: per-request server delay, or tc netem on a veth link (where the kernel has netem)' })
+      .option('latency', { choices: LATENCIES, default: 'server-delay' as const, describe: 'RTT emulation: per-request server delay, tc netem on a veth link (where the kernel has netem), or client-delay (the C client holds each answer until due)' })
       .option('rtt', { type: 'number', default: DEFAULTS.rttMs, describe: 'emulated round trip per request, ms (remote)' })
       .option('cpus', { choices: CPUS, default: DEFAULTS.cpus, describe: 'workload and handler threads on one core, two, or unpinned' })
       .option('handler-threads', { type: 'number', default: DEFAULTS.handlerThreads, describe: 'uffd handler threads' })

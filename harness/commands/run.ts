@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { fileURLToPath } from 'node:url';
 import { applyFilters, loadMatrix } from '../matrix.js';
-import { runMatrix } from '../runner.js';
+import { runMatrix, type RunOptions } from '../runner.js';
 import { UsageError } from '../errors.js';
 import { validateCell } from '../cell.js';
 
@@ -26,6 +26,7 @@ export const runCommand: CommandModule = {
       .option('resume', { type: 'boolean', default: false, describe: 'finish an interrupted run (needs --run-id)' })
       .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' })
       .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` for every remote cell (its --region, --seed and --rtt apply; default: the runner starts servers on loopback)' })
+      .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'RTT emulation of remote cells: delay in the runner\'s servers (the thesis\'s method), or held by the C client (precise; see faultlab calibrate)' })
       .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
   handler: async (a) => {
     const m = loadMatrix(a.matrix as string);
@@ -55,7 +56,7 @@ export const runCommand: CommandModule = {
     if (!Number.isFinite(cellTimeout) || cellTimeout <= 0) throw new UsageError(`--cell-timeout ${cellTimeout}: give seconds > 0`);
     const runId = (a['run-id'] as string | undefined) ?? newRunId(m.name);
     console.error(`faultlab run: matrix ${m.name}, ${cells.length} cells -> ${a.out}/${runId}`);
-    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000, remote: a.remote as string | undefined });
+    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000, remote: a.remote as string | undefined, latency: a.latency as RunOptions['latency'] });
     console.log(`results: ${r.dir}/runs.csv (${r.complete ? 'complete' : 'INCOMPLETE: rerun with --resume'}; ${r.failed} failed cell(s))`);
     if (!r.complete) process.exitCode = 130;
     else if (r.failed) process.exitCode = 1;

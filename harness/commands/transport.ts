@@ -1,11 +1,10 @@
 // `faultlab transport`: the transport floor, READ requests with no faults.
 import type { CommandModule } from 'yargs';
-import { transportNative } from '../native.js';
+import { rttProbeNative, transportNative } from '../native.js';
 import { CPUS } from '../cell.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 import { ChunkServer } from '../server/chunk-server.js';
-import { measureRtt } from '../server/rtt-probe.js';
 
 export const transportCommand: CommandModule = {
   command: 'transport',
@@ -16,7 +15,8 @@ export const transportCommand: CommandModule = {
       .option('region', { type: 'string', default: '64MiB' })
       .option('seed', { type: 'number', default: 1 })
       .option('chunk', { type: 'string', default: '4KiB' })
-      .option('rtt', { type: 'number', default: 0, describe: 'emulated RTT of the embedded server (ms)' })
+      .option('rtt', { type: 'number', default: 0, describe: 'emulated RTT (ms): of the embedded server, or held by the client with --latency client-delay' })
+      .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'where the RTT is emulated (see bench --latency)' })
       .option('requests', { type: 'number', default: 1000 })
       .option('repeat', { type: 'number', default: 1 })
       .option('cpus', { choices: CPUS, default: 'same' as const })
@@ -26,6 +26,7 @@ export const transportCommand: CommandModule = {
     const chunk = parseSize(a.chunk as string, 'chunk');
     const requests = a.requests as number;
     if (!Number.isInteger(requests) || requests < 1) throw new UsageError('--requests must be a whole number from 1');
+    const clientRttMs = a.latency === 'client-delay' ? (a.rtt as number) : 0;
     let server: ChunkServer | null = null;
     let host: string;
     let port: number;
@@ -34,15 +35,15 @@ export const transportCommand: CommandModule = {
       if (!m) throw new UsageError(`bad --remote '${a.remote}': use HOST:PORT`);
       [host, port] = [m[1], Number(m[2])];
     } else {
-      server = await ChunkServer.start({ regionBytes: region, seed: a.seed as number, rttMs: a.rtt as number });
+      server = await ChunkServer.start({ regionBytes: region, seed: a.seed as number, rttMs: clientRttMs ? 0 : (a.rtt as number) });
       [host, port] = [server.host, server.port];
     }
     try {
-      const rtt = await measureRtt(host, port, 10);
-      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests}`;
+      const rtt = await rttProbeNative({ host, port, regionBytes: region, seed: a.seed as number, clientRttMs }, 10);
+      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
       const reps = [];
       for (let i = 0; i < (a.repeat as number); i++) reps.push(await transportNative(spec));
-      const out = { chunk_bytes: chunk, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), reps };
+      const out = { chunk_bytes: chunk, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), latency: a.latency, reps };
       if (a.json) console.log(JSON.stringify(out));
       else for (const r of reps) console.log(`chunk ${chunk} B: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`);
     } finally {

@@ -15,6 +15,9 @@
  *   handler_threads=N                         [1] (uffd)
  *   cpus=same|split|free                      [same] workload vs handler placement
  *   fetch_timeout_ms=N                        [5000]
+ *   client_rtt_us=N                           [0] (source=tcp) emulated RTT held by the client:
+ *                                             each answer is due at send + RTT + its transfer
+ *                                             time (source_tcp.c); for a server answering at once
  *   corrupt=OFFSET                            (source=local) flip one byte at the source
  *   disk_dir=PATH                             [/tmp] (strategy=disk)
  *

@@ -37,6 +37,7 @@ struct fl_config {
     int vma_span;      /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
     char huge[16];     /* none, thp, hugetlb: page size behind the region */
     bool uffd_continue; /* uffd: memfd + MINOR faults + UFFDIO_CONTINUE (no copy) instead of UFFDIO_COPY */
+    uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (source_tcp.c), 0 = none */
 };
 
 /* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */

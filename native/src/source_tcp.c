@@ -31,13 +31,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
+#define TCP_MAX_INFLIGHT 4096 /* pipelined requests one connection may have outstanding */
+#define TCP_HOLD_SPIN_NS 250000ull /* hold(): sleep until this long before the due time, then spin */
 #define TCP_MAX_PINGS 128 /* ping_ns keeps its samples on the stack */
 #define TCP_CAUSE_LEN 128
 
 struct tcp_source {
     struct fl_source base;
+    uint64_t client_rtt_ns; /* client_rtt_us: see hold() */
     char where[96]; /* "host:port" for messages */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -49,6 +53,11 @@ struct fl_conn {
     int broken; /* the stream is out of step: refuse further requests */
     char broken_cause[TCP_CAUSE_LEN];
     uint64_t deadline_ns; /* the current request must be done by then (fl_now) */
+    /* client_rtt_us: send times of the requests in flight, oldest first (a ring,
+     * CLOCK_REALTIME ns), and the kernel's receive time of the last recv's data */
+    uint64_t sent[TCP_MAX_INFLIGHT];
+    unsigned sent_head, sent_n;
+    struct timespec rx;
 };
 
 /* ---- async-signal-safe text ------------------------------------------------ */
@@ -220,12 +229,58 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
     return 0;
 }
 
+/* ---- client_rtt_us: latency emulated where it can be precise -----------------
+ * The server answers at once; the client holds each answer until
+ *     its request's send time + RTT + the answer's own transfer time,
+ * the transfer time being the kernel's receive timestamp (SO_TIMESTAMPNS) of
+ * its last bytes minus that of its header. So an empty request takes exactly
+ * the RTT (the loopback's own round trip is inside it, not added to it), a
+ * large answer takes the RTT plus its serialization at the link's real speed,
+ * and requests in flight overlap, each due on its own: timestamps are when the
+ * kernel got the bytes, not when a thread got round to reading them. The wait
+ * is a sleep to TCP_HOLD_SPIN_NS before the due time, then a spin, in whichever
+ * thread needs the answer (a handler, the prefetcher, the signal handler:
+ * clock_nanosleep, clock_gettime and recvmsg are async-signal-safe). Only the
+ * server cannot tell: it sees each request RTT/2 early, which reads ignore. */
+
+static uint64_t ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return ts_ns(t);
+}
+
+/* recv() that also notes the kernel's receive timestamp of the data (client_rtt_us). */
+static ssize_t recv_stamped(struct fl_conn *c, void *buf, size_t len)
+{
+    if (!c->src->client_rtt_ns)
+        return recv(c->fd, buf, len, 0);
+    union {
+        char b[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+    ssize_t k = recvmsg(c->fd, &m, 0);
+    if (k > 0) {
+        c->rx.tv_sec = 0;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS)
+                memcpy(&c->rx, CMSG_DATA(h), sizeof c->rx);
+        if (!c->rx.tv_sec) /* no timestamp: count from now (later, never earlier) */
+            clock_gettime(CLOCK_REALTIME, &c->rx);
+    }
+    return k;
+}
+
 static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t errlen)
 {
     uint8_t *p = buf;
     while (len) {
         int w = wait_ready(c, POLLIN);
-        ssize_t k = w ? -1 : recv(c->fd, p, len, 0);
+        ssize_t k = w ? -1 : recv_stamped(c, p, len);
         if (w)
             errno = w;
         if (k > 0) {
@@ -246,6 +301,36 @@ static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t 
     return 0;
 }
 
+static int note_sent(struct fl_conn *c, char *err, size_t errlen)
+{
+    if (!c->src->client_rtt_ns)
+        return 0;
+    if (c->sent_n == TCP_MAX_INFLIGHT)
+        return conn_break(c, "too many requests in flight for client_rtt_us", err, errlen);
+    c->sent[(c->sent_head + c->sent_n++) % TCP_MAX_INFLIGHT] = realtime_ns();
+    return 0;
+}
+
+/* The oldest request in flight has its whole answer, whose header arrived at
+ * header_rx (c->rx holds the arrival of its last bytes): wait until it is due. */
+static void hold(struct fl_conn *c, uint64_t header_rx)
+{
+    if (!c->src->client_rtt_ns || !c->sent_n)
+        return;
+    uint64_t last_rx = ts_ns(c->rx), transfer = last_rx > header_rx ? last_rx - header_rx : 0;
+    uint64_t due = c->sent[c->sent_head] + c->src->client_rtt_ns + transfer;
+    c->sent_head = (c->sent_head + 1) % TCP_MAX_INFLIGHT;
+    c->sent_n--;
+    if (due > realtime_ns() + TCP_HOLD_SPIN_NS) {
+        uint64_t t = due - TCP_HOLD_SPIN_NS;
+        struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
+        while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+    }
+    while (realtime_ns() < due)
+        ;
+}
+
 /* One request of at most FL_PROTO_MAX_LEN bytes: READ fills buf, WRITE sends it,
  * PING moves nothing. The response must echo the offset and carry the length
  * the request asked for. */
@@ -261,13 +346,14 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
     uint8_t hdr[16];
     start_deadline(c);
     encode_req(hdr, op, op == FL_OP_PING ? 0 : len, off);
-    if (send_all(c, hdr, sizeof hdr, op == FL_OP_WRITE && len, err, errlen))
+    if (note_sent(c, err, errlen) || send_all(c, hdr, sizeof hdr, op == FL_OP_WRITE && len, err, errlen))
         return -1;
     if (op == FL_OP_WRITE && len && send_all(c, buf, len, 0, err, errlen))
         return -1;
     uint8_t resp[16];
     if (recv_all(c, resp, sizeof resp, err, errlen))
         return -1;
+    uint64_t header_rx = ts_ns(c->rx);
     unsigned status = resp[0];
     uint32_t rlen = get_le32(resp + 4);
     uint64_t value = get_le64(resp + 8);
@@ -282,6 +368,7 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
         t_str(&t, ")");
         if (rlen != 0 || value != off || status == FL_ST_TOO_LARGE || status > FL_ST_MALFORMED)
             return conn_break(c, cause, err, errlen); /* the server closes, or we are out of step */
+        hold(c, header_rx); /* an answer all the same: due like any other */
         t_init(&t, err, errlen);
         t_str(&t, cause);
         return -1;
@@ -290,6 +377,7 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
         return conn_break(c, "malformed response", err, errlen);
     if (op == FL_OP_READ && len && recv_all(c, buf, len, err, errlen))
         return -1;
+    hold(c, header_rx);
     return 0;
 }
 
@@ -340,7 +428,7 @@ static int tcp_send_read(struct fl_conn *c, uint64_t off, size_t len, char *err,
         uint32_t n = len > FL_PROTO_MAX_LEN ? FL_PROTO_MAX_LEN : (uint32_t)len;
         uint8_t hdr[16];
         encode_req(hdr, FL_OP_READ, n, off);
-        rc = send_all(c, hdr, sizeof hdr, 0, err, errlen);
+        rc = note_sent(c, err, errlen) || send_all(c, hdr, sizeof hdr, 0, err, errlen);
         off += n;
         len -= n;
     }
@@ -385,7 +473,10 @@ static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len,
             rc = conn_break(c, "malformed response", err, errlen);
             break;
         }
+        uint64_t header_rx = ts_ns(c->rx);
         rc = recv_all(c, p, n, err, errlen);
+        if (!rc)
+            hold(c, header_rx);
         off += n;
         p += n;
         len -= n;
@@ -551,6 +642,13 @@ static int tcp_connect(struct fl_source *s, struct fl_conn **out, char *err, siz
     }
     c->src = t;
     c->fd = open_socket(t->where, (const struct sockaddr *)&t->addr, t->addrlen, s->fetch_timeout_ms, err, errlen);
+    int on = 1;
+    if (c->fd >= 0 && t->client_rtt_ns && setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on)) {
+        fl_errf(err, errlen, "client_rtt_us: cannot enable receive timestamps (SO_TIMESTAMPNS): %s", strerror(errno));
+        close(c->fd);
+        free(c);
+        return -1;
+    }
     if (c->fd < 0 || hello(c, err, errlen)) {
         if (c->fd >= 0)
             close(c->fd);
@@ -600,6 +698,7 @@ struct fl_source *fl_source_tcp_create(const struct fl_config *cfg, char *err, s
     t->base.region_bytes = cfg->region_bytes;
     t->base.seed = cfg->seed;
     t->base.fetch_timeout_ms = cfg->fetch_timeout_ms > 0 ? cfg->fetch_timeout_ms : 5000;
+    t->client_rtt_ns = cfg->client_rtt_ns;
     snprintf(t->where, sizeof t->where, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
 
     char port[8];

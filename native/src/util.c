@@ -194,6 +194,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
             cfg->uffd_continue = !strcmp(v, "continue");
         } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
             strcpy(cfg->huge, v);
+        } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
+            cfg->client_rtt_ns = u * 1000;
         } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
             cfg->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
         } else {
