@@ -32,8 +32,9 @@ export interface CellParams {
   remote?: string;
   /** How RTT is emulated: a per-request delay in the embedded server (default),
    * tc netem on a veth link into a namespace the harness makes, or client-delay:
-   * the C tcp source holds each answer until its request's send time + RTT
-   * (native/src/source_tcp.c; precise where the server's delay is not). */
+   * the C tcp source holds each answer until its request's send time + RTT +
+   * its transfer time (native/src/source_tcp.c; precise where the server's
+   * delay is not on this VM: `faultlab calibrate`). */
   latency?: (typeof LATENCIES)[number];
   diskDir?: string;
   /** Tests only: flip one byte of the local source at this offset. */

@@ -5,6 +5,7 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { compile } from 'vega-lite';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { NativeRegion } from '../harness/native.js';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { loadMatrix, cellId } from '../harness/matrix.js';
@@ -78,6 +79,10 @@ describe('application threads: four threads fault at once, each on its own share
         expect(r.app_threads).toBe(4);
         expect(r.chunks_touched).toBe(1024);
         expect(r.faults).toBe(1024);
+        // Machine-wide TLB shootdowns while the threads ran, where x86 counts them.
+        const tlb = r.tlb_shootdowns as number | null;
+        if (readFileSync('/proc/interrupts', 'utf8').match(/^\s*TLB:/m)) expect(Number.isInteger(tlb) && tlb! >= 0).toBe(true);
+        else expect(tlb).toBeNull();
       });
 });
 
@@ -168,7 +173,7 @@ describe('the beyond matrix and its columns', () => {
   });
 
   it('runs.csv has a column for every new key', () => {
-    for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count']) expect(COLUMNS as readonly string[]).toContain(k);
+    for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count', 'tlb_shootdowns']) expect(COLUMNS as readonly string[]).toContain(k);
   });
 });
 

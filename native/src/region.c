@@ -122,6 +122,7 @@ struct run_args {
     /* merged results */
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
+    int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
     int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
     uint64_t fill_ns, fill_bad;
     int rc;
@@ -316,6 +317,37 @@ static uint64_t count_mappings(void)
     return n;
 }
 
+/* TLB shootdown IPIs received so far, summed over CPUs (x86's "TLB:" row of
+ * /proc/interrupts; machine-wide, so other processes count too): -1 where the
+ * row does not exist. Read around the workload to see what unmapping costs
+ * other CPUs (sigsegv's mprotect, uffd's page moves) as threads are added. */
+static int64_t tlb_shootdowns(void)
+{
+    FILE *f = fopen("/proc/interrupts", "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    int64_t sum = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, "TLB:", 4))
+            continue;
+        sum = 0;
+        char *end;
+        for (p += 4;; p = end) {
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            sum += (int64_t)v;
+        }
+        break;
+    }
+    fclose(f);
+    return sum;
+}
+
 /* ---- JSON output ------------------------------------------------------------ */
 static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 {
@@ -389,6 +421,10 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
          (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
          (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
+    if (a->tlb_before >= 0 && a->tlb_after >= a->tlb_before)
+        fl_jput(&j, "\"tlb_shootdowns\":%lld,", (long long)(a->tlb_after - a->tlb_before));
+    else
+        fl_jput(&j, "\"tlb_shootdowns\":null,");
     fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
          (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)
@@ -441,7 +477,9 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     a->unique = fl_workload_unique(a->order, a->n, r->nchunks);
+    a->tlb_before = tlb_shootdowns();
     run_workers(a);
+    a->tlb_after = tlb_shootdowns();
     if (r->ops->lazy)
         a->map_count = count_mappings(); /* before a failed sigsegv run merges its mappings back */
     if (r->ops->after_workload)
