@@ -1,5 +1,7 @@
-// A small TypeScript client for the chunk server (tests, calibrate, bench) and
-// the round-trip measurement every result row records next to the configured RTT.
+// A small TypeScript client for the chunk server, used by the tests (protocol,
+// latency, fault injection). The RTT every result row records is measured by
+// the C tcp source instead (native.ts rttProbeNative), the client the
+// strategies fetch with.
 import net from 'node:net';
 import {
   HELLO_BODY_BYTES,
