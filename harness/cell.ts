@@ -95,6 +95,7 @@ export function validateCell(p: CellParams): CellParams {
   // Region + its local source copy must fit in memory with room to spare.
   const need = p.regionBytes * (usesSource(p.strategy) ? 2 : 1);
   if (need > freemem() * 0.8) throw new UsageError(`region ${p.regionBytes} bytes needs about ${need} bytes, more than the memory available (${freemem()} bytes free)`);
+  if (Number.isNaN(p.rttMs)) throw new UsageError('--rtt needs a number of ms from 0 to 10000');
   if (!Number.isFinite(p.rttMs) || p.rttMs < 0 || p.rttMs > 10_000) throw new UsageError(`rtt ${p.rttMs} ms is out of range (0 to 10000)`);
   if (!Number.isInteger(p.repeat) || p.repeat < 1 || p.repeat > 100_000) throw new UsageError(`repeat ${p.repeat} must be a whole number from 1`);
   if (!Number.isInteger(p.handlerThreads) || p.handlerThreads < 1 || p.handlerThreads > 16) throw new UsageError('handler threads must be 1 to 16');

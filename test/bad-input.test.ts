@@ -34,7 +34,7 @@ describe('usage errors: one line, exit 2, before anything runs', () => {
     ['a matrix with an unknown field', ['run', '--matrix', unknownField, '--out', dir], /colour is not a known field/],
     ['a matrix cell larger than memory', ['run', '--matrix', tooBig, '--out', dir, '--run-id', 'big'], /group 'g'.*more than the memory available/],
     ['an absurd rtt', ['bench', '--strategy', 'uffd', '--source', 'remote', '--rtt', '1e9'], /rtt 1000000000 ms is out of range/],
-    ['an rtt that is not a number', ['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', 'soon'], /rtt NaN ms is out of range/],
+    ['an rtt that is not a number', ['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', 'soon'], /^faultlab: --rtt needs a number of ms from 0 to 10000$/],
     ['a fetch timeout of 0', ['bench', '--strategy', 'uffd', '--fetch-timeout', '0'], /fetch timeout must be a positive/],
     ['handler threads 0', ['bench', '--strategy', 'uffd', '--handler-threads', '0'], /handler threads must be 1 to 16/],
     ['bench --remote without a port', ['bench', '--strategy', 'uffd', '--source', 'remote', '--remote', 'example.org'], /bad --remote 'example\.org'/],
@@ -42,6 +42,7 @@ describe('usage errors: one line, exit 2, before anything runs', () => {
     ['run --cell-timeout 0', ['run', '--matrix', 'quick', '--cell-timeout', '0', '--out', dir, '--run-id', 'ct'], /--cell-timeout 0/],
     ['serve --listen that is not HOST:PORT', ['serve', '--listen', 'here:there'], /bad --listen 'here:there'/],
     ['serve --region 0', ['serve', '--region', '0'], /--region must be larger than 0/],
+    ['bench --latency client-delay without a remote source', ['bench', '--strategy', 'uffd', '--latency', 'client-delay', '--rtt', '0'], /--latency client-delay needs --source remote/],
   ];
   for (const [what, args, msg] of cases) {
     it(what, () => {
@@ -64,13 +65,13 @@ describe('environment errors: one line naming what failed, exit 1', () => {
     expect(oneLine(r.stderr)).toMatch(new RegExp(`^faultlab: sigsegv: cannot connect to 127\\.0\\.0\\.1:${port}`));
   });
 
-  it('serve --listen on a port in use says so', async () => {
+  it('serve --listen on a port in use says so (bad input: exit 2)', async () => {
     const busy = net.createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     const port = (busy.address() as net.AddressInfo).port;
     try {
       const r = faultlab(['serve', '--listen', `127.0.0.1:${port}`, '--region', '1MiB'], {}, 30_000);
-      expect(r.status).toBe(1);
+      expect(r.status).toBe(2);
       expect(oneLine(r.stderr)).toBe(`faultlab: cannot listen on 127.0.0.1:${port}: port ${port} in use`);
     } finally {
       busy.close();
