@@ -183,6 +183,8 @@ void fl_region_fail(struct fl_region *r, const char *msg);
 /* ---- small helpers ---------------------------------------------------------- */
 uint64_t fl_now(void);
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
+#define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
+void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */
 int fl_cpu_for(enum fl_cpus c, bool handler); /* which CPU a role goes to, -1 = free */
 void fl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Async-signal-safe formatting for messages built in a signal handler:

@@ -319,8 +319,9 @@ static uint64_t count_mappings(void)
 
 /* TLB shootdown IPIs received so far, summed over CPUs (x86's "TLB:" row of
  * /proc/interrupts; machine-wide, so other processes count too): -1 where the
- * row does not exist. Read around the workload to see what unmapping costs
- * other CPUs (sigsegv's mprotect, uffd's page moves) as threads are added. */
+ * row does not exist. Read around the workload to see what taking permissions
+ * or pages away costs the other CPUs as threads are added (opening a chunk,
+ * as the pull strategies do, needs no shootdown). */
 static int64_t tlb_shootdowns(void)
 {
     FILE *f = fopen("/proc/interrupts", "re");

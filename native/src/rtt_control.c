@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_NS 250000ull
-
 struct control {
-    int listen_fd, port;
+    int listen_fd;
     uint64_t rtt_ns, region, seed;
     uint64_t late_sum_ns, answers; /* answer sent minus deadline */
 };
@@ -43,14 +40,6 @@ static int recv_full(int fd, void *buf, size_t len)
         len -= (size_t)k;
     }
     return 0;
-}
-
-static void wait_until(uint64_t deadline)
-{
-    if (deadline > fl_now() + SPIN_NS)
-        fl_sleep_until_ns(deadline - SPIN_NS);
-    while (fl_now() < deadline)
-        ;
 }
 
 static void serve(struct control *c, int fd)
@@ -74,7 +63,7 @@ static void serve(struct control *c, int fd)
             n += sizeof h;
         } else if (q.op == FL_OP_PING) {
             r->value = q.offset;
-            wait_until(deadline);
+            fl_wait_precise(CLOCK_MONOTONIC, deadline);
             c->late_sum_ns += fl_now() - deadline;
             c->answers++;
         } else {

@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #define TCP_MAX_INFLIGHT 4096 /* pipelined requests one connection may have outstanding */
-#define TCP_HOLD_SPIN_NS 250000ull /* hold(): sleep until this long before the due time, then spin */
 #define TCP_MAX_PINGS 128 /* ping_ns keeps its samples on the stack */
 #define TCP_CAUSE_LEN 128
 
@@ -238,10 +237,10 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
  * large answer takes the RTT plus its serialization at the link's real speed,
  * and requests in flight overlap, each due on its own: timestamps are when the
  * kernel got the bytes, not when a thread got round to reading them. The wait
- * is a sleep to TCP_HOLD_SPIN_NS before the due time, then a spin, in whichever
- * thread needs the answer (a handler, the prefetcher, the signal handler:
- * clock_nanosleep, clock_gettime and recvmsg are async-signal-safe). Only the
- * server cannot tell: it sees each request RTT/2 early, which reads ignore. */
+ * (fl_wait_precise: a sleep, then a spin) runs in whichever thread needs the
+ * answer (a handler, the prefetcher, the signal handler: clock_nanosleep,
+ * clock_gettime and recvmsg are async-signal-safe). Only the server cannot
+ * tell: it sees each request RTT/2 early, which reads ignore. */
 
 static uint64_t ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
 
@@ -321,14 +320,7 @@ static void hold(struct fl_conn *c, uint64_t header_rx)
     uint64_t due = c->sent[c->sent_head] + c->src->client_rtt_ns + transfer;
     c->sent_head = (c->sent_head + 1) % TCP_MAX_INFLIGHT;
     c->sent_n--;
-    if (due > realtime_ns() + TCP_HOLD_SPIN_NS) {
-        uint64_t t = due - TCP_HOLD_SPIN_NS;
-        struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
-        while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-    }
-    while (realtime_ns() < due)
-        ;
+    fl_wait_precise(CLOCK_REALTIME, due); /* the kernel's timestamps are CLOCK_REALTIME */
 }
 
 /* One request of at most FL_PROTO_MAX_LEN bytes: READ fills buf, WRITE sends it,

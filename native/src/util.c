@@ -19,11 +19,30 @@ uint64_t fl_now(void)
 
 uint64_t fl_now_ns(void) { return fl_now(); }
 
-void fl_sleep_until_ns(uint64_t deadline)
+static uint64_t clock_ns(clockid_t clk)
+{
+    struct timespec t;
+    clock_gettime(clk, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void sleep_until(clockid_t clk, uint64_t deadline)
 {
     struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
                           .tv_nsec = (long)(deadline % 1000000000ull)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    while (clock_nanosleep(clk, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+void fl_sleep_until_ns(uint64_t deadline) { sleep_until(CLOCK_MONOTONIC, deadline); }
+
+/* A sleep alone wakes 0.1 ms or more late on a VM: sleep until FL_SPIN_NS
+ * before the deadline, then spin. Async-signal-safe. */
+void fl_wait_precise(clockid_t clk, uint64_t deadline)
+{
+    if (deadline > clock_ns(clk) + FL_SPIN_NS)
+        sleep_until(clk, deadline - FL_SPIN_NS);
+    while (clock_ns(clk) < deadline)
         ;
 }
 
