@@ -173,15 +173,19 @@ export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeout
     `op=ping requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
       `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`,
   );
+  return pingStats(r, pings);
+}
+
+/** fl_transport op=ping's quantiles in ms. */
+function pingStats(r: Record<string, unknown>, samples: number) {
   const ms = (k: string) => (r[k] as number) / 1e6;
-  return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings };
+  return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples };
 }
 
 /** The same PINGs against a minimal C server delaying each by rttMs (fl_rtt_control): the platform's share of an RTT error. */
 export async function rttControlNative(rttMs: number, pings: number) {
   const r = await jsonCall((cb) => c.rttControl.async(`rtt_us=${Math.round(rttMs * 1000)} pings=${pings}`, cb.out, cb.out.length, cb.done));
-  const ms = (k: string) => (r[k] as number) / 1e6;
-  return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples: pings, serverLateUs: (r.server_late_ns_mean as number) / 1000 };
+  return { ...pingStats(r, pings), serverLateUs: (r.server_late_ns_mean as number) / 1000 };
 }
 
 /** The write-track scenario (fl_write_track). */
