@@ -185,7 +185,7 @@ function pingStats(r: Record<string, unknown>, samples: number) {
 /** The same PINGs against a minimal C server delaying each by rttMs (fl_rtt_control): the platform's share of an RTT error. */
 export async function rttControlNative(rttMs: number, pings: number) {
   const r = await jsonCall((cb) => c.rttControl.async(`rtt_us=${Math.round(rttMs * 1000)} pings=${pings}`, cb.out, cb.out.length, cb.done));
-  return { ...pingStats(r, pings), serverLateUs: (r.server_late_ns_mean as number) / 1000 };
+  return pingStats(r, pings);
 }
 
 /** The write-track scenario (fl_write_track). */

@@ -181,7 +181,9 @@ extern __thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-ex
 void fl_region_fail(struct fl_region *r, const char *msg);
 
 /* ---- small helpers ---------------------------------------------------------- */
-uint64_t fl_now(void);
+uint64_t fl_now(void); /* CLOCK_MONOTONIC, ns */
+uint64_t fl_clock_ns(clockid_t clk);
+uint64_t fl_ts_ns(struct timespec t);
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
 #define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
 void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */

@@ -242,15 +242,6 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
  * clock_gettime and recvmsg are async-signal-safe). Only the server cannot
  * tell: it sees each request RTT/2 early, which reads ignore. */
 
-static uint64_t ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
-
-static uint64_t realtime_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return ts_ns(t);
-}
-
 /* recv() that also notes the kernel's receive timestamp of the data (client_rtt_us). */
 static ssize_t recv_stamped(struct fl_conn *c, void *buf, size_t len)
 {
@@ -306,7 +297,7 @@ static int note_sent(struct fl_conn *c, char *err, size_t errlen)
         return 0;
     if (c->sent_n == TCP_MAX_INFLIGHT)
         return conn_break(c, "too many requests in flight for client_rtt_us", err, errlen);
-    c->sent[(c->sent_head + c->sent_n++) % TCP_MAX_INFLIGHT] = realtime_ns();
+    c->sent[(c->sent_head + c->sent_n++) % TCP_MAX_INFLIGHT] = fl_clock_ns(CLOCK_REALTIME);
     return 0;
 }
 
@@ -316,7 +307,7 @@ static void hold(struct fl_conn *c, uint64_t header_rx)
 {
     if (!c->src->client_rtt_ns || !c->sent_n)
         return;
-    uint64_t last_rx = ts_ns(c->rx), transfer = last_rx > header_rx ? last_rx - header_rx : 0;
+    uint64_t last_rx = fl_ts_ns(c->rx), transfer = last_rx > header_rx ? last_rx - header_rx : 0;
     uint64_t due = c->sent[c->sent_head] + c->src->client_rtt_ns + transfer;
     c->sent_head = (c->sent_head + 1) % TCP_MAX_INFLIGHT;
     c->sent_n--;
@@ -345,7 +336,7 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
     uint8_t resp[16];
     if (recv_all(c, resp, sizeof resp, err, errlen))
         return -1;
-    uint64_t header_rx = ts_ns(c->rx);
+    uint64_t header_rx = fl_ts_ns(c->rx);
     unsigned status = resp[0];
     uint32_t rlen = get_le32(resp + 4);
     uint64_t value = get_le64(resp + 8);
@@ -465,7 +456,7 @@ static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len,
             rc = conn_break(c, "malformed response", err, errlen);
             break;
         }
-        uint64_t header_rx = ts_ns(c->rx);
+        uint64_t header_rx = fl_ts_ns(c->rx);
         rc = recv_all(c, p, n, err, errlen);
         if (!rc)
             hold(c, header_rx);

@@ -10,21 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t fl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+uint64_t fl_ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
 
-uint64_t fl_now_ns(void) { return fl_now(); }
-
-static uint64_t clock_ns(clockid_t clk)
+uint64_t fl_clock_ns(clockid_t clk)
 {
     struct timespec t;
     clock_gettime(clk, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+    return fl_ts_ns(t);
 }
+
+uint64_t fl_now(void) { return fl_clock_ns(CLOCK_MONOTONIC); }
+
+uint64_t fl_now_ns(void) { return fl_now(); }
 
 static void sleep_until(clockid_t clk, uint64_t deadline)
 {
@@ -40,9 +37,9 @@ void fl_sleep_until_ns(uint64_t deadline) { sleep_until(CLOCK_MONOTONIC, deadlin
  * before the deadline, then spin. Async-signal-safe. */
 void fl_wait_precise(clockid_t clk, uint64_t deadline)
 {
-    if (deadline > clock_ns(clk) + FL_SPIN_NS)
+    if (deadline > fl_clock_ns(clk) + FL_SPIN_NS)
         sleep_until(clk, deadline - FL_SPIN_NS);
-    while (clock_ns(clk) < deadline)
+    while (fl_clock_ns(clk) < deadline)
         ;
 }
 
