@@ -185,8 +185,8 @@ export class ChunkServer {
 
   /**
    * How late answers left relative to their deadline (received + rtt), in us,
-   * over the last answers (up to 4096): the emulation's own precision, apart
-   * from the network and the client's wake-up.
+   * over the last answers (up to 4096), taken when the write has returned: the
+   * emulation's own precision after the request reached the event loop.
    */
   lateness(): { p50Us: number; p95Us: number; maxUs: number; samples: number } {
     const n = Math.min(this.lateCount, LATENESS_SAMPLES);
@@ -229,6 +229,7 @@ export class ChunkServer {
     let paused = false;
     let clientEnded = false;
     let corked = false;
+    const releasedDeadlines: bigint[] = [];
 
     const updateFlow = () => {
       const full = queuedBytes > MAX_QUEUED_BYTES || queue.length > MAX_QUEUED_REQUESTS || sock.writableLength > MAX_UNSENT_BYTES;
@@ -243,7 +244,7 @@ export class ChunkServer {
 
     const queue = new OrderedDelayQueue<Queued>(({ req, deadline }) => {
       if (sock.destroyed || !sock.writable) return false;
-      this.recordLateness(deadline);
+      releasedDeadlines.push(deadline);
       if (!corked) {
         // Answers released in the same tick (pipelined requests due together)
         // leave in one write.
@@ -252,6 +253,11 @@ export class ChunkServer {
         process.nextTick(() => {
           corked = false;
           sock.uncork();
+          // Lateness counts until the write has returned (on loopback: the
+          // answer is in the client's socket), so the event loop's own path
+          // after the deadline is part of it.
+          for (const d of releasedDeadlines) this.recordLateness(d);
+          releasedDeadlines.length = 0;
           updateFlow();
         });
       }

@@ -21,11 +21,20 @@
 //   hybrid (250 us)     4 / 8 us    47%    10 / 27 us   10%      4 / 296 us   7%
 // (native = sleepUntilNsAsync to the deadline: timer slack plus the threadpool
 // hand-off make it ~0.1 ms late.) `hybrid` is the default; `spin` and `timer`
-// stay for measurements. What a client measures on top of this is the
-// platform's: on this VM any socket syscall after a few ms of quiet takes
-// ~0.1 ms instead of ~10 us (TCP and Unix sockets alike), so RTTs of 5 ms and
-// more read ~0.2-0.4 ms high end to end while the server itself answers within
-// ~10-40 us of each deadline (ChunkServer.lateness(), `faultlab calibrate`).
+// stay for measurements. The timer is not what limits the server's precision
+// end to end. Per-request timestamps (C client's send and receive, the server's
+// 'data' handler, release and write, all CLOCK_MONOTONIC; 60 PINGs, medians)
+// put the time in the event loop's own path, which runs cold after ms of quiet
+// on this VM (memory untouched for 10 ms costs ~80 ns a page to touch again
+// here, against ~10 when warm), even with the loop kept spinning:
+//   RTT     client send -> 'data'   deadline -> write returned   C server: send -> read, write -> client has it
+//   0          42-59 us                 57-73 us                   10 us, 10 us
+//   2 ms       85-150 us               135-180 us                  18 us, 54 us
+//   10 ms     165-185 us               290-370 us                  20 us, 113 us
+// (A self ping-pong every 50-200 us to keep that path warm cut 10 ms by a
+// third and made 0 and 2 ms worse; it is not used.)
+// ChunkServer.lateness() times each answer when its write has returned;
+// `faultlab calibrate` sets it beside the error a client sees and the C control.
 import { sleepUntilNsAsync } from '../native.js';
 
 /** CLOCK_MONOTONIC in ns: the same clock as the C side's fl_now(). */
