@@ -17,6 +17,7 @@
  * (harmless, costs a few extra minor faults afterwards).
  */
 #include "internal.h"
+#include "jbuf.h"
 #include "uffd_open.h"
 
 #include <errno.h>
@@ -81,79 +82,40 @@ struct pm_scan_arg {
 #define PAGE_IS_PRESENT (1 << 3)
 #endif
 
-/* ---- a bounded JSON writer ------------------------------------------------ */
-struct jw {
-    char *p;
-    size_t cap, len; /* len may exceed cap: then the output was truncated */
-};
-
-static void jw_raw(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jw_raw(struct jw *w, const char *fmt, ...)
+static void jw_key(struct fl_jbuf *w, const char *k)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = w->len < w->cap ? w->cap - w->len : 0;
-    int n = vsnprintf(room ? w->p + w->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        w->len += (size_t)n;
+    if (w->used && w->last != '{' && w->last != '[')
+        fl_jput(w, ",");
+    fl_jstr(w, k);
+    fl_jput(w, ":");
 }
 
-/* A JSON string literal (with quotes); control characters escaped. */
-static void jw_str(struct jw *w, const char *s)
-{
-    jw_raw(w, "\"");
-    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
-        if (*c == '"' || *c == '\\')
-            jw_raw(w, "\\%c", *c);
-        else if (*c == '\n')
-            jw_raw(w, "\\n");
-        else if (*c == '\t')
-            jw_raw(w, "\\t");
-        else if (*c < 0x20 || *c == 0x7f)
-            jw_raw(w, "\\u%04x", *c);
-        else
-            jw_raw(w, "%c", *c);
-    }
-    jw_raw(w, "\"");
-}
-
-static void jw_key(struct jw *w, const char *k)
-{
-    if (w->len && w->len <= w->cap && w->p[w->len - 1] != '{' && w->p[w->len - 1] != '[')
-        jw_raw(w, ",");
-    else if (w->len > w->cap)
-        jw_raw(w, ","); /* truncated anyway; only the length matters now */
-    jw_str(w, k);
-    jw_raw(w, ":");
-}
-
-static void jw_kstr(struct jw *w, const char *k, const char *v)
+static void jw_kstr(struct fl_jbuf *w, const char *k, const char *v)
 {
     jw_key(w, k);
     if (v)
-        jw_str(w, v);
+        fl_jstr(w, v);
     else
-        jw_raw(w, "null");
+        fl_jput(w, "null");
 }
 
-static void jw_kint(struct jw *w, const char *k, long long v)
+static void jw_kint(struct fl_jbuf *w, const char *k, long long v)
 {
     jw_key(w, k);
-    jw_raw(w, "%lld", v);
+    fl_jput(w, "%lld", v);
 }
 
-static void jw_kbool(struct jw *w, const char *k, bool v)
+static void jw_kbool(struct fl_jbuf *w, const char *k, bool v)
 {
     jw_key(w, k);
-    jw_raw(w, v ? "true" : "false");
+    fl_jput(w, v ? "true" : "false");
 }
 
 /* Array element separator. */
-static void jw_sep(struct jw *w)
+static void jw_sep(struct fl_jbuf *w)
 {
-    if (w->len && w->len <= w->cap && w->p[w->len - 1] != '[')
-        jw_raw(w, ",");
+    if (w->used && w->last != '[')
+        fl_jput(w, ",");
 }
 
 /* ---- small readers --------------------------------------------------------- */
@@ -201,7 +163,7 @@ static int read_small(const char *path, char *buf, size_t len)
     return 0;
 }
 
-static void jw_ksysctl(struct jw *w, const char *k, const char *path)
+static void jw_ksysctl(struct fl_jbuf *w, const char *k, const char *path)
 {
     char buf[64];
     char *end;
@@ -213,7 +175,7 @@ static void jw_ksysctl(struct jw *w, const char *k, const char *path)
         }
     }
     jw_key(w, k);
-    jw_raw(w, "null");
+    fl_jput(w, "null");
 }
 
 static void cpu_model(char *out, size_t len)
@@ -354,21 +316,21 @@ static const struct name_bit ioctl_names[] = {
     {1ull << _UFFDIO_API, "API"},
 };
 
-static void jw_bits(struct jw *w, const char *key, uint64_t v, const struct name_bit *names,
+static void jw_bits(struct fl_jbuf *w, const char *key, uint64_t v, const struct name_bit *names,
                     size_t nnames, const char *implicit)
 {
     jw_key(w, key);
-    jw_raw(w, "[");
+    fl_jput(w, "[");
     if (implicit) {
         jw_sep(w);
-        jw_str(w, implicit);
+        fl_jstr(w, implicit);
     }
     uint64_t known = 0;
     for (size_t i = 0; i < nnames; i++) {
         known |= names[i].bit;
         if (v & names[i].bit) {
             jw_sep(w);
-            jw_str(w, names[i].name);
+            fl_jstr(w, names[i].name);
         }
     }
     for (int b = 0; b < 64; b++) {
@@ -376,22 +338,22 @@ static void jw_bits(struct jw *w, const char *key, uint64_t v, const struct name
             char tmp[16];
             snprintf(tmp, sizeof tmp, "bit%d", b);
             jw_sep(w);
-            jw_str(w, tmp);
+            fl_jstr(w, tmp);
         }
     }
-    jw_raw(w, "]");
+    fl_jput(w, "]");
 }
 
 /* UFFDIO_API with features=0 (the kernel answers with everything it supports),
  * then register a one-page anonymous range to learn the per-range ioctls. */
-static void report_uffd_api(struct jw *w, int fd)
+static void report_uffd_api(struct fl_jbuf *w, int fd)
 {
     jw_key(w, "uffd_api");
-    jw_raw(w, "{");
+    fl_jput(w, "{");
     if (fd < 0) {
         jw_kbool(w, "ok", false);
         jw_kstr(w, "error", "no userfaultfd could be opened");
-        jw_raw(w, "}");
+        fl_jput(w, "}");
         return;
     }
     struct uffdio_api api = {.api = UFFD_API, .features = 0};
@@ -400,7 +362,7 @@ static void report_uffd_api(struct jw *w, int fd)
         jw_kbool(w, "ok", false);
         jw_kstr(w, "errno", errno_name(e));
         jw_kstr(w, "error", strerror(e));
-        jw_raw(w, "}");
+        fl_jput(w, "}");
         return;
     }
     char hex[32];
@@ -451,14 +413,14 @@ static void report_uffd_api(struct jw *w, int fd)
         }
         munmap(m, (size_t)page);
     }
-    jw_raw(w, "}");
+    fl_jput(w, "}");
 }
 
 /* ---- PAGEMAP_SCAN ----------------------------------------------------------- */
-static void report_pagemap_scan(struct jw *w)
+static void report_pagemap_scan(struct fl_jbuf *w)
 {
     jw_key(w, "pagemap_scan");
-    jw_raw(w, "{");
+    fl_jput(w, "{");
 #ifdef FL_PAGEMAP_SCAN_LOCAL
     jw_kstr(w, "definitions", "local (installed headers predate PAGEMAP_SCAN)");
 #else
@@ -505,7 +467,7 @@ static void report_pagemap_scan(struct jw *w)
         close(fd);
     if (m != MAP_FAILED)
         munmap(m, len);
-    jw_raw(w, "}");
+    fl_jput(w, "}");
 }
 
 /* ---- soft-dirty ---------------------------------------------------------------- */
@@ -527,10 +489,10 @@ static int clear_soft_dirty(void)
     return n == 1 ? 0 : -1;
 }
 
-static void report_soft_dirty(struct jw *w)
+static void report_soft_dirty(struct fl_jbuf *w)
 {
     jw_key(w, "soft_dirty");
-    jw_raw(w, "{");
+    fl_jput(w, "{");
     long page = sysconf(_SC_PAGESIZE);
     volatile uint8_t *m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -575,15 +537,15 @@ static void report_soft_dirty(struct jw *w)
         close(fd);
     if (m != MAP_FAILED)
         munmap((void *)m, (size_t)page);
-    jw_raw(w, "}");
+    fl_jput(w, "}");
 }
 
 /* "always [madvise] never" -> "madvise" */
-static void report_thp(struct jw *w)
+static void report_thp(struct fl_jbuf *w)
 {
     char raw[256], sel[64] = "";
     jw_key(w, "thp");
-    jw_raw(w, "{");
+    fl_jput(w, "{");
     if (read_small("/sys/kernel/mm/transparent_hugepage/enabled", raw, sizeof raw) == 0) {
         char *a = strchr(raw, '['), *b = a ? strchr(a, ']') : NULL;
         if (a && b && (size_t)(b - a - 1) < sizeof sel) {
@@ -597,15 +559,15 @@ static void report_thp(struct jw *w)
     }
     if (read_small("/sys/kernel/mm/transparent_hugepage/defrag", raw, sizeof raw) == 0)
         jw_kstr(w, "defrag_raw", raw);
-    jw_raw(w, "}");
+    fl_jput(w, "}");
 }
 
 int fl_doctor(char *out, size_t outlen)
 {
     if (!out || outlen == 0)
         return -1;
-    struct jw w = {.p = out, .cap = outlen, .len = 0};
-    jw_raw(&w, "{");
+    struct fl_jbuf w = {.p = out, .len = outlen};
+    fl_jput(&w, "{");
 
     struct utsname u;
     if (uname(&u) == 0) {
@@ -630,21 +592,21 @@ int fl_doctor(char *out, size_t outlen)
     try_uffd(a);
     int use = -1;
     jw_key(&w, "uffd_attempts");
-    jw_raw(&w, "[");
+    fl_jput(&w, "[");
     for (int i = 0; i < 3; i++) {
         jw_sep(&w);
-        jw_raw(&w, "{");
+        fl_jput(&w, "{");
         jw_kstr(&w, "path", a[i].path);
         jw_kbool(&w, "ok", a[i].fd >= 0);
         if (a[i].fd < 0) {
             jw_kstr(&w, "errno", errno_name(a[i].err));
             jw_kstr(&w, "error", strerror(a[i].err));
         }
-        jw_raw(&w, "}");
+        fl_jput(&w, "}");
         if (a[i].fd >= 0 && use < 0)
             use = i;
     }
-    jw_raw(&w, "]");
+    fl_jput(&w, "]");
     jw_kstr(&w, "uffd_path", use >= 0 ? a[use].path : "none");
     report_uffd_api(&w, use >= 0 ? a[use].fd : -1);
     for (int i = 0; i < 3; i++)
@@ -654,11 +616,11 @@ int fl_doctor(char *out, size_t outlen)
     report_pagemap_scan(&w);
     report_soft_dirty(&w);
     report_thp(&w);
-    jw_raw(&w, "}");
+    fl_jput(&w, "}");
 
-    if (w.len >= w.cap) {
+    if (w.used >= w.len) {
         fl_errf(out, outlen, "fl_doctor: output buffer too small (%zu bytes, need %zu)", outlen,
-                w.len + 1);
+                w.used + 1);
         return -1;
     }
     return 0;

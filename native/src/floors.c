@@ -32,6 +32,7 @@
  * region and the previous handler is restored afterwards.
  */
 #include "internal.h"
+#include "jbuf.h"
 #include "uffd_open.h"
 
 #include <errno.h>
@@ -453,60 +454,29 @@ static void *floors_main(void *arg)
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
-struct jw {
-    char *p;
-    size_t cap, len;
-};
-
-static void jw(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jw(struct jw *w, const char *fmt, ...)
+static void jw_floor(struct fl_jbuf *w, const struct floor_res *f, bool first)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = w->len < w->cap ? w->cap - w->len : 0;
-    int n = vsnprintf(room ? w->p + w->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        w->len += (size_t)n;
-}
-
-static void jw_str(struct jw *w, const char *s)
-{
-    jw(w, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            jw(w, "\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            jw(w, "\\u%04x", *c);
-        else
-            jw(w, "%c", *c);
-    }
-    jw(w, "\"");
-}
-
-static void jw_floor(struct jw *w, const struct floor_res *f, bool first)
-{
-    jw(w, "%s\"%s\":{", first ? "" : ",", f->name);
+    fl_jput(w, "%s\"%s\":{", first ? "" : ",", f->name);
     if (!f->ran) {
-        jw(w, "\"error\":");
-        jw_str(w, f->err[0] ? f->err : "did not run");
-        jw(w, "}");
+        fl_jput(w, "\"error\":");
+        fl_jstr(w, f->err[0] ? f->err : "did not run");
+        fl_jput(w, "}");
         return;
     }
-    jw(w, "\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,\"min_ns\":%llu,\"max_ns\":%llu,\"n\":%llu",
+    fl_jput(w, "\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,\"min_ns\":%llu,\"max_ns\":%llu,\"n\":%llu",
        (unsigned long long)f->p50, (unsigned long long)f->p99, f->mean, (unsigned long long)f->min,
        (unsigned long long)f->max, (unsigned long long)f->n);
     if (f->faults)
-        jw(w, ",\"faults\":%llu", (unsigned long long)f->faults);
+        fl_jput(w, ",\"faults\":%llu", (unsigned long long)f->faults);
     if (f->name && strcmp(f->name, "timer"))
-        jw(w, ",\"minflt\":%ld,\"verified\":%s", f->minflt, f->bad_words ? "false" : "true");
+        fl_jput(w, ",\"minflt\":%ld,\"verified\":%s", f->minflt, f->bad_words ? "false" : "true");
     if (f->bad_words)
-        jw(w, ",\"bad_words\":%llu", (unsigned long long)f->bad_words);
+        fl_jput(w, ",\"bad_words\":%llu", (unsigned long long)f->bad_words);
     if (f->note) {
-        jw(w, ",\"note\":");
-        jw_str(w, f->note);
+        fl_jput(w, ",\"note\":");
+        fl_jstr(w, f->note);
     }
-    jw(w, "}");
+    fl_jput(w, "}");
 }
 
 /* ---- spec ---------------------------------------------------------------------------------- */
@@ -597,22 +567,22 @@ int fl_floors(const char *spec, char *out, size_t outlen)
         fl_errf(out, outlen, "fl_floors: cannot start the measuring thread: %s", strerror(e));
     } else {
         pthread_join(th, NULL);
-        struct jw w = {.p = out, .cap = outlen, .len = 0};
-        jw(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,",
+        struct fl_jbuf w = {.p = out, .len = outlen};
+        fl_jput(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,",
            fl_cpus_name(fr->cpus), (unsigned long long)fr->pages, fr->page, fr->workload_cpu,
            fr->handler_cpu);
-        jw(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
+        fl_jput(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
         if (fr->uffd_path)
-            jw_str(&w, fr->uffd_path);
+            fl_jstr(&w, fr->uffd_path);
         else
-            jw(&w, "null");
-        jw(&w, ",\"floors\":{");
+            fl_jput(&w, "null");
+        fl_jput(&w, ",\"floors\":{");
         for (int i = 0; i < F_COUNT; i++)
             jw_floor(&w, &fr->res[i], i == 0);
-        jw(&w, "}}");
-        if (w.len >= w.cap)
+        fl_jput(&w, "}}");
+        if (w.used >= w.len)
             fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen,
-                    w.len + 1);
+                    w.used + 1);
         else
             rc = 0;
     }

@@ -338,7 +338,7 @@ static void *source_main(void *arg)
         goto done;
     }
     fl_pin_cpu(fl_cpu_for(m->cfg.cpus, false));
-    struct fl_jbuf j = {a->out, a->outlen, 0};
+    struct fl_jbuf j = {.p = a->out, .len = a->outlen};
     if (source_run(m, &j, err, sizeof err) == 0)
         a->rc = 0;
 done:
@@ -546,7 +546,7 @@ static void *dest_main(void *arg)
         faults += ts[i].st.faults;
         fetched += ts[i].st.bytes_fetched;
     }
-    struct fl_jbuf j = {a->out, a->outlen, 0};
+    struct fl_jbuf j = {.p = a->out, .len = a->outlen};
     fl_jput(&j, "{\"role\":\"destination\",\"strategy\":\"%s\",\"handler_threads\":%d,\"bg_threads\":%llu,",
             r->ops->name, r->cfg.handler_threads, (unsigned long long)d.o.bg_threads);
     fl_jput(&j, "\"t_go_ns\":%llu,\"t_begin_ns\":%llu,\"t_first_served_ns\":%llu,\"t_all_present_ns\":%llu,\"first_access_ns\":%llu,",

@@ -373,7 +373,7 @@ static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
 
 static void write_json(struct fl_region *r, struct run_args *a, char *out, size_t outlen)
 {
-    struct fl_jbuf j = {out, outlen, 0};
+    struct fl_jbuf j = {.p = out, .len = outlen};
     uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50, waits = 0, triggers = 0, span = 0;
     for (int i = 0; i < r->nhstats; i++) {
         faults += r->hstats[i].faults;

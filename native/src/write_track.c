@@ -328,7 +328,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static void json(struct wt *t, char *out, size_t outlen)
 {
-    struct fl_jbuf j = {out, outlen, 0};
+    struct fl_jbuf j = {.p = out, .len = outlen};
     uint64_t writes = t->w.per_interval * t->intervals, written = writes * t->w.write_bytes;
     uint64_t *sorted = malloc(t->intervals * sizeof *sorted);
     uint64_t p50 = 0, mx = 0;

@@ -232,6 +232,16 @@ int main(void)
     rc = fl_doctor(small, sizeof small);
     CHECK(rc == -1 && memchr(small, 0, sizeof small), "fl_doctor with a 64-byte buffer fails cleanly: %s",
           memchr(small, 0, sizeof small) ? small : "(no NUL)");
+    /* The message names the size the whole text needs: the JSON writer keeps counting past the end. */
+    char too_small[512];
+    rc = fl_doctor(too_small, sizeof too_small);
+    const char *need = strstr(too_small, "need ");
+    size_t needed = need ? strtoull(need + 5, NULL, 10) : 0;
+    CHECK(rc == -1 && needed > sizeof too_small && needed < sizeof out, "fl_doctor with 512 bytes names the size it needs: %s", too_small);
+    char *fit = malloc(needed);
+    rc = fit ? fl_doctor(fit, needed) : -1;
+    CHECK(rc == 0 && json_valid(fit), "fl_doctor fits in exactly the size it named (%zu bytes): %.120s", needed, fit ? fit : "");
+    free(fit);
 
     /* ---- floors: bad specs ---- */
     rc = fl_floors("pages=0", out, sizeof out);
