@@ -45,7 +45,7 @@ export function beyondFields(r: Record<string, string | undefined>): BeyondField
 /** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
 export function isThesisLike(r: RunRow): boolean {
   const b = r.beyond;
-  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && b.uffdInstall !== 'continue');
+  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'));
 }
 
 /**
@@ -69,6 +69,6 @@ export function splitBeyondRuns(rows: RunRow[]): { thesis: RunRow[]; beyond: Run
 export function policyLabel(r: RunRow): string {
   const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';
   const pf = r.beyond && r.beyond.prefetch !== 'none' ? `, ${r.beyond.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
-  const cont = r.beyond?.uffdInstall === 'continue' ? ' CONTINUE' : '';
-  return `${r.strategy}${cont}${src}${pf}`;
+  const install = r.beyond?.uffdInstall === 'continue' || r.beyond?.uffdInstall === 'move' ? ` ${r.beyond.uffdInstall.toUpperCase()}` : '';
+  return `${r.strategy}${install}${src}${pf}`;
 }

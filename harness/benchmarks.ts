@@ -50,16 +50,19 @@ export async function floorsBenchmark(rounds: number, log: (s: string) => void):
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }
 
-/** uffd installs with UFFDIO_COPY (a second copy of every byte) or, as uffd-continue, maps a memfd's pages with UFFDIO_CONTINUE. */
+/** uffd installs with UFFDIO_COPY (a second copy of every byte, pages allocated
+ * per fault); as uffd-continue, maps a memfd's pages with UFFDIO_CONTINUE; as
+ * uffd-move, moves the pages of a mirror populated at setup with UFFDIO_MOVE. */
 const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
   ['uffd', { strategy: 'uffd' }],
   ['uffd-continue', { strategy: 'uffd', uffdInstall: 'continue' }],
+  ['uffd-move', { strategy: 'uffd', uffdInstall: 'move' }],
   ['sigsegv', { strategy: 'sigsegv' }],
 ];
 
 /** Issue 3's targets over loopback at RTT 0: 4 KiB per-fault time vs (transport
  * floor + local per-fault cost); 1 MiB chunk throughput vs raw 1 MiB transport
- * (uffd also with UFFDIO_CONTINUE, and each also with prefetch ahead:2). */
+ * (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, and each also with prefetch ahead:2). */
 export async function remoteBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
   const s: Record<string, number[]> = {};
   const push = (k: string, v: number) => (s[k] ??= []).push(v);

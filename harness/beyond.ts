@@ -2,7 +2,7 @@
 // threads, zipf s, touch fraction, VMA span, huge pages), so bench, the matrix
 // and the runner each add them with one call.
 import type { Argv } from 'yargs';
-import { HUGE, PREFETCH_RE, type CellParams } from './cell.js';
+import { HUGE, PREFETCH_RE, UFFD_INSTALLS, type CellParams } from './cell.js';
 import { UsageError } from './errors.js';
 
 type Beyond = Pick<CellParams, 'prefetch' | 'depth' | 'pfConns' | 'appThreads' | 'zipfS' | 'touchFraction' | 'vmaSpan' | 'huge' | 'uffdInstall'>;
@@ -18,7 +18,10 @@ export function beyondOptions<T>(y: Argv<T>) {
     .option('touch-fraction', { type: 'number', describe: 'read-sparse: share of the chunks touched (default 0.1)' })
     .option('vma-span', { type: 'string', describe: 'sigsegv: chunks opened per miss, or auto (fits vm.max_map_count); default 1' })
     .option('huge', { choices: HUGE, describe: 'pages behind the region: none, thp (MADV_HUGEPAGE), hugetlb (needs vm.nr_hugepages)' })
-    .option('uffd-install', { choices: ['copy', 'continue'] as const, describe: 'uffd: UFFDIO_COPY (default), or memfd + MINOR faults + UFFDIO_CONTINUE (no copy)' });
+    .option('uffd-install', {
+      choices: UFFD_INSTALLS,
+      describe: 'uffd: UFFDIO_COPY (default); memfd + MINOR faults + UFFDIO_CONTINUE; or UFFDIO_MOVE from a mirror populated at setup (Linux 6.8+)',
+    });
 }
 
 function vmaSpan(v: unknown): CellParams['vmaSpan'] {
@@ -68,7 +71,7 @@ export const BEYOND_AXES: Record<string, Check> = {
   touch_fraction: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'must be a number in (0, 1]'),
   vma_span: (v) => (v === 'auto' || (Number.isInteger(v) && (v as number) >= 1) ? null : 'must be auto or a whole number from 1'),
   huge: (v) => ((HUGE as readonly unknown[]).includes(v) ? null : `must be one of ${HUGE.join(', ')}`),
-  uffd_install: (v) => (v === 'copy' || v === 'continue' ? null : 'must be copy or continue'),
+  uffd_install: (v) => ((UFFD_INSTALLS as readonly unknown[]).includes(v) ? null : `must be ${UFFD_INSTALLS.join(', ')}`),
 };
 
 /** One expanded combination -> params. */

@@ -9,6 +9,9 @@ export const SCENARIOS = ['first-chunk', 'read-seq', 'read-random', 'write-track
 export const PATTERNS = ['seq', 'random', 'hot'] as const;
 export const SOURCES = ['local', 'remote'] as const;
 export const HUGE = ['none', 'thp', 'hugetlb'] as const;
+/** How uffd maps a fetched chunk: UFFDIO_COPY, UFFDIO_CONTINUE (memfd), UFFDIO_MOVE (populated mirror). */
+export const UFFD_INSTALLS = ['copy', 'continue', 'move'] as const;
+export type UffdInstall = (typeof UFFD_INSTALLS)[number];
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
@@ -58,7 +61,7 @@ export interface CellParams {
   touchFraction?: number;
   vmaSpan?: number | 'auto';
   huge?: (typeof HUGE)[number];
-  uffdInstall?: 'copy' | 'continue';
+  uffdInstall?: UffdInstall;
 }
 
 export const LATENCIES = ['server-delay', 'netem', 'client-delay'] as const;
@@ -125,7 +128,8 @@ function validateBeyond(p: CellParams): void {
   if (p.vmaSpan !== undefined && p.strategy !== 'sigsegv') throw new UsageError('--vma-span is for sigsegv (the strategy that splits its mapping)');
   if (p.huge !== undefined) oneOf(HUGE, p.huge, 'huge page mode');
   if (p.uffdInstall !== undefined && p.strategy !== 'uffd') throw new UsageError('--uffd-install is for uffd');
-  if (p.uffdInstall !== undefined) oneOf(['copy', 'continue'] as const, p.uffdInstall, 'uffd install');
+  if (p.uffdInstall !== undefined) oneOf(UFFD_INSTALLS, p.uffdInstall, 'uffd install');
+  if (p.uffdInstall === 'move' && p.huge === 'hugetlb') throw new UsageError('--uffd-install move moves small anonymous pages: use --huge none or thp, or --uffd-install copy|continue for hugetlb');
 }
 
 /** The native run spec: the workload and its knobs. */

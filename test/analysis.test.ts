@@ -17,6 +17,7 @@ import { renderFigures, specToSvg, svgToPng, PNG_SCALE } from '../analysis/rende
 import { loadRuns, MissingColumnError, REQUIRED_COLUMNS, rowsFromCsv } from '../analysis/runs.js';
 import { loadThesisReference } from '../analysis/thesis.js';
 import { collectingLogger } from '../analysis/vega-logger.js';
+import { isThesisLike, policyLabel } from '../analysis/beyond.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 /** The figures a thesis-matrix run draws; the others (push, ...) are skipped for it. */
@@ -178,6 +179,21 @@ describe('a beyond run combined with a thesis run', () => {
     expect(failures).toMatch(/\| fixture \| read-random \| uffd \(remote\) \|/);
     expect(failures).toMatch(/\| beyond-x \| read-random \| sigsegv \(local\) \|.*vm\.max_map_count reached/);
     expect(failuresSection(input(rows))).not.toContain('| run |');
+  });
+});
+
+describe('which rows are thesis-like', () => {
+  it('uffd with UFFDIO_COPY is; with UFFDIO_CONTINUE or UFFDIO_MOVE it is a beyond row, labelled by its ioctl', () => {
+    const row = (install: string) => {
+      const r: Record<string, string | number> = { ...Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, 0])), run_id: 'r', status: 'ok', strategy: 'uffd', scenario: 'read-seq', source: 'remote', uffd_install: install, prefetch: 'none', app_threads: 1, message: '' };
+      return rowsFromCsv(`${Object.keys(r).join(',')}\n${Object.values(r).join(',')}\n`)[0];
+    };
+    expect(isThesisLike(row('copy'))).toBe(true);
+    expect(isThesisLike(row(''))).toBe(true);
+    for (const install of ['continue', 'move']) {
+      expect(isThesisLike(row(install)), install).toBe(false);
+      expect(policyLabel(row(install))).toBe(`uffd ${install.toUpperCase()} (remote), no prefetch`);
+    }
   });
 });
 

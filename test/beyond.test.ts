@@ -47,15 +47,29 @@ describe('every prefetch policy reads a real region and verifies it; each chunk 
         });
 });
 
-describe('uffd_install=continue (memfd, MINOR faults, UFFDIO_CONTINUE): every policy verifies', () => {
-  for (const source of ['local', 'remote'])
-    for (const prefetch of POLICIES)
-      it(`uffd continue ${source} prefetch=${prefetch}`, async () => {
-        const r = await run(`strategy=uffd uffd_install=continue region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random seed=4');
-        expect(r.verified).toBe(true);
-        expect(r.uffd_install).toBe('continue');
-        expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
-      });
+// continue: memfd, MINOR faults, UFFDIO_CONTINUE; move: a populated anonymous
+// mirror, UFFDIO_MOVE (Linux 6.8+; this kernel has it, and native/test checks
+// the refusal where it does not).
+describe('uffd_install=continue and =move: every policy verifies', () => {
+  for (const install of ['continue', 'move'])
+    for (const source of ['local', 'remote'])
+      for (const prefetch of POLICIES)
+        it(`uffd ${install} ${source} prefetch=${prefetch}`, async () => {
+          const r = await run(`strategy=uffd uffd_install=${install} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random seed=4');
+          expect(r.verified).toBe(true);
+          expect(r.uffd_install).toBe(install);
+          expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
+        });
+  it('bench --uffd-install move over the embedded chunk server verifies; with huge=hugetlb it is refused as usage', () => {
+    const ok = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--source', 'remote', '--chunk', '256KiB', '--region', '4MiB', '--json']);
+    expect(ok.status, ok.stderr).toBe(0);
+    const row = lastJson(ok.stdout);
+    expect(row.verified).toBe(true);
+    expect(row.uffd_install).toBe('move');
+    const bad = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--huge', 'hugetlb', '--chunk', '2MiB', '--region', '8MiB']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--uffd-install move moves small anonymous pages: use --huge none or thp/);
+  });
 });
 
 describe('background and criu fill the whole region while the application reads one chunk', () => {

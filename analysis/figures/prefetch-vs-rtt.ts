@@ -44,7 +44,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
   // Colour: the policy (the chunk size when a policy appears with several); line style: the strategy.
   const chunksOf = groupBy(sel, (r) => r.beyond!.prefetch);
   const policy = (r: RunRow) => (chunksOf.get(r.beyond!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes) ? `${r.beyond!.prefetch}, ${bytes(r.chunkBytes)} chunks` : r.beyond!.prefetch);
-  const strategy = (r: RunRow) => (r.beyond?.uffdInstall === 'continue' ? 'uffd (UFFDIO_CONTINUE)' : r.strategy);
+  const strategy = (r: RunRow) => (r.beyond?.uffdInstall === 'continue' || r.beyond?.uffdInstall === 'move' ? `uffd (UFFDIO_${r.beyond.uffdInstall.toUpperCase()})` : r.strategy);
   const stats = [...groupBy(sel, (r) => `${strategy(r)}\u0000${policy(r)}\u0000${r.rttMs}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
     return { series: policy(g[0]), strategy: strategy(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n, chunk: bytes(g[0].chunkBytes) };
@@ -71,8 +71,8 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
     title: 'policy',
     scale: { domain: [...ours, ...refSeries], range: [...ours.map(() => 'circle'), ...refSeries.map((t) => (t.includes('(upper bound)') ? 'triangle-down' : t.includes('(lower bound)') ? 'triangle-up' : 'diamond'))] },
   };
-  const strategies = ['uffd', 'uffd (UFFDIO_CONTINUE)', 'sigsegv'].filter((x) => stats.some((s) => s.strategy === x));
-  const dashes: Record<string, number[]> = { uffd: [1, 0], 'uffd (UFFDIO_CONTINUE)': [2, 2], sigsegv: [7, 3] };
+  const strategies = ['uffd', 'uffd (UFFDIO_CONTINUE)', 'uffd (UFFDIO_MOVE)', 'sigsegv'].filter((x) => stats.some((s) => s.strategy === x));
+  const dashes: Record<string, number[]> = { uffd: [1, 0], 'uffd (UFFDIO_CONTINUE)': [2, 2], 'uffd (UFFDIO_MOVE)': [4, 2, 1, 2], sigsegv: [7, 3] };
   const dash = { field: 'strategy', type: 'nominal' as const, title: 'strategy', scale: { domain: strategies, range: strategies.map((x) => dashes[x]) } };
   const x = { field: 'rtt', type: 'quantitative' as const, title: 'emulated round-trip time (ms)' };
   const yTitle = 'read throughput (MiB/s, log scale)';

@@ -115,7 +115,8 @@ int fl_migrate_dest(fl_region *r, const char *spec, char *out, size_t outlen);
  *   prefetch=none|ahead:N|adaptive[:N]|background|criu   [none] (native/src/prefetch.h)
  *   depth=N                  [16]   prefetch READs in flight (pipelined)
  *   pf_conns=N               [depth/16, 1..8] connections the prefetcher spreads them over
- *   uffd_install=copy|continue [copy] uffd: UFFDIO_COPY, or a memfd + MINOR faults + UFFDIO_CONTINUE (no copy)
+ *   uffd_install=copy|continue|move [copy] uffd: UFFDIO_COPY; a memfd + MINOR faults + UFFDIO_CONTINUE;
+ *                            or an anonymous mirror populated at setup whose pages UFFDIO_MOVE maps (Linux 6.8+)
  *   vma_span=N|auto          [1]    sigsegv: chunks a miss fetches and opens together (auto: fits vm.max_map_count)
  *   huge=none|thp|hugetlb    [none] pages behind the region (hugetlb: chunks of 2 MiB, needs vm.nr_hugepages)
  * and run keys: workload=read-zipf|read-sparse, zipf_s=F [1], touch_fraction=F [0.1],

@@ -36,13 +36,18 @@ struct fl_config {
     int pf_conns;      /* prefetch connections (0 = one per 16 requests of depth) */
     int vma_span;      /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
     char huge[16];     /* none, thp, hugetlb: page size behind the region */
-    bool uffd_continue; /* uffd: memfd + MINOR faults + UFFDIO_CONTINUE (no copy) instead of UFFDIO_COPY */
+    enum fl_uffd_install {
+        FL_INSTALL_COPY,     /* UFFDIO_COPY from a handler buffer (a second copy, pages allocated per fault) */
+        FL_INSTALL_CONTINUE, /* memfd + MINOR faults + UFFDIO_CONTINUE (no copy) */
+        FL_INSTALL_MOVE,     /* fetch into a populated anonymous mirror, UFFDIO_MOVE its pages in (no copy) */
+    } uffd_install;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (source_tcp.c), 0 = none */
 };
 
 /* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */
 int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen);
 const char *fl_cpus_name(enum fl_cpus c);
+const char *fl_uffd_install_name(enum fl_uffd_install i);
 
 /* ---- sources: where chunk contents come from ---------------------------
  * A source hands out connections; each fetching thread owns one, so fetches

@@ -418,7 +418,7 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
          r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
          (unsigned long long)pf.requests);
     fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
-         r->ops != &fl_strategy_uffd ? "none" : r->cfg.uffd_continue ? "continue" : "copy");
+         r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install));
     fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
          (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
          (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);

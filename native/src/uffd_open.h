@@ -10,6 +10,14 @@
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
+#ifndef UFFD_FEATURE_MOVE /* Linux 6.8 */
+#define UFFD_FEATURE_MOVE (1 << 16)
+struct uffdio_move {
+    uint64_t dst, src, len, mode;
+    int64_t move; /* out: bytes moved, or -errno */
+};
+#define UFFDIO_MOVE _IOWR(0xAA, 0x05, struct uffdio_move)
+#endif
 /* Returns a non-blocking userfaultfd and how it was obtained, or -1 with a message
  * naming each path tried and the remedies. */
 int fl_uffd_open(const char **how, char *err, size_t errlen);

@@ -107,6 +107,11 @@ const char *fl_cpus_name(enum fl_cpus c)
     return c == FL_CPUS_SAME ? "same" : c == FL_CPUS_SPLIT ? "split" : "free";
 }
 
+const char *fl_uffd_install_name(enum fl_uffd_install i)
+{
+    return i == FL_INSTALL_CONTINUE ? "continue" : i == FL_INSTALL_MOVE ? "move" : "copy";
+}
+
 /* Sizes: plain bytes or with KiB/MiB/GiB (also K/M/G). */
 static int parse_size(const char *v, uint64_t *out)
 {
@@ -206,8 +211,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
             cfg->pf_conns = (int)n;
         } else if (!strcmp(k, "vma_span") && (!strcmp(v, "auto") || !parse_int(v, 1, 1 << 20, &n))) {
             cfg->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
-        } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue"))) {
-            cfg->uffd_continue = !strcmp(v, "continue");
+        } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue") || !strcmp(v, "move"))) {
+            cfg->uffd_install = !strcmp(v, "copy") ? FL_INSTALL_COPY : !strcmp(v, "continue") ? FL_INSTALL_CONTINUE : FL_INSTALL_MOVE;
         } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
             strcpy(cfg->huge, v);
         } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
