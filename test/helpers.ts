@@ -12,3 +12,10 @@ export function faultlab(args: string[], env: Record<string, string> = {}, timeo
 export function lastJson(stdout: string): Record<string, unknown> {
   return JSON.parse(stdout.trim().split('\n').pop()!);
 }
+
+/** Whether this kernel offers UFFDIO_MOVE (Linux 6.8+), from `faultlab doctor`. */
+export function kernelHasUffdMove(): boolean {
+  const r = faultlab(['doctor', '--json']);
+  const api = (lastJson(r.stdout).uffd_api ?? {}) as { features?: string[] };
+  return (api.features ?? []).includes('MOVE');
+}
