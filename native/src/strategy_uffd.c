@@ -63,70 +63,42 @@ static int wake(struct uffd_state *s, uint64_t addr, uint64_t len)
     return ioctl(s->uffd, UFFDIO_WAKE, &w);
 }
 
-/* UFFDIO_COPY of len bytes to region offset off. A partial copy (EAGAIN) is
- * continued. Returns 0, 1 when part of the range was there already (EEXIST:
- * the waiters are woken), -1 with errno on failure. */
-static int copy_in(struct uffd_state *s, struct fl_region *r, uint64_t off, const uint8_t *src, uint64_t len)
+/* Install [off, off+len) with one of the installing ioctls: UFFDIO_COPY from
+ * src, UFFDIO_CONTINUE of the memfd's pages (already filled through the fill
+ * view) or UFFDIO_MOVE of the mirror's pages; each maps atomically and wakes
+ * the waiters. A partial install (EAGAIN) is continued. Returns 0, 1 when part
+ * of the range was there already (EEXIST: the waiters are woken), -1 with
+ * errno on failure. */
+static int install_as(struct uffd_state *s, struct fl_region *r, enum fl_uffd_install how, uint64_t off, const uint8_t *src, uint64_t len)
 {
     for (int tries = 0; len && tries < 1000; tries++) {
-        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)(r->base + off), .src = (uint64_t)(uintptr_t)src, .len = len};
-        if (!ioctl(s->uffd, UFFDIO_COPY, &c))
+        const uint64_t dst = (uint64_t)(uintptr_t)(r->base + off);
+        int64_t done;
+        int rc;
+        if (how == FL_INSTALL_CONTINUE) {
+            struct uffdio_continue c = {.range = {.start = dst, .len = len}};
+            rc = ioctl(s->uffd, UFFDIO_CONTINUE, &c);
+            done = c.mapped;
+        } else if (how == FL_INSTALL_MOVE) {
+            struct uffdio_move m = {.dst = dst, .src = (uint64_t)(uintptr_t)(s->fill_view + off), .len = len};
+            rc = ioctl(s->uffd, UFFDIO_MOVE, &m);
+            done = m.move;
+        } else {
+            struct uffdio_copy c = {.dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len};
+            rc = ioctl(s->uffd, UFFDIO_COPY, &c);
+            done = c.copy;
+        }
+        if (!rc)
             return 0;
         if (errno == EAGAIN) {
-            uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0;
-            off += done;
-            src += done;
-            len -= done;
+            uint64_t n = done > 0 ? (uint64_t)done : 0;
+            off += n;
+            src = src ? src + n : NULL;
+            len -= n;
             continue;
         }
         if (errno == EEXIST)
-            return wake(s, c.dst, len) ? -1 : 1;
-        return -1;
-    }
-    if (len)
-        errno = EAGAIN;
-    return len ? -1 : 0;
-}
-
-/* UFFDIO_CONTINUE: map the memfd's pages (already filled through the fill
- * view) at [off, off+len) and wake the waiters. Same returns as copy_in. */
-static int continue_in(struct uffd_state *s, struct fl_region *r, uint64_t off, uint64_t len)
-{
-    for (int tries = 0; len && tries < 1000; tries++) {
-        struct uffdio_continue c = {.range = {.start = (uint64_t)(uintptr_t)(r->base + off), .len = len}};
-        if (!ioctl(s->uffd, UFFDIO_CONTINUE, &c))
-            return 0;
-        if (errno == EAGAIN) {
-            uint64_t done = c.mapped > 0 ? (uint64_t)c.mapped : 0;
-            off += done;
-            len -= done;
-            continue;
-        }
-        if (errno == EEXIST)
-            return wake(s, c.range.start, len) ? -1 : 1;
-        return -1;
-    }
-    if (len)
-        errno = EAGAIN;
-    return len ? -1 : 0;
-}
-
-/* UFFDIO_MOVE: move the mirror's pages at [off, off+len) into the region and
- * wake the waiters. Same returns as copy_in. */
-static int move_in(struct uffd_state *s, struct fl_region *r, uint64_t off, uint64_t len)
-{
-    for (int tries = 0; len && tries < 1000; tries++) {
-        struct uffdio_move m = {.dst = (uint64_t)(uintptr_t)(r->base + off), .src = (uint64_t)(uintptr_t)(s->fill_view + off), .len = len};
-        if (!ioctl(s->uffd, UFFDIO_MOVE, &m))
-            return 0;
-        if (errno == EAGAIN) {
-            uint64_t done = m.move > 0 ? (uint64_t)m.move : 0;
-            off += done;
-            len -= done;
-            continue;
-        }
-        if (errno == EEXIST)
-            return wake(s, m.dst, len) ? -1 : 1;
+            return wake(s, dst, len) ? -1 : 1;
         return -1;
     }
     if (len)
@@ -137,11 +109,7 @@ static int move_in(struct uffd_state *s, struct fl_region *r, uint64_t off, uint
 /* Install [off, off+len) whose bytes are at src (copy) or in the fill view (continue, move). */
 static int install(struct uffd_state *s, struct fl_region *r, uint64_t off, const uint8_t *src, uint64_t len)
 {
-    switch (s->mode) {
-    case FL_INSTALL_CONTINUE: return continue_in(s, r, off, len);
-    case FL_INSTALL_MOVE: return move_in(s, r, off, len);
-    default: return copy_in(s, r, off, src, len);
-    }
+    return install_as(s, r, s->mode, off, src, len);
 }
 
 static const char *install_ioctl(const struct uffd_state *s)
@@ -155,7 +123,7 @@ static void unblock(struct uffd_state *s, struct fl_region *r, uint64_t off, uin
 {
     const uint64_t chunk = r->cfg.chunk_bytes;
     if (s->mode == FL_INSTALL_CONTINUE) {
-        if (continue_in(s, r, off, len) < 0)
+        if (install_as(s, r, FL_INSTALL_CONTINUE, off, NULL, len) < 0)
             wake(s, (uint64_t)(uintptr_t)(r->base + off), len); /* best effort: the run failed already */
         return;
     }
@@ -165,7 +133,7 @@ static void unblock(struct uffd_state *s, struct fl_region *r, uint64_t off, uin
             continue;
         if (errno == EEXIST)
             wake(s, z.range.start, chunk); /* best effort: the run failed already */
-        else if (copy_in(s, r, o, s->zero, chunk) < 0)
+        else if (install_as(s, r, FL_INSTALL_COPY, o, s->zero, chunk) < 0)
             wake(s, z.range.start, chunk);
     }
 }
