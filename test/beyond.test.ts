@@ -179,7 +179,7 @@ describe('the beyond matrix and its columns', () => {
   it('scenarios/beyond.json loads: every group, knobs passed through', () => {
     const m = loadMatrix('beyond');
     const groups = new Set(m.cells.map((c) => c.group));
-    for (const g of ['prefetch-vs-rtt', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit']) expect(groups.has(g), g).toBe(true);
+    for (const g of ['prefetch-vs-rtt', 'prefetch-vs-rtt-move', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit']) expect(groups.has(g), g).toBe(true);
     const c = m.cells.find((x) => x.group === 'prefetch-vs-rtt' && x.params.prefetch === 'criu')!;
     expect(c.params.depth).toBe(64);
     expect(m.cells.some((x) => x.params.vmaSpan === 'auto')).toBe(true);
