@@ -72,7 +72,7 @@ export function collectEnv(): EnvInfo {
     commit: projectCommit(),
     privileges: uid === 0 ? 'root' : `uid ${uid}`,
     uffd_path: String(doctor.uffd_path ?? 'unknown'),
-    uffd_features: (doctor.uffd_features as string[] | undefined) ?? [],
+    uffd_features: (doctor.uffd_api as { features?: string[] } | undefined)?.features ?? [], // empty where no userfaultfd could be opened
     doctor,
   };
 }

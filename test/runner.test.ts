@@ -49,6 +49,10 @@ describe('faultlab run', () => {
     expect(e.complete).toBe(true);
     expect(e.kernel).toBeTruthy();
     expect(col(t, 'kernel').every((k) => k === e.kernel)).toBe(true);
+    // The uffd features doctor found (MISSING at least, where userfaultfd opens, as in CI), in env.json and every row.
+    expect(e.uffd_features).toEqual(e.doctor.uffd_api.features);
+    expect(e.uffd_features).toContain('MISSING');
+    expect(col(t, 'uffd_features').every((f) => f === e.uffd_features.join('|'))).toBe(true);
   });
 
   it('--latency client-delay: remote cells hold the RTT in the C client (servers answer at once); rows and env.json say so', () => {
