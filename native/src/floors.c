@@ -480,51 +480,42 @@ static void jw_floor(struct fl_jbuf *w, const struct floor_res *f, bool first)
 }
 
 /* ---- spec ---------------------------------------------------------------------------------- */
+/* One key of a floors spec. */
+static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct floors_run *fr = ctx;
+    if (!strcmp(k, "pages")) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-' || n == 0 || n > FLOORS_MAX_PAGES) {
+            fl_errf(err, errlen, "floors spec: pages must be 1..%llu, got '%s'", (unsigned long long)FLOORS_MAX_PAGES, v);
+            return -1;
+        }
+        fr->pages = n;
+    } else if (!strcmp(k, "cpus")) {
+        if (!strcmp(v, "same"))
+            fr->cpus = FL_CPUS_SAME;
+        else if (!strcmp(v, "split"))
+            fr->cpus = FL_CPUS_SPLIT;
+        else if (!strcmp(v, "free"))
+            fr->cpus = FL_CPUS_FREE;
+        else {
+            fl_errf(err, errlen, "floors spec: cpus must be same, split or free, got '%s'", v);
+            return -1;
+        }
+    } else {
+        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus)", k);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_spec(const char *spec, struct floors_run *fr, char *err, size_t errlen)
 {
     fr->pages = 16384;
     fr->cpus = FL_CPUS_SAME;
-    char buf[256];
-    if (!spec)
-        spec = "";
-    if (strlen(spec) >= sizeof buf) {
-        fl_errf(err, errlen, "floors spec too long");
-        return -1;
-    }
-    strcpy(buf, spec);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq) {
-            fl_errf(err, errlen, "floors spec: expected key=value, got '%s'", tok);
-            return -1;
-        }
-        *eq = 0;
-        const char *k = tok, *v = eq + 1;
-        if (!strcmp(k, "pages")) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(v, &end, 10);
-            if (errno || end == v || *end || v[0] == '-' || n == 0 || n > FLOORS_MAX_PAGES) {
-                fl_errf(err, errlen, "floors spec: pages must be 1..%llu, got '%s'",
-                        (unsigned long long)FLOORS_MAX_PAGES, v);
-                return -1;
-            }
-            fr->pages = n;
-        } else if (!strcmp(k, "cpus")) {
-            if (!strcmp(v, "same")) fr->cpus = FL_CPUS_SAME;
-            else if (!strcmp(v, "split")) fr->cpus = FL_CPUS_SPLIT;
-            else if (!strcmp(v, "free")) fr->cpus = FL_CPUS_FREE;
-            else {
-                fl_errf(err, errlen, "floors spec: cpus must be same, split or free, got '%s'", v);
-                return -1;
-            }
-        } else {
-            fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus)", k);
-            return -1;
-        }
-    }
-    return 0;
+    return fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen);
 }
 
 int fl_floors(const char *spec, char *out, size_t outlen)

@@ -44,6 +44,14 @@ struct fl_config {
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (source_tcp.c), 0 = none */
 };
 
+/* Split a "key=value ..." spec into its pairs and hand each to `each` in order;
+ * a token without '=', a spec of 1024 bytes or more, or an error from `each`
+ * ends it. `what` names the spec in messages. Returns 0, or -1 with err set. */
+typedef int (*fl_spec_fn)(const char *key, const char *value, void *ctx, char *err, size_t errlen);
+int fl_spec_each(const char *spec, const char *what, fl_spec_fn each, void *ctx, char *err, size_t errlen);
+/* Append "key=value " to rest (the keys a command passes on to fl_config_parse). */
+int fl_spec_pass(char *rest, size_t restlen, const char *key, const char *value, char *err, size_t errlen);
+
 /* Parse "key=value ..." into cfg; unknown keys and bad values are errors. */
 int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen);
 const char *fl_cpus_name(enum fl_cpus c);

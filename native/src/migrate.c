@@ -36,54 +36,54 @@ struct mopts {
     int64_t out_fd, ready_fd, go_fd; /* cut-over signalling over pipes, -1: none */
 };
 
+struct mspec {
+    struct mopts *o;
+    char *rest; /* the region keys, for fl_config_parse */
+    size_t restlen;
+};
+
+/* One key of a migrate spec: a write option, a migrate key, or a region key passed on. */
+static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct mspec *p = ctx;
+    struct mopts *o = p->o;
+    int taken = 0;
+    if (fl_write_opts_take(k, v, &o->wo, &taken, err, errlen))
+        return -1;
+    if (taken)
+        return 0;
+    static const char *const nums[] = {"period_ms", "max_rounds", "converge_chunks", "intervals",
+                                       "bg_threads", "out_fd", "ready_fd", "go_fd"};
+    uint64_t *dst[] = {&o->period_ms, &o->max_rounds, &o->converge, &o->intervals, &o->bg_threads,
+                       (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd};
+    for (int i = 0; i < 8; i++) {
+        if (strcmp(k, nums[i]))
+            continue;
+        char *end;
+        *dst[i] = strtoull(v, &end, 10);
+        if (end == v || *end || v[0] == '-') {
+            fl_errf(err, errlen, "%s must be a whole number, got '%s'", k, v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(k, "tracker") && strlen(v) < sizeof o->tracker) {
+        strcpy(o->tracker, v);
+        return 0;
+    }
+    return fl_spec_pass(p->rest, p->restlen, k, v, err, errlen);
+}
+
 /* Take the migrate keys out of spec; the rest (region keys) goes to rest. */
 static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, char *err, size_t errlen)
 {
-    char buf[1024];
     *o = (struct mopts){.wo = {FL_PAT_HOT, 0.01, 4096}, .period_ms = 10, .max_rounds = 8, .converge = 0,
                         .intervals = 0, .bg_threads = 2, .out_fd = -1, .ready_fd = -1, .go_fd = -1};
     strcpy(o->tracker, "uffd-wp");
     rest[0] = 0;
-    if (strlen(spec ? spec : "") >= sizeof buf) {
-        fl_errf(err, errlen, "migrate spec too long");
+    struct mspec p = {.o = o, .rest = rest, .restlen = restlen};
+    if (fl_spec_each(spec, "migrate spec", migrate_key, &p, err, errlen))
         return -1;
-    }
-    strcpy(buf, spec ? spec : "");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
-        char *eq = strchr(tok, '=');
-        int taken = 0;
-        if (eq) {
-            *eq = 0;
-            if (fl_write_opts_take(tok, eq + 1, &o->wo, &taken, err, errlen))
-                return -1;
-            static const char *const nums[] = {"period_ms", "max_rounds", "converge_chunks", "intervals",
-                                               "bg_threads", "out_fd", "ready_fd", "go_fd"};
-            uint64_t *dst[] = {&o->period_ms, &o->max_rounds, &o->converge, &o->intervals, &o->bg_threads,
-                               (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd};
-            for (int i = 0; i < 8 && !taken; i++) {
-                if (strcmp(tok, nums[i]))
-                    continue;
-                char *end;
-                *dst[i] = strtoull(eq + 1, &end, 10);
-                if (end == eq + 1 || *end || eq[1] == '-') {
-                    fl_errf(err, errlen, "%s must be a whole number, got '%s'", tok, eq + 1);
-                    return -1;
-                }
-                taken = 1;
-            }
-            if (!taken && !strcmp(tok, "tracker") && strlen(eq + 1) < sizeof o->tracker) {
-                strcpy(o->tracker, eq + 1);
-                taken = 1;
-            }
-            if (!taken)
-                *eq = '=';
-        }
-        if (!taken && strlen(rest) + strlen(tok) + 2 < restlen) {
-            strcat(rest, tok);
-            strcat(rest, " ");
-        }
-    }
     if (o->bg_threads < 1 || o->bg_threads > 64 || o->max_rounds < 1) {
         fl_errf(err, errlen, "bg_threads must be 1 to 64 and max_rounds at least 1");
         return -1;

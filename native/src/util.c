@@ -143,6 +143,92 @@ static int parse_int(const char *v, long min, long max, long *out)
     return 0;
 }
 
+int fl_spec_each(const char *spec, const char *what, fl_spec_fn each, void *ctx, char *err, size_t errlen)
+{
+    char buf[1024];
+    if (!spec)
+        spec = "";
+    if (strlen(spec) >= sizeof buf) {
+        fl_errf(err, errlen, "%s too long", what);
+        return -1;
+    }
+    strcpy(buf, spec);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            fl_errf(err, errlen, "%s: expected key=value, got '%s'", what, tok);
+            return -1;
+        }
+        *eq = 0;
+        if (each(tok, eq + 1, ctx, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int fl_spec_pass(char *rest, size_t restlen, const char *key, const char *value, char *err, size_t errlen)
+{
+    size_t used = strlen(rest);
+    int n = snprintf(rest + used, restlen - used, "%s=%s ", key, value);
+    if (n < 0 || (size_t)n >= restlen - used) {
+        fl_errf(err, errlen, "spec too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* One key of a region spec. */
+static int config_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct fl_config *c = ctx;
+    long n;
+    uint64_t u;
+    if (!strcmp(k, "strategy") && strlen(v) < sizeof c->strategy) {
+        strcpy(c->strategy, v);
+    } else if (!strcmp(k, "source") && strlen(v) < sizeof c->source) {
+        strcpy(c->source, v);
+    } else if (!strcmp(k, "host") && strlen(v) < sizeof c->host) {
+        strcpy(c->host, v);
+    } else if (!strcmp(k, "disk_dir") && strlen(v) < sizeof c->disk_dir) {
+        strcpy(c->disk_dir, v);
+    } else if (!strcmp(k, "port") && !parse_int(v, 1, 65535, &n)) {
+        c->port = (int)n;
+    } else if (!strcmp(k, "region") && !parse_size(v, &u)) {
+        c->region_bytes = u;
+    } else if (!strcmp(k, "chunk") && !parse_size(v, &u)) {
+        c->chunk_bytes = u;
+    } else if (!strcmp(k, "seed") && !parse_size(v, &u)) {
+        c->seed = u;
+    } else if (!strcmp(k, "handler_threads") && !parse_int(v, 1, FL_MAX_HANDLERS, &n)) {
+        c->handler_threads = (int)n;
+    } else if (!strcmp(k, "fetch_timeout_ms") && !parse_int(v, 1, 3600000, &n)) {
+        c->fetch_timeout_ms = (int)n;
+    } else if (!strcmp(k, "corrupt") && !parse_size(v, &u) && u <= INT64_MAX) {
+        c->corrupt_offset = (int64_t)u;
+    } else if (!strcmp(k, "prefetch") && strlen(v) < sizeof c->prefetch) {
+        strcpy(c->prefetch, v); /* checked by the policy at region create */
+    } else if (!strcmp(k, "depth") && !parse_int(v, 1, 1024, &n)) {
+        c->depth = (int)n;
+    } else if (!strcmp(k, "pf_conns") && !parse_int(v, 1, 8, &n)) {
+        c->pf_conns = (int)n;
+    } else if (!strcmp(k, "vma_span") && (!strcmp(v, "auto") || !parse_int(v, 1, 1 << 20, &n))) {
+        c->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
+    } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue") || !strcmp(v, "move"))) {
+        c->uffd_install = !strcmp(v, "copy") ? FL_INSTALL_COPY : !strcmp(v, "continue") ? FL_INSTALL_CONTINUE : FL_INSTALL_MOVE;
+    } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
+        strcpy(c->huge, v);
+    } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
+        c->client_rtt_ns = u * 1000;
+    } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
+        c->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
+    } else {
+        fl_errf(err, errlen, "bad value for '%s': '%s'", k, v);
+        return -1;
+    }
+    return 0;
+}
+
 int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -162,68 +248,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
     cfg->vma_span = 1;
     strcpy(cfg->huge, "none");
 
-    char buf[1024];
-    if (!spec)
-        spec = "";
-    if (strlen(spec) >= sizeof buf) {
-        fl_errf(err, errlen, "spec too long");
+    if (fl_spec_each(spec, "spec", config_key, cfg, err, errlen))
         return -1;
-    }
-    strcpy(buf, spec);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq) {
-            fl_errf(err, errlen, "expected key=value, got '%s'", tok);
-            return -1;
-        }
-        *eq = 0;
-        const char *k = tok, *v = eq + 1;
-        long n;
-        uint64_t u;
-        if (!strcmp(k, "strategy") && strlen(v) < sizeof cfg->strategy) {
-            strcpy(cfg->strategy, v);
-        } else if (!strcmp(k, "source") && strlen(v) < sizeof cfg->source) {
-            strcpy(cfg->source, v);
-        } else if (!strcmp(k, "host") && strlen(v) < sizeof cfg->host) {
-            strcpy(cfg->host, v);
-        } else if (!strcmp(k, "disk_dir") && strlen(v) < sizeof cfg->disk_dir) {
-            strcpy(cfg->disk_dir, v);
-        } else if (!strcmp(k, "port") && !parse_int(v, 1, 65535, &n)) {
-            cfg->port = (int)n;
-        } else if (!strcmp(k, "region") && !parse_size(v, &u)) {
-            cfg->region_bytes = u;
-        } else if (!strcmp(k, "chunk") && !parse_size(v, &u)) {
-            cfg->chunk_bytes = u;
-        } else if (!strcmp(k, "seed") && !parse_size(v, &u)) {
-            cfg->seed = u;
-        } else if (!strcmp(k, "handler_threads") && !parse_int(v, 1, FL_MAX_HANDLERS, &n)) {
-            cfg->handler_threads = (int)n;
-        } else if (!strcmp(k, "fetch_timeout_ms") && !parse_int(v, 1, 3600000, &n)) {
-            cfg->fetch_timeout_ms = (int)n;
-        } else if (!strcmp(k, "corrupt") && !parse_size(v, &u) && u <= INT64_MAX) {
-            cfg->corrupt_offset = (int64_t)u;
-        } else if (!strcmp(k, "prefetch") && strlen(v) < sizeof cfg->prefetch) {
-            strcpy(cfg->prefetch, v); /* checked by the policy at region create */
-        } else if (!strcmp(k, "depth") && !parse_int(v, 1, 1024, &n)) {
-            cfg->depth = (int)n;
-        } else if (!strcmp(k, "pf_conns") && !parse_int(v, 1, 8, &n)) {
-            cfg->pf_conns = (int)n;
-        } else if (!strcmp(k, "vma_span") && (!strcmp(v, "auto") || !parse_int(v, 1, 1 << 20, &n))) {
-            cfg->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
-        } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue") || !strcmp(v, "move"))) {
-            cfg->uffd_install = !strcmp(v, "copy") ? FL_INSTALL_COPY : !strcmp(v, "continue") ? FL_INSTALL_CONTINUE : FL_INSTALL_MOVE;
-        } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
-            strcpy(cfg->huge, v);
-        } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
-            cfg->client_rtt_ns = u * 1000;
-        } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
-            cfg->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
-        } else {
-            fl_errf(err, errlen, "bad value for '%s': '%s'", k, v);
-            return -1;
-        }
-    }
     long page = sysconf(_SC_PAGESIZE);
     if (cfg->chunk_bytes == 0 || cfg->chunk_bytes % (uint64_t)page) {
         fl_errf(err, errlen, "chunk %llu bytes is not a multiple of the page size (%ld bytes)",

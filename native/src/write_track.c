@@ -44,50 +44,47 @@ struct wt {
     int64_t injected; /* offset of the untracked write, -1 none */
 };
 
+struct wt_spec {
+    struct wt *t;
+    char rest[1024]; /* the region keys, for fl_config_parse */
+};
+
+/* One key of a write-track spec: a write option, a write-track key, or a region key passed on. */
+static int wt_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct wt_spec *p = ctx;
+    struct wt *t = p->t;
+    int taken = 0;
+    if (fl_write_opts_take(k, v, &t->wo, &taken, err, errlen))
+        return -1;
+    if (taken)
+        return 0;
+    if (!strcmp(k, "tracker") && strlen(v) < sizeof t->tracker) {
+        strcpy(t->tracker, v);
+    } else if (!strcmp(k, "intervals")) {
+        char *end;
+        t->intervals = strtoull(v, &end, 10);
+        if (end == v || *end || t->intervals < 1 || t->intervals > 100000) {
+            fl_errf(err, errlen, "intervals must be 1 to 100000, got '%s'", v);
+            return -1;
+        }
+    } else if (!strcmp(k, "inject_untracked")) {
+        t->inject = !strcmp(v, "1");
+    } else {
+        return fl_spec_pass(p->rest, sizeof p->rest, k, v, err, errlen);
+    }
+    return 0;
+}
+
 static int parse(struct wt *t, const char *spec, char *err, size_t errlen)
 {
-    char buf[1024], rest[1024] = "";
+    struct wt_spec p = {.t = t};
     snprintf(t->tracker, sizeof t->tracker, "uffd-wp");
     t->intervals = 4;
     t->wo = (struct fl_write_opts){FL_PAT_RANDOM, 0.05, 4096};
-    if (strlen(spec ? spec : "") >= sizeof buf) {
-        fl_errf(err, errlen, "write-track spec too long");
+    if (fl_spec_each(spec, "write-track spec", wt_key, &p, err, errlen))
         return -1;
-    }
-    strcpy(buf, spec ? spec : "");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
-        char *eq = strchr(tok, '=');
-        int taken = 0;
-        if (eq) {
-            *eq = 0;
-            if (fl_write_opts_take(tok, eq + 1, &t->wo, &taken, err, errlen))
-                return -1;
-            char *end;
-            if (taken) {
-            } else if (!strcmp(tok, "tracker") && strlen(eq + 1) < sizeof t->tracker) {
-                strcpy(t->tracker, eq + 1);
-                taken = 1;
-            } else if (!strcmp(tok, "intervals")) {
-                t->intervals = strtoull(eq + 1, &end, 10);
-                if (end == eq + 1 || *end || t->intervals < 1 || t->intervals > 100000) {
-                    fl_errf(err, errlen, "intervals must be 1 to 100000, got '%s'", eq + 1);
-                    return -1;
-                }
-                taken = 1;
-            } else if (!strcmp(tok, "inject_untracked")) {
-                t->inject = !strcmp(eq + 1, "1");
-                taken = 1;
-            }
-            if (!taken)
-                *eq = '=';
-        }
-        if (!taken && strlen(rest) + strlen(tok) + 2 < sizeof rest) {
-            strcat(rest, tok);
-            strcat(rest, " ");
-        }
-    }
-    return fl_config_parse(rest, &t->cfg, err, errlen);
+    return fl_config_parse(p.rest, &t->cfg, err, errlen);
 }
 
 /* Anonymous private memory, or (inject) a memfd mapped twice; contents
