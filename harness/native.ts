@@ -176,6 +176,16 @@ export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeout
   return pingStats(r, pings);
 }
 
+/** The same probe, also returning each round trip's CLOCK_MONOTONIC send and receive times (ns; at most 4096 pings). */
+export async function rttTraceNative(t: ProbeTarget, pings: number, fetchTimeoutMs = 5000) {
+  const r = await transportNative(
+    `op=ping trace=1 requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
+      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`,
+  );
+  const ns = (k: string) => (r[k] as number[]).map((x) => BigInt(x));
+  return { ...pingStats(r, pings), sentNs: ns('sent_ns'), receivedNs: ns('received_ns') };
+}
+
 /** fl_transport op=ping's quantiles in ms. */
 function pingStats(r: Record<string, unknown>, samples: number) {
   const ms = (k: string) => (r[k] as number) / 1e6;

@@ -4,7 +4,8 @@ import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient, measureRtt } from '../harness/server/rtt-probe.js';
 import { Op, Status, encodeRequest } from '../harness/server/protocol.js';
 import { OrderedDelayQueue, PreciseTimer, nowNs } from '../harness/server/latency.js';
-import { rttProbeNative } from '../harness/native.js';
+import { rttProbeNative, rttTraceNative } from '../harness/native.js';
+import { breakdown } from '../harness/commands/calibrate.js';
 
 const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
 // On this kind of VM a round trip through the Node.js server after a few ms of
@@ -109,6 +110,36 @@ describe('emulated RTT', () => {
       expect(m.minMs).toBeGreaterThanOrEqual(rtt);
       expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt));
     }
+  });
+
+  it('traced PINGs line up on one clock: sent < read by the server; answer written and received no earlier than read + RTT; in order', async () => {
+    const rtt = 2;
+    const s = await ChunkServer.start({ regionBytes: 1 << 20, seed: 3, rttMs: rtt, trace: true });
+    servers.push(s);
+    const n = 20;
+    const c = await rttTraceNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
+    const pings = s.trace().filter((t) => t.op === Op.PING).slice(-n);
+    expect(pings.length).toBe(n);
+    expect(c.sentNs.length).toBe(n);
+    const rttNs = BigInt(rtt * 1e6);
+    for (let i = 0; i < n; i++) {
+      expect(c.sentNs[i] < pings[i].receivedNs, `ping ${i}: sent before the server read it`).toBe(true);
+      expect(pings[i].deadlineNs).toBe(pings[i].receivedNs + rttNs);
+      expect(pings[i].writtenNs >= pings[i].deadlineNs, `ping ${i}: written at or after its deadline`).toBe(true);
+      expect(c.receivedNs[i] >= pings[i].deadlineNs, `ping ${i}: received no earlier than read + RTT`).toBe(true);
+      if (i) expect(pings[i].receivedNs > c.receivedNs[i - 1], `ping ${i}: sent after the previous answer`).toBe(true);
+    }
+  });
+
+  it('calibrate --breakdown: the parts of a 2 ms round trip, never early', async () => {
+    const rows = await breakdown([2], 15);
+    expect(rows.map((r) => r.configuredMs)).toEqual([0, 2]);
+    for (const r of rows) {
+      expect(r.toServerUs).toBeGreaterThan(0);
+      expect(r.serverLateUs).toBeGreaterThanOrEqual(0);
+      expect(r.excessUs).toBeGreaterThan(0);
+    }
+    console.log(JSON.stringify(rows));
   });
 
   it('the C probe refuses a server whose region does not match, naming both sizes', async () => {

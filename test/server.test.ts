@@ -16,6 +16,7 @@ import {
   encodeRequest,
 } from '../harness/server/protocol.js';
 import { fill } from '../harness/native.js';
+import { faultlab } from './helpers.js';
 
 const REGION = 1 << 20;
 const SEED = 7;
@@ -317,5 +318,16 @@ describe('serve and calibrate arguments', () => {
     expect(() => parseRttList('')).toThrow(/at least one/);
     expect(acceptanceBoundMs(1)).toBe(0.05);
     expect(acceptanceBoundMs(40)).toBeCloseTo(0.8);
+  });
+
+  it('calibrate --breakdown refuses more samples than it traces; a PING trace is only for op=ping, at most 4096', async () => {
+    const r = faultlab(['calibrate', '--breakdown', '--samples', '5000']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--breakdown traces at most 4096 --samples/);
+    const { transportNative } = await import('../harness/native.js');
+    await expect(transportNative('op=read trace=1 source=tcp port=1')).rejects.toThrow(/trace=1 is for op=ping with at most 4096 requests/);
+    await expect(transportNative('op=ping trace=1 requests=5000 source=tcp port=1')).rejects.toThrow(/at most 4096/);
+    await expect(transportNative('op=ping trace=2 source=tcp port=1')).rejects.toThrow(/trace must be 0 or 1, not '2'/);
+    await expect(transportNative('requests=5x source=tcp port=1')).rejects.toThrow(/requests must be 1 to 100000000, got '5x'/);
   });
 });

@@ -12,7 +12,8 @@
 // a reader can tell the chunk server's share of an error from the machine's.
 import type { CommandModule } from 'yargs';
 import { ChunkServer } from '../server/chunk-server.js';
-import { rttControlNative, rttProbeNative } from '../native.js';
+import { rttControlNative, rttProbeNative, rttTraceNative } from '../native.js';
+import { Op } from '../server/protocol.js';
 import { UsageError } from '../errors.js';
 
 export const LATENCY_MODES = ['server-delay', 'client-delay'] as const;
@@ -124,6 +125,60 @@ function printTable(cal: Calibration): void {
   if (!cal.pass['server-delay'] && cal.pass['client-delay']) console.log('use --latency client-delay for RTTs within the bound on this machine');
 }
 
+/** Where a server-delay round trip's time goes, per RTT: medians over the PINGs, us. */
+export interface BreakdownRow {
+  configuredMs: number;
+  /** client send -> the server's 'data' handler (the delay counts from there) */
+  toServerUs: number;
+  /** deadline -> the answer's write returned */
+  serverLateUs: number;
+  /** write returned -> client received (negative: the client had it before the write returned) */
+  toClientUs: number;
+  /** client received - client sent - configured */
+  excessUs: number;
+  samples: number;
+}
+
+const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/**
+ * Each PING timed on both sides with one clock (CLOCK_MONOTONIC: the C client's
+ * send and receive, the chunk server's 'data' handler and write), so the excess
+ * of a server-delay round trip splits into the way to the server, the server's
+ * own lateness and the way back.
+ */
+export async function breakdown(rtts: number[], samples: number): Promise<BreakdownRow[]> {
+  const rows: BreakdownRow[] = [];
+  for (const rtt of [0, ...rtts.filter((r) => r !== 0)]) {
+    const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: rtt, trace: true });
+    try {
+      const c = await rttTraceNative({ host: server.host, port: server.port, regionBytes: REGION, seed: SEED }, samples);
+      const pings = server.trace().filter((t) => t.op === Op.PING).slice(-samples); // the probe's, after its warm-up
+      if (pings.length !== samples) throw new Error(`calibrate --breakdown: the server traced ${pings.length} of ${samples} PINGs`);
+      const us = (a: bigint, b: bigint) => Number(b - a) / 1000;
+      rows.push({
+        configuredMs: rtt,
+        toServerUs: medianOf(pings.map((p, i) => us(c.sentNs[i], p.receivedNs))),
+        serverLateUs: medianOf(pings.map((p) => us(p.deadlineNs, p.writtenNs))),
+        toClientUs: medianOf(pings.map((p, i) => us(p.writtenNs, c.receivedNs[i]))),
+        excessUs: medianOf(pings.map((_, i) => us(c.sentNs[i], c.receivedNs[i]) - rtt * 1000)),
+        samples,
+      });
+    } finally {
+      await server.close();
+    }
+  }
+  return rows;
+}
+
+function printBreakdown(rows: BreakdownRow[]): void {
+  console.log('\nserver-delay, where the time goes (medians, us; one clock on both sides): to server = client send -> the chunk server reads the request;');
+  console.log('server late = deadline -> its write returned; to client = write returned -> client received (< 0: received before the write returned); excess = round trip - configured');
+  const head = ['configured_ms', 'to_server_us', 'server_late_us', 'to_client_us', 'excess_us'];
+  console.log(head.map((h) => h.padStart(15)).join(''));
+  for (const r of rows) console.log([String(r.configuredMs), ...[r.toServerUs, r.serverLateUs, r.toClientUs, r.excessUs].map((x) => x.toFixed(0))].map((x) => x.padStart(15)).join(''));
+}
+
 export function parseRttList(text: string): number[] {
   const out = String(text)
     .split(',')
@@ -145,14 +200,20 @@ export const calibrateCommand: CommandModule = {
     y
       .option('rtt', { type: 'string', default: '0.5,1,2,5,10,20,40', describe: 'RTTs to check, ms, comma separated' })
       .option('samples', { type: 'number', default: 100, describe: 'PING round trips per RTT and mode' })
+      .option('breakdown', { type: 'boolean', default: false, describe: 'also split each server-delay round trip: to the server, its lateness, back (one clock on both sides)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
   handler: async (a) => {
     const rtts = parseRttList(a.rtt as string);
     const samples = a.samples as number;
     if (!Number.isInteger(samples) || samples < 1 || samples > 100_000) throw new UsageError('--samples must be a whole number from 1 to 100000');
+    if (a.breakdown && samples > 4096) throw new UsageError('--breakdown traces at most 4096 --samples');
     const cal = await calibrate(rtts, samples);
-    if (a.json) console.log(JSON.stringify(cal));
-    else printTable(cal);
+    const split = a.breakdown ? await breakdown(rtts, samples) : undefined;
+    if (a.json) console.log(JSON.stringify(split ? { ...cal, breakdown: split } : cal));
+    else {
+      printTable(cal);
+      if (split) printBreakdown(split);
+    }
     // Exit 1 when no latency mode meets the bound everywhere.
     if (!Object.values(cal.pass).some(Boolean)) process.exitCode = 1;
   },

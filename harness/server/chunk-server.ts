@@ -39,6 +39,18 @@ export interface ChunkServerOptions {
   timer?: PreciseTimer;
   /** Where warnings go (default stderr). */
   warn?: (line: string) => void;
+  /** Keep each answer's timestamps (the last 4096), for trace(). */
+  trace?: boolean;
+}
+
+/** One answered request's CLOCK_MONOTONIC times (ns), as the event loop saw them. */
+export interface RequestTrace {
+  op: number;
+  /** Its bytes reached the 'data' handler (the delay counts from here). */
+  receivedNs: bigint;
+  deadlineNs: bigint;
+  /** The write of its answer returned. */
+  writtenNs: bigint;
 }
 
 export interface ChunkServerCounters {
@@ -64,6 +76,7 @@ interface Queued {
   req: ParsedRequest;
   deadline: bigint;
 }
+const TRACE_ENTRIES = 4096;
 
 export class ChunkServer {
   readonly host: string;
@@ -86,8 +99,9 @@ export class ChunkServer {
 
   private readonly counts: ChunkServerCounters = { requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0, connections: 0 };
   private readonly sockets = new Set<net.Socket>();
-  private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of release - deadline, us
+  private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of write returned - deadline, us
   private lateCount = 0;
+  private readonly traced: RequestTrace[] | null;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -97,6 +111,7 @@ export class ChunkServer {
     private readonly timer: PreciseTimer,
   ) {
     const addr = server.address() as net.AddressInfo;
+    this.traced = opts.trace ? [] : null;
     this.host = addr.address;
     this.port = addr.port;
     this.contents = region;
@@ -195,13 +210,21 @@ export class ChunkServer {
     return { p50Us: q(0.5), p95Us: q(0.95), maxUs: n ? v[n - 1] : NaN, samples: n };
   }
 
+  /** With the trace option: the last answers' timestamps, oldest first. */
+  trace(): RequestTrace[] {
+    return [...(this.traced ?? [])];
+  }
+
   /** Forget lateness samples (e.g. after a warm-up). */
   resetLateness(): void {
     this.lateCount = 0;
   }
 
-  private recordLateness(deadline: bigint): void {
-    this.late[this.lateCount++ % LATENESS_SAMPLES] = Number(nowNs() - deadline) / 1000;
+  private recordAnswer({ req, deadline }: Queued, written: bigint, delayNs: bigint): void {
+    this.late[this.lateCount++ % LATENESS_SAMPLES] = Number(written - deadline) / 1000;
+    if (!this.traced) return;
+    if (this.traced.length === TRACE_ENTRIES) this.traced.shift();
+    this.traced.push({ op: req.op, receivedNs: deadline - delayNs, deadlineNs: deadline, writtenNs: written });
   }
 
   /** Stop listening, drop every connection (pending answers are discarded). */
@@ -229,7 +252,7 @@ export class ChunkServer {
     let paused = false;
     let clientEnded = false;
     let corked = false;
-    const releasedDeadlines: bigint[] = [];
+    const released: Queued[] = [];
 
     const updateFlow = () => {
       const full = queuedBytes > MAX_QUEUED_BYTES || queue.length > MAX_QUEUED_REQUESTS || sock.writableLength > MAX_UNSENT_BYTES;
@@ -244,7 +267,7 @@ export class ChunkServer {
 
     const queue = new OrderedDelayQueue<Queued>(({ req, deadline }) => {
       if (sock.destroyed || !sock.writable) return false;
-      releasedDeadlines.push(deadline);
+      released.push({ req, deadline });
       if (!corked) {
         // Answers released in the same tick (pipelined requests due together)
         // leave in one write.
@@ -256,8 +279,9 @@ export class ChunkServer {
           // Lateness counts until the write has returned (on loopback: the
           // answer is in the client's socket), so the event loop's own path
           // after the deadline is part of it.
-          for (const d of releasedDeadlines) this.recordLateness(d);
-          releasedDeadlines.length = 0;
+          const written = nowNs();
+          for (const q of released) this.recordAnswer(q, written, delayNs);
+          released.length = 0;
           updateFlow();
         });
       }

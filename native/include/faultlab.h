@@ -71,7 +71,9 @@ int fl_floors(const char *spec, char *out, size_t outlen);
  * alone (no faults), in order over the region, each timed; bytes verified.
  * Spec: the region keys host, port, region, seed, chunk, cpus, fetch_timeout_ms,
  * plus requests=N and op=read|ping [read]; op=ping times empty round trips
- * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them). */
+ * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them);
+ * with trace=1 (op=ping, at most 4096 requests) also sent_ns and received_ns,
+ * each round trip's CLOCK_MONOTONIC send and receive times. */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
 /* The platform's share of an RTT error: PINGs from the tcp source to a minimal

@@ -2,14 +2,20 @@
  * timed with the same clock, so per-fault cost splits into transport + handling. */
 #include "internal.h"
 
+#include "jbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define TRACE_MAX 4096 /* round trips a trace lists */
+
 struct transport_args {
     struct fl_config cfg;
     uint64_t requests;
-    int ping; /* op=ping: empty round trips (the RTT probe), not READs */
+    int ping;  /* op=ping: empty round trips (the RTT probe), not READs */
+    int trace; /* op=ping trace=1: each round trip's send and receive times too */
+    char rest[1024]; /* the region keys, for fl_config_parse */
     char *out;
     size_t outlen;
     int rc;
@@ -22,6 +28,7 @@ static void *transport_main(void *arg)
     char err[FL_ERR_LEN];
     struct fl_conn *conn = NULL;
     uint8_t *buf = NULL;
+    uint64_t *sent = NULL, *received = NULL; /* trace=1 */
     struct fl_samples s = {0};
     a->rc = -1;
     fl_pin_cpu(fl_cpu_for(cfg->cpus, false));
@@ -40,6 +47,10 @@ static void *transport_main(void *arg)
         goto out;
     }
     uint64_t nchunks = cfg->region_bytes / cfg->chunk_bytes, bad = 0, total = 0;
+    if (a->trace && (!(sent = calloc(a->requests, sizeof *sent)) || !(received = calloc(a->requests, sizeof *received)))) {
+        fl_errf(a->out, a->outlen, "out of memory");
+        goto out;
+    }
     if (a->ping) {
         /* The RTT probe: what the tcp source itself waits per round trip, after a
          * short warm-up (the first exchanges on a fresh connection are slower). */
@@ -57,14 +68,31 @@ static void *transport_main(void *arg)
             }
             total += dt;
             fl_samples_add(&s, dt);
+            if (received) { /* CLOCK_MONOTONIC, as the chunk server's clock: the two sides line up */
+                received[i] = fl_now();
+                sent[i] = received[i] - dt;
+            }
         }
-        snprintf(a->out, a->outlen,
-                 "{\"op\":\"ping\",\"n\":%llu,\"p50_ns\":%llu,\"p5_ns\":%llu,\"p95_ns\":%llu,\"min_ns\":%llu,"
-                 "\"max_ns\":%llu,\"mean_ns\":%.1f}",
-                 (unsigned long long)a->requests, (unsigned long long)fl_samples_quantile(&s, 0.5),
-                 (unsigned long long)fl_samples_quantile(&s, 0.05), (unsigned long long)fl_samples_quantile(&s, 0.95),
-                 (unsigned long long)fl_samples_quantile(&s, 0.0), (unsigned long long)fl_samples_quantile(&s, 1.0),
-                 (double)total / (double)a->requests);
+        struct fl_jbuf j = {.p = a->out, .len = a->outlen};
+        fl_jput(&j,
+                "{\"op\":\"ping\",\"n\":%llu,\"p50_ns\":%llu,\"p5_ns\":%llu,\"p95_ns\":%llu,\"min_ns\":%llu,"
+                "\"max_ns\":%llu,\"mean_ns\":%.1f",
+                (unsigned long long)a->requests, (unsigned long long)fl_samples_quantile(&s, 0.5),
+                (unsigned long long)fl_samples_quantile(&s, 0.05), (unsigned long long)fl_samples_quantile(&s, 0.95),
+                (unsigned long long)fl_samples_quantile(&s, 0.0), (unsigned long long)fl_samples_quantile(&s, 1.0),
+                (double)total / (double)a->requests);
+        for (int k = 0; received && k < 2; k++) {
+            const uint64_t *v = k ? received : sent;
+            fl_jput(&j, ",\"%s_ns\":[", k ? "received" : "sent");
+            for (uint64_t i = 0; i < a->requests; i++)
+                fl_jput(&j, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
+            fl_jput(&j, "]");
+        }
+        fl_jput(&j, "}");
+        if (fl_jfull(&j)) {
+            fl_errf(a->out, a->outlen, "ping: output buffer too small (%zu bytes, need %zu)", a->outlen, j.used + 1);
+            goto out;
+        }
         a->rc = 0;
         goto out;
     }
@@ -91,6 +119,8 @@ static void *transport_main(void *arg)
     a->rc = 0;
 out:
     fl_samples_free(&s);
+    free(sent);
+    free(received);
     free(buf);
     if (conn)
         src->ops->disconnect(conn);
@@ -98,32 +128,45 @@ out:
     return NULL;
 }
 
+/* One key of a transport spec: requests, op, trace, or a region key passed on. */
+static int transport_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct transport_args *a = ctx;
+    char *end;
+    if (!strcmp(k, "requests")) {
+        a->requests = strtoull(v, &end, 10);
+        if (end == v || *end || v[0] == '-' || a->requests < 1 || a->requests > 100000000) {
+            fl_errf(err, errlen, "requests must be 1 to 100000000, got '%s'", v);
+            return -1;
+        }
+    } else if (!strcmp(k, "op")) {
+        if (strcmp(v, "read") && strcmp(v, "ping")) {
+            fl_errf(err, errlen, "op must be read or ping, not '%s'", v);
+            return -1;
+        }
+        a->ping = !strcmp(v, "ping");
+    } else if (!strcmp(k, "trace")) {
+        if (strcmp(v, "0") && strcmp(v, "1")) {
+            fl_errf(err, errlen, "trace must be 0 or 1, not '%s'", v);
+            return -1;
+        }
+        a->trace = !strcmp(v, "1");
+    } else {
+        return fl_spec_pass(a->rest, sizeof a->rest, k, v, err, errlen);
+    }
+    return 0;
+}
+
 int fl_transport(const char *spec, char *out, size_t outlen)
 {
     struct transport_args a = {.out = out, .outlen = outlen, .requests = 1000};
-    char rest[1024] = "", buf[1024];
-    snprintf(buf, sizeof buf, "%s", spec ? spec : "");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (!strncmp(tok, "requests=", 9)) {
-            a.requests = strtoull(tok + 9, NULL, 10);
-        } else if (!strcmp(tok, "op=ping")) {
-            a.ping = 1;
-        } else if (!strcmp(tok, "op=read")) {
-            a.ping = 0;
-        } else if (!strncmp(tok, "op=", 3)) {
-            fl_errf(out, outlen, "op must be read or ping, not '%s'", tok + 3);
-            return -1;
-        } else {
-            strncat(rest, tok, sizeof rest - strlen(rest) - 2);
-            strcat(rest, " ");
-        }
-    }
-    if (a.requests == 0) {
-        fl_errf(out, outlen, "requests must be at least 1");
+    if (fl_spec_each(spec, "transport spec", transport_key, &a, out, outlen))
+        return -1;
+    if (a.trace && (!a.ping || a.requests > TRACE_MAX)) {
+        fl_errf(out, outlen, "trace=1 is for op=ping with at most %d requests", TRACE_MAX);
         return -1;
     }
-    if (fl_config_parse(rest, &a.cfg, out, outlen))
+    if (fl_config_parse(a.rest, &a.cfg, out, outlen))
         return -1;
     pthread_t t;
     if (pthread_create(&t, NULL, transport_main, &a)) {
