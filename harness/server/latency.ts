@@ -22,19 +22,17 @@
 // (native = sleepUntilNsAsync to the deadline: timer slack plus the threadpool
 // hand-off make it ~0.1 ms late.) `hybrid` is the default; `spin` and `timer`
 // stay for measurements. The timer is not what limits the server's precision
-// end to end. Per-request timestamps (C client's send and receive, the server's
-// 'data' handler, release and write, all CLOCK_MONOTONIC; 60 PINGs, medians)
-// put the time in the event loop's own path, which runs cold after ms of quiet
-// on this VM (memory untouched for 10 ms costs ~80 ns a page to touch again
-// here, against ~10 when warm), even with the loop kept spinning:
-//   RTT     client send -> 'data'   deadline -> write returned   C server: send -> read, write -> client has it
-//   0          42-59 us                 57-73 us                   10 us, 10 us
-//   2 ms       85-150 us               135-180 us                  18 us, 54 us
-//   10 ms     165-185 us               290-370 us                  20 us, 113 us
-// (A self ping-pong every 50-200 us to keep that path warm cut 10 ms by a
-// third and made 0 and 2 ms worse; it is not used.)
-// ChunkServer.lateness() times each answer when its write has returned;
-// `faultlab calibrate` sets it beside the error a client sees and the C control.
+// end to end: `faultlab calibrate --breakdown` times each PING on both sides
+// with one clock and puts the time in the event loop's own path, which runs
+// cold after ms of quiet on this VM, even with the loop kept spinning (medians,
+// us, on the 2-core VM):
+//   RTT     client send -> server reads   deadline -> write returned
+//   0             58                            68
+//   2 ms         128                           163
+//   10 ms        155                           248
+// against 20 and ~50-110 us for a C server thread (rtt_control.c). A self
+// ping-pong every 50-200 us to keep that path warm cut 10 ms by a third and
+// made 0 and 2 ms worse; it is not used.
 import { sleepUntilNsAsync } from '../native.js';
 
 /** CLOCK_MONOTONIC in ns: the same clock as the C side's fl_now(). */
