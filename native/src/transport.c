@@ -1,7 +1,6 @@
 /* The transport floor: what the tcp source costs with no page fault around it,
  * timed with the same clock, so per-fault cost splits into transport + handling. */
 #include "internal.h"
-
 #include "jbuf.h"
 
 #include <stdio.h>
