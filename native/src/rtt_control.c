@@ -87,22 +87,36 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+struct control_spec {
+    uint64_t rtt_us, pings;
+};
+
+static int control_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct control_spec *c = ctx;
+    char *end;
+    uint64_t n = strtoull(v, &end, 10);
+    if (end == v || *end || v[0] == '-') {
+        fl_errf(err, errlen, "rtt control: %s must be a whole number, got '%s'", k, v);
+        return -1;
+    }
+    if (!strcmp(k, "rtt_us"))
+        c->rtt_us = n;
+    else if (!strcmp(k, "pings"))
+        c->pings = n;
+    else {
+        fl_errf(err, errlen, "rtt control: unknown key '%s' (rtt_us=N pings=N)", k);
+        return -1;
+    }
+    return 0;
+}
+
 int fl_rtt_control(const char *spec, char *out, size_t outlen)
 {
-    uint64_t rtt_us = 0, pings = 100;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec ? spec : "");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (!strncmp(tok, "rtt_us=", 7))
-            rtt_us = strtoull(tok + 7, NULL, 10);
-        else if (!strncmp(tok, "pings=", 6))
-            pings = strtoull(tok + 6, NULL, 10);
-        else {
-            fl_errf(out, outlen, "rtt control: unknown key '%s' (rtt_us=N pings=N)", tok);
-            return -1;
-        }
-    }
+    struct control_spec cs = {.rtt_us = 0, .pings = 100};
+    if (fl_spec_each(spec, "rtt control spec", control_key, &cs, out, outlen))
+        return -1;
+    const uint64_t rtt_us = cs.rtt_us, pings = cs.pings;
     if (pings < 1 || pings > 100000 || rtt_us > 10000000) {
         fl_errf(out, outlen, "rtt control: pings must be 1..100000 and rtt_us at most 10000000");
         return -1;
