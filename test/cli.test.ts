@@ -77,6 +77,21 @@ describe('doctor and floors', () => {
     expect(j).toHaveProperty('netem');
   });
 
+  it('doctor --json uffd_installs: each install it offers runs and verifies, each it does not is refused', () => {
+    const installs = lastJson(faultlab(['doctor', '--json']).stdout).uffd_installs as Record<string, boolean>;
+    expect(Object.keys(installs).sort()).toEqual(['continue', 'copy', 'move']);
+    for (const [install, offered] of Object.entries(installs)) {
+      const r = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', install, '--region', '1MiB', '--chunk', '64KiB', '--json']);
+      if (offered) {
+        expect(r.status, `${install}: ${r.stderr}`).toBe(0);
+        expect(lastJson(r.stdout).verified, install).toBe(true);
+      } else {
+        expect(r.status, install).not.toBe(0);
+        expect(r.stderr, install).toMatch(/faultlab: uffd: /);
+      }
+    }
+  });
+
   it('floors --json measures every mechanism', () => {
     const r = faultlab(['floors', '--pages', '256', '--json']);
     expect(r.status, r.stderr).toBe(0);

@@ -9,7 +9,10 @@ export const doctorCommand: CommandModule = {
   handler: (a) => {
     const env = collectEnv();
     const netem = probeNetem();
-    const report: Record<string, unknown> = { ...env.doctor, node: env.node, commit: env.commit, netem };
+    // Which --uffd-install choices this kernel can run, from the features UFFDIO_API offered.
+    const features = env.uffd_features;
+    const uffd_installs = { copy: features.includes('MISSING'), continue: features.includes('MINOR_SHMEM'), move: features.includes('MOVE') };
+    const report: Record<string, unknown> = { ...env.doctor, uffd_installs, node: env.node, commit: env.commit, netem };
     // No way to open a userfaultfd: say what would give one (README Troubleshooting).
     if (env.uffd_path === 'none') {
       report.uffd_remedies =
