@@ -485,10 +485,8 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
 {
     struct floors_run *fr = ctx;
     if (!strcmp(k, "pages")) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(v, &end, 10);
-        if (errno || end == v || *end || v[0] == '-' || n == 0 || n > FLOORS_MAX_PAGES) {
+        uint64_t n;
+        if (fl_parse_u64(v, 1, FLOORS_MAX_PAGES, &n)) {
             fl_errf(err, errlen, "floors spec: pages must be 1..%llu, got '%s'", (unsigned long long)FLOORS_MAX_PAGES, v);
             return -1;
         }

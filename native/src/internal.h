@@ -49,6 +49,8 @@ struct fl_config {
  * ends it. `what` names the spec in messages. Returns 0, or -1 with err set. */
 typedef int (*fl_spec_fn)(const char *key, const char *value, void *ctx, char *err, size_t errlen);
 int fl_spec_each(const char *spec, const char *what, fl_spec_fn each, void *ctx, char *err, size_t errlen);
+/* A whole number in [min, max] (decimal, no sign, no suffix) into *out; -1 otherwise. */
+int fl_parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out);
 /* Append "key=value " to rest (the keys a command passes on to fl_config_parse). */
 int fl_spec_pass(char *rest, size_t restlen, const char *key, const char *value, char *err, size_t errlen);
 

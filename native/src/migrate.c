@@ -59,9 +59,7 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
     for (int i = 0; i < 8; i++) {
         if (strcmp(k, nums[i]))
             continue;
-        char *end;
-        *dst[i] = strtoull(v, &end, 10);
-        if (end == v || *end || v[0] == '-') {
+        if (fl_parse_u64(v, 0, UINT64_MAX, dst[i])) {
             fl_errf(err, errlen, "%s must be a whole number, got '%s'", k, v);
             return -1;
         }

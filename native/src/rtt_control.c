@@ -94,9 +94,8 @@ struct control_spec {
 static int control_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
 {
     struct control_spec *c = ctx;
-    char *end;
-    uint64_t n = strtoull(v, &end, 10);
-    if (end == v || *end || v[0] == '-') {
+    uint64_t n;
+    if (fl_parse_u64(v, 0, UINT64_MAX, &n)) {
         fl_errf(err, errlen, "rtt control: %s must be a whole number, got '%s'", k, v);
         return -1;
     }

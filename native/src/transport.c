@@ -131,10 +131,8 @@ out:
 static int transport_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
 {
     struct transport_args *a = ctx;
-    char *end;
     if (!strcmp(k, "requests")) {
-        a->requests = strtoull(v, &end, 10);
-        if (end == v || *end || v[0] == '-' || a->requests < 1 || a->requests > 100000000) {
+        if (fl_parse_u64(v, 1, 100000000, &a->requests)) {
             fl_errf(err, errlen, "requests must be 1 to 100000000, got '%s'", v);
             return -1;
         }

@@ -143,6 +143,17 @@ static int parse_int(const char *v, long min, long max, long *out)
     return 0;
 }
 
+int fl_parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
 int fl_spec_each(const char *spec, const char *what, fl_spec_fn each, void *ctx, char *err, size_t errlen)
 {
     char buf[1024];

@@ -62,9 +62,7 @@ static int wt_key(const char *k, const char *v, void *ctx, char *err, size_t err
     if (!strcmp(k, "tracker") && strlen(v) < sizeof t->tracker) {
         strcpy(t->tracker, v);
     } else if (!strcmp(k, "intervals")) {
-        char *end;
-        t->intervals = strtoull(v, &end, 10);
-        if (end == v || *end || t->intervals < 1 || t->intervals > 100000) {
+        if (fl_parse_u64(v, 1, 100000, &t->intervals)) {
             fl_errf(err, errlen, "intervals must be 1 to 100000, got '%s'", v);
             return -1;
         }
