@@ -167,21 +167,19 @@ export interface ProbeTarget {
   clientRttMs?: number;
 }
 
+/** fl_transport's spec for `pings` empty round trips to t. */
+const pingSpec = (t: ProbeTarget, pings: number, fetchTimeoutMs: number, trace: boolean) =>
+  `op=ping trace=${trace ? 1 : 0} requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
+  `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`;
+
 /** RTT as the strategies' tcp source sees it: `pings` empty round trips on one fresh connection. */
 export async function rttProbeNative(t: ProbeTarget, pings: number, fetchTimeoutMs = 5000) {
-  const r = await transportNative(
-    `op=ping requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
-      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`,
-  );
-  return pingStats(r, pings);
+  return pingStats(await transportNative(pingSpec(t, pings, fetchTimeoutMs, false)), pings);
 }
 
 /** The same probe, also returning each round trip's CLOCK_MONOTONIC send and receive times (ns; at most 4096 pings). */
 export async function rttTraceNative(t: ProbeTarget, pings: number, fetchTimeoutMs = 5000) {
-  const r = await transportNative(
-    `op=ping trace=1 requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
-      `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`,
-  );
+  const r = await transportNative(pingSpec(t, pings, fetchTimeoutMs, true));
   const ns = (k: string) => (r[k] as number[]).map((x) => BigInt(x));
   return { ...pingStats(r, pings), sentNs: ns('sent_ns'), receivedNs: ns('received_ns') };
 }

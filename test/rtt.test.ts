@@ -5,7 +5,7 @@ import { ChunkClient, measureRtt } from '../harness/server/rtt-probe.js';
 import { Op, Status, encodeRequest } from '../harness/server/protocol.js';
 import { OrderedDelayQueue, PreciseTimer, nowNs } from '../harness/server/latency.js';
 import { rttProbeNative, rttTraceNative } from '../harness/native.js';
-import { breakdown } from '../harness/commands/calibrate.js';
+import { calibrate } from '../harness/commands/calibrate.js';
 
 const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
 // On this kind of VM a round trip through the Node.js server after a few ms of
@@ -131,14 +131,17 @@ describe('emulated RTT', () => {
     }
   });
 
-  it('calibrate --breakdown: the parts of a 2 ms round trip, never early', async () => {
-    const rows = await breakdown([2], 15);
+  it('calibrate --breakdown: the parts of a 2 ms round trip, never early, from the same PINGs as the table', async () => {
+    const cal = await calibrate([2], 15, { breakdown: true });
+    const rows = cal.breakdown!;
     expect(rows.map((r) => r.configuredMs)).toEqual([0, 2]);
     for (const r of rows) {
       expect(r.toServerUs).toBeGreaterThan(0);
       expect(r.serverLateUs).toBeGreaterThanOrEqual(0);
       expect(r.excessUs).toBeGreaterThan(0);
     }
+    // The table's server-delay median at 2 ms and the breakdown's excess come from one set of PINGs.
+    expect(cal.rows[0].modes['server-delay'].medianMs * 1000 - 2000).toBeCloseTo(rows[1].excessUs, -1);
     console.log(JSON.stringify(rows));
   });
 

@@ -11,7 +11,7 @@
 // C server thread that delays each PING precisely (native/src/rtt_control.c), so
 // a reader can tell the chunk server's share of an error from the machine's.
 import type { CommandModule } from 'yargs';
-import { ChunkServer } from '../server/chunk-server.js';
+import { ChunkServer, type RequestTrace } from '../server/chunk-server.js';
 import { rttControlNative, rttProbeNative, rttTraceNative } from '../native.js';
 import { Op } from '../server/protocol.js';
 import { UsageError } from '../errors.js';
@@ -41,6 +41,20 @@ export interface CalibrationRow {
   control: ModeResult;
 }
 
+/** Where a server-delay round trip's time goes, per RTT: medians over the PINGs, us. */
+export interface BreakdownRow {
+  configuredMs: number;
+  /** client send -> the server's 'data' handler (the delay counts from there) */
+  toServerUs: number;
+  /** deadline -> the answer's write returned */
+  serverLateUs: number;
+  /** write returned -> client received (negative: the client had it before the write returned) */
+  toClientUs: number;
+  /** client received - client sent - configured */
+  excessUs: number;
+  samples: number;
+}
+
 export interface Calibration {
   samples: number;
   baseMs: number;
@@ -48,6 +62,8 @@ export interface Calibration {
   rows: CalibrationRow[];
   /** Per mode: every setting within the bound. */
   pass: Record<LatencyMode, boolean>;
+  /** With breakdown: the split of the RTT-0 base and of each server-delay setting, from the same PINGs. */
+  breakdown?: BreakdownRow[];
 }
 
 export const acceptanceBoundMs = (rttMs: number): number => Math.max(0.02 * rttMs, 0.05);
@@ -61,24 +77,51 @@ function judge(m: Probe, rttMs: number, baseMs: number): ModeResult {
   return { medianMs: m.medianMs, p5Ms: m.p5Ms, p95Ms: m.p95Ms, minMs: m.minMs, errorMs, pass: Math.abs(errorMs) <= acceptanceBoundMs(rttMs) && m.minMs >= rttMs };
 }
 
-/** PINGs against a chunk server started here with serverRttMs, the client holding clientRttMs. */
-async function probe(serverRttMs: number, clientRttMs: number, samples: number) {
-  const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: serverRttMs });
+const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/**
+ * Each traced PING on both sides of one clock (CLOCK_MONOTONIC: the C client's
+ * send and receive, the chunk server's 'data' handler and write), split into
+ * the way to the server, the server's own lateness and the way back.
+ */
+function splitRoundTrips(rttMs: number, client: Awaited<ReturnType<typeof rttTraceNative>>, traced: RequestTrace[], samples: number): BreakdownRow {
+  const pings = traced.filter((t) => t.op === Op.PING).slice(-samples); // the probe's, after its warm-up
+  if (pings.length !== samples) throw new Error(`calibrate --breakdown: the server traced ${pings.length} of ${samples} PINGs`);
+  const us = (a: bigint, b: bigint) => Number(b - a) / 1000;
+  return {
+    configuredMs: rttMs,
+    toServerUs: medianOf(pings.map((p, i) => us(client.sentNs[i], p.receivedNs))),
+    serverLateUs: medianOf(pings.map((p) => us(p.deadlineNs, p.writtenNs))),
+    toClientUs: medianOf(pings.map((p, i) => us(p.writtenNs, client.receivedNs[i]))),
+    excessUs: medianOf(pings.map((_, i) => us(client.sentNs[i], client.receivedNs[i]) - rttMs * 1000)),
+    samples,
+  };
+}
+
+/** PINGs against a chunk server started here with serverRttMs, the client holding clientRttMs; traced, also their split. */
+async function probe(serverRttMs: number, clientRttMs: number, samples: number, trace = false) {
+  const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: serverRttMs, trace });
   try {
-    const m = await rttProbeNative({ host: server.host, port: server.port, regionBytes: REGION, seed: SEED, clientRttMs }, samples);
-    return { m, lateP50Us: server.lateness().p50Us };
+    const target = { host: server.host, port: server.port, regionBytes: REGION, seed: SEED, clientRttMs };
+    if (!trace) return { m: await rttProbeNative(target, samples), lateP50Us: server.lateness().p50Us };
+    const m = await rttTraceNative(target, samples);
+    return { m, lateP50Us: server.lateness().p50Us, split: splitRoundTrips(serverRttMs, m, server.trace(), samples) };
   } finally {
     await server.close();
   }
 }
 
-/** Measure each RTT on loopback in both modes, and the control. */
-export async function calibrate(rtts: number[], samples: number): Promise<Calibration> {
-  const baseMs = (await probe(0, 0, samples)).m.medianMs;
+/** Measure each RTT on loopback in both modes, and the control; with breakdown, the server-delay PINGs are traced too. */
+export async function calibrate(rtts: number[], samples: number, opts: { breakdown?: boolean } = {}): Promise<Calibration> {
+  const trace = opts.breakdown ?? false;
+  const base = await probe(0, 0, samples, trace);
+  const baseMs = base.m.medianMs;
+  const split: BreakdownRow[] = base.split ? [base.split] : [];
   const controlBaseMs = (await rttControlNative(0, samples)).medianMs;
   const rows: CalibrationRow[] = [];
   for (const rtt of rtts) {
-    const server = await probe(rtt, 0, samples);
+    const server = await probe(rtt, 0, samples, trace);
+    if (server.split && rtt !== 0) split.push(server.split);
     const client = await probe(0, rtt, samples);
     const control = await rttControlNative(rtt, samples);
     rows.push({
@@ -90,7 +133,7 @@ export async function calibrate(rtts: number[], samples: number): Promise<Calibr
     });
   }
   const pass = Object.fromEntries(LATENCY_MODES.map((mode) => [mode, rows.every((r) => r.modes[mode].pass)])) as Calibration['pass'];
-  return { samples, baseMs, controlBaseMs, rows, pass };
+  return { samples, baseMs, controlBaseMs, rows, pass, ...(trace ? { breakdown: split } : {}) };
 }
 
 function printTable(cal: Calibration): void {
@@ -125,51 +168,6 @@ function printTable(cal: Calibration): void {
   if (!cal.pass['server-delay'] && cal.pass['client-delay']) console.log('use --latency client-delay for RTTs within the bound on this machine');
 }
 
-/** Where a server-delay round trip's time goes, per RTT: medians over the PINGs, us. */
-export interface BreakdownRow {
-  configuredMs: number;
-  /** client send -> the server's 'data' handler (the delay counts from there) */
-  toServerUs: number;
-  /** deadline -> the answer's write returned */
-  serverLateUs: number;
-  /** write returned -> client received (negative: the client had it before the write returned) */
-  toClientUs: number;
-  /** client received - client sent - configured */
-  excessUs: number;
-  samples: number;
-}
-
-const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
-/**
- * Each PING timed on both sides with one clock (CLOCK_MONOTONIC: the C client's
- * send and receive, the chunk server's 'data' handler and write), so the excess
- * of a server-delay round trip splits into the way to the server, the server's
- * own lateness and the way back.
- */
-export async function breakdown(rtts: number[], samples: number): Promise<BreakdownRow[]> {
-  const rows: BreakdownRow[] = [];
-  for (const rtt of [0, ...rtts.filter((r) => r !== 0)]) {
-    const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: rtt, trace: true });
-    try {
-      const c = await rttTraceNative({ host: server.host, port: server.port, regionBytes: REGION, seed: SEED }, samples);
-      const pings = server.trace().filter((t) => t.op === Op.PING).slice(-samples); // the probe's, after its warm-up
-      if (pings.length !== samples) throw new Error(`calibrate --breakdown: the server traced ${pings.length} of ${samples} PINGs`);
-      const us = (a: bigint, b: bigint) => Number(b - a) / 1000;
-      rows.push({
-        configuredMs: rtt,
-        toServerUs: medianOf(pings.map((p, i) => us(c.sentNs[i], p.receivedNs))),
-        serverLateUs: medianOf(pings.map((p) => us(p.deadlineNs, p.writtenNs))),
-        toClientUs: medianOf(pings.map((p, i) => us(p.writtenNs, c.receivedNs[i]))),
-        excessUs: medianOf(pings.map((_, i) => us(c.sentNs[i], c.receivedNs[i]) - rtt * 1000)),
-        samples,
-      });
-    } finally {
-      await server.close();
-    }
-  }
-  return rows;
-}
 
 function printBreakdown(rows: BreakdownRow[]): void {
   console.log('\nserver-delay, where the time goes (medians, us; one clock on both sides): to server = client send -> the chunk server reads the request;');
@@ -207,12 +205,11 @@ export const calibrateCommand: CommandModule = {
     const samples = a.samples as number;
     if (!Number.isInteger(samples) || samples < 1 || samples > 100_000) throw new UsageError('--samples must be a whole number from 1 to 100000');
     if (a.breakdown && samples > 4096) throw new UsageError('--breakdown traces at most 4096 --samples');
-    const cal = await calibrate(rtts, samples);
-    const split = a.breakdown ? await breakdown(rtts, samples) : undefined;
-    if (a.json) console.log(JSON.stringify(split ? { ...cal, breakdown: split } : cal));
+    const cal = await calibrate(rtts, samples, { breakdown: a.breakdown as boolean });
+    if (a.json) console.log(JSON.stringify(cal));
     else {
       printTable(cal);
-      if (split) printBreakdown(split);
+      if (cal.breakdown) printBreakdown(cal.breakdown);
     }
     // Exit 1 when no latency mode meets the bound everywhere.
     if (!Object.values(cal.pass).some(Boolean)) process.exitCode = 1;
