@@ -36,6 +36,13 @@ const c = {
   migrateDest: lib.func('int fl_migrate_dest(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   nowNs: lib.func('uint64_t fl_now_ns(void)'),
   sleepUntilNs: lib.func('void fl_sleep_until_ns(uint64_t deadline)'),
+  dioOpen: lib.func('void *fl_dio_open(_Out_ int *notify_fd, _Out_ uint8_t *err, size_t errlen)'),
+  dioAttach: lib.func('void *fl_dio_attach(void *h, int fd, _Out_ uint32_t *id, _Out_ uint8_t *err, size_t errlen)'),
+  dioSend: lib.func('int64_t fl_dio_send(void *c, uint64_t deadline, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len)'),
+  dioFinish: lib.func('void fl_dio_finish(void *c)'),
+  dioSent: lib.func('uint64_t fl_dio_sent(void *c, uint64_t from, _Out_ uint64_t *written, uint32_t max)'),
+  dioDetach: lib.func('void fl_dio_detach(void *c)'),
+  dioClose: lib.func('void fl_dio_close(void *h)'),
 };
 
 function cString(buf: Buffer): string {
@@ -209,3 +216,30 @@ export const nowNs = (): bigint => BigInt(c.nowNs());
 /** Blocks the calling thread until the monotonic deadline; use .async from the event loop. */
 export const sleepUntilNsAsync = (deadline: bigint): Promise<void> =>
   new Promise((resolve, reject) => c.sleepUntilNs.async(deadline, (e: Error | null) => (e ? reject(e) : resolve())));
+
+/** The chunk server's precisely timed I/O (native/src/delay_io.c), wrapped by harness/server/delayed-io.ts. */
+export const dio = {
+  /** A hub and the descriptor its records arrive on. */
+  open(): { hub: unknown; notifyFd: number } {
+    const fd = new Int32Array(1);
+    const err = Buffer.alloc(256);
+    const hub = c.dioOpen(fd, err, err.length);
+    if (!hub) throw new Error(cString(err));
+    return { hub, notifyFd: fd[0] };
+  },
+  attach(hub: unknown, fd: number): { conn: unknown; id: number } {
+    const id = new Uint32Array(1);
+    const err = Buffer.alloc(256);
+    const conn = c.dioAttach(hub, fd, id, err, err.length);
+    if (!conn) throw new Error(cString(err));
+    return { conn, id: id[0] };
+  },
+  /** Sequence number, or -errno. body must stay alive until sent() counts it. */
+  send: (conn: unknown, deadlineNs: bigint, head: Buffer, body: Buffer | null): number =>
+    Number(c.dioSend(conn, deadlineNs, head, head.length, body, body ? body.length : 0)),
+  finish: (conn: unknown): void => c.dioFinish(conn),
+  /** Answers sent so far; the send times of sequence numbers from.. into written. */
+  sent: (conn: unknown, from: number, written: BigUint64Array): number => Number(c.dioSent(conn, BigInt(from), written, written.length)),
+  detach: (conn: unknown): void => c.dioDetach(conn),
+  close: (hub: unknown): void => c.dioClose(hub),
+};

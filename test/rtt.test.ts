@@ -8,12 +8,12 @@ import { rttProbeNative, rttTraceNative } from '../harness/native.js';
 import { calibrate } from '../harness/commands/calibrate.js';
 
 const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
-// On this kind of VM a round trip through the Node.js server after a few ms of
-// quiet costs 0.1-0.4 ms more than a back-to-back one (its event loop's read
-// and write paths run cold; see harness/server/latency.ts), so the bounds here
-// are the acceptance bound plus that slack; `faultlab calibrate` reports the
-// exact errors and a C control.
-const platformSlackMs = (rtt: number) => 0.5 + 0.03 * rtt;
+// An answer leaves the server at its request's kernel receive time + RTT, so a
+// client's round trip is the RTT plus the loopback's way there and back (tens
+// of us). Test files run side by side on 2 cores, so the bounds here are the
+// acceptance bound plus slack for that; `faultlab calibrate` reports the exact
+// errors on a quiet machine, with a C control.
+const platformSlackMs = (rtt: number) => 0.3 + 0.02 * rtt;
 
 const servers: ChunkServer[] = [];
 afterAll(async () => {
@@ -72,7 +72,6 @@ describe('PreciseTimer', () => {
 
 describe('emulated RTT', () => {
   it('measured RTT matches the configured one', async () => {
-    const base = (await measureRtt('127.0.0.1', (await start(0)).port, 50)).medianMs;
     const rows: string[] = [];
     for (const [rtt, samples] of [
       [0.5, 60],
@@ -82,37 +81,33 @@ describe('emulated RTT', () => {
       const s = await start(rtt);
       const m = await measureRtt(s.host, s.port, samples);
       const late = s.lateness();
-      const error = m.medianMs - rtt - base;
-      rows.push(`rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (base ${base.toFixed(3)}, error ${(error * 1000).toFixed(0)} us), server late p50 ${late.p50Us.toFixed(1)} us`);
+      const error = m.medianMs - rtt;
+      rows.push(`rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (error ${(error * 1000).toFixed(0)} us), server late p50 ${late.p50Us.toFixed(1)} us`);
       expect(m.minMs).toBeGreaterThanOrEqual(rtt); // never early
-      // The server's answers, timed when the write has returned: never before the deadline.
+      // The server's sends: never before the deadline, and within the bound.
       expect(late.p50Us).toBeGreaterThanOrEqual(0);
-      expect(late.p50Us).toBeLessThanOrEqual((bound(rtt) + platformSlackMs(rtt)) * 1000);
+      expect(late.p50Us).toBeLessThanOrEqual(bound(rtt) * 1000);
       expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt)); // what a client sees
-      // No lower bound on `error`: the RTT-0 base is itself noisy under load;
-      // "never early" above is the invariant.
-      expect(m.medianMs).toBeGreaterThanOrEqual(rtt);
     }
     console.log(rows.join('\n'));
   });
 
   it('the C tcp client (the strategies\' own, as in every row and in calibrate) measures the RTT, never early', async () => {
     const probe = (s: ChunkServer, n: number) => rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
-    const base = (await probe(await start(0), 50)).medianMs;
     for (const [rtt, samples] of [
       [2, 30],
       [10, 10],
     ]) {
       const s = await start(rtt);
       const m = await probe(s, samples);
-      const error = m.medianMs - rtt - base;
-      console.log(`C probe: rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (base ${base.toFixed(3)}, error ${(error * 1000).toFixed(0)} us)`);
+      const error = m.medianMs - rtt;
+      console.log(`C probe: rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (error ${(error * 1000).toFixed(0)} us)`);
       expect(m.minMs).toBeGreaterThanOrEqual(rtt);
       expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt));
     }
   });
 
-  it('traced PINGs line up on one clock: sent < read by the server; answer written and received no earlier than read + RTT; in order', async () => {
+  it('traced PINGs line up on one clock: sent < received by the server (kernel time); the send began and the client received no earlier than that + RTT; in order', async () => {
     const rtt = 2;
     const s = await ChunkServer.start({ regionBytes: 1 << 20, seed: 3, rttMs: rtt, trace: true });
     servers.push(s);
@@ -123,9 +118,9 @@ describe('emulated RTT', () => {
     expect(c.sentNs.length).toBe(n);
     const rttNs = BigInt(rtt * 1e6);
     for (let i = 0; i < n; i++) {
-      expect(c.sentNs[i] < pings[i].receivedNs, `ping ${i}: sent before the server read it`).toBe(true);
+      expect(c.sentNs[i] < pings[i].receivedNs, `ping ${i}: sent before the server received it`).toBe(true);
       expect(pings[i].deadlineNs).toBe(pings[i].receivedNs + rttNs);
-      expect(pings[i].writtenNs >= pings[i].deadlineNs, `ping ${i}: written at or after its deadline`).toBe(true);
+      expect(pings[i].writtenNs >= pings[i].deadlineNs, `ping ${i}: sent at or after its deadline`).toBe(true);
       expect(c.receivedNs[i] >= pings[i].deadlineNs, `ping ${i}: received no earlier than read + RTT`).toBe(true);
       if (i) expect(pings[i].receivedNs > c.receivedNs[i - 1], `ping ${i}: sent after the previous answer`).toBe(true);
     }

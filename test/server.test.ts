@@ -1,6 +1,7 @@
 // The chunk server's protocol, over a real loopback socket (docs/protocol.md).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import { readdirSync } from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient } from '../harness/server/rtt-probe.js';
@@ -32,12 +33,14 @@ function expected(offset: number, len: number): Buffer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('chunk server protocol', () => {
+// At RTT 0 the event loop reads and answers; with an RTT, delayed-io.ts and C
+// do the I/O: the protocol must be the same on both paths.
+describe.each([0, 1])('chunk server protocol (rtt %s ms)', (rtt) => {
   let server: ChunkServer;
   let client: ChunkClient;
 
   beforeAll(async () => {
-    server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 0 });
+    server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: rtt });
     client = await ChunkClient.connect(server.host, server.port);
   });
   afterAll(async () => {
@@ -241,6 +244,100 @@ describe('chunk server protocol', () => {
     expect(server.bytesRead).toBeGreaterThan(0);
     expect(server.bytesWritten).toBeGreaterThan(0);
     expect(server.counters.errors).toBeGreaterThan(0);
+  });
+});
+
+describe('delayed I/O (rtt > 0: C reads with kernel timestamps and sends at the deadline)', () => {
+  const waitFor = async (what: string, ok: () => boolean, ms = 3000) => {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(10);
+    }
+  };
+  const count = (dir: string) => readdirSync(dir).length;
+
+  it('a READ keeps the bytes it was asked for when another connection WRITEs before its answer leaves', async () => {
+    const s = await ChunkServer.start({ regionBytes: 65536, seed: SEED, rttMs: 30 });
+    const [a, b] = await Promise.all([ChunkClient.connect(s.host, s.port), ChunkClient.connect(s.host, s.port)]);
+    try {
+      const read = a.request(Op.READ, 0, 4096); // answered from the region without a copy, 30 ms later
+      await sleep(10);
+      const ones = Buffer.alloc(4096, 1);
+      expect((await b.request(Op.WRITE, 0, 0, ones)).header.status).toBe(Status.OK);
+      expect((await read).body.equals(expected(0, 4096))).toBe(true);
+      expect((await a.request(Op.READ, 0, 4096)).body.equals(ones)).toBe(true);
+    } finally {
+      a.close();
+      b.close();
+      await s.close();
+    }
+  });
+
+  it('a client that does not read is held back without stalling another; then it gets every byte', async () => {
+    const s = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 2 });
+    const slow = net.connect(s.port, s.host);
+    const slowUp = new Promise((r) => slow.once('connect', r));
+    const fast = await ChunkClient.connect(s.host, s.port);
+    try {
+      await slowUp;
+      slow.pause();
+      const n = 80; // 80 MiB of answers: more than the 32 MiB a connection may have unsent
+      slow.write(Buffer.concat(Array.from({ length: n }, () => encodeRequest({ op: Op.READ, len: REGION, offset: 0 }))));
+      await sleep(200);
+      const t0 = Date.now();
+      expect((await fast.request(Op.PING)).header.status).toBe(Status.OK);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      const chunks: Buffer[] = [];
+      let got = 0;
+      slow.on('data', (d) => {
+        chunks.push(d);
+        got += d.length;
+      });
+      slow.resume();
+      await waitFor('every answer', () => got >= n * (16 + REGION), 20000);
+      const all = Buffer.concat(chunks);
+      expect(all.length).toBe(n * (16 + REGION));
+      const want = expected(0, REGION);
+      for (let i = 0; i < n; i++) {
+        const at = i * (16 + REGION);
+        expect(all[at]).toBe(Status.OK);
+        expect(all.subarray(at + 16, at + 16 + REGION).equals(want), `answer ${i}`).toBe(true);
+      }
+    } finally {
+      slow.destroy();
+      fast.close();
+      await s.close();
+    }
+  });
+
+  it('connections that close, half-close or reset with answers pending leave no descriptor or thread behind', async () => {
+    const s = await ChunkServer.start({ regionBytes: 65536, seed: SEED, rttMs: 5 });
+    const fds = count('/proc/self/fd');
+    const threads = count('/proc/self/task');
+    try {
+      for (let round = 0; round < 3; round++) {
+        const socks = await Promise.all(
+          Array.from({ length: 20 }, () => new Promise<net.Socket>((r) => {
+            const c = net.connect(s.port, s.host, () => r(c));
+            c.on('error', () => {});
+            c.resume(); // a half-closed client closes once it has read the server's end
+          })),
+        );
+        const clientsClosed = Promise.all(socks.map((c) => new Promise((r) => c.once('close', r))));
+        socks.forEach((c, i) => {
+          c.write(Buffer.concat([encodeRequest({ op: Op.READ, len: 4096 }), encodeRequest({ op: Op.PING })]));
+          if (i % 3 === 0) c.end(); // half-close: answers still come
+          else if (i % 3 === 1) c.resetAndDestroy(); // gone with answers pending
+          else c.destroy();
+        });
+        await clientsClosed;
+        await waitFor('the server to drop every connection', () => s.openConnections === 0);
+      }
+      await waitFor('descriptors and threads back to where they were', () => count('/proc/self/fd') <= fds && count('/proc/self/task') <= threads);
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { constants as bufferConstants } from 'node:buffer';
 import { fill } from '../native.js';
 import { OrderedDelayQueue, PreciseTimer, nowNs, preciseTimer } from './latency.js';
+import { DelayedConn, DelayedIoHub } from './delayed-io.js';
 import {
   HELLO_BODY_BYTES,
   Op,
@@ -35,7 +36,7 @@ export interface ChunkServerOptions {
   seed: number | bigint;
   /** Emulated round-trip time added to every request, in ms (>= 0). */
   rttMs: number;
-  /** Latency timer (tests and measurements); default the process-wide one. */
+  /** Latency timer for answers without a delay (rtt 0); default the process-wide one. */
   timer?: PreciseTimer;
   /** Where warnings go (default stderr). */
   warn?: (line: string) => void;
@@ -46,10 +47,10 @@ export interface ChunkServerOptions {
 /** One answered request's CLOCK_MONOTONIC times (ns), as the event loop saw them. */
 export interface RequestTrace {
   op: number;
-  /** Its bytes reached the 'data' handler (the delay counts from here). */
+  /** Its bytes reached the server: the kernel's receive time (rtt > 0) or the 'data' handler (rtt 0). The delay counts from here. */
   receivedNs: bigint;
   deadlineNs: bigint;
-  /** The write of its answer returned. */
+  /** The send of its answer returned. */
   writtenNs: bigint;
 }
 
@@ -77,6 +78,8 @@ interface Queued {
   deadline: bigint;
 }
 const TRACE_ENTRIES = 4096;
+/** A delayed answer: does its body share the region's memory (a zero-copy READ)? */
+type SentMeta = Queued & { shared: boolean };
 
 export class ChunkServer {
   readonly host: string;
@@ -99,9 +102,13 @@ export class ChunkServer {
 
   private readonly counts: ChunkServerCounters = { requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0, connections: 0 };
   private readonly sockets = new Set<net.Socket>();
+  // rtt > 0: every connection's I/O is timed in C (delayed-io.ts).
+  private readonly hub: DelayedIoHub | null;
+  private readonly delayed = new Set<DelayedConn<SentMeta>>();
   private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of write returned - deadline, us
   private lateCount = 0;
   private readonly traced: RequestTrace[] | null;
+  private readonly warn: (line: string) => void;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -112,13 +119,15 @@ export class ChunkServer {
   ) {
     const addr = server.address() as net.AddressInfo;
     this.traced = opts.trace ? [] : null;
+    this.warn = opts.warn ?? stderrLine;
     this.host = addr.address;
     this.port = addr.port;
     this.contents = region;
     this.regionBytes = opts.regionBytes;
     this.seed = BigInt(opts.seed);
     this.rttMs = opts.rttMs;
-    server.on('connection', (s) => this.onConnection(s));
+    this.hub = opts.rttMs > 0 ? DelayedIoHub.open() : null;
+    server.on('connection', (s) => (this.hub ? this.onDelayedConnection(s, this.hub) : this.onConnection(s)));
   }
 
   static async start(opts: ChunkServerOptions): Promise<ChunkServer> {
@@ -152,7 +161,8 @@ export class ChunkServer {
     }
     fill(region, seed, 0);
 
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true });
+    // With an RTT, connections stay paused: delayed-io.ts reads them.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: rttMs > 0 });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         const where = formatHostPort(host, port);
@@ -193,6 +203,10 @@ export class ChunkServer {
   get bytesWritten(): number {
     return this.counts.bytesWritten;
   }
+  /** Connections open now. */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
   /** A snapshot of all counters. */
   get counters(): ChunkServerCounters {
     return { ...this.counts };
@@ -204,6 +218,7 @@ export class ChunkServer {
    * emulation's own precision after the request reached the event loop.
    */
   lateness(): { p50Us: number; p95Us: number; maxUs: number; samples: number } {
+    this.reapAll();
     const n = Math.min(this.lateCount, LATENESS_SAMPLES);
     const v = Array.from(this.late.subarray(0, n)).sort((a, b) => a - b);
     const q = (f: number) => (n ? v[Math.min(n - 1, Math.floor(f * n))] : NaN);
@@ -212,11 +227,13 @@ export class ChunkServer {
 
   /** With the trace option: the last answers' timestamps, oldest first. */
   trace(): RequestTrace[] {
+    this.reapAll();
     return [...(this.traced ?? [])];
   }
 
   /** Forget lateness samples (e.g. after a warm-up). */
   resetLateness(): void {
+    this.reapAll();
     this.lateCount = 0;
   }
 
@@ -232,6 +249,7 @@ export class ChunkServer {
     if (!this.closing) {
       this.closing = new Promise<void>((resolve) => {
         this.server.close(() => resolve());
+        this.hub?.close(); // detaches every delayed connection first
         for (const s of this.sockets) s.destroy();
       });
     }
@@ -336,6 +354,75 @@ export class ChunkServer {
     });
   }
 
+  /** Answers the delayed connections' senders have sent since the last look: lateness, trace, shared slices released. */
+  private reapAll(): void {
+    for (const conn of this.delayed) conn.reap(this.onDelayedSent);
+  }
+
+  private readonly onDelayedSent = (q: SentMeta, written: bigint | null): void => {
+    if (q.shared) this.sharedAnswersPending--;
+    if (written !== null) this.recordAnswer(q, written, BigInt(Math.round(this.rttMs * 1e6)));
+  };
+
+  /**
+   * A connection with an RTT: each request runs as soon as the event loop has
+   * it, and its answer leaves at the kernel's receive time + rtt (sent by C).
+   * Running at once instead of at the deadline keeps the original study's
+   * order: every request on the server has the same delay, so deadlines are in
+   * arrival order, and a READ still sees exactly the WRITEs that arrived before it.
+   */
+  private onDelayedConnection(sock: net.Socket, hub: DelayedIoHub): void {
+    if (this.closing) {
+      sock.destroy();
+      return;
+    }
+    this.counts.connections++;
+    this.sockets.add(sock);
+    const parser = new RequestParser(this.regionBytes);
+    const delayNs = BigInt(Math.round(this.rttMs * 1e6));
+    let conn: DelayedConn<SentMeta>;
+    const drop = () => {
+      conn.reap(this.onDelayedSent);
+      conn.detach();
+      sock.destroy();
+    };
+    try {
+      conn = hub.attach(sock, {
+        data: (bytes, receivedNs) => {
+          conn.reap(this.onDelayedSent);
+          if (parser.closed) return; // framing lost: its answer is out or queued, then the close
+          const deadline = receivedNs + delayNs;
+          for (const req of parser.push(bytes)) {
+            this.counts.requests++;
+            const answer = this.execute(req);
+            // The sender copies up to 256 bytes of head; a longer answer's rest is its body.
+            const [head, body] = Array.isArray(answer) ? answer : answer.length > 256 ? [answer.subarray(0, RESP_HEADER_BYTES), answer.subarray(RESP_HEADER_BYTES)] : [answer, null];
+            const shared = Array.isArray(answer);
+            if (shared) this.sharedAnswersPending++;
+            if (!conn.send(deadline, head, body, { req, deadline, shared })) {
+              if (shared) this.sharedAnswersPending--;
+              return;
+            }
+            if (req.closeAfter) return conn.finish();
+          }
+        },
+        end: () => conn.finish(), // answer what is pending, then close
+        gone: drop,
+      });
+    } catch (e) {
+      this.warn(`faultlab: chunk server: dropping a connection: ${(e as Error).message}`);
+      this.sockets.delete(sock);
+      sock.destroy();
+      return;
+    }
+    this.delayed.add(conn);
+    sock.on('error', () => {}); // not read or written by Node: the hub reports failures
+    sock.on('close', () => {
+      this.delayed.delete(conn);
+      this.sockets.delete(sock);
+    });
+  }
+
   /** Run one request now and build its answer: one buffer, or [header, slice of the region]. */
   private execute(req: ParsedRequest): Buffer | [Buffer, Buffer] {
     if (req.status !== Status.OK) {
@@ -360,6 +447,7 @@ export class ChunkServer {
       }
       case Op.WRITE: {
         if (!this.readsCopy) {
+          this.reapAll(); // slices the delayed senders have sent no longer count
           this.readsCopy = true;
           if (this.sharedAnswersPending > 0) this.contents = Buffer.from(this.contents); // queued answers keep the old bytes
         }

@@ -135,6 +135,37 @@ uint64_t fl_now_ns(void);
 /* Sleep until the CLOCK_MONOTONIC deadline (absolute ns); precise to tens of us. */
 void fl_sleep_until_ns(uint64_t deadline_ns);
 
+
+/* Emulated server-side latency with precise timing, for the chunk server's
+ * connections with rtt > 0 (native/src/delay_io.c, harness/server/delayed-io.ts).
+ * A hub reads every attached socket with kernel receive timestamps and writes
+ * records into *notify_fd (the caller reads it); each connection's sender thread
+ * sends the answers it is given at their deadlines, in order. */
+typedef struct fl_dio_hub fl_dio_hub;
+typedef struct fl_dio_conn fl_dio_conn;
+enum { FL_DIO_DATA = 1, FL_DIO_EOF = 2, FL_DIO_ERROR = 3, FL_DIO_DONE = 4 };
+struct fl_dio_record {
+    uint32_t id, kind; /* connection (from fl_dio_attach), FL_DIO_* */
+    uint32_t len, err; /* DATA: bytes that follow; ERROR, DONE: errno of the failure or 0 */
+    uint64_t ts_ns;    /* DATA: kernel receive time (CLOCK_MONOTONIC); else when it happened */
+};
+fl_dio_hub *fl_dio_open(int *notify_fd, char *err, size_t errlen);
+/* Reads a dup of fd from now on (the caller must not read it). */
+fl_dio_conn *fl_dio_attach(fl_dio_hub *h, int fd, uint32_t *id, char *err, size_t errlen);
+/* Queue an answer: head (copied, 1..256 bytes) then body (not copied: keep it
+ * alive until fl_dio_sent counts it). Returns its sequence number or -errno. */
+int64_t fl_dio_send(fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len,
+                    const uint8_t *body, size_t body_len);
+/* After the queued answers: shut down writing, then a DONE record. */
+void fl_dio_finish(fl_dio_conn *c);
+/* Answers sent so far (a count); when the sends of sequence numbers from.. began, into
+ * sent_ns (at most max; 0 = no longer kept). */
+uint64_t fl_dio_sent(fl_dio_conn *c, uint64_t from, uint64_t *sent_ns, uint32_t max);
+/* Stop at once (queued answers dropped), join its sender, close the dup. */
+void fl_dio_detach(fl_dio_conn *c);
+/* Detach what is left and stop the hub; the caller closes *notify_fd. */
+void fl_dio_close(fl_dio_hub *h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,182 @@
+/* delay_io.c on real loopback sockets: receive timestamps, answers never
+ * before their deadline and in order, finish and detach with answers pending,
+ * no descriptor or thread left behind. */
+#define _GNU_SOURCE
+#include "../src/internal.h"
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static long count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    long n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A connected loopback pair: *client and *server. */
+static int tcp_pair(int *client, int *server)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al))
+        return -1;
+    *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*client < 0 || connect(*client, (struct sockaddr *)&a, sizeof a))
+        return -1;
+    *server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    close(l);
+    setsockopt(*client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(*server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return *server < 0 ? -1 : 0;
+}
+
+/* The next record (and its DATA bytes into data, at most cap), waiting up to 2 s. */
+static int next_record(int fd, struct fl_dio_record *r, uint8_t *data, size_t cap)
+{
+    uint8_t *p = (uint8_t *)r;
+    size_t need = sizeof *r, got = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        while (got < need) {
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            if (poll(&pf, 1, 2000) != 1)
+                return -1;
+            ssize_t k = read(fd, p + got, need - got);
+            if (k <= 0)
+                return -1;
+            got += (size_t)k;
+        }
+        if (r->kind != FL_DIO_DATA || r->len == 0)
+            return 0;
+        if (r->len > cap)
+            return -1;
+        p = data;
+        need = r->len;
+        got = 0;
+    }
+    return 0;
+}
+
+static ssize_t read_exact(int fd, uint8_t *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+    while (got < len) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, timeout_ms) != 1)
+            break;
+        ssize_t k = read(fd, buf + got, len - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+int main(void)
+{
+    long fds0 = count_dir("/proc/self/fd"), threads0 = count_dir("/proc/self/task");
+    char err[256] = "";
+    int notify = -1;
+    fl_dio_hub *h = fl_dio_open(&notify, err, sizeof err);
+    CHECK(h && notify >= 0, "delay_io: a hub opens (%s)", err);
+    if (!h)
+        return 1;
+
+    int cli, srv;
+    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a loopback connection");
+    uint32_t id = 0;
+    fl_dio_conn *c = fl_dio_attach(h, srv, &id, err, sizeof err);
+    CHECK(c && id > 0, "delay_io: attach takes the server's socket (%s)", err);
+    close(srv); /* the hub reads its own dup */
+
+    /* A request: its DATA record carries its bytes and a kernel receive time
+     * between the send and now. */
+    uint64_t before = fl_now();
+    ssize_t wk = write(cli, "request!", 8);
+    struct fl_dio_record r;
+    uint8_t data[64];
+    int rc = next_record(notify, &r, data, sizeof data);
+    uint64_t after = fl_now();
+    CHECK(wk == 8 && rc == 0 && r.kind == FL_DIO_DATA && r.id == id && r.len == 8 && !memcmp(data, "request!", 8),
+          "delay_io: the bytes arrive as one DATA record for the connection");
+    CHECK(r.ts_ns > before && r.ts_ns <= after, "delay_io: the receive time lies between the send and the record (%lld us after the send)",
+          (long long)(r.ts_ns - before) / 1000);
+
+    /* Three answers, due 3, 3 and 5 ms after it: never early, in order, bodies not copied. */
+    static uint8_t body[1 << 20];
+    memset(body, 'b', sizeof body);
+    uint64_t d1 = r.ts_ns + 3000000, d2 = r.ts_ns + 5000000;
+    int64_t s0 = fl_dio_send(c, d1, (const uint8_t *)"A", 1, NULL, 0);
+    int64_t s1 = fl_dio_send(c, d1, (const uint8_t *)"B", 1, body, sizeof body);
+    int64_t s2 = fl_dio_send(c, d2, (const uint8_t *)"C", 1, NULL, 0);
+    CHECK(s0 == 0 && s1 == 1 && s2 == 2, "delay_io: answers get sequence numbers in order");
+    CHECK(fl_dio_send(c, d1, (const uint8_t *)"x", 0, NULL, 0) == -EINVAL && fl_dio_send(c, d1, body, 257, NULL, 0) == -EINVAL,
+          "delay_io: an empty or over-long head is refused");
+    static uint8_t got[(1 << 20) + 3];
+    ssize_t n1 = read_exact(cli, got, 2 + sizeof body, 2000);
+    uint64_t t1 = fl_now();
+    CHECK(n1 == 2 + (ssize_t)sizeof body && got[0] == 'A' && got[1] == 'B' && got[2] == 'b' && got[1 + sizeof body] == 'b' && t1 >= d1,
+          "delay_io: the first two answers arrive together, not before their deadline (%lld us after it)", (long long)(t1 - d1) / 1000);
+    ssize_t n2 = read_exact(cli, got, 1, 2000);
+    uint64_t t2 = fl_now();
+    CHECK(n2 == 1 && got[0] == 'C' && t2 >= d2, "delay_io: the third arrives at its own deadline (%lld us after it)", (long long)(t2 - d2) / 1000);
+    uint64_t sent_ns[4] = {0};
+    uint64_t sent = fl_dio_sent(c, 0, sent_ns, 4);
+    CHECK(sent == 3 && sent_ns[0] >= d1 && sent_ns[1] == sent_ns[0] && sent_ns[2] >= d2 && sent_ns[2] < t2,
+          "delay_io: fl_dio_sent counts 3 and each send began at or after its deadline");
+
+    /* The client half-closes: EOF; finish sends what is queued, ends our side, then DONE. */
+    fl_dio_send(c, fl_now() + 2000000, (const uint8_t *)"D", 1, NULL, 0);
+    shutdown(cli, SHUT_WR);
+    rc = next_record(notify, &r, data, sizeof data);
+    CHECK(rc == 0 && r.kind == FL_DIO_EOF && r.id == id, "delay_io: a half-close arrives as EOF");
+    fl_dio_finish(c);
+    CHECK(fl_dio_send(c, fl_now(), (const uint8_t *)"E", 1, NULL, 0) == -EPIPE, "delay_io: after finish, answers are refused");
+    n1 = read_exact(cli, got, 2, 2000);
+    CHECK(n1 == 1 && got[0] == 'D', "delay_io: the queued answer goes out, then the server's end (read %zd)", n1);
+    rc = next_record(notify, &r, data, sizeof data);
+    CHECK(rc == 0 && r.kind == FL_DIO_DONE && r.id == id && r.err == 0, "delay_io: then a DONE record without error");
+    fl_dio_detach(c);
+    close(cli);
+
+    /* Detach with an answer 10 s away: returns at once, nothing is sent. */
+    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a second connection");
+    c = fl_dio_attach(h, srv, &id, err, sizeof err);
+    close(srv);
+    fl_dio_send(c, fl_now() + 10000000000ull, (const uint8_t *)"Z", 1, body, sizeof body);
+    uint64_t t0 = fl_now();
+    fl_dio_detach(c);
+    CHECK(fl_now() - t0 < 500000000ull && read_exact(cli, got, 1, 200) == 0, "delay_io: detach with a pending answer returns at once and sends nothing");
+    close(cli);
+
+    /* A client that resets: an ERROR or EOF record, then the connection is gone. */
+    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a third connection");
+    c = fl_dio_attach(h, srv, &id, err, sizeof err);
+    close(srv);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(cli, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(cli);
+    rc = next_record(notify, &r, data, sizeof data);
+    CHECK(rc == 0 && (r.kind == FL_DIO_ERROR || r.kind == FL_DIO_EOF) && r.id == id, "delay_io: a reset client is reported (kind %u, errno %u)", r.kind, r.err);
+    fl_dio_detach(c);
+
+    fl_dio_close(h);
+    close(notify);
+    CHECK(count_dir("/proc/self/fd") == fds0 && count_dir("/proc/self/task") == threads0, "delay_io: no descriptor or thread is left");
+    return tap_failed ? 1 : 0;
+}
