@@ -35,7 +35,6 @@ const c = {
   migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateDest: lib.func('int fl_migrate_dest(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   nowNs: lib.func('uint64_t fl_now_ns(void)'),
-  sleepUntilNs: lib.func('void fl_sleep_until_ns(uint64_t deadline)'),
   dioOpen: lib.func('void *fl_dio_open(_Out_ int *notify_fd, _Out_ uint8_t *err, size_t errlen)'),
   dioAttach: lib.func('void *fl_dio_attach(void *h, int fd, _Out_ uint32_t *id, _Out_ uint8_t *err, size_t errlen)'),
   dioSend: lib.func('int64_t fl_dio_send(void *c, uint64_t deadline, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len)'),
@@ -213,9 +212,6 @@ export const migrateSourceNative = (spec: string) => jsonCall((cb) => c.migrateS
 export const touch = (addr: bigint): number => c.touch(addr);
 
 export const nowNs = (): bigint => BigInt(c.nowNs());
-/** Blocks the calling thread until the monotonic deadline; use .async from the event loop. */
-export const sleepUntilNsAsync = (deadline: bigint): Promise<void> =>
-  new Promise((resolve, reject) => c.sleepUntilNs.async(deadline, (e: Error | null) => (e ? reject(e) : resolve())));
 
 /** The chunk server's precisely timed I/O (native/src/delay_io.c), wrapped by harness/server/delayed-io.ts. */
 export const dio = {

@@ -3,8 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient, measureRtt } from '../harness/server/rtt-probe.js';
 import { Op, Status, encodeRequest } from '../harness/server/protocol.js';
-import { OrderedDelayQueue, PreciseTimer, nowNs } from '../harness/server/latency.js';
-import { rttProbeNative, rttTraceNative } from '../harness/native.js';
+import { nowNs, rttProbeNative, rttTraceNative } from '../harness/native.js';
 import { calibrate } from '../harness/commands/calibrate.js';
 
 const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
@@ -24,51 +23,6 @@ async function start(rttMs: number): Promise<ChunkServer> {
   servers.push(s);
   return s;
 }
-
-describe('PreciseTimer', () => {
-  it('fires callbacks never early and in deadline order', async () => {
-    const t = new PreciseTimer();
-    const t0 = nowNs();
-    const delays = [3, 0.2, 1, 2.5, 0.7, 0, 4, 1.5];
-    const fired: { d: number; late: bigint }[] = [];
-    await Promise.all(
-      delays.map(
-        (d) =>
-          new Promise<void>((resolve) => {
-            const deadline = t0 + BigInt(Math.round((d + 2) * 1e6)); // none due yet when scheduled
-            t.at(deadline, () => {
-              fired.push({ d, late: nowNs() - deadline });
-              resolve();
-            });
-          }),
-      ),
-    );
-    expect(fired.map((f) => f.d)).toEqual([...delays].sort((a, b) => a - b));
-    for (const f of fired) expect(f.late).toBeGreaterThanOrEqual(0n);
-  });
-
-  it('cancel prevents the callback', async () => {
-    const t = new PreciseTimer();
-    let called = false;
-    const cancel = t.at(nowNs() + 1_000_000n, () => (called = true));
-    cancel();
-    await t.until(nowNs() + 3_000_000n);
-    expect(called).toBe(false);
-  });
-
-  it('OrderedDelayQueue releases in push order even when a later item is due first', async () => {
-    const out: string[] = [];
-    const q = new OrderedDelayQueue<string>((v) => {
-      out.push(v);
-    });
-    const now = nowNs();
-    q.push('a', now + 4_000_000n);
-    q.push('b', now + 1_000_000n);
-    q.push('c', now);
-    await new PreciseTimer().until(now + 6_000_000n);
-    expect(out).toEqual(['a', 'b', 'c']);
-  });
-});
 
 describe('emulated RTT', () => {
   it('measured RTT matches the configured one', async () => {

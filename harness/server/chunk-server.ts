@@ -1,16 +1,17 @@
 // The chunk server: holds a region whose contents are fill(seed, offset) and
 // serves READ/WRITE/HELLO/PING over TCP (docs/protocol.md) with an emulated
-// per-request latency (latency.ts).
+// per-request latency.
 //
-// Each request is checked as soon as its header arrives (status), and runs when
-// its delay has passed, in request order per connection: a READ copies the
-// region as it is then, a WRITE applies its payload then. So pipelined
-// WRITE-then-READ and READ-then-WRITE on one connection behave as if the
-// server slept `rtt` before every operation, like the original study's backend.
+// Each request is checked as soon as its header arrives (status) and runs when
+// the event loop has it, in request order per connection: a READ copies the
+// region as it is then, a WRITE applies its payload then. Without an RTT the
+// event loop answers at once. With one, the answer leaves at the request's
+// kernel receive time + rtt, sent by a C thread (delayed-io.ts): since every
+// request has the same delay, answers leave in arrival order, as if the server
+// slept `rtt` before every operation, like the original study's backend.
 import net from 'node:net';
 import { constants as bufferConstants } from 'node:buffer';
 import { fill } from '../native.js';
-import { OrderedDelayQueue, PreciseTimer, nowNs, preciseTimer } from './latency.js';
 import { DelayedConn, DelayedIoHub } from './delayed-io.js';
 import {
   HELLO_BODY_BYTES,
@@ -36,8 +37,6 @@ export interface ChunkServerOptions {
   seed: number | bigint;
   /** Emulated round-trip time added to every request, in ms (>= 0). */
   rttMs: number;
-  /** Latency timer for answers without a delay (rtt 0); default the process-wide one. */
-  timer?: PreciseTimer;
   /** Where warnings go (default stderr). */
   warn?: (line: string) => void;
   /** Keep each answer's timestamps (the last 4096), for trace(). */
@@ -115,7 +114,6 @@ export class ChunkServer {
     private readonly server: net.Server,
     region: Buffer,
     opts: ChunkServerOptions,
-    private readonly timer: PreciseTimer,
   ) {
     const addr = server.address() as net.AddressInfo;
     this.traced = opts.trace ? [] : null;
@@ -179,7 +177,7 @@ export class ChunkServer {
       });
     });
     server.on('error', (e) => (opts.warn ?? stderrLine)(`faultlab: chunk server error: ${e.message}`));
-    const s = new ChunkServer(server, region, opts, opts.timer ?? preciseTimer);
+    const s = new ChunkServer(server, region, opts);
     if (!isLoopback(s.host)) {
       (opts.warn ?? stderrLine)(
         `faultlab: warning: the chunk server listens on ${formatHostPort(s.host, s.port)}, not loopback: ` +
@@ -256,6 +254,11 @@ export class ChunkServer {
     return this.closing;
   }
 
+  /**
+   * A connection without an RTT: the event loop reads, runs and answers each
+   * request at once; answers wait in `backlog` only while the client does not
+   * read (backpressure).
+   */
   private onConnection(sock: net.Socket): void {
     if (this.closing) {
       sock.destroy();
@@ -265,15 +268,18 @@ export class ChunkServer {
     this.sockets.add(sock);
     sock.setNoDelay(true);
     const parser = new RequestParser(this.regionBytes);
-    const delayNs = BigInt(Math.round(this.rttMs * 1e6));
-    let queuedBytes = 0;
+    const backlog: Queued[] = [];
+    let head = 0; // backlog[head] is the next to answer
+    let queuedBytes = 0; // WRITE payloads in the backlog
     let paused = false;
     let clientEnded = false;
+    let closed = false;
     let corked = false;
     const released: Queued[] = [];
 
     const updateFlow = () => {
-      const full = queuedBytes > MAX_QUEUED_BYTES || queue.length > MAX_QUEUED_REQUESTS || sock.writableLength > MAX_UNSENT_BYTES;
+      const waiting = backlog.length - head;
+      const full = queuedBytes > MAX_QUEUED_BYTES || waiting > MAX_QUEUED_REQUESTS || sock.writableLength > MAX_UNSENT_BYTES;
       if (full && !paused) {
         paused = true;
         sock.pause();
@@ -283,54 +289,58 @@ export class ChunkServer {
       }
     };
 
-    const queue = new OrderedDelayQueue<Queued>(({ req, deadline }) => {
-      if (sock.destroyed || !sock.writable) return false;
-      released.push({ req, deadline });
+    // Answer one request; false: stop for now (the client is not reading, or the connection ends).
+    const answer = (q: Queued): boolean => {
+      const { req } = q;
+      released.push(q);
       if (!corked) {
-        // Answers released in the same tick (pipelined requests due together)
-        // leave in one write.
+        // Answers of one 'data' event (pipelined requests) leave in one write.
         corked = true;
         sock.cork();
         process.nextTick(() => {
           corked = false;
           sock.uncork();
           // Lateness counts until the write has returned (on loopback: the
-          // answer is in the client's socket), so the event loop's own path
-          // after the deadline is part of it.
+          // answer is in the client's socket), the event loop's own path included.
           const written = nowNs();
-          for (const q of released) this.recordAnswer(q, written, delayNs);
+          for (const r of released) this.recordAnswer(r, written, 0n);
           released.length = 0;
           updateFlow();
         });
       }
       queuedBytes -= req.payload?.length ?? 0;
-      const answer = this.execute(req);
-      if (Array.isArray(answer)) {
+      const out = this.execute(req);
+      if (Array.isArray(out)) {
         // [header, slice of the region]: count the slice until the socket has taken it.
         this.sharedAnswersPending++;
-        sock.write(answer[0]);
-        sock.write(answer[1], () => this.sharedAnswersPending--);
+        sock.write(out[0]);
+        sock.write(out[1], () => this.sharedAnswersPending--);
       } else {
-        sock.write(answer);
+        sock.write(out);
       }
-      if (req.closeAfter || (clientEnded && !queue.length)) {
+      if (req.closeAfter || (clientEnded && head === backlog.length)) {
         sock.destroySoon(); // end, then close once the answer is out
         return false;
       }
-      // While the client does not read, keep due answers queued; 'drain' resumes.
+      // While the client does not read, keep answers queued; 'drain' resumes.
       return sock.writableLength <= MAX_UNSENT_BYTES;
-    }, this.timer);
+    };
+    const flush = () => {
+      while (!closed && head < backlog.length && !sock.destroyed && sock.writable) {
+        if (!answer(backlog[head++])) break;
+      }
+      if (head === backlog.length) backlog.length = head = 0;
+    };
 
     sock.on('data', (chunk: Buffer) => {
       const reqs = parser.push(chunk);
-      if (reqs.length) {
-        const deadline = nowNs() + delayNs;
-        for (const req of reqs) {
-          this.counts.requests++;
-          queuedBytes += req.payload?.length ?? 0;
-          queue.push({ req, deadline }, deadline);
-        }
+      const received = nowNs();
+      for (const req of reqs) {
+        this.counts.requests++;
+        queuedBytes += req.payload?.length ?? 0;
+        backlog.push({ req, deadline: received });
       }
+      flush();
       if (parser.closed) {
         // Framing is lost (TOO_LARGE): read nothing more; its answer goes out, then the close.
         paused = true;
@@ -339,17 +349,18 @@ export class ChunkServer {
       updateFlow();
     });
     sock.on('drain', () => {
-      queue.flush();
+      flush();
       updateFlow();
     });
     sock.on('end', () => {
       // The client half-closed: answer what is pending, then close.
       clientEnded = true;
-      if (!queue.length) sock.destroySoon();
+      if (head === backlog.length) sock.destroySoon();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
-      queue.close();
+      closed = true;
+      backlog.length = 0;
       this.sockets.delete(sock);
     });
   }
@@ -472,6 +483,9 @@ function header(status: number, len: number, value: bigint): Buffer {
   writeHeaderInto(buf, status, len, value);
   return buf;
 }
+
+/** CLOCK_MONOTONIC in ns, the C side's clock (fl_now). */
+const nowNs = (): bigint => process.hrtime.bigint();
 
 function stderrLine(line: string): void {
   process.stderr.write(line + '\n');
