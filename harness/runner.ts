@@ -206,7 +206,9 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         rows = r.json ? rowsOf(c, r.json).map((row) => ({ ...row, status: 'failed', message: r.message })) : [{ ...failedRow(c, r.message), status: 'failed' }];
       }
       // uffd_path: the path the cell's own region used (its JSON) beats doctor's guess from this process.
-      rows = rows.map((row) => ({ ...row, ...envCols, ...(row.uffd_path ? { uffd_path: row.uffd_path } : {}), run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
+      // The cell saw our server as a --remote ('external'); its latency is ours.
+      const latency: Row = server ? { latency: o.latency ?? 'server-delay' } : {};
+      rows = rows.map((row) => ({ ...row, ...envCols, ...(row.uffd_path ? { uffd_path: row.uffd_path } : {}), ...(row.latency === 'external' ? latency : {}), run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
       appendFileSync(csvPath, stringify(rows, { columns: COLUMNS as unknown as string[], cast: { boolean: (b) => String(b) } }));
       progress.finish(i, r.ok ? summarizeRows(c, rows) : `FAILED: ${r.message}`);
     }

@@ -45,6 +45,9 @@ describe('faultlab run', () => {
     const remote2 = t.rows.filter((row) => row['rtt_ms'] === '2');
     expect(remote2.length).toBe(4);
     for (const row of remote2) expect(Number(row['rtt_measured_ms'])).toBeGreaterThan(1.9);
+    // The runner's own server delays: remote rows say server-delay (not 'external'), local ones none.
+    for (const row of t.rows.filter((x) => x['source'] === 'remote')) expect(row['latency']).toBe('server-delay');
+    for (const row of t.rows.filter((x) => x['source'] === 'local')) expect(row['latency']).toBe('none');
     const e = env(dir, 'ok');
     expect(e.complete).toBe(true);
     expect(e.kernel).toBeTruthy();
