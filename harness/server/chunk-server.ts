@@ -43,13 +43,13 @@ export interface ChunkServerOptions {
   trace?: boolean;
 }
 
-/** One answered request's CLOCK_MONOTONIC times (ns), as the event loop saw them. */
+/** One answered request's CLOCK_MONOTONIC times (ns). */
 export interface RequestTrace {
   op: number;
   /** Its bytes reached the server: the kernel's receive time (rtt > 0) or the 'data' handler (rtt 0). The delay counts from here. */
   receivedNs: bigint;
   deadlineNs: bigint;
-  /** The send of its answer returned. */
+  /** Its answer left: rtt > 0, the C sender began to send it; rtt 0, the event loop's write returned. */
   writtenNs: bigint;
 }
 
@@ -104,7 +104,7 @@ export class ChunkServer {
   // rtt > 0: every connection's I/O is timed in C (delayed-io.ts).
   private readonly hub: DelayedIoHub | null;
   private readonly delayed = new Set<DelayedConn<SentMeta>>();
-  private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of write returned - deadline, us
+  private readonly late = new Float64Array(LATENESS_SAMPLES); // ring of answer left - deadline, us (as RequestTrace.writtenNs)
   private lateCount = 0;
   private readonly traced: RequestTrace[] | null;
   private readonly warn: (line: string) => void;
@@ -212,8 +212,9 @@ export class ChunkServer {
 
   /**
    * How late answers left relative to their deadline (received + rtt), in us,
-   * over the last answers (up to 4096), taken when the write has returned: the
-   * emulation's own precision after the request reached the event loop.
+   * over the last answers (up to 4096): with an RTT, from the deadline to the
+   * C sender's send (the emulation's own precision); without, from the 'data'
+   * handler to the write's return (the event loop's path).
    */
   lateness(): { p50Us: number; p95Us: number; maxUs: number; samples: number } {
     this.reapAll();

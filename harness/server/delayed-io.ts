@@ -39,18 +39,17 @@ export class DelayedConn<M = unknown> {
     private readonly onDetach: () => void,
   ) {}
 
-  /** Queue an answer for deadlineNs; body is not copied. false: the connection is finishing or gone. */
+  /**
+   * Queue an answer for deadlineNs. false: the connection is finishing or gone.
+   * body is not copied (koffi passes a Buffer's own memory, which never moves);
+   * `pending` keeps it alive until the sender reports it sent.
+   */
   send(deadlineNs: bigint, head: Buffer, body: Buffer | null, meta: M): boolean {
     if (this.detached) return false;
     const seq = dio.send(this.handle, deadlineNs, head, body);
     if (seq < 0) return false;
     this.pending.push({ meta, body });
     return true;
-  }
-
-  /** Answers queued and not yet sent. */
-  get unsent(): number {
-    return this.pending.length;
   }
 
   /** After what is queued: shut down writing; then the hub reports it gone. */
