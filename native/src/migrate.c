@@ -355,8 +355,15 @@ struct mdst {
     struct mopts o;
     struct fl_writer w;
     uint64_t *offs;
-    atomic_int ready;
-    atomic_bool go, abort;
+    /* The threads wait for the cut-over blocked on this gate. They used to
+     * spin on a flag: on 2 CPUs the three spinning threads left the source's
+     * pushes and the chunk server waiting for a scheduler tick (4 ms) at a
+     * time through the whole pre-copy and cut-over. */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    int ready;
+    bool go;
+    atomic_bool abort;
 };
 
 struct dthread {
@@ -420,9 +427,12 @@ static void *dest_thread(void *arg)
     fl_tls_wctx = &t->ctx;
     t->rc = 0;
 ready:
-    atomic_fetch_add(&t->d->ready, 1);
-    while (!atomic_load(&t->d->go))
-        ; /* every thread starts at once: no thread's set-up in the timing */
+    pthread_mutex_lock(&t->d->gate_mu);
+    t->d->ready++;
+    pthread_cond_broadcast(&t->d->gate_cv);
+    while (!t->d->go) /* every thread starts at once: no thread's set-up in the timing */
+        pthread_cond_wait(&t->d->gate_cv, &t->d->gate_mu);
+    pthread_mutex_unlock(&t->d->gate_mu);
     if (!t->rc && !atomic_load(&t->d->abort))
         dest_loop(t, scratch);
     fl_tls_wctx = NULL;
@@ -437,7 +447,7 @@ static void *dest_main(void *arg)
     uint64_t t_go = fl_now();
     struct call *a = arg;
     struct fl_region *r = a->r;
-    struct mdst d = {.r = r};
+    struct mdst d = {.r = r, .gate_mu = PTHREAD_MUTEX_INITIALIZER, .gate_cv = PTHREAD_COND_INITIALIZER};
     struct dthread *ts = NULL;
     uint8_t *expect = NULL;
     char err[FL_ERR_LEN] = "", rest[1024];
@@ -482,8 +492,10 @@ static void *dest_main(void *arg)
         ts[i].started = true;
         started++;
     }
-    while (atomic_load(&d.ready) < started)
-        ;
+    pthread_mutex_lock(&d.gate_mu);
+    while (d.ready < started)
+        pthread_cond_wait(&d.gate_cv, &d.gate_mu);
+    pthread_mutex_unlock(&d.gate_mu);
     /* Prepared (threads up, connections open): wait for the cut-over line. */
     if (started == n && d.o.go_fd >= 0) {
         char line[128];
@@ -501,7 +513,10 @@ static void *dest_main(void *arg)
     else
         atomic_store(&d.abort, true); /* threads leave without touching anything */
     uint64_t t_begin = fl_now();
-    atomic_store(&d.go, true);
+    pthread_mutex_lock(&d.gate_mu);
+    d.go = true;
+    pthread_cond_broadcast(&d.gate_cv);
+    pthread_mutex_unlock(&d.gate_mu);
     for (int i = 0; i < n; i++)
         if (ts[i].started)
             pthread_join(ts[i].th, NULL);
