@@ -3,8 +3,6 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { buildFigures } from '../../analysis/figures/index.js';
-import { renderFigure } from '../../analysis/render.js';
 import { loadRunDirs, type LoadedRuns } from '../../analysis/run-dirs.js';
 import { MissingColumnError } from '../../analysis/runs.js';
 import { UsageError } from '../errors.js';
@@ -36,6 +34,9 @@ export const chartCommand: CommandModule = {
       throw e;
     }
     const { runs, rows } = loaded;
+    // Loaded here: vega and resvg cost every other command ~0.4 s of start-up.
+    const { buildFigures } = await import('../../analysis/figures/index.js');
+    const { renderFigure } = await import('../../analysis/render.js');
     const { figures, skipped } = buildFigures(rows, { runId: runs.length === 1 ? runs[0].id : undefined });
     const rendered = [];
     for (const f of figures) {

@@ -2,7 +2,6 @@
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { generatePaper } from '../../analysis/paper.js';
 import { MissingColumnError } from '../../analysis/runs.js';
 import { UsageError } from '../errors.js';
 
@@ -23,6 +22,7 @@ export const paperCommand: CommandModule = {
     for (const inDir of inDirs)
       if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
+      const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only here and in start
       const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string });
       for (const w of r.warnings) console.error(`warning: ${w}`);
       console.log(`${relative('.', r.paperPath)}: filled ${r.sections.join(', ')}`);

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { loadMatrix } from '../matrix.js';
 import { runMatrix } from '../runner.js';
 import { defaultResultsDir, newRunId } from './run.js';
-import { generatePaper } from '../../analysis/paper.js';
 
 const paperSource = fileURLToPath(new URL('../../../paper/paper.md', import.meta.url));
 
@@ -35,6 +34,7 @@ export const startCommand: CommandModule = {
     copyFileSync(paperSource, paperCopy);
     const note = `> This copy's tables and figures come from run \`${runId}\` (matrix ${m.name}); its prose was written about the reference results in results/reference/.\n\n`;
     writeFileSync(paperCopy, note + readFileSync(paperCopy, 'utf8'));
+    const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only when drawing
     const p = await generatePaper({ inDir: r.dir, paperPath: paperCopy });
     const rel = (f: string) => relative('.', f);
     console.log('');
