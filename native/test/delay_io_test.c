@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "../src/internal.h"
 #include "tap.h"
+#include "proc_count.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -15,18 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static long count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    long n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 /* A connected loopback pair: *client and *server. */
 static int tcp_pair(int *client, int *server)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "../include/faultlab.h"
 #include "tap.h" /* CHECK(cond, description...): prints ok / not ok */
+#include "proc_count.h"
 
 /* ---- a minimal JSON validator (RFC 8259 grammar, no semantics) ---- */
 static const char *js_ws(const char *p)
@@ -131,17 +132,7 @@ static bool has_key(const char *json, const char *key)
     return strstr(json, pat) != NULL;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
+static int count_fds(void) { return (int)count_dir("/proc/self/fd"); }
 
 /* Pull "key":number out of the object that follows "name":{ */
 static double floor_field(const char *json, const char *name, const char *key)

@@ -12,6 +12,7 @@
 #include "../include/faultlab.h"
 #include "../src/protocol.h"
 #include "tap.h"
+#include "proc_count.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,19 +30,6 @@
 
 /* ---- counting what the process holds ----------------------------------------- */
 
-static long count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n; /* /proc/self/fd includes the DIR's own fd: the same in every count */
-}
 
 static long count_lines(const char *path)
 {
