@@ -395,7 +395,7 @@ export class ChunkServer {
     let conn: DelayedConn<SentMeta>;
     const drop = () => {
       conn.reap(this.onDelayedSent);
-      conn.detach();
+      conn.detach((q) => q.shared && this.sharedAnswersPending--); // unsent slices no longer hold the region
       sock.destroy();
     };
     try {

@@ -70,11 +70,12 @@ export class DelayedConn<M = unknown> {
     }
   }
 
-  /** Stop at once: drops what is unsent, joins the sender (so bodies may go). */
-  detach(): void {
+  /** Stop at once: drops what is unsent (each handed to onUnsent), joins the sender (so bodies may go). */
+  detach(onUnsent?: (meta: M) => void): void {
     if (this.detached) return;
     this.detached = true;
     dio.detach(this.handle);
+    for (const p of this.pending) onUnsent?.(p.meta);
     this.pending = [];
     this.onDetach();
   }
