@@ -14,7 +14,10 @@
  *    answers in order and sends each at its deadline (sleep, then spin the last
  *    FL_SPIN_NS), answers due together in one sendmsg.
  * Answer bodies are not copied: the caller keeps each alive until
- * fl_dio_sent() reports it sent or fl_dio_detach() has returned. */
+ * fl_dio_sent() reports it sent or fl_dio_detach() has returned.
+ * Cost: each connection's sender spins up to FL_SPIN_NS before every deadline,
+ * so N connections at an RTT of R use up to N * 0.25 ms / R of a CPU (20 % for
+ * 8 connections at 10 ms), CPU the client competes for at sub-ms RTTs. */
 #define _GNU_SOURCE
 #include "internal.h"
 
