@@ -39,7 +39,7 @@ const c = {
   dioAttach: lib.func('void *fl_dio_attach(void *h, int fd, _Out_ uint32_t *id, _Out_ uint8_t *err, size_t errlen)'),
   dioSend: lib.func('int64_t fl_dio_send(void *c, uint64_t deadline, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len)'),
   dioFinish: lib.func('void fl_dio_finish(void *c)'),
-  dioSent: lib.func('uint64_t fl_dio_sent(void *c, uint64_t from, _Out_ uint64_t *written, uint32_t max)'),
+  dioSent: lib.func('uint64_t fl_dio_sent(void *c, uint64_t from, _Out_ uint64_t *sent_ns, uint32_t max)'),
   dioDetach: lib.func('void fl_dio_detach(void *c)'),
   dioClose: lib.func('void fl_dio_close(void *h)'),
 };
@@ -234,8 +234,8 @@ export const dio = {
   send: (conn: unknown, deadlineNs: bigint, head: Buffer, body: Buffer | null): number =>
     Number(c.dioSend(conn, deadlineNs, head, head.length, body, body ? body.length : 0)),
   finish: (conn: unknown): void => c.dioFinish(conn),
-  /** Answers sent so far; the send times of sequence numbers from.. into written. */
-  sent: (conn: unknown, from: number, written: BigUint64Array): number => Number(c.dioSent(conn, BigInt(from), written, written.length)),
+  /** Answers sent so far; when the sends of sequence numbers from.. began, into sentNs (0: no longer known). */
+  sent: (conn: unknown, from: number, sentNs: BigUint64Array): number => Number(c.dioSent(conn, BigInt(from), sentNs, sentNs.length)),
   detach: (conn: unknown): void => c.dioDetach(conn),
   close: (hub: unknown): void => c.dioClose(hub),
 };

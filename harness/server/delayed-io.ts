@@ -31,7 +31,7 @@ export class DelayedConn<M = unknown> {
   private pending: Pending<M>[] = [];
   private reaped = 0; // sequence number of pending[0]
   private detached = false;
-  private readonly written = new BigUint64Array(SENT_BATCH);
+  private readonly sentAt = new BigUint64Array(SENT_BATCH);
 
   constructor(
     readonly id: number,
@@ -57,16 +57,16 @@ export class DelayedConn<M = unknown> {
     if (!this.detached) dio.finish(this.handle);
   }
 
-  /** Hand each answer sent since the last call to onSent (send time in ns, or null if no longer known), oldest first. */
-  reap(onSent: (meta: M, writtenNs: bigint | null) => void): void {
+  /** Hand each answer sent since the last call to onSent (when its send began, ns, or null if no longer known), oldest first. */
+  reap(onSent: (meta: M, sentNs: bigint | null) => void): void {
     if (this.detached) return;
     for (;;) {
-      const sent = dio.sent(this.handle, this.reaped, this.written);
+      const sent = dio.sent(this.handle, this.reaped, this.sentAt);
       const n = Math.min(sent - this.reaped, SENT_BATCH);
       if (n <= 0) return;
       const done = this.pending.splice(0, n);
       this.reaped += n;
-      for (let i = 0; i < n; i++) onSent(done[i].meta, this.written[i] || null);
+      for (let i = 0; i < n; i++) onSent(done[i].meta, this.sentAt[i] || null);
     }
   }
 
