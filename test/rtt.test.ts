@@ -34,6 +34,7 @@ describe('emulated RTT', () => {
     ]) {
       const s = await start(rtt);
       const m = await measureRtt(s.host, s.port, samples);
+      await s.settled();
       const late = s.lateness();
       const error = m.medianMs - rtt;
       rows.push(`rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (error ${(error * 1000).toFixed(0)} us), server late p50 ${late.p50Us.toFixed(1)} us`);
@@ -67,6 +68,7 @@ describe('emulated RTT', () => {
     servers.push(s);
     const n = 20;
     const c = await rttTraceNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
+    await s.settled();
     const pings = s.trace().filter((t) => t.op === Op.PING).slice(-n);
     expect(pings.length).toBe(n);
     expect(c.sentNs.length).toBe(n);

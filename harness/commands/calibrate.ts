@@ -108,8 +108,13 @@ async function probe(serverRttMs: number, clientRttMs: number, samples: number, 
   const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: serverRttMs, trace });
   try {
     const target = { host: server.host, port: server.port, regionBytes: REGION, seed: SEED, clientRttMs };
-    if (!trace) return { m: await rttProbeNative(target, samples), lateP50Us: server.lateness().p50Us };
+    if (!trace) {
+      const m = await rttProbeNative(target, samples);
+      await server.settled();
+      return { m, lateP50Us: server.lateness().p50Us };
+    }
     const m = await rttTraceNative(target, samples);
+    await server.settled();
     return { m, lateP50Us: server.lateness().p50Us, split: splitRoundTrips(serverRttMs, m, server.trace(), samples) };
   } finally {
     await server.close();

@@ -230,6 +230,21 @@ export class ChunkServer {
     return [...(this.traced ?? [])];
   }
 
+  /**
+   * Resolves once every answer handed to a delayed connection's sender has been
+   * reported sent (at most timeoutMs): a client can have an answer before the
+   * sender thread has recorded it, so lateness() and trace() read right after
+   * a client's last answer may miss it.
+   */
+  async settled(timeoutMs = 1000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      this.reapAll();
+      if ([...this.delayed].every((c) => c.unsent === 0) || Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
   /** Forget lateness samples (e.g. after a warm-up). */
   resetLateness(): void {
     this.reapAll();

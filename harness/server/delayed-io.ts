@@ -52,6 +52,11 @@ export class DelayedConn<M = unknown> {
     return true;
   }
 
+  /** Answers handed over and not yet reported sent (as of the last reap). */
+  get unsent(): number {
+    return this.pending.length;
+  }
+
   /** After what is queued: shut down writing; then the hub reports it gone. */
   finish(): void {
     if (!this.detached) dio.finish(this.handle);

@@ -78,8 +78,9 @@ struct fl_source_ops {
     int (*read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
     /* Write [off, off+len) from src (push strategies). */
     int (*write)(struct fl_conn *c, uint64_t off, const void *src, size_t len, char *err, size_t errlen);
-    /* Median round trip of n empty requests, in ns (0 for in-process sources). */
-    uint64_t (*ping_ns)(struct fl_conn *c, int n);
+    /* Median round trip of n empty requests, in ns (0 for in-process sources);
+     * sent_at, if not NULL: when the last one was sent (CLOCK_MONOTONIC). */
+    uint64_t (*ping_ns)(struct fl_conn *c, int n, uint64_t *sent_at);
     void (*disconnect)(struct fl_conn *c);
     void (*destroy)(struct fl_source *s);
     /* Pipelining (prefetch): send a READ of [off, off+len) without waiting,

@@ -472,7 +472,7 @@ static int tcp_poll_fd(struct fl_conn *c) { return c->fd; }
 
 /* Median of n PING round trips (n capped at TCP_MAX_PINGS); 0 if a ping fails
  * (the connection is then refused for further requests, so a run fails loudly). */
-static uint64_t tcp_ping(struct fl_conn *c, int n)
+static uint64_t tcp_ping(struct fl_conn *c, int n, uint64_t *sent_at)
 {
     int saved = errno;
     uint64_t v[TCP_MAX_PINGS];
@@ -483,6 +483,8 @@ static uint64_t tcp_ping(struct fl_conn *c, int n)
         n = TCP_MAX_PINGS;
     for (int i = 0; i < n; i++) {
         uint64_t t0 = fl_now();
+        if (sent_at)
+            *sent_at = t0;
         if (request(c, FL_OP_PING, 0, NULL, 0, cause, sizeof cause)) {
             errno = saved;
             return 0;

@@ -54,13 +54,13 @@ static void *transport_main(void *arg)
         /* The RTT probe: what the tcp source itself waits per round trip, after a
          * short warm-up (the first exchanges on a fresh connection are slower). */
         for (int i = 0; i < 3; i++)
-            if (!src->ops->ping_ns(conn, 1)) {
+            if (!src->ops->ping_ns(conn, 1, NULL)) {
                 fl_errf(a->out, a->outlen, "ping: no answer (connection broken or timed out)");
                 goto out;
             }
         for (uint64_t i = 0; i < a->requests; i++) {
-            uint64_t dt = src->ops->ping_ns(conn, 1);
-            uint64_t back = fl_now(); /* first: a page fault below must not count as the way back */
+            uint64_t at; /* when it was sent, by the timing thread itself: no preemption after in between */
+            uint64_t dt = src->ops->ping_ns(conn, 1, &at);
             if (!dt) {
                 fl_errf(a->out, a->outlen, "ping %llu of %llu: no answer (connection broken or timed out)",
                         (unsigned long long)i + 1, (unsigned long long)a->requests);
@@ -69,8 +69,8 @@ static void *transport_main(void *arg)
             total += dt;
             fl_samples_add(&s, dt);
             if (received) { /* CLOCK_MONOTONIC, as the chunk server's clock: the two sides line up */
-                received[i] = back;
-                sent[i] = back - dt;
+                sent[i] = at;
+                received[i] = at + dt;
             }
         }
         struct fl_jbuf j = {.p = a->out, .len = a->outlen};
