@@ -108,14 +108,10 @@ async function probe(serverRttMs: number, clientRttMs: number, samples: number, 
   const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: serverRttMs, trace });
   try {
     const target = { host: server.host, port: server.port, regionBytes: REGION, seed: SEED, clientRttMs };
-    if (!trace) {
-      const m = await rttProbeNative(target, samples);
-      await server.settled();
-      return { m, lateP50Us: server.lateness().p50Us };
-    }
-    const m = await rttTraceNative(target, samples);
+    const traced = trace ? await rttTraceNative(target, samples) : null;
+    const m = traced ?? (await rttProbeNative(target, samples));
     await server.settled();
-    return { m, lateP50Us: server.lateness().p50Us, split: splitRoundTrips(serverRttMs, m, server.trace(), samples) };
+    return { m, lateP50Us: server.lateness().p50Us, split: traced ? splitRoundTrips(serverRttMs, traced, server.trace(), samples) : undefined };
   } finally {
     await server.close();
   }

@@ -86,6 +86,8 @@ export class ChunkServer {
   readonly regionBytes: number;
   readonly seed: bigint;
   readonly rttMs: number;
+  /** rttMs in ns: each answer's deadline is its request's receive time + this. */
+  private readonly delayNs: bigint;
   /** The region's current contents (WRITE updates it). */
   get region(): Buffer {
     return this.contents;
@@ -124,6 +126,7 @@ export class ChunkServer {
     this.regionBytes = opts.regionBytes;
     this.seed = BigInt(opts.seed);
     this.rttMs = opts.rttMs;
+    this.delayNs = BigInt(Math.round(opts.rttMs * 1e6));
     this.hub = opts.rttMs > 0 ? DelayedIoHub.open() : null;
     server.on('connection', (s) => (this.hub ? this.onDelayedConnection(s, this.hub) : this.onConnection(s)));
   }
@@ -251,11 +254,11 @@ export class ChunkServer {
     this.lateCount = 0;
   }
 
-  private recordAnswer({ req, deadline }: Queued, written: bigint, delayNs: bigint): void {
+  private recordAnswer({ req, deadline }: Queued, written: bigint): void {
     this.late[this.lateCount++ % LATENESS_SAMPLES] = Number(written - deadline) / 1000;
     if (!this.traced) return;
     if (this.traced.length === TRACE_ENTRIES) this.traced.shift();
-    this.traced.push({ op: req.op, receivedNs: deadline - delayNs, deadlineNs: deadline, writtenNs: written });
+    this.traced.push({ op: req.op, receivedNs: deadline - this.delayNs, deadlineNs: deadline, writtenNs: written });
   }
 
   /** Stop listening, drop every connection (pending answers are discarded). */
@@ -319,7 +322,7 @@ export class ChunkServer {
           // Lateness counts until the write has returned (on loopback: the
           // answer is in the client's socket), the event loop's own path included.
           const written = nowNs();
-          for (const r of released) this.recordAnswer(r, written, 0n);
+          for (const r of released) this.recordAnswer(r, written);
           released.length = 0;
           updateFlow();
         });
@@ -388,7 +391,7 @@ export class ChunkServer {
 
   private readonly onDelayedSent = (q: SentMeta, written: bigint | null): void => {
     if (q.shared) this.sharedAnswersPending--;
-    if (written !== null) this.recordAnswer(q, written, BigInt(Math.round(this.rttMs * 1e6)));
+    if (written !== null) this.recordAnswer(q, written);
   };
 
   /**
@@ -406,7 +409,6 @@ export class ChunkServer {
     this.counts.connections++;
     this.sockets.add(sock);
     const parser = new RequestParser(this.regionBytes);
-    const delayNs = BigInt(Math.round(this.rttMs * 1e6));
     let conn: DelayedConn<SentMeta>;
     const drop = () => {
       conn.reap(this.onDelayedSent);
@@ -418,7 +420,7 @@ export class ChunkServer {
         data: (bytes, receivedNs) => {
           conn.reap(this.onDelayedSent);
           if (parser.closed) return; // framing lost: its answer is out or queued, then the close
-          const deadline = receivedNs + delayNs;
+          const deadline = receivedNs + this.delayNs;
           for (const req of parser.push(bytes)) {
             this.counts.requests++;
             const answer = this.execute(req);

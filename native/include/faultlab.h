@@ -132,9 +132,6 @@ int fl_touch(uintptr_t addr);
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the timer every figure uses. */
 uint64_t fl_now_ns(void);
 
-/* Sleep until the CLOCK_MONOTONIC deadline (absolute ns); precise to tens of us. */
-void fl_sleep_until_ns(uint64_t deadline_ns);
-
 
 /* Emulated server-side latency with precise timing, for the chunk server's
  * connections with rtt > 0 (native/src/delay_io.c, harness/server/delayed-io.ts).

@@ -203,6 +203,7 @@ uint64_t fl_ts_ns(struct timespec t);
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
 #define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
 void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */
+void fl_sleep_until_ns(uint64_t deadline_ns);              /* sleep only (CLOCK_MONOTONIC): tens of us late */
 int fl_cpu_for(enum fl_cpus c, bool handler); /* which CPU a role goes to, -1 = free */
 void fl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Async-signal-safe formatting for messages built in a signal handler:
