@@ -427,4 +427,20 @@ describe('serve and calibrate arguments', () => {
     await expect(transportNative('op=ping trace=2 source=tcp port=1')).rejects.toThrow(/trace must be 0 or 1, not '2'/);
     await expect(transportNative('requests=5x source=tcp port=1')).rejects.toThrow(/requests must be 1 to 100000000, got '5x'/);
   });
+
+  it('transport land=region reads every chunk into its own offset of a region-sized mapping, bytes verified; bad land refused', async () => {
+    const { transportNative } = await import('../harness/native.js');
+    const server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 0 });
+    try {
+      const spec = `source=tcp host=${server.host} port=${server.port} region=${REGION} seed=${SEED} chunk=65536 requests=20`;
+      for (const land of ['buffer', 'region']) {
+        const r = await transportNative(`${spec} land=${land}`);
+        expect(r).toMatchObject({ land, n: 20, verified: true });
+      }
+    } finally {
+      await server.close();
+    }
+    await expect(transportNative('land=cache source=tcp port=1')).rejects.toThrow(/land must be buffer or region, not 'cache'/);
+    await expect(transportNative('op=ping land=region source=tcp port=1')).rejects.toThrow(/land=region is for op=read/);
+  });
 });

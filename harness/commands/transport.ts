@@ -20,6 +20,11 @@ export const transportCommand: CommandModule = {
       .option('requests', { type: 'number', default: 1000 })
       .option('repeat', { type: 'number', default: 1 })
       .option('cpus', { choices: CPUS, default: 'same' as const })
+      .option('land', {
+        choices: ['buffer', 'region'] as const,
+        default: 'buffer' as const,
+        describe: 'where READs land: one reused buffer (cache-warm), or each at its own offset of a populated region-sized mapping, as a fault fetch lands (cache-cold)',
+      })
       .option('json', { type: 'boolean', default: false }),
   handler: async (a) => {
     const region = parseSize(a.region as string, 'region');
@@ -40,12 +45,12 @@ export const transportCommand: CommandModule = {
     }
     try {
       const rtt = await rttProbeNative({ host, port, regionBytes: region, seed: a.seed as number, clientRttMs }, 10);
-      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
+      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} land=${a.land} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
       const reps = [];
       for (let i = 0; i < (a.repeat as number); i++) reps.push(await transportNative(spec));
-      const out = { chunk_bytes: chunk, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), latency: a.latency, reps };
+      const out = { chunk_bytes: chunk, land: a.land, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), latency: a.latency, reps };
       if (a.json) console.log(JSON.stringify(out));
-      else for (const r of reps) console.log(`chunk ${chunk} B: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`);
+      else for (const r of reps) console.log(`chunk ${chunk} B into ${r.land}: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`);
     } finally {
       await server?.close();
     }

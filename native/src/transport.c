@@ -3,9 +3,11 @@
 #include "internal.h"
 #include "jbuf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define TRACE_MAX 4096 /* round trips a trace lists */
 
@@ -14,6 +16,9 @@ struct transport_args {
     uint64_t requests;
     int ping;  /* op=ping: empty round trips (the RTT probe), not READs */
     int trace; /* op=ping trace=1: each round trip's send and receive times too */
+    int land_region; /* land=region: each READ lands at its own offset of a populated
+                        region-sized mapping, as a fault's fetch does, instead of in
+                        one reused (cache-warm) buffer */
     char rest[1024]; /* the region keys, for fl_config_parse */
     char *out;
     size_t outlen;
@@ -26,7 +31,7 @@ static void *transport_main(void *arg)
     struct fl_config *cfg = &a->cfg;
     char err[FL_ERR_LEN];
     struct fl_conn *conn = NULL;
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *land = NULL; /* where READs land: one buffer, or land=region */
     uint64_t *sent = NULL, *received = NULL; /* trace=1 */
     struct fl_samples s = {0};
     a->rc = -1;
@@ -40,8 +45,19 @@ static void *transport_main(void *arg)
         fl_errf(a->out, a->outlen, "%s", err);
         goto out;
     }
-    buf = malloc(cfg->chunk_bytes);
-    if (!buf || fl_samples_init(&s, a->requests)) {
+    if (a->land_region) {
+        /* Populated now, outside the timed reads (as sigsegv's memfd and uffd's
+         * continue and move mirrors are): only the cache is cold, as in a fault. */
+        void *m = mmap(NULL, cfg->region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (m == MAP_FAILED) {
+            fl_errf(a->out, a->outlen, "land=region: cannot map %llu bytes: %s", (unsigned long long)cfg->region_bytes, strerror(errno));
+            goto out;
+        }
+        land = m;
+    } else {
+        buf = malloc(cfg->chunk_bytes);
+    }
+    if (!(buf || land) || fl_samples_init(&s, a->requests)) {
         fl_errf(a->out, a->outlen, "out of memory");
         goto out;
     }
@@ -98,21 +114,22 @@ static void *transport_main(void *arg)
     }
     for (uint64_t i = 0; i < a->requests; i++) {
         uint64_t off = (i % nchunks) * cfg->chunk_bytes, first_bad;
+        uint8_t *dst = land ? land + off : buf;
         uint64_t t0 = fl_now();
-        if (src->ops->read(conn, off, buf, cfg->chunk_bytes, err, sizeof err)) {
+        if (src->ops->read(conn, off, dst, cfg->chunk_bytes, err, sizeof err)) {
             fl_errf(a->out, a->outlen, "transport: read at offset 0x%llx failed: %s", (unsigned long long)off, err);
             goto out;
         }
         uint64_t dt = fl_now() - t0;
         total += dt;
         fl_samples_add(&s, dt);
-        bad += fl_verify(buf, cfg->chunk_bytes, cfg->seed, off, &first_bad);
+        bad += fl_verify(dst, cfg->chunk_bytes, cfg->seed, off, &first_bad);
     }
     double mibps = total ? (double)(a->requests * cfg->chunk_bytes) / (1 << 20) / ((double)total / 1e9) : 0;
     snprintf(a->out, a->outlen,
-             "{\"chunk_bytes\":%llu,\"n\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f,"
+             "{\"chunk_bytes\":%llu,\"land\":\"%s\",\"n\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f,"
              "\"throughput_mibps\":%.3f,\"verified\":%s}",
-             (unsigned long long)cfg->chunk_bytes, (unsigned long long)a->requests,
+             (unsigned long long)cfg->chunk_bytes, land ? "region" : "buffer", (unsigned long long)a->requests,
              (unsigned long long)fl_samples_quantile(&s, 0.5), (unsigned long long)fl_samples_quantile(&s, 0.99),
              (unsigned long long)fl_samples_quantile(&s, 1.0), (double)total / (double)a->requests, mibps,
              bad ? "false" : "true");
@@ -122,6 +139,8 @@ out:
     free(sent);
     free(received);
     free(buf);
+    if (land)
+        munmap(land, cfg->region_bytes);
     if (conn)
         src->ops->disconnect(conn);
     src->ops->destroy(src);
@@ -149,6 +168,12 @@ static int transport_key(const char *k, const char *v, void *ctx, char *err, siz
             return -1;
         }
         a->trace = !strcmp(v, "1");
+    } else if (!strcmp(k, "land")) {
+        if (strcmp(v, "buffer") && strcmp(v, "region")) {
+            fl_errf(err, errlen, "land must be buffer or region, not '%s'", v);
+            return -1;
+        }
+        a->land_region = !strcmp(v, "region");
     } else {
         return fl_spec_pass(a->rest, sizeof a->rest, k, v, err, errlen);
     }
@@ -160,6 +185,10 @@ int fl_transport(const char *spec, char *out, size_t outlen)
     struct transport_args a = {.out = out, .outlen = outlen, .requests = 1000};
     if (fl_spec_each(spec, "transport spec", transport_key, &a, out, outlen))
         return -1;
+    if (a.land_region && a.ping) {
+        fl_errf(out, outlen, "land=region is for op=read (pings carry no bytes)");
+        return -1;
+    }
     if (a.trace && (!a.ping || a.requests > TRACE_MAX)) {
         fl_errf(out, outlen, "trace=1 is for op=ping with at most %d requests", TRACE_MAX);
         return -1;
