@@ -95,10 +95,26 @@ export function beyondKey(p: CellParams): unknown[] {
   return v.some((x) => x !== undefined) ? ['beyond', ...v] : [];
 }
 
+/** The knobs a cell sets beyond the thesis's, by their runs.csv column (set ones only). */
+export function beyondColumns(p: CellParams): Record<string, string | number> {
+  const cols: [string, string | number | undefined][] = [
+    ['prefetch', p.prefetch], ['depth', p.depth], ['pf_conns', p.pfConns], ['app_threads', p.appThreads], ['zipf_s', p.zipfS],
+    ['touch_fraction', p.touchFraction], ['vma_span', p.vmaSpan], ['huge', p.huge], ['uffd_install', p.uffdInstall],
+  ];
+  return Object.fromEntries(cols.filter(([, v]) => v !== undefined)) as Record<string, string | number>;
+}
+
+/** The same knobs as `key=value` words for a progress line. */
+export function beyondLabel(p: CellParams): string {
+  return Object.entries(beyondColumns(p)).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
 /** --filter getters. */
 export const BEYOND_FILTERS: Record<string, (p: CellParams) => string | number> = {
   prefetch: (p) => p.prefetch ?? 'none',
   depth: (p) => p.depth ?? 16,
   app_threads: (p) => p.appThreads ?? 1,
   touch_fraction: (p) => p.touchFraction ?? '',
+  huge: (p) => p.huge ?? 'none',
+  uffd_install: (p) => p.uffdInstall ?? 'copy',
 };

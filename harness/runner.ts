@@ -16,7 +16,7 @@ import { ChunkServer } from './server/chunk-server.js';
 import { usesSource } from './cell.js';
 import { Progress } from './progress.js';
 import type { Row } from './bench.js';
-import { beyondArgs } from './beyond.js';
+import { beyondArgs, beyondColumns, beyondLabel } from './beyond.js';
 
 const cliPath = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
 
@@ -133,6 +133,9 @@ function failedRow(c: MatrixCell, message: string): Row {
     strategy: c.kind === 'floors' ? 'floors' : c.kind === 'transport' ? 'tcp' : p.strategy,
     scenario: c.kind === 'cell' ? p.scenario : c.kind, source: p.source, region_bytes: p.regionBytes, chunk_bytes: p.chunkBytes,
     rtt_ms: p.rttMs, cpus: p.cpus, handler_threads: p.handlerThreads, repeat: p.repeat, repetition: 0, verified: false, message,
+    // the cell's other knobs, so a failed row says which cell it was
+    ...beyondColumns(p),
+    ...Object.fromEntries(Object.entries({ tracker: p.tracker, pattern: p.pattern, write_fraction: p.writeFraction, intervals: p.intervals }).filter(([, v]) => v !== undefined)),
   };
 }
 
@@ -227,7 +230,7 @@ function describe(c: MatrixCell): string {
   const p = c.params;
   if (c.kind === 'floors') return `floors cpus=${p.cpus}`;
   if (c.kind === 'transport') return `transport chunk=${p.chunkBytes} rtt=${p.rttMs}ms`;
-  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms chunk=${p.chunkBytes} cpus=${p.cpus}`.replace(/\s+/g, ' ');
+  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms chunk=${p.chunkBytes} cpus=${p.cpus} ${beyondLabel(p)}`.trim().replace(/\s+/g, ' ');
 }
 
 function summarizeRows(c: MatrixCell, rows: Row[]): string {

@@ -5,12 +5,15 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { compile } from 'vega-lite';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NativeRegion } from '../harness/native.js';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { loadMatrix, cellId } from '../harness/matrix.js';
 import { buildFigures } from '../analysis/figures/index.js';
 import { rowsFromCsv } from '../analysis/runs.js';
+import { parseCsvTable } from '../analysis/csv.js';
 import { COLUMNS } from '../harness/columns.js';
 import { faultlab, kernelHasUffdMove, lastJson } from './helpers.js';
 
@@ -185,6 +188,43 @@ describe('the beyond matrix and its columns', () => {
     expect(m.cells.some((x) => x.params.vmaSpan === 'auto')).toBe(true);
     expect(m.cells.some((x) => x.params.touchFraction === 0.02)).toBe(true);
   });
+
+  it('scenarios/hugetlb.json: every huge-page cell has its small-page twin, 2 MiB chunks', () => {
+    const m = loadMatrix('hugetlb');
+    const huge = m.cells.filter((c) => c.params.huge === 'hugetlb');
+    expect(huge.length).toBe(6);
+    for (const c of huge) {
+      expect(c.params.chunkBytes).toBe(2 << 20);
+      const twin = m.cells.filter((x) => x.params.huge === 'none' && cellId({ ...x, params: { ...x.params, huge: 'hugetlb' } }) === cellId(c));
+      expect(twin.length, `twin of ${cellId(c)}`).toBe(1);
+    }
+  });
+
+  it('the hugetlb matrix runs its huge-page cells where 2 MiB pages are free, and fails each with the advice where none are', async () => {
+    const { doctorNative } = await import('../harness/native.js');
+    const free = Number(doctorNative().hugepages_2m_free ?? 0);
+    const out = mkdtempSync(join(tmpdir(), 'faultlab-hugetlb-'));
+    try {
+      const r = faultlab(['run', '--matrix', 'hugetlb', '--filter', 'source=local', '--filter', 'strategy=sigsegv', '--repeat', '1', '--out', out]);
+      const [dir] = readdirSync(out);
+      const rows = parseCsvTable(readFileSync(join(out, dir, 'runs.csv'), 'utf8')).rows;
+      const small = rows.filter((x) => x.huge === 'none');
+      expect(small.map((x) => [x.status, x.verified])).toEqual([['ok', 'true']]);
+      const huge = rows.filter((x) => x.huge === 'hugetlb');
+      expect(huge.length).toBe(1);
+      if (free >= 16) {
+        console.log(`hugetlb: ${free} free 2 MiB pages, the huge-page cell ran`);
+        expect([huge[0].status, huge[0].verified]).toEqual(['ok', 'true']);
+        expect(r.status).toBe(0);
+      } else {
+        console.log(`hugetlb: ${free} free 2 MiB pages (vm.nr_hugepages), so the huge-page cell must fail with the advice`);
+        expect(huge[0].status).toBe('failed');
+        expect(String(huge[0].message)).toMatch(/reserve them with sysctl vm\.nr_hugepages/);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('cells without issue-6 keys keep the ids they had before (resume of older runs)', () => {
     for (const c of loadMatrix('quick').cells) {

@@ -587,6 +587,9 @@ int fl_doctor(char *out, size_t outlen)
     jw_kint(&w, "euid", (long long)geteuid());
     jw_ksysctl(&w, "vm_max_map_count", "/proc/sys/vm/max_map_count");
     jw_ksysctl(&w, "vm_unprivileged_userfaultfd", "/proc/sys/vm/unprivileged_userfaultfd");
+    /* huge=hugetlb needs 2 MiB pages reserved and free (null: no 2 MiB hugetlb pool) */
+    jw_ksysctl(&w, "hugepages_2m_total", "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+    jw_ksysctl(&w, "hugepages_2m_free", "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
 
     struct attempt a[3];
     try_uffd(a);

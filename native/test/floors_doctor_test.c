@@ -209,7 +209,7 @@ int main(void)
     CHECK(rc == 0, "fl_doctor returns 0");
     CHECK(json_valid(out), "fl_doctor output is valid JSON");
     static const char *dkeys[] = {"kernel", "machine", "cpu_model", "cpus_online", "page_size", "euid",
-                                  "vm_max_map_count", "vm_unprivileged_userfaultfd", "uffd_attempts",
+                                  "vm_max_map_count", "vm_unprivileged_userfaultfd", "hugepages_2m_total", "hugepages_2m_free", "uffd_attempts",
                                   "uffd_path", "uffd_api", "pagemap_scan", "soft_dirty", "thp"};
     for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
         CHECK(has_key(out, dkeys[i]), "fl_doctor has key %s", dkeys[i]);
