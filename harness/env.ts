@@ -1,6 +1,8 @@
 // The environment every result row carries: kernel, CPU, privileges,
 // userfaultfd access and features, project commit.
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { cpus, release } from 'node:os';
 import { doctorNative } from './native.js';
 
@@ -49,6 +51,40 @@ export function projectCommit(): string {
   }
 }
 
+/** A VM guest whose free memory the host takes back: virtio-balloon free page
+ * reporting hands free blocks of 2^order pages to the host a few seconds after
+ * they are freed, so the next use of that memory faults on the host side too
+ * and allocating a page during a fault (UFFDIO_COPY, eager's copy) costs several
+ * times more after an idle pause than right after other work (README). */
+export interface GuestMemory {
+  hypervisor: boolean; // the CPU flag a hypervisor sets
+  free_page_reporting: boolean; // a virtio-balloon device offering VIRTIO_BALLOON_F_REPORTING
+  reporting_order: number | null; // page_reporting_order: blocks of 2^order pages are reported
+}
+
+const VIRTIO_BALLOON_F_REPORTING = 5;
+
+/** A virtio device's `features` file: one '0'/'1' per feature bit, bit 0 first. */
+export function offersFeature(features: string, bit: number): boolean {
+  return features.trim()[bit] === '1';
+}
+
+export function probeGuestMemory(): GuestMemory {
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
+  const hypervisor = /^flags\s*:.*\bhypervisor\b/m.test(read('/proc/cpuinfo'));
+  let reporting = false;
+  const dir = '/sys/bus/virtio/devices';
+  for (const d of existsSync(dir) ? readdirSync(dir) : []) {
+    try {
+      if (basename(readlinkSync(`${dir}/${d}/driver`)) === 'virtio_balloon') reporting ||= offersFeature(read(`${dir}/${d}/features`), VIRTIO_BALLOON_F_REPORTING);
+    } catch {
+      /* no driver bound */
+    }
+  }
+  const order = read('/sys/module/page_reporting/parameters/page_reporting_order').trim();
+  return { hypervisor, free_page_reporting: reporting, reporting_order: order === '' ? null : Number(order) };
+}
+
 export interface EnvInfo {
   kernel: string;
   cpu_model: string;
@@ -58,6 +94,7 @@ export interface EnvInfo {
   privileges: string;
   uffd_path: string;
   uffd_features: string[];
+  guest_memory: GuestMemory;
   doctor: Record<string, unknown>;
 }
 
@@ -73,6 +110,7 @@ export function collectEnv(): EnvInfo {
     privileges: uid === 0 ? 'root' : `uid ${uid}`,
     uffd_path: String(doctor.uffd_path ?? 'unknown'),
     uffd_features: (doctor.uffd_api as { features?: string[] } | undefined)?.features ?? [], // empty where no userfaultfd could be opened
+    guest_memory: probeGuestMemory(),
     doctor,
   };
 }

@@ -77,6 +77,20 @@ describe('doctor and floors', () => {
     expect(j).toHaveProperty('netem');
   });
 
+  it('doctor --json says whether the host takes back free memory (virtio-balloon free page reporting), as the system files say', async () => {
+    const { offersFeature } = await import('../harness/env.js');
+    expect(offersFeature('0110010100000000\n', 5)).toBe(true);
+    expect(offersFeature('0110000100000000', 5)).toBe(false);
+    expect(offersFeature('01', 5)).toBe(false);
+    const g = lastJson(faultlab(['doctor', '--json']).stdout).guest_memory as Record<string, unknown>;
+    const { readFileSync, existsSync } = await import('node:fs');
+    expect(g.hypervisor).toBe(/\bhypervisor\b/.test(readFileSync('/proc/cpuinfo', 'utf8')));
+    const orderFile = '/sys/module/page_reporting/parameters/page_reporting_order';
+    expect(g.reporting_order).toBe(existsSync(orderFile) ? Number(readFileSync(orderFile, 'utf8')) : null);
+    expect(typeof g.free_page_reporting).toBe('boolean');
+    console.log(`guest memory here: ${JSON.stringify(g)}`);
+  });
+
   it('doctor --json uffd_installs: each install it offers runs and verifies, each it does not is refused', () => {
     const installs = lastJson(faultlab(['doctor', '--json']).stdout).uffd_installs as Record<string, boolean>;
     expect(Object.keys(installs).sort()).toEqual(['continue', 'copy', 'move']);
