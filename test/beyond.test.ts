@@ -267,5 +267,25 @@ describe('beyond figures', () => {
     const tv = figures.find((f) => f.name === 'throughput-vs-rtt');
     expect(tv, 'the no-prefetch rows still make the thesis figure').toBeDefined();
     expect(JSON.stringify(tv!.spec)).not.toContain('"median":500'); // the ahead:64 rows are not in it
+    expect(names, 'no huge-page rows, no huge-pages figure').not.toContain('huge-pages');
+  });
+
+  it('huge-pages draws each method and source that has both kinds of page, and nothing else', () => {
+    const base = { status: 'ok', repetition: 0, cpus: 'same', first_access_ns: 1000, fault_ns_p50: 1000, fault_ns_p99: 2000, fault_ns_cdf: '', region_bytes: 32 << 20, chunk_bytes: 2 << 20, handler_threads: 1, app_threads: 1, scenario: 'read-seq', rtt_ms: 0, prefetch: 'none', total_ns: 1e8 };
+    const rows: Record<string, string | number>[] = [];
+    for (const source of ['local', 'remote']) {
+      rows.push({ ...base, strategy: 'sigsegv', source, huge: 'hugetlb', throughput_mibps: 4000 }, { ...base, strategy: 'sigsegv', source, huge: 'none', throughput_mibps: 2700 });
+      rows.push({ ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'hugetlb', throughput_mibps: 3900 }, { ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'none', throughput_mibps: 2100 });
+    }
+    rows.push({ ...base, strategy: 'uffd', uffd_install: 'copy', source: 'local', huge: 'hugetlb', throughput_mibps: 2666 }); // no small-page twin
+    const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n';
+    const fig = buildFigures(rowsFromCsv(csv)).figures.find((f) => f.name === 'huge-pages');
+    expect(fig).toBeDefined();
+    expect(() => compile(fig!.spec)).not.toThrow();
+    const pts = (fig!.spec as { data: { values: { method: string; panel: string; pages: string; median: number }[] } }).data.values;
+    expect(pts).toHaveLength(8); // 2 methods x 2 sources x 2 kinds of page
+    expect(pts.find((p) => p.method === 'uffd CONTINUE' && p.panel === 'local source' && p.pages.startsWith('huge'))!.median).toBe(3900);
+    expect(pts.some((p) => p.method === 'uffd COPY'), 'a method without its twin is left out').toBe(false);
   });
 });

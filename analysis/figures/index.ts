@@ -17,6 +17,7 @@ import { chunkSweep } from './chunk-sweep.js';
 import { lazyEagerCrossover } from './lazy-eager-crossover.js';
 import { prefetchVsRtt } from './prefetch-vs-rtt.js';
 import { threadScaling } from './thread-scaling.js';
+import { hugePages } from './huge-pages.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -34,10 +35,11 @@ export const FIGURES: FigureDef[] = [
   lazyEagerCrossover,
   threadScaling,
   chunkSweep,
+  hugePages,
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
-const BEYOND_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep];
+const BEYOND_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages];
 const rowsFor = (def: FigureDef, rows: RunRow[]) => (BEYOND_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
 /** The runs' rows a figure may draw: a beyond figure, the beyond runs' (splitBeyondRuns); every other, the other runs'. */
 const partFor = (def: FigureDef, part: { thesis: RunRow[]; beyond: RunRow[] }) => (BEYOND_FIGURES.includes(def) ? part.beyond : part.thesis);
