@@ -4,7 +4,7 @@ import { collectEnv, probeNetem } from '../env.js';
 
 export const doctorCommand: CommandModule = {
   command: 'doctor',
-  describe: 'kernel, userfaultfd access and features, limits, CPU, netem',
+  describe: 'kernel, userfaultfd access and features, limits, huge pages, CPU, guest memory, netem',
   builder: (y) => y.option('json', { type: 'boolean', default: false }),
   handler: (a) => {
     const env = collectEnv();
