@@ -69,19 +69,20 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
   const server = await ChunkServer.start({ regionBytes, seed: 1, rttMs: 0 });
   try {
     const tspec = (chunk: number, n: number) => `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
+    // The raw transport is measured right before each remote run it is
+    // compared with, so a ratio compares two measurements a few ms apart (this
+    // VM drifts 2-3x within a round).
+    const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
+    const transport1MiB = async (land: 'buffer' | 'region') =>
+      Number((await transportNative(`${tspec(1 << 20, Math.max(16, regionBytes >> 20))} land=${land}`)).throughput_mibps);
     for (let i = 0; i < rounds; i++) {
-      const t4k = Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
-      // The raw 1 MiB transport is measured right before each 1 MiB run, so a
-      // ratio compares two measurements a few ms apart (this VM drifts 2-3x
-      // within a round).
-      const transport1MiB = async (land: 'buffer' | 'region') =>
-        Number((await transportNative(`${tspec(1 << 20, Math.max(16, regionBytes >> 20))} land=${land}`)).throughput_mibps);
-      push('transport 4 KiB p50 (us)', t4k);
       for (const [name, variant] of VARIANTS) {
         const base = { ...DEFAULTS, ...variant, scenario: 'read-seq' as const, regionBytes, cpus: 'same' as const };
         const remote = `${server.host}:${server.port}`;
         if (!variant.uffdInstall) {
           const local = Number((await runCell({ ...base, chunkBytes: 4096 })).summary.fault_ns_p50) / 1000;
+          const t4k = await transport4KiB();
+          push('transport 4 KiB p50 (us)', t4k);
           const small = await runCell({ ...base, chunkBytes: 4096, source: 'remote', remote });
           if (small.summary.verified !== true) throw new Error(`${name} did not verify`);
           const r4k = Number(small.summary.fault_ns_p50) / 1000;
