@@ -17,4 +17,5 @@ export const COLUMNS = [
   'prefetch', 'depth', 'pf_conns', 'app_threads', 'zipf_s', 'touch_fraction', 'huge', 'chunks_touched', 'unique_chunks',
   'prefetched', 'prefetch_requests', 'inflight_waits', 'trigger_faults', 'vma_span', 'span_chunks', 'map_count', 'wall_ns',
   'uffd_install', 'tlb_shootdowns',
+  'app_minor_faults',
 ] as const;

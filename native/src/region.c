@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 __thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-exec")));
@@ -107,6 +108,7 @@ struct worker {
     struct fl_wctx ctx;
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad;
+    long minflt; /* minor page faults this thread took during its timed accesses */
     int rc;
     char err[FL_ERR_LEN];
 };
@@ -122,12 +124,21 @@ struct run_args {
     /* merged results */
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
+    long minflt;
     int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
     int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
     uint64_t fill_ns, fill_bad;
     int rc;
     char err[FL_ERR_LEN];
 };
+
+/* Minor page faults the calling thread has taken: those a strategy leaves the
+ * application (a uffd fault counts once it is resolved; a SIGSEGV does not). */
+static long thread_minflt(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_minflt;
+}
 
 /* The timed accesses. Kept in its own function so that nothing live in the
  * caller is clobbered when a signal handler jumps back to the sigsetjmp. */
@@ -209,6 +220,7 @@ static void *worker_main(void *arg)
         goto ready;
     }
     memset(scratch, 0, chunk); /* fault the scratch in before timing */
+    memset(w->access_ns.v, 0, w->access_ns.cap * sizeof *w->access_ns.v); /* and the samples: only the region's faults count */
     fl_tls_wctx = &w->ctx;
     /* Thread 0 prepares (eager copies the region) before anyone starts. */
     if (w->index == 0 && r->ops->before_workload && r->ops->before_workload(r, w->err, sizeof w->err))
@@ -221,7 +233,9 @@ ready:
     if (!w->rc && !atomic_load(&a->setup_failed)) {
         if (w->index == 0)
             a->t_start = fl_now();
+        long flt0 = thread_minflt();
         access_loop(w, scratch);
+        w->minflt = thread_minflt() - flt0;
         if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
             verify_filled(a, w);
     }
@@ -296,6 +310,7 @@ static int merge_workers(struct run_args *a)
         if (w->total_ns > a->total_ns)
             a->total_ns = w->total_ns;
         a->touched += w->touched;
+        a->minflt += w->minflt;
         if (w->bad_words && !a->bad_words)
             a->first_bad = w->first_bad;
         a->bad_words += w->bad_words;
@@ -426,6 +441,7 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
         fl_jput(&j, "\"tlb_shootdowns\":%lld,", (long long)(a->tlb_after - a->tlb_before));
     else
         fl_jput(&j, "\"tlb_shootdowns\":null,");
+    fl_jput(&j, "\"app_minor_faults\":%ld,", a->minflt);
     fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
          (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)
