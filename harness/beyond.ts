@@ -116,5 +116,5 @@ export const BEYOND_FILTERS: Record<string, (p: CellParams) => string | number> 
   app_threads: (p) => p.appThreads ?? 1,
   touch_fraction: (p) => p.touchFraction ?? '',
   huge: (p) => p.huge ?? 'none',
-  uffd_install: (p) => p.uffdInstall ?? 'copy',
+  uffd_install: (p) => (p.strategy === 'uffd' ? (p.uffdInstall ?? 'copy') : 'none'), // as the rows say
 };

@@ -198,6 +198,13 @@ describe('the beyond matrix and its columns', () => {
       const twin = m.cells.filter((x) => x.params.huge === 'none' && cellId({ ...x, params: { ...x.params, huge: 'hugetlb' } }) === cellId(c));
       expect(twin.length, `twin of ${cellId(c)}`).toBe(1);
     }
+    // --filter by the pages and by the install, as the rows name them (sigsegv has no install)
+    const listed = (...f: string[]) => faultlab(['run', '--matrix', 'hugetlb', ...f.flatMap((x) => ['--filter', x]), '--list']).stdout.trim().split('\n').filter(Boolean);
+    expect(listed('huge=hugetlb')).toHaveLength(6);
+    const copy = listed('uffd_install=copy');
+    expect(copy).toHaveLength(4);
+    for (const line of copy) expect(line).toContain('"strategy":"uffd"');
+    expect(listed('uffd_install=none', 'huge=none')).toHaveLength(2); // sigsegv, local and remote
   });
 
   it('the hugetlb matrix runs its huge-page cells where 2 MiB pages are free, and fails each with the advice where none are', async () => {
