@@ -37,6 +37,8 @@ describe('usage errors: one line, exit 2, before anything runs', () => {
     ['an rtt that is not a number', ['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', 'soon'], /^faultlab: --rtt needs a number of ms from 0 to 10000$/],
     ['a fetch timeout of 0', ['bench', '--strategy', 'uffd', '--fetch-timeout', '0'], /fetch timeout must be a positive/],
     ['handler threads 0', ['bench', '--strategy', 'uffd', '--handler-threads', '0'], /handler threads must be 1 to 16/],
+    ['an option given twice', ['bench', '--strategy', 'sigsegv', '--region', '8MiB', '--region', '4MiB'], /^faultlab: --region was given 2 times \(8MiB, 4MiB\); give it once$/],
+    ['a kebab-case option given twice', ['bench', '--strategy', 'uffd', '--handler-threads', '1', '--handler-threads', '2'], /^faultlab: --handler-threads was given 2 times \(1, 2\); give it once$/],
     ['bench --remote without a port', ['bench', '--strategy', 'uffd', '--source', 'remote', '--remote', 'example.org'], /bad --remote 'example\.org'/],
     ['run --remote without a port', ['run', '--matrix', 'quick', '--remote', '10.0.0.1', '--out', dir], /bad --remote '10\.0\.0\.1'/],
     ['run --cell-timeout 0', ['run', '--matrix', 'quick', '--cell-timeout', '0', '--out', dir, '--run-id', 'ct'], /--cell-timeout 0/],
