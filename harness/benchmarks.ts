@@ -9,6 +9,28 @@ import { ChunkServer } from './server/chunk-server.js';
 export interface Series {
   name: string;
   values: number[];
+  /** The issue's target for this measure, judged at the median. */
+  target?: { op: '<=' | '>='; value: number; met: boolean };
+}
+
+/** The issues' targets, by measure name: issue 2 (floors), 3 (remote), 6 (prefetch). */
+const TARGETS: [RegExp, '<=' | '>=', number][] = [
+  [/^(uffd|sigsegv) \/ floor$/, '<=', 1.1],
+  [/^(uffd|sigsegv) \/ \(transport \+ local\)$/, '<=', 1.25],
+  [/^\S+ 1 MiB \/ transport 1 MiB$/, '>=', 0.7],
+  [/ (ahead:\d+|adaptive|background) @10ms \(MiB\/s\)$/, '>=', 1000],
+  [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
+  [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
+];
+
+/** Each series with the target it answers to, judged at its median. */
+export function judge(series: Series[]): Series[] {
+  return series.map((r) => {
+    const t = TARGETS.find(([re]) => re.test(r.name));
+    if (!t) return r;
+    const median = stats(r.values).median;
+    return { ...r, target: { op: t[1], value: t[2], met: t[1] === '<=' ? median <= t[2] : median >= t[2] } };
+  });
 }
 
 export function stats(xs: number[]): { median: number; min: number; max: number; q1: number; q3: number } {
@@ -19,11 +41,17 @@ export function stats(xs: number[]): { median: number; min: number; max: number;
 
 export function formatSeries(rows: Series[], unit: string, digits = 2): string {
   const w = Math.max(...rows.map((r) => r.name.length), 8);
-  const lines = [`${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  (${unit}, n=${rows[0]?.values.length ?? 0})`];
+  const lines = [`${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  target (${unit}, n=${rows[0]?.values.length ?? 0})`];
   for (const r of rows) {
     const s = stats(r.values);
     const f = (x: number) => x.toFixed(digits);
-    lines.push(`${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}`);
+    const t = r.target ? `${r.target.op === '<=' ? '≤' : '≥'} ${r.target.value}: ${r.target.met ? 'met' : 'MISSED'}` : '';
+    lines.push(`${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}  ${t}`.trimEnd());
+  }
+  const judged = rows.filter((r) => r.target);
+  if (judged.length) {
+    const missed = judged.filter((r) => !r.target!.met).map((r) => r.name);
+    lines.push('', `targets at the median: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.join('; ')}` : ''}`);
   }
   return lines.join('\n');
 }

@@ -113,3 +113,23 @@ describe('doctor and floors', () => {
     for (const f of ['anon_touch', 'uffd', 'sigsegv', 'memcpy']) expect(floors[f].p50_ns, f).toBeGreaterThan(0);
   });
 });
+
+describe('benchmark targets', () => {
+  it('each measure an issue sets a target for is judged at its median, and the summary names what missed', async () => {
+    const { judge, formatSeries } = await import('../harness/benchmarks.js');
+    const s = judge([
+      { name: 'uffd / (transport + local)', values: [1.1, 1.2, 1.3] },
+      { name: 'uffd 1 MiB / transport 1 MiB', values: [0.4, 0.45, 0.5] },
+      { name: 'sigsegv 1 MiB / transport 1 MiB', values: [0.7, 0.8, 0.9] },
+      { name: 'uffd 1 MiB ahead:2 / transport 1 MiB', values: [0.4, 0.4, 0.4] }, // no target with prefetch
+      { name: 'sigsegv adaptive @10ms (MiB/s)', values: [900, 1000, 1100] },
+      { name: 'sigsegv criu @25ms (MiB/s)', values: [40, 40, 40] }, // not a pipelined policy: no target
+      { name: 'transport 4 KiB p50 (us)', values: [60, 70, 80] },
+    ]);
+    expect(s.map((r) => r.target?.met)).toEqual([true, false, true, undefined, true, undefined, undefined]);
+    expect(s[0].target).toMatchObject({ op: '<=', value: 1.25 });
+    const text = formatSeries(s, 'see names');
+    expect(text).toMatch(/uffd 1 MiB \/ transport 1 MiB .* ≥ 0\.7: MISSED/);
+    expect(text.trim().split('\n').at(-1)).toBe('targets at the median: 3 of 4 met; missed: uffd 1 MiB / transport 1 MiB');
+  });
+});

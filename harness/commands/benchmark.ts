@@ -1,6 +1,6 @@
 // `faultlab benchmark floors|remote|prefetch`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
-import { floorsBenchmark, formatSeries, prefetchBenchmark, remoteBenchmark } from '../benchmarks.js';
+import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark } from '../benchmarks.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 
@@ -18,10 +18,11 @@ export const benchmarkCommand: CommandModule = {
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds must be a whole number from 1');
     const log = (s: string) => console.error(s);
     const region = (d: string) => parseSize((a.region as string | undefined) ?? d, 'region');
-    const series =
+    const series = judge(
       a.which === 'floors' ? await floorsBenchmark(rounds, log)
       : a.which === 'prefetch' ? await prefetchBenchmark(rounds, region('256MiB'), log)
-      : await remoteBenchmark(rounds, region('64MiB'), log);
+      : await remoteBenchmark(rounds, region('64MiB'), log),
+    );
     if (a.json) console.log(JSON.stringify(series));
     else console.log(formatSeries(series, 'see names'));
   },
