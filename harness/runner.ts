@@ -17,6 +17,7 @@ import { usesSource } from './cell.js';
 import { Progress } from './progress.js';
 import type { Row } from './bench.js';
 import { beyondArgs, beyondColumns, beyondLabel } from './beyond.js';
+import { formatSize } from './sizes.js';
 
 const cliPath = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
 
@@ -229,8 +230,8 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
 function describe(c: MatrixCell): string {
   const p = c.params;
   if (c.kind === 'floors') return `floors cpus=${p.cpus}`;
-  if (c.kind === 'transport') return `transport chunk=${p.chunkBytes} rtt=${p.rttMs}ms`;
-  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms chunk=${p.chunkBytes} cpus=${p.cpus} ${beyondLabel(p)}`.trim().replace(/\s+/g, ' ');
+  if (c.kind === 'transport') return `transport chunk=${formatSize(p.chunkBytes)} rtt=${p.rttMs}ms`;
+  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms region=${formatSize(p.regionBytes)} chunk=${formatSize(p.chunkBytes)} cpus=${p.cpus} ${beyondLabel(p)}`.trim().replace(/\s+/g, ' ');
 }
 
 function summarizeRows(c: MatrixCell, rows: Row[]): string {
