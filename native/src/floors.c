@@ -46,7 +46,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
@@ -95,14 +94,6 @@ static void res_error(struct floor_res *f, const char *fmt, ...)
     f->ran = false;
 }
 
-static long thread_minflt(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_THREAD, &ru))
-        return 0;
-    return ru.ru_minflt;
-}
-
 /* Summarise samples into f (sorts them). */
 static void summarise(struct floor_res *f, struct fl_samples *s, uint64_t sum)
 {
@@ -136,7 +127,7 @@ static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_patte
     uint8_t *scratch = fr->scratch;
     const size_t page = fr->page;
     uint64_t sum = 0, bad = 0;
-    long flt0 = thread_minflt();
+    long flt0 = fl_thread_minflt();
     for (uint64_t i = 0; i < fr->pages; i++) {
         uint8_t *p = base + i * page;
         uint64_t t0 = fl_now();
@@ -153,7 +144,7 @@ static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_patte
                                   : nonzero_words(scratch, page);
         }
     }
-    f->minflt = thread_minflt() - flt0;
+    f->minflt = fl_thread_minflt() - flt0;
     f->bad_words = bad;
     *sp = s;
     summarise(f, sp, sum);

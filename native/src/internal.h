@@ -198,6 +198,9 @@ void fl_region_fail(struct fl_region *r, const char *msg);
 
 /* ---- small helpers ---------------------------------------------------------- */
 uint64_t fl_now(void); /* CLOCK_MONOTONIC, ns */
+/* Minor page faults the calling thread has taken so far (getrusage RUSAGE_THREAD; 0 if unavailable):
+ * a uffd fault counts once it is resolved, a SIGSEGV does not. */
+long fl_thread_minflt(void);
 uint64_t fl_clock_ns(clockid_t clk);
 uint64_t fl_ts_ns(struct timespec t);
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 __thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-exec")));
@@ -132,14 +131,6 @@ struct run_args {
     char err[FL_ERR_LEN];
 };
 
-/* Minor page faults the calling thread has taken: those a strategy leaves the
- * application (a uffd fault counts once it is resolved; a SIGSEGV does not). */
-static long thread_minflt(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_minflt;
-}
-
 /* The timed accesses. Kept in its own function so that nothing live in the
  * caller is clobbered when a signal handler jumps back to the sigsetjmp. */
 static void access_loop(struct worker *w, uint8_t *scratch)
@@ -233,9 +224,9 @@ ready:
     if (!w->rc && !atomic_load(&a->setup_failed)) {
         if (w->index == 0)
             a->t_start = fl_now();
-        long flt0 = thread_minflt();
+        long flt0 = fl_thread_minflt();
         access_loop(w, scratch);
-        w->minflt = thread_minflt() - flt0;
+        w->minflt = fl_thread_minflt() - flt0;
         if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
             verify_filled(a, w);
     }

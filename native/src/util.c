@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,12 @@ uint64_t fl_clock_ns(clockid_t clk)
 uint64_t fl_now(void) { return fl_clock_ns(CLOCK_MONOTONIC); }
 
 uint64_t fl_now_ns(void) { return fl_now(); }
+
+long fl_thread_minflt(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_minflt;
+}
 
 static void sleep_until(clockid_t clk, uint64_t deadline)
 {
