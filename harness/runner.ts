@@ -49,7 +49,13 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
 
 const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
 // write-track and migrate change the server's contents: they never share a server with read cells.
-const serverKey = (c: MatrixCell) => (needsServer(c) ? `${c.params.rttMs}/${c.params.regionBytes}/${c.params.seed}${c.params.scenario === 'write-track' || c.params.scenario === 'migrate' ? '/w' : ''}` : '');
+/** Cells that share a server: one per RTT and seed, holding the largest region
+ * among them (a cell maps a prefix of it). Cells that write get one per region. */
+const serverKey = (c: MatrixCell) => {
+  if (!needsServer(c)) return '';
+  const writes = c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
+  return `${c.params.rttMs}/${c.params.seed}${writes ? `/${c.params.regionBytes}/w` : ''}`;
+};
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
 function estimateMs(c: MatrixCell): number {
@@ -176,6 +182,8 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   // Cells sharing a server run together; the server closes when the key changes.
   const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => serverKey(a).localeCompare(serverKey(b)));
   const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
+  const serverRegion = new Map<string, number>();
+  for (const c of todo) serverRegion.set(serverKey(c), Math.max(serverRegion.get(serverKey(c)) ?? 0, c.params.regionBytes));
   let server: ChunkServer | null = null;
   let serverFor = '';
   let failed = 0;
@@ -195,7 +203,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         await server?.close();
         server = null;
         serverFor = key;
-        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: c.params.regionBytes, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
+        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: serverRegion.get(key)!, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
       }
       const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));

@@ -113,6 +113,35 @@ describe('a healthy fault server (the control)', () => {
       await s.close();
     }
   });
+
+  it('one larger server serves runs of smaller regions (a prefix of its region): bench and a matrix of two sizes verify', async () => {
+    const s = await startFaultServer('ok', { region: 4 << 20, after: 1 << 20 });
+    const dir = mkdtempSync(join(tmpdir(), 'faultlab-prefix-'));
+    try {
+      for (const t of [read('uffd'), read('sigsegv')]) {
+        const r = await faultlabAsync(benchArgs(t, s.address));
+        expect(r.status, r.stderr).toBe(0);
+        const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+        expect(j).toMatchObject({ verified: true, region_bytes: 1 << 20, bytes_fetched: 1 << 20 });
+      }
+      const file = join(dir, 'sizes.json');
+      writeFileSync(file, JSON.stringify({ name: 'sizes', description: 'two region sizes, one server', groups: [{ name: 'g', scenario: 'read-seq', strategy: 'uffd', source: 'remote', region: ['256KiB', '2MiB'] }] }));
+      const r = await faultlabAsync(['run', '--matrix', file, '--out', dir, '--run-id', 'sizes', '--remote', s.address], 60_000);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const rows = parseCsvTable(readFileSync(join(dir, 'sizes', 'runs.csv'), 'utf8')).rows;
+      expect(rows.map((row) => [row['region_bytes'], row['status'], row['verified']]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+        [String(256 << 10), 'ok', 'true'],
+        [String(2 << 20), 'ok', 'true'],
+      ]);
+      // Larger than the server's region: refused, naming both sizes.
+      const big = await faultlabAsync(['bench', ...read('uffd').args, '--source', 'remote', '--remote', s.address, '--region', '8MiB', '--json']);
+      expect(big.status).not.toBe(0);
+      expect(big.stderr).toMatch(/server region is 4194304 bytes, smaller than this run's 8388608/);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 for (const c of CASES) {

@@ -25,7 +25,7 @@ export const runCommand: CommandModule = {
       .option('repeat', { type: 'number', describe: 'override every cell\'s repetitions' })
       .option('resume', { type: 'boolean', default: false, describe: 'finish an interrupted run (needs --run-id)' })
       .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' })
-      .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` for every remote cell (its --region, --seed and --rtt apply; default: the runner starts servers on loopback)' })
+      .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` for every remote cell (its --seed and --rtt apply, and each cell maps a prefix of its --region; default: the runner starts servers on loopback)' })
       .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'RTT emulation of remote cells: delay in the runner\'s servers (the thesis\'s method), or held by the C client (precise; see faultlab calibrate)' })
       .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
   handler: async (a) => {

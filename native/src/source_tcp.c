@@ -603,8 +603,11 @@ static int hello(struct fl_conn *c, char *err, size_t errlen)
         fl_errf(err, errlen, "%s speaks protocol version %u, expected %u", t->where, version, FL_PROTO_VERSION);
         return -1;
     }
-    if (region != t->base.region_bytes) {
-        fl_errf(err, errlen, "server region is %llu bytes, expected %llu (start the server with --region %llu)",
+    /* Contents are fill(seed, offset) on both sides, so a run may map any prefix
+     * of a larger server region: one `faultlab serve --region 1GiB` serves a
+     * whole matrix of region sizes. */
+    if (region < t->base.region_bytes) {
+        fl_errf(err, errlen, "server region is %llu bytes, smaller than this run's %llu (start the server with --region %llu or more)",
                 (unsigned long long)region, (unsigned long long)t->base.region_bytes,
                 (unsigned long long)t->base.region_bytes);
         return -1;
