@@ -65,11 +65,24 @@ function nativeRow(r: Record<string, unknown>): Row {
   return row;
 }
 
-async function runOnce(spec: string, runSpec: string): Promise<Row> {
+/** A running repetition's progress: accesses done and planned, seconds since it started. */
+export type ProgressFn = (p: { repetition: number; repeat: number; done: number; planned: number; seconds: number }) => void;
+
+/** How often a long run reports its progress (the first report comes after one period). */
+export const PROGRESS_EVERY_MS = 2000;
+
+async function runOnce(spec: string, runSpec: string, progress?: (done: number, planned: number, seconds: number) => void): Promise<Row> {
   const region = await NativeRegion.create(spec);
+  const t0 = performance.now();
+  // Polls counters the workload threads store as they go: nothing in the timed path waits on it.
+  const timer = progress && setInterval(() => {
+    const { done, planned } = region.progress();
+    if (planned) progress(done, planned, (performance.now() - t0) / 1000);
+  }, PROGRESS_EVERY_MS);
   try {
     return nativeRow(await region.run(runSpec));
   } finally {
+    if (timer) clearInterval(timer);
     region.destroy();
   }
 }
@@ -118,7 +131,8 @@ async function firstChunkReps(p: CellParams, spec: string): Promise<{ reps: Row[
   };
 }
 
-export async function runCell(params: CellParams): Promise<CellResult> {
+/** One cell. `progress`: called every PROGRESS_EVERY_MS while a read workload runs. */
+export async function runCell(params: CellParams, progress?: ProgressFn): Promise<CellResult> {
   const p = validateCell(params);
   return withRemote(p, async (remote) => {
     // Measured RTT next to the configured one: median of empty round trips timed
@@ -135,7 +149,8 @@ export async function runCell(params: CellParams): Promise<CellResult> {
       reps = p.scenario === 'write-track' ? await writeTrackReps(p, spec) : await migrateReps(p, spec);
     } else {
       reps = [];
-      for (let i = 0; i < p.repeat; i++) reps.push(await runOnce(spec, runSpec(p)));
+      for (let i = 0; i < p.repeat; i++)
+        reps.push(await runOnce(spec, runSpec(p), progress && ((done, planned, seconds) => progress({ repetition: i, repeat: p.repeat, done, planned, seconds }))));
     }
     const common: Row = {
       source: usesSource(p.strategy) ? p.source : 'none',

@@ -24,6 +24,7 @@ const c = {
   regionCreate: lib.func('void *fl_region_create(const char *spec, _Out_ uint8_t *err, size_t errlen)'),
   run: lib.func('int fl_run(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   regionDestroy: lib.func('void fl_region_destroy(void *r)'),
+  regionProgress: lib.func('uint64_t fl_region_progress(void *r, _Out_ uint64_t *planned)'),
   fill: lib.func('void fl_fill(_Inout_ uint8_t *buf, uint64_t len, uint64_t seed, uint64_t offset)'),
   verify: lib.func('uint64_t fl_verify(const uint8_t *buf, uint64_t len, uint64_t seed, uint64_t offset, _Out_ uint64_t *first_bad)'),
   doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
@@ -93,6 +94,13 @@ export class NativeRegion {
         }
       });
     });
+  }
+
+  /** While run() runs: accesses done and planned (0 until the workload starts). */
+  progress(): { done: number; planned: number } {
+    const planned = [0];
+    const done = c.regionProgress(this.handle, planned);
+    return { done: Number(done), planned: Number(planned[0]) };
   }
 
   /** Synchronous run, for callers with no event-loop work pending. */

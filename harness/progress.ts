@@ -1,5 +1,11 @@
 // Progress on stderr: cells done, ETA weighted by each cell's estimated cost,
 // and the last result. One line per cell when stderr is not a terminal.
+
+/** 83 -> '1m23s', 7.4 -> '7s'. */
+export function formatSeconds(seconds: number): string {
+  const s = Math.round(seconds);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
 export class Progress {
   private readonly t0 = Date.now();
   private doneEst = 0;
@@ -17,8 +23,7 @@ export class Progress {
   private eta(): string {
     if (!this.doneEst) return '?';
     const elapsed = Date.now() - this.t0;
-    const s = Math.round(((this.totalEst - this.doneEst) * elapsed) / this.doneEst / 1000);
-    return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+    return formatSeconds(((this.totalEst - this.doneEst) * elapsed) / this.doneEst / 1000);
   }
 
   start(_i: number, what: string): void {

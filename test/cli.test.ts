@@ -27,6 +27,23 @@ describe('faultlab bench --json', () => {
     expect(j.fault_ns_p50 as number).toBeGreaterThan(2e6 * 0.95);
   });
 
+  it('--progress: a run lasting over 2 s reports accesses done and an ETA on stderr while it runs (256 faults at 10 ms)', () => {
+    const r = faultlab(['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', '10', '--region', '1MiB', '--progress', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(lastJson(r.stdout).verified).toBe(true);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.length, r.stderr).toBeGreaterThanOrEqual(1);
+    const done = lines.map((line) => {
+      const m = /^bench: repetition 1\/1: (\d+)\/256 accesses \(\d+%\) in \d+s, ETA \d+s$/.exec(line);
+      expect(m, line).not.toBeNull();
+      return Number(m![1]);
+    });
+    // Counted while the run goes: the first report (at 2 s of about 2.6) sees some accesses done, not all.
+    expect(done[0]).toBeGreaterThan(0);
+    expect(done[0]).toBeLessThan(256);
+    expect([...done].sort((a, b) => a - b)).toEqual(done);
+  });
+
   it('first-chunk is driven by tinybench and carries its statistics', () => {
     const r = faultlab(['bench', '--strategy', 'memory', '--scenario', 'first-chunk', '--region', '1MiB', '--repeat', '20', '--json']);
     expect(r.status, r.stderr).toBe(0);

@@ -1,6 +1,7 @@
 // `faultlab bench`: one cell, printed as a table or (--json) one JSON line.
 import type { CommandModule } from 'yargs';
-import { runCell } from '../bench.js';
+import { PROGRESS_EVERY_MS, runCell, type ProgressFn } from '../bench.js';
+import { formatSeconds } from '../progress.js';
 import { CPUS, DEFAULTS, LATENCIES, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams } from '../cell.js';
 import { parseSize, formatSize } from '../sizes.js';
 import { printSummary } from '../report.js';
@@ -16,6 +17,23 @@ export function cellError(strategy: string, e: unknown): Error {
   if (e instanceof UsageError) return e;
   const text = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ').trim();
   return new Error(text.startsWith(`${strategy}:`) ? text : `${strategy}: ${text}`);
+}
+
+/** A long run's progress on stderr: rewritten in place on a terminal (and
+ * erased by `clear`), a line each otherwise. */
+function progressLine(tty: boolean): { report: ProgressFn; clear: () => void } {
+  let shown = false;
+  return {
+    report: ({ repetition, repeat, done, planned, seconds }) => {
+      const eta = done ? formatSeconds(((planned - done) * seconds) / done) : '?';
+      const line = `bench: repetition ${repetition + 1}/${repeat}: ${done}/${planned} accesses (${Math.floor((100 * done) / planned)}%) in ${formatSeconds(seconds)}, ETA ${eta}`;
+      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+      shown = true;
+    },
+    clear: () => {
+      if (tty && shown) process.stderr.write('\r\x1b[K');
+    },
+  };
 }
 
 export const benchCommand: CommandModule = {
@@ -43,7 +61,8 @@ export const benchCommand: CommandModule = {
       .option('intervals', { type: 'number', describe: 'write-track: write/collect/push intervals, counted in writes not time (default 4)' })
       .option('tracker', { choices: TRACKERS, describe: 'migrate: the source\'s dirty tracker (default uffd-wp)' })
       .option('inject-untracked', { type: 'boolean', hidden: true, describe: 'tests: write-track writes one chunk the tracker cannot see' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (with per-repetition rows) as the last line' }),
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (with per-repetition rows) as the last line' })
+      .option('progress', { type: 'boolean', describe: `report accesses done and an ETA on stderr every ${PROGRESS_EVERY_MS / 1000} s while a run lasts (default: when stderr is a terminal)` }),
   handler: async (a) => {
     const params: CellParams = {
       strategy: a.strategy as CellParams['strategy'],
@@ -72,10 +91,13 @@ export const benchCommand: CommandModule = {
     // tests can check that the runner records a crashed cell and goes on.
     if (process.env.FAULTLAB_TEST_CRASH === params.strategy) touch(16n);
     let result: Awaited<ReturnType<typeof runCell>>;
+    const progress = (a.progress ?? process.stderr.isTTY) ? progressLine(process.stderr.isTTY) : undefined;
     try {
-      result = await runCell(params);
+      result = await runCell(params, progress?.report);
     } catch (e) {
       throw cellError(params.strategy, e);
+    } finally {
+      progress?.clear();
     }
     if (a.json) console.log(JSON.stringify({ ...result.summary, reps: result.reps }));
     else printSummary(result.summary);

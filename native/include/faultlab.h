@@ -49,6 +49,10 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen);
  * -1 when it could not run or was aborted (fetch error, timeout), message in out. */
 int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen);
 
+/* While fl_run runs (from any thread): the accesses done so far; *planned gets
+ * how many the workload makes (0 before fl_run has started it). */
+uint64_t fl_region_progress(fl_region *r, uint64_t *planned);
+
 /* Unmap, stop handler threads, close fds. NULL is allowed. */
 void fl_region_destroy(fl_region *r);
 

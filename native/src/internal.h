@@ -178,6 +178,13 @@ struct fl_region {
     struct fl_chunks *chunks;
     struct fl_pf_engine *pf;
     uint64_t vma_span;
+
+    /* fl_region_progress: accesses planned, and done per workload thread (one
+     * cache line each, so the threads' relaxed stores never share one). */
+    _Atomic uint64_t planned;
+    struct {
+        _Alignas(64) _Atomic uint64_t n;
+    } done[FL_MAX_HANDLERS];
 };
 
 /* The workload thread's context, reachable from a signal handler through TLS:

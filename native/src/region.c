@@ -53,7 +53,9 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
         fl_errf(err, errlen, "unknown source '%s' (known: local, tcp)", cfg.source);
         return NULL;
     }
-    struct fl_region *r = calloc(1, sizeof *r);
+    struct fl_region *r = aligned_alloc(_Alignof(struct fl_region), sizeof *r); /* its progress counters are cache-line aligned */
+    if (r)
+        memset(r, 0, sizeof *r);
     if (!r) {
         fl_errf(err, errlen, "out of memory");
         return NULL;
@@ -155,6 +157,7 @@ static void access_loop(struct worker *w, uint8_t *scratch)
         if (i == 0)
             w->first_ns = t1 - t0;
         w->touched++;
+        atomic_store_explicit(&r->done[w->index].n, w->touched, memory_order_relaxed);
         uint64_t bad_at;
         uint64_t bad = fl_verify(scratch, chunk, r->cfg.seed, w->order[i] * chunk, &bad_at);
         if (bad && !w->bad_words)
@@ -453,6 +456,15 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     fl_jput(&j, "}");
 }
 
+uint64_t fl_region_progress(fl_region *r, uint64_t *planned)
+{
+    uint64_t done = 0;
+    for (int t = 0; t < FL_MAX_HANDLERS; t++)
+        done += atomic_load_explicit(&r->done[t].n, memory_order_relaxed);
+    *planned = atomic_load(&r->planned);
+    return done;
+}
+
 int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
 {
     struct run_args *a = calloc(1, sizeof *a);
@@ -485,6 +497,7 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     a->unique = fl_workload_unique(a->order, a->n, r->nchunks);
+    atomic_store(&r->planned, a->n);
     a->tlb_before = tlb_shootdowns();
     run_workers(a);
     a->tlb_after = tlb_shootdowns();

@@ -82,7 +82,11 @@ int main(void)
     /* A region runs once: its faults are first touches. */
     char err[512];
     fl_region *r = fl_region_create("strategy=uffd region=64KiB", err, sizeof err);
-    int rc1 = fl_run(r, "workload=read-seq", out, sizeof out);
+    uint64_t planned = 1, done = fl_region_progress(r, &planned);
+    CHECK(done == 0 && planned == 0, "progress before the run: none planned, none done (%llu/%llu)", (unsigned long long)done, (unsigned long long)planned);
+    int rc1 = fl_run(r, "workload=read-seq app_threads=2", out, sizeof out);
+    done = fl_region_progress(r, &planned);
+    CHECK(rc1 == 0 && done == 16 && planned == 16, "progress after a 2-thread run counts both threads' accesses: %llu/%llu", (unsigned long long)done, (unsigned long long)planned);
     int rc2 = fl_run(r, "workload=read-seq", out, sizeof out);
     CHECK(rc1 == 0 && rc2 == -1 && strstr(out, "runs once"), "a second run on one region is refused");
     fl_region_destroy(r);
