@@ -252,6 +252,12 @@ static void receive_one(struct fl_pf_engine *e, struct queue *q)
         if (e->t.unstage)
             e->t.unstage(e->t.arg, t);
         e->p.ops->on_trigger(&e->p, t);
+        /* Staging may have installed part of chunk t already (uffd's UFFDIO_COPY
+         * holds back only its first page): an install running into it stops
+         * there, so t goes in on its own, after the chunks around it. */
+        if (!install(e, s.idx, t - s.idx, s.dst) && !install(e, t + 1, s.idx + s.n - t - 1, s.dst + (t + 1 - s.idx) * chunk))
+            install(e, t, 1, s.dst + (t - s.idx) * chunk);
+        return;
     }
     install(e, s.idx, s.n, s.dst);
 }

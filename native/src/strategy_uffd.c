@@ -51,6 +51,9 @@ struct uffd_state {
     struct fl_pf_engine *pf;
     uint8_t *marker;         /* the bytes of the one prefetched chunk held back as a trigger */
     atomic_bool marker_busy;
+    uint64_t held_bytes;     /* how much of that chunk its trigger fault installs: the first page
+                                with UFFDIO_COPY (the rest goes in when it is staged, off the
+                                fault path), all of it with continue and move (a cheap map) */
     uint8_t *zero;           /* a chunk of zeros to unblock faults where UFFDIO_ZEROPAGE cannot (hugetlb) */
     int memfd;               /* uffd_install=continue: the region's memory ... */
     uint8_t *fill_view;      /* ... and its second, writable view where fetches land;
@@ -204,7 +207,7 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
             if (!fl_chunk_move(&s->chunks, idx, FL_CHUNK_STAGED, FL_CHUNK_CLAIMED))
                 continue;
             uint64_t t0 = fl_now();
-            if (install(s, r, off, s->marker, chunk) < 0) {
+            if (install(s, r, off, s->marker, s->held_bytes) < 0) {
                 fail_and_unblock(s, r, off, strerror(errno));
                 return;
             }
@@ -259,7 +262,15 @@ static bool pf_stage(void *arg, uint64_t idx, const uint8_t *src)
         return true; /* the bytes wait in the fill view; the fault only maps (moves) them */
     if (atomic_exchange(&s->marker_busy, true))
         return false; /* one held-back chunk at a time */
-    memcpy(s->marker, src, r->cfg.chunk_bytes);
+    /* Held back: the first page only. The chunk is still claimed by the engine,
+     * so a fault on the rest meanwhile waits for this copy (which wakes it). */
+    const uint64_t chunk = r->cfg.chunk_bytes, held = s->held_bytes;
+    memcpy(s->marker, src, held);
+    if (held < chunk && install(s, r, idx * chunk + held, src + held, chunk - held) < 0) {
+        atomic_store(&s->marker_busy, false);
+        fail_and_unblock(s, r, idx * chunk, strerror(errno));
+        return false;
+    }
     return true;
 }
 
@@ -416,6 +427,7 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     void *marker = mmap(NULL, r->cfg.chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     void *zero = mmap(NULL, r->cfg.chunk_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     s->marker = marker == MAP_FAILED ? NULL : marker;
+    s->held_bytes = s->mode == FL_INSTALL_COPY ? (hugetlb ? 2u << 20 : r->page_bytes) : r->cfg.chunk_bytes;
     s->zero = zero == MAP_FAILED ? NULL : zero;
     if (!s->marker || !s->zero || fl_chunks_init(&s->chunks, r->nchunks)) {
         fl_errf(err, errlen, "out of memory for the chunk states");

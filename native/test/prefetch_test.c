@@ -221,6 +221,23 @@ static void chunk_sizes(struct tsrv *srv)
     }
 }
 
+/* uffd with UFFDIO_COPY holds back only the first page of a prefetched trigger
+ * chunk (the rest is installed when it is staged): each chunk must still verify
+ * whether its trigger page or its tail is touched first, with one or two app
+ * threads racing the engine. */
+static void staged_first_page(struct tsrv *srv)
+{
+    char spec[256], how[64];
+    for (int w = 0; w < 2; w++)
+        for (int t = 1; t <= 2; t++) {
+            snprintf(spec, sizeof spec, "strategy=uffd fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=256KiB prefetch=ahead:2 cpus=free", srv->port);
+            snprintf(how, sizeof how, "workload=%s app_threads=%d seed=7", w ? "read-random" : "read-seq", t);
+            int rc = run(spec, how);
+            CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == 16 && (w || jnum(out, "trigger_faults") > 0),
+                  "uffd copy, 256 KiB chunks, ahead:2, %s: verified, 16 chunks, triggers %lld %s", how, jnum(out, "trigger_faults"), rc ? out : "");
+        }
+}
+
 static long hugepages_free(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -352,6 +369,7 @@ int main(void)
     app_threads(&srv);
     workloads();
     chunk_sizes(&srv);
+    staged_first_page(&srv);
     huge_pages();
     uffd_install_mode(&srv, "continue");
     uffd_move(&srv);
