@@ -10,7 +10,7 @@ export class Progress {
   private readonly t0 = Date.now();
   private doneEst = 0;
   private readonly totalEst: number;
-  private readonly tty = process.stderr.isTTY;
+  readonly tty = process.stderr.isTTY;
 
   constructor(
     private readonly estimates: number[],
@@ -29,6 +29,11 @@ export class Progress {
   start(_i: number, what: string): void {
     if (this.tty) process.stderr.write(`\r\x1b[K[${this.doneCells + 1}/${this.totalCells}] ETA ${this.eta()}  ${what} ...`);
     this.current = what;
+  }
+
+  /** The running cell's own progress (a terminal only: the line is rewritten). */
+  update(detail: string): void {
+    if (this.tty) process.stderr.write(`\r\x1b[K[${this.doneCells + 1}/${this.totalCells}] ETA ${this.eta()}  ${this.current} ... ${detail}`);
   }
   private current = '';
 

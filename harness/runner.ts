@@ -76,13 +76,26 @@ interface ChildOutcome {
   message: string;
 }
 
-function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void) => void): Promise<ChildOutcome> {
+/** A bench child's progress line (`bench --progress`), without its prefix. */
+const PROGRESS_LINE = /^bench: (repetition .*)$/;
+
+function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void) => void, onProgress?: (line: string) => void): Promise<ChildOutcome> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let partial = ''; // stderr after its last newline
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => {
+      // Progress lines go to the progress display, everything else is kept for the message.
+      const lines = (partial + d).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const m = PROGRESS_LINE.exec(line);
+        if (m && onProgress) onProgress(m[1]);
+        else if (!m) stderr += `${line}\n`;
+      }
+    });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -91,6 +104,7 @@ function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void)
     onChild(() => child.kill('SIGKILL'));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      stderr += partial;
       const lastErr = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
       const lastOut = stdout.trim().split('\n').pop() ?? '';
       let json: Record<string, unknown> | undefined;
@@ -207,7 +221,10 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
       }
       const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));
-      const r = await runChild(childArgs(c, remote, o.latency), o.cellTimeoutMs, (k) => (killChild = k));
+      // On a terminal, a long cell shows its accesses and ETA as it runs.
+      const args = childArgs(c, remote, o.latency);
+      if (progress.tty && args[0] === 'bench') args.push('--progress');
+      const r = await runChild(args, o.cellTimeoutMs, (k) => (killChild = k), (line) => progress.update(line));
       killChild = null;
       if (interrupted) break;
       const stamp = new Date().toISOString();

@@ -1,7 +1,7 @@
 // The matrix runner end to end: real child processes, a real chunk server,
 // a CSV whose rows all verify; crashed cells recorded; interruption and resume.
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +134,20 @@ describe('faultlab run', () => {
     const r = faultlab(['run', '--matrix', file, '--out', target]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/not writable/);
+  });
+
+  it('on a terminal (a pseudo-terminal from script(1)), a long cell shows its accesses and ETA while it runs, and the CSV is unchanged by it', () => {
+    // 256 faults at 10 ms: about 2.6 s, so the cell reports at least once (every 2 s).
+    const { dir, file } = setup({ name: 'long', description: 'one cell of about 3 s', groups: [{ name: 'g', scenario: 'read-seq', strategy: 'sigsegv', source: 'remote', rtt: 10, region: '1MiB' }] });
+    const cmd = [process.execPath, CLI, 'run', '--matrix', file, '--out', dir, '--run-id', 'tty'].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.error, 'script(1) from util-linux runs this test').toBeUndefined();
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/sigsegv read-seq remote rtt=10ms region=1MiB chunk=4KiB cpus=same \.\.\. repetition 1\/1: \d+\/256 accesses \(\d+%\) in \d+s, ETA \d+s/);
+    const t = table(dir, 'tty');
+    expect(col(t, 'status')).toEqual(['ok']);
+    expect(col(t, 'message')).toEqual(['']);
+    expect(col(t, 'verified')).toEqual(['true']);
   });
 
   it('--filter selects cells and --repeat overrides repetitions (--list)', () => {
