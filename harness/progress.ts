@@ -6,6 +6,7 @@ export function formatSeconds(seconds: number): string {
   const s = Math.round(seconds);
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
+
 export class Progress {
   private readonly t0 = Date.now();
   private doneEst = 0;

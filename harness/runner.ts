@@ -48,9 +48,9 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
 }
 
 const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
-// write-track and migrate change the server's contents: they never share a server with read cells.
 /** Cells that share a server: one per RTT and seed, holding the largest region
- * among them (a cell maps a prefix of it). Cells that write get one per region. */
+ * among them (a cell maps a prefix of it). write-track and migrate change the
+ * server's contents: they get one per region, never shared with read cells. */
 const serverKey = (c: MatrixCell) => {
   if (!needsServer(c)) return '';
   const writes = c.params.scenario === 'write-track' || c.params.scenario === 'migrate';

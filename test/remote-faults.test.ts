@@ -115,7 +115,7 @@ describe('a healthy fault server (the control)', () => {
   });
 
   it('one larger server serves runs of smaller regions (a prefix of its region): bench and a matrix of two sizes verify', async () => {
-    const s = await startFaultServer('ok', { region: 4 << 20, after: 1 << 20 });
+    const s = await startFaultServer('ok', { region: 4 << 20 });
     const dir = mkdtempSync(join(tmpdir(), 'faultlab-prefix-'));
     try {
       for (const t of [read('uffd'), read('sigsegv')]) {

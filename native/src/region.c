@@ -54,12 +54,11 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
         return NULL;
     }
     struct fl_region *r = aligned_alloc(_Alignof(struct fl_region), sizeof *r); /* its progress counters are cache-line aligned */
-    if (r)
-        memset(r, 0, sizeof *r);
     if (!r) {
         fl_errf(err, errlen, "out of memory");
         return NULL;
     }
+    memset(r, 0, sizeof *r);
     r->cfg = cfg;
     r->ops = ops;
     r->page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
