@@ -51,10 +51,10 @@ const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'ce
 /** Cells that share a server: one per RTT and seed, holding the largest region
  * among them (a cell maps a prefix of it). write-track and migrate change the
  * server's contents: they get one per region, never shared with read cells. */
+const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
 const serverKey = (c: MatrixCell) => {
   if (!needsServer(c)) return '';
-  const writes = c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
-  return `${c.params.rttMs}/${c.params.seed}${writes ? `/${c.params.regionBytes}/w` : ''}`;
+  return `${c.params.rttMs}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w` : ''}`;
 };
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
@@ -194,7 +194,10 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   const envCols = envColumns(env);
 
   // Cells sharing a server run together; the server closes when the key changes.
-  const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => serverKey(a).localeCompare(serverKey(b)));
+  // With one external server (--remote) for everything, cells that write run
+  // after every cell that reads: reads verify against the server's original contents.
+  const last = (c: MatrixCell) => (o.remote && writes(c) ? 1 : 0);
+  const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => last(a) - last(b) || serverKey(a).localeCompare(serverKey(b)));
   const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
   const serverRegion = new Map<string, number>();
   for (const c of todo) serverRegion.set(serverKey(c), Math.max(serverRegion.get(serverKey(c)) ?? 0, c.params.regionBytes));

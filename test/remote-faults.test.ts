@@ -114,7 +114,7 @@ describe('a healthy fault server (the control)', () => {
     }
   });
 
-  it('one larger server serves runs of smaller regions (a prefix of its region): bench and a matrix of two sizes verify', async () => {
+  it('one larger server serves runs of smaller regions (a prefix of its region): bench and a matrix of two sizes verify; a matrix that also writes runs its writing cells last', async () => {
     const s = await startFaultServer('ok', { region: 4 << 20 });
     const dir = mkdtempSync(join(tmpdir(), 'faultlab-prefix-'));
     try {
@@ -133,6 +133,17 @@ describe('a healthy fault server (the control)', () => {
         [String(256 << 10), 'ok', 'true'],
         [String(2 << 20), 'ok', 'true'],
       ]);
+      // A matrix listing a writing group first: with one external server, its
+      // reads still run first and verify (a write-track run changes the contents).
+      const mixed = join(dir, 'mixed.json');
+      writeFileSync(mixed, JSON.stringify({ name: 'mixed', description: 'writes listed before reads', groups: [
+        { name: 'w', scenario: 'write-track', strategy: 'uffd-wp', source: 'remote', region: '1MiB' },
+        { name: 'r', scenario: 'read-seq', strategy: ['uffd', 'sigsegv'], source: 'remote', region: '1MiB' },
+      ] }));
+      const m = await faultlabAsync(['run', '--matrix', mixed, '--out', dir, '--run-id', 'mixed', '--remote', s.address], 60_000);
+      expect(m.status, m.stdout + m.stderr).toBe(0);
+      const mrows = parseCsvTable(readFileSync(join(dir, 'mixed', 'runs.csv'), 'utf8')).rows;
+      expect(mrows.map((row) => [row['scenario'], row['verified']])).toEqual([['read-seq', 'true'], ['read-seq', 'true'], ['write-track', 'true']]);
       // Larger than the server's region: refused, naming both sizes.
       const big = await faultlabAsync(['bench', ...read('uffd').args, '--source', 'remote', '--remote', s.address, '--region', '8MiB', '--json']);
       expect(big.status).not.toBe(0);
