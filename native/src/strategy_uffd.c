@@ -479,7 +479,8 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         h->started = true;
     }
     struct fl_pf_target t = {.arg = r, .landing = s->fill_view ? pf_landing : NULL, .install = pf_install,
-                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon};
+                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon,
+                             .install_copies = s->mode == FL_INSTALL_COPY};
     if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
         goto fail;
     r->chunks = &s->chunks;
