@@ -1,7 +1,8 @@
 /* Prefetch: a policy decides which chunks to pull before the application
  * touches them; one engine (prefetch_engine.c) pulls them on its own thread and
- * connection, several requests in flight, and hands them to the strategy to
- * install (uffd: UFFDIO_COPY; sigsegv: fill view + mprotect).
+ * connections, several requests in flight, and hands them to the strategy to
+ * install (uffd: UFFDIO_COPY, CONTINUE or MOVE; sigsegv: fill view + mprotect).
+ * An install that copies (UFFDIO_COPY) runs on a second engine thread.
  *
  * The engine learns about the application only from faults, since installed
  * chunks no longer fault. So, as Linux readahead does with PG_readahead, a
