@@ -453,6 +453,12 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "eventfd: %s", strerror(errno));
         goto fail;
     }
+    /* The engine first: a handler reads s->pf, so it must be set before they start. */
+    struct fl_pf_target t = {.arg = r, .landing = s->fill_view ? pf_landing : NULL, .install = pf_install,
+                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon,
+                             .install_copies = s->mode == FL_INSTALL_COPY};
+    if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
+        goto fail;
     r->nhstats = r->cfg.handler_threads;
     for (int i = 0; i < r->cfg.handler_threads; i++) {
         struct uffd_handler *h = &s->h[i];
@@ -478,11 +484,6 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         }
         h->started = true;
     }
-    struct fl_pf_target t = {.arg = r, .landing = s->fill_view ? pf_landing : NULL, .install = pf_install,
-                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon,
-                             .install_copies = s->mode == FL_INSTALL_COPY};
-    if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
-        goto fail;
     r->chunks = &s->chunks;
     r->pf = s->pf;
     return 0;
