@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (npm test): build, run the native C tests (plain and under
-# AddressSanitizer+UBSan) and the vitest suite, then print one closing line
+# The test command (npm test): build, run the native C tests (plain, under
+# AddressSanitizer+UBSan, and those of the threaded engines under
+# ThreadSanitizer) and the vitest suite, then print one closing line
 # "N passed, N failed" counting every test of every part.
 set -u
 cd "$(dirname "$0")/.."
@@ -17,9 +18,9 @@ if ! npm run --silent build; then
   exit 1
 fi
 
-echo "== native tests (plain and sanitized)"
-for variant in "" "SANITIZE=1"; do
-  if out=$(make -s -C native $variant test 2>&1); then :; fi
+echo "== native tests (plain, AddressSanitizer+UBSan, and the threaded engines under ThreadSanitizer)"
+for variant in "test" "SANITIZE=1 test" "SANITIZE=thread tsan-test"; do
+  if out=$(make -s -C native $variant 2>&1); then :; fi
   echo "$out"
   p=$(grep -c '^ok ' <<<"$out")
   f=$(grep -c '^not ok ' <<<"$out")

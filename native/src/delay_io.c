@@ -224,7 +224,7 @@ int64_t fl_dio_send(struct fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *
         free(it);
         return -e;
     }
-    it->seq = c->next_seq++;
+    const uint64_t seq = it->seq = c->next_seq++; /* once unlocked, the sender may send and free it */
     bool was_empty = !c->head;
     if (c->tail)
         c->tail->next = it;
@@ -236,7 +236,7 @@ int64_t fl_dio_send(struct fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *
     if (was_empty) /* otherwise the sender is already waiting for an earlier deadline */
         pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    return (int64_t)it->seq;
+    return (int64_t)seq;
 }
 
 void fl_dio_finish(struct fl_dio_conn *c)

@@ -294,10 +294,10 @@ static void vma_limit(void)
         CHECK(0, "vma limit: vm.max_map_count is %ld: this test needs the default (65530) or lower", maxc);
         return;
     }
-#if defined(__SANITIZE_ADDRESS__)
-    /* AddressSanitizer maps its shadow memory on demand: at the limit it
-     * aborts the process itself, so only the plain build can show the failure. */
-    printf("# not run under AddressSanitizer: sigsegv failing at vm.max_map_count (the plain build runs it)\n");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers map their shadow memory on demand: at the limit they
+     * abort the process themselves, so only the plain build can show the failure. */
+    printf("# not run under a sanitizer: sigsegv failing at vm.max_map_count (the plain build runs it)\n");
     (void)count_maps;
 #else
     char err[512];
