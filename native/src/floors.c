@@ -327,7 +327,10 @@ static void floor_uffd(struct floors_run *fr, struct floor_res *f)
 /* ---- SIGSEGV + mprotect ------------------------------------------------------------ */
 static pthread_mutex_t sg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    volatile uintptr_t base, len; /* len 0: no region owned */
+    /* len 0: no region owned. Atomics, as the handler may run on any thread
+     * (another thread's fault is chained): base is set before len, and len
+     * cleared first (base is left as it was, so no pair reads as owned). */
+    _Atomic uintptr_t base, len;
     const uint8_t *src;
     size_t page;
     struct sigaction old;
@@ -355,7 +358,8 @@ static void sg_chain(int sig, siginfo_t *si, void *uc)
 static void sg_handler(int sig, siginfo_t *si, void *uc)
 {
     uintptr_t a = (uintptr_t)si->si_addr;
-    if (a - sg.base >= sg.len) {
+    uintptr_t len = atomic_load(&sg.len), base = atomic_load(&sg.base);
+    if (a - base >= len) {
         sg_chain(sig, si, uc);
         return;
     }
@@ -367,7 +371,7 @@ static void sg_handler(int sig, siginfo_t *si, void *uc)
         errno = saved;
         siglongjmp(sg.abort_jmp, 1);
     }
-    memcpy((void *)pg, sg.src + (pg - sg.base), sg.page);
+    memcpy((void *)pg, sg.src + (pg - base), sg.page);
     sg.faults++;
     errno = saved;
 }
@@ -396,7 +400,7 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f)
     }
     size_t len = fr->pages * fr->page;
     pthread_mutex_lock(&sg_lock);
-    sg.base = (uintptr_t)m;
+    atomic_store(&sg.base, (uintptr_t)m);
     sg.src = fr->src;
     sg.page = fr->page;
     sg.fail_errno = 0;
@@ -413,16 +417,15 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f)
     if (sigaction(SIGSEGV, &sa, &sg.old)) {
         res_error(f, "sigaction(SIGSEGV): %s", strerror(errno));
     } else {
-        sg.len = len; /* own the region only once the handler and old are in place */
+        atomic_store(&sg.len, len); /* own the region only once the handler and old are in place */
         int rc = sg_measure(fr, m, f, &s);
-        sg.len = 0;
+        atomic_store(&sg.len, 0);
         sigaction(SIGSEGV, &sg.old, NULL);
         f->faults = sg.faults;
         if (rc)
             res_error(f, "mprotect in the SIGSEGV handler failed: %s%s", strerror(sg.fail_errno),
                       sg.fail_errno == ENOMEM ? " (vm.max_map_count reached?)" : "");
     }
-    sg.base = 0;
     pthread_mutex_unlock(&sg_lock);
     munmap(m, len);
     fl_samples_free(&s);
