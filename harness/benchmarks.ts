@@ -9,8 +9,10 @@ import { ChunkServer } from './server/chunk-server.js';
 export interface Series {
   name: string;
   values: number[];
-  /** The issue's target for this measure, judged at the median. */
-  target?: { op: '<=' | '>='; value: number; met: boolean };
+  /** The issue's target for this measure, judged at the median; `spans`: the
+   * middle half of the rounds (q1..q3) lies on both sides of it, so another
+   * run on this noisy VM may well judge it the other way. */
+  target?: { op: '<=' | '>='; value: number; met: boolean; spans: boolean };
 }
 
 /** The issues' targets, by measure name: issue 2 (floors), 3 (remote), 6 (prefetch). */
@@ -28,8 +30,8 @@ export function judge(series: Series[]): Series[] {
   return series.map((r) => {
     const t = TARGETS.find(([re]) => re.test(r.name));
     if (!t) return r;
-    const median = stats(r.values).median;
-    return { ...r, target: { op: t[1], value: t[2], met: t[1] === '<=' ? median <= t[2] : median >= t[2] } };
+    const { median, q1, q3 } = stats(r.values);
+    return { ...r, target: { op: t[1], value: t[2], met: t[1] === '<=' ? median <= t[2] : median >= t[2], spans: q1 < t[2] && t[2] < q3 } };
   });
 }
 
@@ -45,13 +47,14 @@ export function formatSeries(rows: Series[], unit: string, digits = 2): string {
   for (const r of rows) {
     const s = stats(r.values);
     const f = (x: number) => x.toFixed(digits);
-    const t = r.target ? `${r.target.op === '<=' ? '≤' : '≥'} ${r.target.value}: ${r.target.met ? 'met' : 'MISSED'}` : '';
+    const t = r.target ? `${r.target.op === '<=' ? '≤' : '≥'} ${r.target.value}: ${r.target.met ? 'met' : 'MISSED'}${r.target.spans ? ' (q1..q3 spans it)' : ''}` : '';
     lines.push(`${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}  ${t}`.trimEnd());
   }
   const judged = rows.filter((r) => r.target);
   if (judged.length) {
     const missed = judged.filter((r) => !r.target!.met).map((r) => r.name);
-    lines.push('', `targets at the median: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.join('; ')}` : ''}`);
+    const spans = judged.filter((r) => r.target!.spans).length;
+    lines.push('', `targets at the median: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.join('; ')}` : ''}${spans ? ` (${spans} with q1..q3 spanning the target)` : ''}`);
   }
   return lines.join('\n');
 }

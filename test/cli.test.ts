@@ -144,9 +144,13 @@ describe('benchmark targets', () => {
       { name: 'transport 4 KiB p50 (us)', values: [60, 70, 80] },
     ]);
     expect(s.map((r) => r.target?.met)).toEqual([true, false, true, undefined, true, undefined, undefined]);
+    // q1..q3 of [1.1, 1.2, 1.3] is 1.2..1.3: on both sides of 1.25.
+    expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, undefined, false, undefined, undefined]);
     expect(s[0].target).toMatchObject({ op: '<=', value: 1.25 });
     const text = formatSeries(s, 'see names');
-    expect(text).toMatch(/uffd 1 MiB \/ transport 1 MiB .* ≥ 0\.7: MISSED/);
-    expect(text.trim().split('\n').at(-1)).toBe('targets at the median: 3 of 4 met; missed: uffd 1 MiB / transport 1 MiB');
+    expect(text).toMatch(/uffd 1 MiB \/ transport 1 MiB .* ≥ 0\.7: MISSED$/m);
+    expect(text).toMatch(/uffd \/ \(transport \+ local\) .* ≤ 1\.25: met \(q1\.\.q3 spans it\)$/m);
+    expect(text).toMatch(/sigsegv adaptive @10ms \(MiB\/s\) .* ≥ 1000: met$/m);
+    expect(text.trim().split('\n').at(-1)).toBe('targets at the median: 3 of 4 met; missed: uffd 1 MiB / transport 1 MiB (1 with q1..q3 spanning the target)');
   });
 });
