@@ -3,8 +3,8 @@
  * one connection; the server answers in order), and hands each answer to the
  * strategy to install. Faults reach it through a lock-free ring plus an
  * eventfd, both usable from a signal handler. Where the install copies every
- * byte (uffd's UFFDIO_COPY, ~0.4 ms per MiB here, about as long as receiving it), an
- * installer thread does it, so receiving and installing overlap.
+ * byte (uffd's UFFDIO_COPY, ~0.4 ms per MiB here, about as long as receiving
+ * it), an installer thread does it, so receiving and installing overlap.
  *
  * One Node chunk server connection moves ~700 MiB/s on this machine however
  * deep the pipeline, several ~1.1 GiB/s, so `depth` is spread over pf_conns
