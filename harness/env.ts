@@ -60,6 +60,26 @@ export interface GuestMemory {
   hypervisor: boolean; // the CPU flag a hypervisor sets
   free_page_reporting: boolean; // a virtio-balloon device offering VIRTIO_BALLOON_F_REPORTING
   reporting_order: number | null; // page_reporting_order: blocks of 2^order pages are reported
+  /** DAMON schemes of running kdamonds, as "operations:action" (e.g. "paddr:pageout",
+   * proactive reclaim): a kernel thread that samples memory and acts on cold
+   * regions, taking CPU from the runs and page cache from the disk baseline. */
+  damon_schemes: string[];
+}
+
+const DAMON = '/sys/kernel/mm/damon/admin/kdamonds';
+
+export function probeDamonSchemes(root = DAMON): string[] {
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : '');
+  const dirs = (p: string) => (existsSync(p) ? readdirSync(p).filter((d) => /^\d+$/.test(d)) : []);
+  const out: string[] = [];
+  for (const k of dirs(root)) {
+    if (read(`${root}/${k}/state`) !== 'on') continue;
+    for (const c of dirs(`${root}/${k}/contexts`)) {
+      const ctx = `${root}/${k}/contexts/${c}`;
+      for (const m of dirs(`${ctx}/schemes`)) out.push(`${read(`${ctx}/operations`)}:${read(`${ctx}/schemes/${m}/action`)}`);
+    }
+  }
+  return out;
 }
 
 const VIRTIO_BALLOON_F_REPORTING = 5;
@@ -82,7 +102,7 @@ export function probeGuestMemory(): GuestMemory {
     }
   }
   const order = read('/sys/module/page_reporting/parameters/page_reporting_order').trim();
-  return { hypervisor, free_page_reporting: reporting, reporting_order: order === '' ? null : Number(order) };
+  return { hypervisor, free_page_reporting: reporting, reporting_order: order === '' ? null : Number(order), damon_schemes: probeDamonSchemes() };
 }
 
 export interface EnvInfo {

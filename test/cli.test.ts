@@ -1,5 +1,7 @@
 // The CLI as a user meets it: bench's JSON contract, doctor, floors, and one
 // clear line plus a non-zero exit for bad input.
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { faultlab, lastJson } from './helpers.js';
 
@@ -105,7 +107,29 @@ describe('doctor and floors', () => {
     const orderFile = '/sys/module/page_reporting/parameters/page_reporting_order';
     expect(g.reporting_order).toBe(existsSync(orderFile) ? Number(readFileSync(orderFile, 'utf8')) : null);
     expect(typeof g.free_page_reporting).toBe('boolean');
+    expect(g.damon_schemes).toEqual((await import('../harness/env.js')).probeDamonSchemes());
     console.log(`guest memory here: ${JSON.stringify(g)}`);
+  });
+
+  it('guest memory lists the schemes of running DAMON threads, from the sysfs tree (a kdamond that is off lists none)', async () => {
+    const { probeDamonSchemes } = await import('../harness/env.js');
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const root = mkdtempSync(join(tmpdir(), 'faultlab-damon-'));
+    try {
+      const kdamond = (k: number, state: string, ops: string, actions: string[]) => {
+        const ctx = join(root, String(k), 'contexts', '0');
+        actions.forEach((a, m) => (mkdirSync(join(ctx, 'schemes', String(m)), { recursive: true }), writeFileSync(join(ctx, 'schemes', String(m), 'action'), `${a}\n`)));
+        writeFileSync(join(root, String(k), 'state'), `${state}\n`);
+        writeFileSync(join(ctx, 'operations'), `${ops}\n`);
+      };
+      kdamond(0, 'on', 'paddr', ['pageout', 'lru_prio']);
+      kdamond(1, 'off', 'vaddr', ['hugepage']);
+      writeFileSync(join(root, 'nr_kdamonds'), '2\n');
+      expect(probeDamonSchemes(root)).toEqual(['paddr:pageout', 'paddr:lru_prio']);
+      expect(probeDamonSchemes(join(root, 'absent'))).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('doctor --json uffd_installs: each install it offers runs and verifies, each it does not is refused', () => {
