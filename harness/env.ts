@@ -62,22 +62,27 @@ export interface GuestMemory {
   reporting_order: number | null; // page_reporting_order: blocks of 2^order pages are reported
   /** DAMON schemes of running kdamonds, as "operations:action" (e.g. "paddr:pageout",
    * proactive reclaim): a kernel thread that samples memory and acts on cold
-   * regions, taking CPU from the runs and page cache from the disk baseline. */
-  damon_schemes: string[];
+   * regions, taking CPU from the runs and page cache from the disk baseline.
+   * null: not readable (DAMON's sysfs files are root's). */
+  damon_schemes: string[] | null;
 }
 
 const DAMON = '/sys/kernel/mm/damon/admin/kdamonds';
 
-export function probeDamonSchemes(root = DAMON): string[] {
+export function probeDamonSchemes(root = DAMON): string[] | null {
   const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : '');
   const dirs = (p: string) => (existsSync(p) ? readdirSync(p).filter((d) => /^\d+$/.test(d)) : []);
   const out: string[] = [];
-  for (const k of dirs(root)) {
-    if (read(`${root}/${k}/state`) !== 'on') continue;
-    for (const c of dirs(`${root}/${k}/contexts`)) {
-      const ctx = `${root}/${k}/contexts/${c}`;
-      for (const m of dirs(`${ctx}/schemes`)) out.push(`${read(`${ctx}/operations`)}:${read(`${ctx}/schemes/${m}/action`)}`);
+  try {
+    for (const k of dirs(root)) {
+      if (read(`${root}/${k}/state`) !== 'on') continue;
+      for (const c of dirs(`${root}/${k}/contexts`)) {
+        const ctx = `${root}/${k}/contexts/${c}`;
+        for (const m of dirs(`${ctx}/schemes`)) out.push(`${read(`${ctx}/operations`)}:${read(`${ctx}/schemes/${m}/action`)}`);
+      }
     }
+  } catch {
+    return null; /* EACCES for anyone but root */
   }
   return out;
 }
