@@ -10,6 +10,15 @@
 
 #include "run_json.h"
 
+/* Under ThreadSanitizer the application's first touch of a page also touches
+ * its shadow memory, a minor fault of TSan's own: the upper bounds on the
+ * application's minor faults hold only in the plain and ASan builds. */
+#if defined(__SANITIZE_THREAD__)
+#define CHECK_FEW_FAULTS(cond, ...) (printf("# not checked under ThreadSanitizer (its shadow memory faults): "), printf(__VA_ARGS__), printf("\n"))
+#else
+#define CHECK_FEW_FAULTS(cond, ...) CHECK(cond, __VA_ARGS__)
+#endif
+
 int main(void)
 {
     const char *strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
@@ -22,7 +31,7 @@ int main(void)
         CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024,
               "%s read-seq over 4 MiB verifies every byte (%s)", strategies[i], rc ? out : "ran");
         if (!strcmp(strategies[i], "memory") || !strcmp(strategies[i], "eager"))
-            CHECK(rc == 0 && jnum(out, "app_minor_faults") < 16, "%s: populated before the workload, no minor fault in it (%lld)",
+            CHECK_FEW_FAULTS(rc == 0 && jnum(out, "app_minor_faults") < 16, "%s: populated before the workload, no minor fault in it (%lld)",
                   strategies[i], jnum(out, "app_minor_faults"));
         rc = run(spec, "workload=read-random seed=7");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s read-random verifies", strategies[i]);
@@ -42,7 +51,7 @@ int main(void)
             if (!strcmp(lazy[i], "uffd"))
                 CHECK(rc == 0 && minflt >= want, "uffd %d KiB: the application took a minor fault per chunk (%lld for %lld)", kib, minflt, want);
             else
-                CHECK(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)", kib, minflt, want);
+                CHECK_FEW_FAULTS(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)", kib, minflt, want);
         }
         snprintf(spec, sizeof spec, "strategy=%s region=1MiB", lazy[i]);
         int rc = run(spec, "workload=first-chunk");
