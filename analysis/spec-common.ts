@@ -94,3 +94,36 @@ export function provenance(runId: string | undefined, thesisShown: boolean, para
   if (thesisShown) lines.push('black symbols: thesis values (i7-1280P, Linux 6.3.11); approximate where read off a figure');
   return lines;
 }
+
+type Field = { field: string; type: 'quantitative'; title: string; scale: { type: 'log'; base?: number }; axis?: { values?: number[]; format?: string } };
+
+/** The beyond figures' frame: one panel per value of `values[].panel` (or
+ * `panelField`), a line and points per series, medians of the repetitions. */
+export function panelledLines(o: {
+  title: string;
+  subtitle: string[];
+  values: { series: string }[];
+  panelField?: string;
+  panelSort?: string[];
+  x: Field;
+  y: Field;
+  tooltip: { field: string; format?: string }[];
+}): TopLevelSpec {
+  const series = o.values.map((p) => p.series);
+  const { x, y } = o;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: o.title, subtitle: o.subtitle },
+    config: CONFIG,
+    data: { values: o.values },
+    facet: { column: { field: o.panelField ?? 'panel', type: 'nominal', title: null, ...(o.panelSort ? { sort: o.panelSort } : {}) } },
+    spec: {
+      width: 230,
+      height: 260,
+      layer: [
+        { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
+        { mark: { type: 'point', filled: true, size: 40 }, encoding: { x, y, ...seriesEncoding(series, true), tooltip: o.tooltip } },
+      ],
+    },
+  };
+}

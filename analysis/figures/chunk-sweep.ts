@@ -4,7 +4,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../beyond.js';
 import type { RunRow } from '../runs.js';
-import { CONFIG, provenance, seriesEncoding } from '../spec-common.js';
+import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
@@ -18,27 +18,14 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     const s = spread(values(g, (r) => r.throughputMibps));
     return { series: policyLabel(g[0]), panel: panel(g[0]), kib: g[0].chunkBytes / 1024, median: s.median, min: s.min, max: s.max, reps: s.n };
   });
-  const series = pts.map((p) => p.series);
-  const x = { field: 'kib', type: 'quantitative' as const, title: 'chunk size (KiB, log scale)', scale: { type: 'log' as const, base: 2 }, axis: { values: [4, 16, 64, 256, 1024, 2048] } };
-  const y = { field: 'median', type: 'quantitative' as const, title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' as const } };
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Chunk size sweep (sequential read)', subtitle: [...provenance(runId, false), 'one fault (and one request) per chunk without prefetch'] },
-    config: CONFIG,
-    data: { values: pts },
-    facet: { column: { field: 'panel', type: 'nominal', title: null } },
-    spec: {
-      width: 230,
-      height: 260,
-      layer: [
-        { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
-        {
-          mark: { type: 'point', filled: true, size: 40 },
-          encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'kib' }, { field: 'median', format: '.1f' }, { field: 'reps' }] },
-        },
-      ],
-    },
-  };
+  return panelledLines({
+    title: 'Chunk size sweep (sequential read)',
+    subtitle: [...provenance(runId, false), 'one fault (and one request) per chunk without prefetch'],
+    values: pts,
+    x: { field: 'kib', type: 'quantitative', title: 'chunk size (KiB, log scale)', scale: { type: 'log', base: 2 }, axis: { values: [4, 16, 64, 256, 1024, 2048] } },
+    y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },
+    tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'kib' }, { field: 'median', format: '.1f' }, { field: 'reps' }],
+  });
 }
 
 export const chunkSweep: FigureDef = {

@@ -4,7 +4,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../beyond.js';
 import { bytes } from '../slice.js';
-import { CONFIG, provenance, seriesEncoding } from '../spec-common.js';
+import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
@@ -15,31 +15,17 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     const s = spread(values(g, (r) => r.totalNs! / 1e6));
     return { series: policyLabel(g[0]), rtt: `RTT ${g[0].rttMs} ms`, rttMs: g[0].rttMs, fraction: g[0].beyond!.touchFraction!, median: s.median, min: s.min, max: s.max, reps: s.n };
   });
-  const series = pts.map((p) => p.series);
   const rtts = [...new Set(pts.sort((a, b) => a.rttMs - b.rttMs).map((p) => p.rtt))];
-  const x = { field: 'fraction', type: 'quantitative' as const, title: 'share of chunks touched (log scale)', scale: { type: 'log' as const }, axis: { format: '.0%' } };
-  const y = { field: 'median', type: 'quantitative' as const, title: 'time to finish (ms, log scale)', scale: { type: 'log' as const } };
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: 'Lazy vs eager as the touched share falls (sparse random read)',
-      subtitle: [...provenance(runId, false, `region ${[...new Set(sel.map((r) => bytes(r.regionBytes ?? 0)))].join('/')}, chunk ${[...new Set(sel.map((r) => bytes(r.chunkBytes)))].join('/')}`), 'eager: the whole region copied first (1 MiB requests); lazy: one fault per touched chunk'],
-    },
-    config: CONFIG,
-    data: { values: pts },
-    facet: { column: { field: 'rtt', type: 'nominal', title: null, sort: rtts } },
-    spec: {
-      width: 230,
-      height: 260,
-      layer: [
-        { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
-        {
-          mark: { type: 'point', filled: true, size: 40 },
-          encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'rtt' }, { field: 'fraction', format: '.0%' }, { field: 'median', format: '.1f' }, { field: 'reps' }] },
-        },
-      ],
-    },
-  };
+  return panelledLines({
+    title: 'Lazy vs eager as the touched share falls (sparse random read)',
+    subtitle: [...provenance(runId, false, `region ${[...new Set(sel.map((r) => bytes(r.regionBytes ?? 0)))].join('/')}, chunk ${[...new Set(sel.map((r) => bytes(r.chunkBytes)))].join('/')}`), 'eager: the whole region copied first (1 MiB requests); lazy: one fault per touched chunk'],
+    values: pts,
+    panelField: 'rtt',
+    panelSort: rtts,
+    x: { field: 'fraction', type: 'quantitative', title: 'share of chunks touched (log scale)', scale: { type: 'log' }, axis: { format: '.0%' } },
+    y: { field: 'median', type: 'quantitative', title: 'time to finish (ms, log scale)', scale: { type: 'log' } },
+    tooltip: [{ field: 'series' }, { field: 'rtt' }, { field: 'fraction', format: '.0%' }, { field: 'median', format: '.1f' }, { field: 'reps' }],
+  });
 }
 
 export const lazyEagerCrossover: FigureDef = {

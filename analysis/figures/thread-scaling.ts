@@ -5,7 +5,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../beyond.js';
 import type { RunRow } from '../runs.js';
 import { bytes } from '../slice.js';
-import { CONFIG, provenance, seriesEncoding } from '../spec-common.js';
+import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
@@ -21,27 +21,14 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     const s = spread(values(g, (r) => r.throughputMibps));
     return { series: label(g[0]), panel: `${panel(g[0])}, ${g[0].scenario}`, threads: g[0].beyond!.appThreads, median: s.median, min: s.min, max: s.max, reps: s.n };
   });
-  const series = pts.map((p) => p.series);
-  const x = { field: 'threads', type: 'quantitative' as const, title: 'application threads', scale: { type: 'log' as const, base: 2 }, axis: { values: [1, 2, 4, 8, 16] } };
-  const y = { field: 'median', type: 'quantitative' as const, title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' as const } };
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Scaling with application threads', subtitle: [...provenance(runId, false), 'throughput: all bytes read over the slowest thread\'s access time; each thread reads its own share'] },
-    config: CONFIG,
-    data: { values: pts },
-    facet: { column: { field: 'panel', type: 'nominal', title: null } },
-    spec: {
-      width: 230,
-      height: 260,
-      layer: [
-        { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
-        {
-          mark: { type: 'point', filled: true, size: 40 },
-          encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'threads' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }] },
-        },
-      ],
-    },
-  };
+  return panelledLines({
+    title: 'Scaling with application threads',
+    subtitle: [...provenance(runId, false), 'throughput: all bytes read over the slowest thread\'s access time; each thread reads its own share'],
+    values: pts,
+    x: { field: 'threads', type: 'quantitative', title: 'application threads', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16] } },
+    y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },
+    tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'threads' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }],
+  });
 }
 
 export const threadScaling: FigureDef = {
