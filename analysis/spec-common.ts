@@ -8,6 +8,7 @@ import { compareMethods } from './runs.js';
 
 /** One layer of a layered spec, derived from vega-lite's own types. */
 export type Layer = Extract<TopLevelSpec, { layer: unknown }>['layer'][number];
+type Encoding = NonNullable<Extract<Layer, { mark: unknown }>['encoding']>;
 
 export const FONT = 'DejaVu Sans';
 
@@ -126,4 +127,11 @@ export function panelledLines(o: {
       ],
     },
   };
+}
+
+/** The thesis's values as large points in the thesis colour and bound shapes,
+ * drawn over our own layers; none when the figure has no thesis values. */
+export function thesisPoints(values: { series: string; published: string }[], x: Encoding['x'], y: Encoding['y'], series: string[]): Layer[] {
+  if (!values.length) return [];
+  return [{ data: { values }, mark: { type: 'point', filled: true, size: 130, opacity: 1 }, encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'published' }] } }];
 }

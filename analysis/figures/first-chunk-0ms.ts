@@ -2,7 +2,7 @@
 // a point (jittered sideways), the median as a tick, thesis values as black diamonds.
 import type { TopLevelSpec } from 'vega-lite';
 import { compareMethods, methodLabel, METHOD_ORDER } from '../runs.js';
-import { CONFIG, HEIGHT, provenance, seriesEncoding, WIDTH } from '../spec-common.js';
+import { CONFIG, HEIGHT, provenance, seriesEncoding, thesisPoints, WIDTH } from '../spec-common.js';
 import { describeParameters, oneParameterSet } from '../slice.js';
 import { median } from '../stats.js';
 import { thesisCategory, thesisSeries, thesisValuesFor } from '../thesis.js';
@@ -73,20 +73,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
         mark: { type: 'tick', thickness: 3, size: 34 },
         encoding: { x, y, ...seriesEncoding(series, false) },
       },
-      ...(ref.length
-        ? [
-            {
-              data: { values: ref },
-              mark: { type: 'point' as const, filled: true, size: 130, opacity: 1 },
-              encoding: {
-                x,
-                y,
-                ...seriesEncoding(series, true),
-                tooltip: [{ field: 'series' }, { field: 'published' }],
-              },
-            },
-          ]
-        : []),
+      ...thesisPoints(ref, x, y, series),
     ],
   };
 }

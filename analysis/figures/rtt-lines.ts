@@ -2,7 +2,7 @@
 // through the medians, a min/max band over repetitions, thesis values on top.
 import type { TopLevelSpec } from 'vega-lite';
 import { methodLabel, type RunRow } from '../runs.js';
-import { CONFIG, HEIGHT, provenance, seriesEncoding, WIDTH, type Layer } from '../spec-common.js';
+import { CONFIG, HEIGHT, provenance, seriesEncoding, thesisPoints, WIDTH, type Layer } from '../spec-common.js';
 import { describeParameters, oneParameterSet } from '../slice.js';
 import { groupBy, spread, values } from '../stats.js';
 import { thesisSeries, type ThesisValue } from '../thesis.js';
@@ -74,16 +74,7 @@ export function rttLines(o: RttLinesOptions): TopLevelSpec | null {
         mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 },
         encoding: { x, x2: { field: 'rtt_to' }, y: { field: 'y', type: 'quantitative', title: o.yTitle, scale: yScale }, ...seriesEncoding(series, false) },
       });
-    layers.push({
-      data: { values: ref },
-      mark: { type: 'point', filled: true, size: 130, opacity: 1 },
-      encoding: {
-        x,
-        y: { field: 'y', type: 'quantitative', title: o.yTitle, scale: yScale },
-        ...seriesEncoding(series, true),
-        tooltip: [{ field: 'series' }, { field: 'published' }],
-      },
-    });
+    layers.push(...thesisPoints(ref, x, { field: 'y', type: 'quantitative', title: o.yTitle, scale: yScale }, series));
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

@@ -3,7 +3,7 @@
 // because memory and lazy pulling differ by orders of magnitude.
 import type { TopLevelSpec } from 'vega-lite';
 import { compareMethods, methodLabel, METHOD_ORDER } from '../runs.js';
-import { CONFIG, HEIGHT, provenance, seriesEncoding, WIDTH } from '../spec-common.js';
+import { CONFIG, HEIGHT, provenance, seriesEncoding, thesisPoints, WIDTH } from '../spec-common.js';
 import { describeParameters, oneParameterSet } from '../slice.js';
 import { groupBy, spread, values } from '../stats.js';
 import { thesisCategory, thesisSeries, thesisValuesFor } from '../thesis.js';
@@ -65,20 +65,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
         mark: { type: 'rule', strokeWidth: 2, color: '#333' },
         encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'max' } },
       },
-      ...(ref.length
-        ? [
-            {
-              data: { values: ref },
-              mark: { type: 'point' as const, filled: true, size: 130, opacity: 1 },
-              encoding: {
-                x,
-                y: { field: 'mibps', type: 'quantitative' as const, title: yTitle, scale: yScale },
-                ...seriesEncoding(series, true),
-                tooltip: [{ field: 'series' }, { field: 'published' }],
-              },
-            },
-          ]
-        : []),
+      ...thesisPoints(ref, x, { field: 'mibps', type: 'quantitative', title: yTitle, scale: yScale }, series),
     ],
   };
 }
