@@ -53,6 +53,7 @@ async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: 
   // (answering at once under client-delay: the client holds the answers).
   const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.latency === 'client-delay' ? 0 : p.rttMs });
   try {
+    await server.warmUp();
     return await fn({ host: server.host, port: server.port });
   } finally {
     await server.close();

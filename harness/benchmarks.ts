@@ -99,6 +99,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
   const server = await ChunkServer.start({ regionBytes, seed: 1, rttMs: 0 });
   try {
+    await server.warmUp();
     const tspec = (chunk: number, n: number) => `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
     // The raw transport is measured right before each remote run it is
     // compared with, so a ratio compares two measurements a few ms apart (this

@@ -220,7 +220,10 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         await server?.close();
         server = null;
         serverFor = key;
-        if (key && !o.remote) server = await ChunkServer.start({ regionBytes: serverRegion.get(key)!, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
+        if (key && !o.remote) {
+          server = await ChunkServer.start({ regionBytes: serverRegion.get(key)!, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
+          await server.warmUp();
+        }
       }
       const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));

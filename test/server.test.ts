@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient } from '../harness/server/rtt-probe.js';
+import { warmUpReads } from '../harness/server/warm-up.js';
 import {
   HELLO_BODY_BYTES,
   MAGIC,
@@ -378,6 +379,58 @@ describe('chunk server start-up', () => {
     const pending = c.request(Op.PING);
     await s.close();
     await expect(pending).rejects.toThrow();
+  });
+});
+
+// A fresh server's first requests run unoptimised JavaScript: bench, transport,
+// the runner and serve warm it (warm-up.ts) before anything is measured.
+describe('chunk server warm-up', () => {
+  it('answers its READs and leaves them out of the counters; the server then serves as before', async () => {
+    const s = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 0, trace: true });
+    try {
+      await s.warmUp(300);
+      expect(s.trace().filter((t) => t.op === Op.READ)).toHaveLength(300); // answered, one by one
+      expect(s.counters).toEqual({ requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0, connections: 0 });
+      const c = await ChunkClient.connect(s.host, s.port);
+      const a = await c.request(Op.READ, 4096, 4096);
+      c.close();
+      expect(a.body.equals(expected(4096, 4096))).toBe(true);
+      expect(s.counters).toMatchObject({ requests: 1, bytesRead: 4096, connections: 1 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('reads every byte it asks for, also from a region smaller than a page', async () => {
+    const s = await ChunkServer.start({ regionBytes: 8, seed: 1, rttMs: 0 });
+    try {
+      expect(await warmUpReads(s.host, s.port, 8, 50)).toBe(400);
+      expect(s.counters).toMatchObject({ requests: 50, bytesRead: 400 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('does nothing with an RTT: C sends those answers at their deadlines (5000 READs at 20 ms would take 100 s)', async () => {
+    const s = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs: 20 });
+    try {
+      const t0 = performance.now();
+      await s.warmUp();
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(s.counters.connections).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a server that drops the connection fails it with one message, not a hang', async () => {
+    const dropper = net.createServer((sock) => sock.destroy());
+    await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
+    try {
+      await expect(warmUpReads('127.0.0.1', (dropper.address() as net.AddressInfo).port, 4096, 10)).rejects.toThrow(/^chunk server warm-up: /);
+    } finally {
+      dropper.close();
+    }
   });
 });
 

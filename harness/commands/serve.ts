@@ -52,6 +52,8 @@ export const serveCommand: CommandModule = {
     const server = await ChunkServer.start({ host, port, regionBytes, seed, rttMs }).catch((e: Error) => {
       throw /^cannot listen on /.test(e.message) ? new UsageError(e.message) : e;
     });
+    // Before anyone measures it; a server that cannot be warmed still serves.
+    await server.warmUp().catch((e: Error) => console.error(`faultlab: warning: ${e.message}`));
     console.log(`listening on ${server.address} region=${formatSize(regionBytes)} seed=${seed} rtt=${rttMs} ms`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', resolve);

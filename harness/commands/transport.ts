@@ -44,6 +44,7 @@ export const transportCommand: CommandModule = {
       [host, port] = [server.host, server.port];
     }
     try {
+      await server?.warmUp();
       const rtt = await rttProbeNative({ host, port, regionBytes: region, seed: a.seed as number, clientRttMs }, 10);
       const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} land=${a.land} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
       const reps = [];
