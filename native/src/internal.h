@@ -219,5 +219,14 @@ void fl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
 /* Async-signal-safe formatting for messages built in a signal handler:
  * "<prefix><offset as hex>: <cause>". */
 void fl_sigsafe_msg(char *dst, size_t len, const char *prefix, uint64_t off, const char *cause);
+/* Async-signal-safe text building (no stdio, no locks): appends to dst, always
+ * NUL-terminated, cut at cap; a NULL dst or a cap of 0 takes nothing. */
+struct fl_text {
+    char *p;
+    size_t cap, n;
+};
+void fl_text_init(struct fl_text *t, char *dst, size_t cap);
+void fl_text_str(struct fl_text *t, const char *s);
+void fl_text_u64(struct fl_text *t, uint64_t v); /* decimal */
 
 #endif

@@ -59,43 +59,6 @@ struct fl_conn {
     struct timespec rx;
 };
 
-/* ---- async-signal-safe text ------------------------------------------------ */
-
-struct text {
-    char *p;
-    size_t cap, n;
-};
-
-static void t_init(struct text *t, char *dst, size_t cap)
-{
-    t->p = dst;
-    t->cap = cap;
-    t->n = 0;
-    if (dst && cap)
-        dst[0] = 0;
-}
-
-static void t_str(struct text *t, const char *s)
-{
-    if (!t->p || !t->cap)
-        return;
-    while (*s && t->n + 1 < t->cap)
-        t->p[t->n++] = *s++;
-    t->p[t->n] = 0;
-}
-
-static void t_u64(struct text *t, uint64_t v)
-{
-    char tmp[21];
-    int i = 20;
-    tmp[20] = 0;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    t_str(t, tmp + i);
-}
-
 static const char *status_name(unsigned st)
 {
     static const char *const names[] = {"OK", "BOUNDS", "BAD_OP", "TOO_LARGE", "MALFORMED"};
@@ -103,41 +66,41 @@ static const char *status_name(unsigned st)
 }
 
 /* A cause for an errno from send/recv, without strerror (not async-signal-safe). */
-static void t_errno(struct text *t, int e, int timeout_ms)
+static void t_errno(struct fl_text *t, int e, int timeout_ms)
 {
     switch (e) {
     case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
     case EWOULDBLOCK:
 #endif
-        t_str(t, "timeout after ");
-        t_u64(t, (uint64_t)timeout_ms);
-        t_str(t, " ms");
+        fl_text_str(t, "timeout after ");
+        fl_text_u64(t, (uint64_t)timeout_ms);
+        fl_text_str(t, " ms");
         break;
-    case EPIPE: t_str(t, "server closed the connection"); break;
-    case ECONNRESET: t_str(t, "connection reset by the server"); break;
-    case ETIMEDOUT: t_str(t, "connection timed out"); break;
-    case EHOSTUNREACH: t_str(t, "host unreachable"); break;
-    case ENETUNREACH: t_str(t, "network unreachable"); break;
-    case ENETDOWN: t_str(t, "network is down"); break;
+    case EPIPE: fl_text_str(t, "server closed the connection"); break;
+    case ECONNRESET: fl_text_str(t, "connection reset by the server"); break;
+    case ETIMEDOUT: fl_text_str(t, "connection timed out"); break;
+    case EHOSTUNREACH: fl_text_str(t, "host unreachable"); break;
+    case ENETUNREACH: fl_text_str(t, "network unreachable"); break;
+    case ENETDOWN: fl_text_str(t, "network is down"); break;
     default:
-        t_str(t, "socket error (errno ");
-        t_u64(t, (uint64_t)e);
-        t_str(t, ")");
+        fl_text_str(t, "socket error (errno ");
+        fl_text_u64(t, (uint64_t)e);
+        fl_text_str(t, ")");
     }
 }
 
 /* Mark the connection unusable and copy the cause to err. */
 static int conn_break(struct fl_conn *c, const char *cause, char *err, size_t errlen)
 {
-    struct text t;
+    struct fl_text t;
     if (!c->broken) {
         c->broken = 1;
-        t_init(&t, c->broken_cause, sizeof c->broken_cause);
-        t_str(&t, cause);
+        fl_text_init(&t, c->broken_cause, sizeof c->broken_cause);
+        fl_text_str(&t, cause);
     }
-    t_init(&t, err, errlen);
-    t_str(&t, cause);
+    fl_text_init(&t, err, errlen);
+    fl_text_str(&t, cause);
     return -1;
 }
 
@@ -219,8 +182,8 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
             continue;
         } else {
             char cause[TCP_CAUSE_LEN];
-            struct text t;
-            t_init(&t, cause, sizeof cause);
+            struct fl_text t;
+            fl_text_init(&t, cause, sizeof cause);
             t_errno(&t, k < 0 ? errno : EPIPE, c->src->base.fetch_timeout_ms);
             return conn_break(c, cause, err, errlen);
         }
@@ -282,8 +245,8 @@ static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t 
             continue;
         } else {
             char cause[TCP_CAUSE_LEN];
-            struct text t;
-            t_init(&t, cause, sizeof cause);
+            struct fl_text t;
+            fl_text_init(&t, cause, sizeof cause);
             t_errno(&t, errno, c->src->base.fetch_timeout_ms);
             return conn_break(c, cause, err, errlen);
         }
@@ -314,18 +277,25 @@ static void hold(struct fl_conn *c, uint64_t header_rx)
     fl_wait_precise(CLOCK_REALTIME, due); /* the kernel's timestamps are CLOCK_REALTIME */
 }
 
+/* A connection that failed once stays failed: its stream position is lost. */
+static int refuse_if_broken(struct fl_conn *c, char *err, size_t errlen)
+{
+    if (!c->broken)
+        return 0;
+    struct fl_text t;
+    fl_text_init(&t, err, errlen);
+    fl_text_str(&t, "connection unusable after an earlier error: ");
+    fl_text_str(&t, c->broken_cause);
+    return -1;
+}
+
 /* One request of at most FL_PROTO_MAX_LEN bytes: READ fills buf, WRITE sends it,
  * PING moves nothing. The response must echo the offset and carry the length
  * the request asked for. */
 static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, uint32_t len, char *err, size_t errlen)
 {
-    if (c->broken) {
-        struct text t;
-        t_init(&t, err, errlen);
-        t_str(&t, "connection unusable after an earlier error: ");
-        t_str(&t, c->broken_cause);
+    if (refuse_if_broken(c, err, errlen))
         return -1;
-    }
     uint8_t hdr[16];
     start_deadline(c);
     encode_req(hdr, op, op == FL_OP_PING ? 0 : len, off);
@@ -342,18 +312,18 @@ static int request(struct fl_conn *c, uint8_t op, uint64_t off, uint8_t *buf, ui
     uint64_t value = get_le64(resp + 8);
     if (status != FL_ST_OK) {
         char cause[TCP_CAUSE_LEN];
-        struct text t;
-        t_init(&t, cause, sizeof cause);
-        t_str(&t, "server answered status ");
-        t_u64(&t, status);
-        t_str(&t, " (");
-        t_str(&t, status_name(status));
-        t_str(&t, ")");
+        struct fl_text t;
+        fl_text_init(&t, cause, sizeof cause);
+        fl_text_str(&t, "server answered status ");
+        fl_text_u64(&t, status);
+        fl_text_str(&t, " (");
+        fl_text_str(&t, status_name(status));
+        fl_text_str(&t, ")");
         if (rlen != 0 || value != off || status == FL_ST_TOO_LARGE || status > FL_ST_MALFORMED)
             return conn_break(c, cause, err, errlen); /* the server closes, or we are out of step */
         hold(c, header_rx); /* an answer all the same: due like any other */
-        t_init(&t, err, errlen);
-        t_str(&t, cause);
+        fl_text_init(&t, err, errlen);
+        fl_text_str(&t, cause);
         return -1;
     }
     if (rlen != (op == FL_OP_READ ? len : 0) || value != off)
@@ -399,13 +369,8 @@ static int tcp_write(struct fl_conn *c, uint64_t off, const void *src, size_t le
 static int tcp_send_read(struct fl_conn *c, uint64_t off, size_t len, char *err, size_t errlen)
 {
     int saved = errno, rc = 0;
-    if (c->broken) {
-        struct text t;
-        t_init(&t, err, errlen);
-        t_str(&t, "connection unusable after an earlier error: ");
-        t_str(&t, c->broken_cause);
+    if (refuse_if_broken(c, err, errlen))
         return -1;
-    }
     start_deadline(c); /* reliability: every send/recv runs under a deadline */
     while (len && !rc) {
         uint32_t n = len > FL_PROTO_MAX_LEN ? FL_PROTO_MAX_LEN : (uint32_t)len;
@@ -426,11 +391,7 @@ static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len,
     while (len && !rc) {
         uint32_t n = len > FL_PROTO_MAX_LEN ? FL_PROTO_MAX_LEN : (uint32_t)len;
         uint8_t resp[16];
-        if (c->broken) {
-            struct text t;
-            t_init(&t, err, errlen);
-            t_str(&t, "connection unusable after an earlier error: ");
-            t_str(&t, c->broken_cause);
+        if (refuse_if_broken(c, err, errlen)) {
             rc = -1;
             break;
         }
@@ -442,13 +403,13 @@ static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len,
          * pipeline is out of step: later answers cannot be trusted. */
         if (resp[0] != FL_ST_OK) {
             char cause[TCP_CAUSE_LEN];
-            struct text t;
-            t_init(&t, cause, sizeof cause);
-            t_str(&t, "server answered status ");
-            t_u64(&t, resp[0]);
-            t_str(&t, " (");
-            t_str(&t, status_name(resp[0]));
-            t_str(&t, ") to a pipelined READ");
+            struct fl_text t;
+            fl_text_init(&t, cause, sizeof cause);
+            fl_text_str(&t, "server answered status ");
+            fl_text_u64(&t, resp[0]);
+            fl_text_str(&t, " (");
+            fl_text_str(&t, status_name(resp[0]));
+            fl_text_str(&t, ") to a pipelined READ");
             rc = conn_break(c, cause, err, errlen);
             break;
         }

@@ -38,30 +38,6 @@ static void give_up(struct fl_region *r, uint64_t off, const char *cause)
     abort();
 }
 
-/* Async-signal-safe decimal append. */
-static size_t put_u64(char *dst, size_t n, size_t cap, uint64_t v)
-{
-    char tmp[21];
-    int i = 20;
-    tmp[20] = 0;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (const char *p = tmp + i; *p && n + 1 < cap; p++)
-        dst[n++] = *p;
-    dst[n] = 0;
-    return n;
-}
-
-static size_t put_str(char *dst, size_t n, size_t cap, const char *s)
-{
-    while (*s && n + 1 < cap)
-        dst[n++] = *s++;
-    dst[n] = 0;
-    return n;
-}
-
 /* Open chunks [idx, idx+n): mprotect splits the mapping around an isolated
  * open range, so random access multiplies VMAs until vm.max_map_count. */
 static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t idx, uint64_t n, char *cause, size_t len)
@@ -71,17 +47,18 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
         atomic_fetch_add(&s->opened, n);
         return 0;
     }
-    size_t k = 0;
+    struct fl_text t;
+    fl_text_init(&t, cause, len);
     if (errno == ENOMEM) {
-        k = put_str(cause, k, len, "mprotect: ENOMEM after ");
-        k = put_u64(cause, k, len, atomic_load(&s->opened));
-        k = put_str(cause, k, len, " chunks opened: vm.max_map_count (");
-        k = put_u64(cause, k, len, (uint64_t)s->max_map_count);
-        k = put_str(cause, k, len, ") reached, every isolated open chunk splits the mapping; vma_span=auto opens spans");
+        fl_text_str(&t, "mprotect: ENOMEM after ");
+        fl_text_u64(&t, atomic_load(&s->opened));
+        fl_text_str(&t, " chunks opened: vm.max_map_count (");
+        fl_text_u64(&t, (uint64_t)s->max_map_count);
+        fl_text_str(&t, ") reached, every isolated open chunk splits the mapping; vma_span=auto opens spans");
     } else {
-        k = put_str(cause, k, len, "mprotect failed (errno ");
-        k = put_u64(cause, k, len, (uint64_t)errno);
-        k = put_str(cause, k, len, ")");
+        fl_text_str(&t, "mprotect failed (errno ");
+        fl_text_u64(&t, (uint64_t)errno);
+        fl_text_str(&t, ")");
     }
     return -1;
 }

@@ -84,6 +84,36 @@ void fl_sigsafe_msg(char *dst, size_t len, const char *prefix, uint64_t off, con
     dst[n] = 0;
 }
 
+void fl_text_init(struct fl_text *t, char *dst, size_t cap)
+{
+    t->p = dst;
+    t->cap = cap;
+    t->n = 0;
+    if (dst && cap)
+        dst[0] = 0;
+}
+
+void fl_text_str(struct fl_text *t, const char *s)
+{
+    if (!t->p || !t->cap)
+        return;
+    while (*s && t->n + 1 < t->cap)
+        t->p[t->n++] = *s++;
+    t->p[t->n] = 0;
+}
+
+void fl_text_u64(struct fl_text *t, uint64_t v)
+{
+    char tmp[21];
+    int i = 20;
+    tmp[20] = 0;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    fl_text_str(t, tmp + i);
+}
+
 int fl_pin_cpu(int cpu)
 {
     cpu_set_t set;
