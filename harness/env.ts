@@ -69,8 +69,11 @@ export interface GuestMemory {
 
 const DAMON = '/sys/kernel/mm/damon/admin/kdamonds';
 
+/** A sysfs or procfs file's text, '' where it does not exist. */
+const readIfThere = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
+
 export function probeDamonSchemes(root = DAMON): string[] | null {
-  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : '');
+  const read = (p: string) => readIfThere(p).trim();
   const dirs = (p: string) => (existsSync(p) ? readdirSync(p).filter((d) => /^\d+$/.test(d)) : []);
   const out: string[] = [];
   try {
@@ -95,18 +98,17 @@ export function offersFeature(features: string, bit: number): boolean {
 }
 
 export function probeGuestMemory(): GuestMemory {
-  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
-  const hypervisor = /^flags\s*:.*\bhypervisor\b/m.test(read('/proc/cpuinfo'));
+  const hypervisor = /^flags\s*:.*\bhypervisor\b/m.test(readIfThere('/proc/cpuinfo'));
   let reporting = false;
   const dir = '/sys/bus/virtio/devices';
   for (const d of existsSync(dir) ? readdirSync(dir) : []) {
     try {
-      if (basename(readlinkSync(`${dir}/${d}/driver`)) === 'virtio_balloon') reporting ||= offersFeature(read(`${dir}/${d}/features`), VIRTIO_BALLOON_F_REPORTING);
+      if (basename(readlinkSync(`${dir}/${d}/driver`)) === 'virtio_balloon') reporting ||= offersFeature(readIfThere(`${dir}/${d}/features`), VIRTIO_BALLOON_F_REPORTING);
     } catch {
       /* no driver bound */
     }
   }
-  const order = read('/sys/module/page_reporting/parameters/page_reporting_order').trim();
+  const order = readIfThere('/sys/module/page_reporting/parameters/page_reporting_order').trim();
   return { hypervisor, free_page_reporting: reporting, reporting_order: order === '' ? null : Number(order), damon_schemes: probeDamonSchemes() };
 }
 

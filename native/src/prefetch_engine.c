@@ -117,6 +117,15 @@ int fl_pf_policy_init(struct fl_pf_policy *p, const char *spec, uint64_t nchunks
 
 /* ---- hints: multi-producer ring (Vyukov), one consumer ------------------- */
 
+/* Wake the engine's poll; async-signal-safe (a fault handler calls it). */
+static void wake_engine(struct fl_pf_engine *e)
+{
+    int saved = errno;
+    uint64_t one = 1;
+    if (write(e->hintfd, &one, sizeof one) < 0) { /* the counter is full: the engine is awake anyway */ }
+    errno = saved;
+}
+
 static void hint(struct fl_pf_engine *e, uint64_t v)
 {
     uint64_t pos = atomic_load(&e->hint_tail);
@@ -136,10 +145,7 @@ static void hint(struct fl_pf_engine *e, uint64_t v)
             pos = atomic_load(&e->hint_tail);
         }
     }
-    int saved = errno;
-    uint64_t one = 1;
-    if (write(e->hintfd, &one, sizeof one) < 0) { /* the counter is full: the engine is awake anyway */ }
-    errno = saved;
+    wake_engine(e);
 }
 
 void fl_pf_hint_fault(struct fl_pf_engine *e, uint64_t idx) { hint(e, idx << 1); }
@@ -332,8 +338,7 @@ static void *installer_main(void *arg)
             fl_chunks_wake(e->chunks);
         }
         atomic_fetch_sub_explicit(&e->q[j.q].installing, 1, memory_order_release);
-        uint64_t one = 1; /* the engine may wait for this slot */
-        if (write(e->hintfd, &one, sizeof one) < 0) { /* full: the engine is awake anyway */ }
+        wake_engine(e); /* it may wait for this slot */
     }
 }
 
