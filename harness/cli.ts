@@ -3,6 +3,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
 import { UsageError } from './errors.js';
+import { dieWithParent } from './lifeline.js';
+
+dieWithParent();
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('faultlab')

@@ -9,6 +9,9 @@
 //                            Its result JSON is printed here.
 // Any failure: one line {"error": "..."} and exit code 1.
 import { NativeRegion, migrateSourceNative } from './native.js';
+import { dieWithParent } from './lifeline.js';
+
+dieWithParent();
 
 const say = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 

@@ -12,6 +12,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { childEnv } from './lifeline.js';
 import type { CellParams } from './cell.js';
 import type { Row } from './bench.js';
 
@@ -28,7 +29,7 @@ interface Child {
 }
 
 function startChild(role: string, ...args: string[]): Child {
-  const proc = spawn(process.execPath, [...childArgs, role, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...childArgs, role, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const queue: string[] = [];

@@ -6,6 +6,7 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
 import { probeNetem } from './env.js';
+import { childEnv } from './lifeline.js';
 
 const cli = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
 
@@ -24,15 +25,62 @@ function shError(e: unknown): string {
   return (err.stderr?.toString().trim() || err.message || String(e)).split('\n')[0];
 }
 
+const OURS = /^faultlab-(\d+)$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove what netem runs of dead processes left behind: each namespace is
+ * named after its owner's PID (faultlab-PID); where that process is gone, the
+ * processes still inside are killed and the namespace deleted, which also
+ * removes its veth pair. Returns the namespaces removed.
+ */
+export function cleanStaleNetem(): string[] {
+  let list = '';
+  try {
+    list = execFileSync('ip', ['netns', 'list'], { stdio: 'pipe', timeout: 10_000 }).toString();
+  } catch {
+    return []; // no ip(8) or no right to list: nothing of ours can exist
+  }
+  const removed: string[] = [];
+  for (const name of list.split('\n').map((l) => l.split(' ')[0])) {
+    const m = OURS.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      const pids = execFileSync('ip', ['netns', 'pids', name], { stdio: 'pipe', timeout: 10_000 }).toString().split('\n').filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      sh(['ip', 'netns', 'del', name]);
+      removed.push(name);
+    } catch (e) {
+      console.error(`faultlab: cannot remove the stale namespace ${name}: ${shError(e)}`);
+    }
+  }
+  return removed;
+}
+
 export async function startNetemRemote(o: { rttMs: number; regionBytes: number; seed: number }): Promise<NetemRemote> {
   if (o.rttMs > 0) {
     const probe = probeNetem();
     if (!probe.available) throw new UsageError(`--latency netem: ${probe.detail}; this kernel cannot add link delay, use --latency server-delay (the default)`);
   }
-  // Names and a /30 unique to this process: the namespace is ours alone.
-  const id = process.pid % 10000;
+  cleanStaleNetem();
+  // Names and a /30 unique to this process, carrying its PID: the namespace is
+  // ours alone, and a later run can tell whether its owner is still alive.
   const ns = `faultlab-${process.pid}`;
-  const [hostIf, nsIf] = [`flh${id}`, `fln${id}`];
+  const [hostIf, nsIf] = [`flh${process.pid}`, `fln${process.pid}`];
   const subnet = `10.213.${(process.pid >> 6) & 255}.${(process.pid & 63) * 4}`;
   const base = subnet.split('.').map(Number);
   const hostAddr = `${base[0]}.${base[1]}.${base[2]}.${base[3] + 1}`;
@@ -64,7 +112,7 @@ export async function startNetemRemote(o: { rttMs: number; regionBytes: number; 
     throw new Error(`--latency netem: cannot set up the namespace link: ${shError(e)}`);
   }
   const port = 7070;
-  server = spawn('ip', ['netns', 'exec', ns, process.execPath, cli, 'serve', '--listen', `${nsAddr}:${port}`, '--region', String(o.regionBytes), '--seed', String(o.seed), '--rtt', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn('ip', ['netns', 'exec', ns, process.execPath, cli, 'serve', '--listen', `${nsAddr}:${port}`, '--region', String(o.regionBytes), '--seed', String(o.seed), '--rtt', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   const ready = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 15_000);
     server!.stdout!.on('data', (d: Buffer) => {

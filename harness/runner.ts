@@ -18,6 +18,7 @@ import { Progress } from './progress.js';
 import type { Row } from './bench.js';
 import { beyondArgs, beyondColumns, beyondLabel } from './beyond.js';
 import { formatSize } from './sizes.js';
+import { childEnv } from './lifeline.js';
 
 const cliPath = fileURLToPath(new URL('../../bin/faultlab.js', import.meta.url));
 
@@ -81,7 +82,7 @@ const PROGRESS_LINE = /^bench: (repetition .*)$/;
 
 function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void) => void, onProgress?: (line: string) => void): Promise<ChildOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     let stdout = '';
     let stderr = '';
     let partial = ''; // stderr after its last newline

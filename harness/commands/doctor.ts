@@ -1,12 +1,21 @@
 // `faultlab doctor`: what this kernel and these privileges allow.
 import type { CommandModule } from 'yargs';
 import { collectEnv, probeNetem } from '../env.js';
+import { cleanStaleNetem } from '../netem.js';
 
 export const doctorCommand: CommandModule = {
   command: 'doctor',
   describe: 'kernel, userfaultfd access and features, limits, huge pages, CPU, guest memory, netem',
-  builder: (y) => y.option('json', { type: 'boolean', default: false }),
+  builder: (y) =>
+    y
+      .option('json', { type: 'boolean', default: false })
+      .option('clean', { type: 'boolean', default: false, describe: 'remove what dead faultlab runs left behind (netem namespaces, their veths and servers), then exit' }),
   handler: (a) => {
+    if (a.clean) {
+      const removed = cleanStaleNetem();
+      console.log(removed.length ? `removed ${removed.length} stale namespace(s): ${removed.join(', ')}` : 'nothing left behind');
+      return;
+    }
     const env = collectEnv();
     const netem = probeNetem();
     // Which --uffd-install choices this kernel can run, from the features UFFDIO_API offered.
