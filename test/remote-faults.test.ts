@@ -106,21 +106,26 @@ const TARGETS: Target[] = [
   tracker('uffd-wp'),
 ];
 
-let healthyMs = 0;
+/**
+ * The same run against a healthy server, timed inside the calling test: the
+ * baseline a faulty run's wall time is judged against (plus the fetch timeout
+ * and SLACK_MS), never a time another test left behind.
+ */
+async function healthyRunMs(t: Target): Promise<number> {
+  const s = await startFaultServer('ok');
+  try {
+    const r = await faultlabAsync(benchArgs(t, s.address));
+    expect(r.status, `the healthy baseline run failed: ${r.stderr}`).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!).verified).toBe(true);
+    return r.ms;
+  } finally {
+    await s.close();
+  }
+}
 
 describe('a healthy fault server (the control)', () => {
-  it('serves uffd and sigsegv runs that verify, and times a healthy run', async () => {
-    const s = await startFaultServer('ok');
-    try {
-      for (const t of [read('uffd'), read('sigsegv')]) {
-        const r = await faultlabAsync(benchArgs(t, s.address));
-        expect(r.status, r.stderr).toBe(0);
-        expect(JSON.parse(r.stdout.trim().split('\n').pop()!).verified).toBe(true);
-        healthyMs = Math.max(healthyMs, r.ms);
-      }
-    } finally {
-      await s.close();
-    }
+  it('serves uffd and sigsegv runs that verify', async () => {
+    for (const t of [read('uffd'), read('sigsegv')]) expect(await healthyRunMs(t)).toBeGreaterThan(0);
   });
 
   it('one larger server serves runs of smaller regions (a prefix of its region): bench and a matrix of two sizes verify; a matrix that also writes runs its writing cells last', async () => {
@@ -176,6 +181,7 @@ for (const c of CASES) {
 
     for (const t of TARGETS) {
       it(`${t.label}: ends within the fetch timeout + ${SLACK_MS} ms, exit ${c.exit}, one line naming strategy${c.noOffset ? '' : ', offset'} and cause; nothing left running`, async () => {
+        const healthyMs = await healthyRunMs(t);
         const s = server ?? (await startFaultServer(c.mode, { after: AFTER }));
         try {
           const r = await faultlabAsync(benchArgs(t, s.address));
@@ -186,7 +192,7 @@ for (const c of CASES) {
           expect(lines[0]).toMatch(new RegExp(`^faultlab: ${t.strategy}: `));
           expect(lines[0]).toMatch(c.cause);
           if (!c.noOffset) expect(lines[0]).toMatch(t.offset);
-          expect(r.ms).toBeLessThan((healthyMs || 2000) + FETCH_TIMEOUT + SLACK_MS);
+          expect(r.ms, `healthy run ${healthyMs} ms`).toBeLessThan(healthyMs + FETCH_TIMEOUT + SLACK_MS);
           if (c.timeout) expect(r.ms).toBeGreaterThanOrEqual(FETCH_TIMEOUT);
           if (c.mode === 'wrong') expect(JSON.parse(r.stdout.trim().split('\n').pop()!).verified).toBe(false);
           if (c.mode === 'die') expect(await s.exited).toBe('SIGKILL');
@@ -218,6 +224,7 @@ describe('the runner under remote faults', () => {
       const dir = mkdtempSync(join(tmpdir(), 'faultlab-faults-'));
       const file = join(dir, 'faults.json');
       writeFileSync(file, JSON.stringify(matrix));
+      const healthyMs = Math.max(await healthyRunMs(read('uffd')), await healthyRunMs(read('sigsegv')));
       const s = await startFaultServer(mode, { after: AFTER });
       try {
         const r = await faultlabAsync(['run', '--matrix', file, '--out', dir, '--run-id', mode, '--remote', s.address], 60_000);
@@ -225,7 +232,7 @@ describe('the runner under remote faults', () => {
         expect(r.status, r.stderr).toBe(1);
         expect(r.stdout).toMatch(/2 failed cell/);
         // Two remote cells, each bounded by its fetch timeout, plus the local one.
-        expect(r.ms).toBeLessThan(3 * ((healthyMs || 2000) + FETCH_TIMEOUT + SLACK_MS));
+        expect(r.ms, `healthy bench run ${healthyMs} ms`).toBeLessThan(3 * (healthyMs + FETCH_TIMEOUT + SLACK_MS));
         const t = parseCsvTable(readFileSync(join(dir, mode, 'runs.csv'), 'utf8'));
         const rows = (s2: string) => t.rows.filter((row) => row['strategy'] === s2);
         for (const strategy of ['uffd', 'sigsegv']) {
