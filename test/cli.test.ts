@@ -157,7 +157,7 @@ describe('doctor and floors', () => {
 
 describe('benchmark targets', () => {
   it('each measure an issue sets a target for is judged at its median, and the summary names what missed', async () => {
-    const { judge, formatSeries } = await import('../harness/benchmarks.js');
+    const { judge, formatSeries } = await import('../harness/targets.js');
     const s = judge([
       { name: 'uffd / (transport + local)', values: [1.1, 1.2, 1.3] },
       { name: 'uffd 1 MiB / transport 1 MiB', values: [0.4, 0.45, 0.5] },

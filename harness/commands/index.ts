@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench.js';
 import { calibrateCommand } from './calibrate.js';
-import { benchmarkCommand } from './benchmark.js';
+import { targetsCommand } from './targets.js';
 import { chartCommand } from './chart.js';
 import { doctorCommand } from './doctor.js';
 import { floorsCommand } from './floors.js';
@@ -15,7 +15,7 @@ import { serveCommand } from './serve.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   benchCommand,
-  benchmarkCommand,
+  targetsCommand,
   chartCommand,
   doctorCommand,
   floorsCommand,

@@ -1,11 +1,11 @@
-// `faultlab benchmark floors|remote|prefetch`: the performance targets, side by side in one run.
+// `faultlab targets floors|remote|prefetch`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
-import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark } from '../benchmarks.js';
+import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark } from '../targets.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 
-export const benchmarkCommand: CommandModule = {
-  command: 'benchmark <which>',
+export const targetsCommand: CommandModule = {
+  command: 'targets <which>',
   describe: 'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT)',
   builder: (y) =>
     y
