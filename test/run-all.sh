@@ -1,47 +1,43 @@
 #!/usr/bin/env bash
-# The test command (npm test): build, run the native C tests (plain, under
-# AddressSanitizer+UBSan, and those of the threaded engines under
-# ThreadSanitizer) and the vitest suite, then print one closing line
-# "N passed, N failed" counting every test of every part.
+# The test command (npm test): build, run the native test tables (plain, under
+# AddressSanitizer+UBSan+LeakSanitizer, and the threaded engines under
+# ThreadSanitizer) and the vitest suite, then close with every failed and
+# skipped test named and one line "N passed, N failed, N skipped".
+# test/native-runner.mjs counts a native binary that crashes, exits non-zero or
+# prints a sanitizer report as failed; test/summary.mjs adds the parts up. The
+# exit status is non-zero whenever anything failed.
 set -u
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
 tmp=$(mktemp -d)
-report="$tmp/vitest.json"
 trap 'rm -rf "$tmp"' EXIT
+export FAULTLAB_SKIP_LOG="$tmp/skips.jsonl"
+: >"$FAULTLAB_SKIP_LOG"
+failed_parts=()
 
 echo "== build"
 if ! npm run --silent build; then
   echo "build failed"
-  echo "0 passed, 1 failed"
+  echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
 
-echo "== native tests (plain, AddressSanitizer+UBSan, and the threaded engines under ThreadSanitizer)"
-for variant in "test" "SANITIZE=1 test" "SANITIZE=thread tsan-test"; do
-  if out=$(make -s -C native $variant 2>&1); then :; fi
-  echo "$out"
-  p=$(grep -c '^ok ' <<<"$out")
-  f=$(grep -c '^not ok ' <<<"$out")
-  if ! grep -q '^native: done' <<<"$out"; then f=$((f + 1)); echo "not ok - native test run ($variant) did not finish"; fi
-  passed=$((passed + p))
-  failed=$((failed + f))
+echo "== native tests (plain, AddressSanitizer+UBSan+LeakSanitizer, and the threaded engines under ThreadSanitizer)"
+native_reports=()
+for variant in "plain::tests" "asan:SANITIZE=1:tests" "tsan:SANITIZE=thread:tsan-tests"; do
+  IFS=: read -r label flags target <<<"$variant"
+  if ! make -s -C native $flags "$target"; then
+    failed_parts+=(--failed-part "native ($label): the test binaries did not build")
+    continue
+  fi
+  read -r -a bins <<<"$(make -s -C native $flags "list-$target")"
+  node test/native-runner.mjs --label "$label" --json "$tmp/native-$label.json" "${bins[@]/#/native/}"
+  native_reports+=(--native "$tmp/native-$label.json")
 done
 
 echo "== vitest"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report"
+npx vitest run --reporter=default --reporter=json --outputFile.json="$tmp/vitest.json"
 vitest_rc=$?
-if [ -s "$report" ]; then
-  read -r p f < <(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorTestSuites || 0) + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0))' "$report")
-fi
-if ! [[ "${p:-}" =~ ^[0-9]+$ && "${f:-}" =~ ^[0-9]+$ ]]; then
-  echo "could not read the vitest report"
-  p=0; f=1
-fi
-[ "$vitest_rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p))
-failed=$((failed + f))
+[ -s "$tmp/vitest.json" ] || failed_parts+=(--failed-part "vitest: no report (exit $vitest_rc)")
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+echo "== summary"
+node test/summary.mjs "${native_reports[@]}" --vitest "$tmp/vitest.json" --vitest-exit "$vitest_rc" --skips "$FAULTLAB_SKIP_LOG" "${failed_parts[@]}"

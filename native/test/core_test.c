@@ -2,7 +2,7 @@
  * verifies every byte, counts one fault per chunk touched, catches a corrupted
  * chunk, and rejects bad specs with a clear message. */
 #include "../include/faultlab.h"
-#include "tap.h"
+#include "unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,32 +10,25 @@
 
 #include "run_json.h"
 
-/* Under ThreadSanitizer the application's first touch of a page also touches
- * its shadow memory, a minor fault of TSan's own: the upper bounds on the
- * application's minor faults hold only in the plain and ASan builds. */
-#if defined(__SANITIZE_THREAD__)
-#define CHECK_FEW_FAULTS(cond, ...) (printf("# not checked under ThreadSanitizer (its shadow memory faults): "), printf(__VA_ARGS__), printf("\n"))
-#else
-#define CHECK_FEW_FAULTS(cond, ...) CHECK(cond, __VA_ARGS__)
-#endif
+static const char *const strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
+static const char *const lazy[] = {"uffd", "sigsegv"};
 
-int main(void)
+static void every_strategy_verifies(void)
 {
-    const char *strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
-    const char *lazy[] = {"uffd", "sigsegv"};
     char spec[256];
-
     for (size_t i = 0; i < 5; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB", strategies[i]);
         int rc = run(spec, "workload=read-seq");
         CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024,
               "%s read-seq over 4 MiB verifies every byte (%s)", strategies[i], rc ? out : "ran");
-        if (!strcmp(strategies[i], "memory") || !strcmp(strategies[i], "eager"))
-            CHECK_FEW_FAULTS(rc == 0 && jnum(out, "app_minor_faults") < 16, "%s: populated before the workload, no minor fault in it (%lld)",
-                  strategies[i], jnum(out, "app_minor_faults"));
         rc = run(spec, "workload=read-random seed=7");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s read-random verifies", strategies[i]);
     }
+}
+
+static void lazy_fault_counts(void)
+{
+    char spec[256];
     for (size_t i = 0; i < 2; i++) {
         for (int kib = 4; kib <= 64; kib *= 16) {
             snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=%dKiB", lazy[i], kib);
@@ -44,15 +37,42 @@ int main(void)
             CHECK(rc == 0 && jnum(out, "faults") == want && jnum(out, "bytes_fetched") == 8 << 20,
                   "%s with %d KiB chunks: faults == chunks touched (%lld, want %lld)", lazy[i], kib,
                   jnum(out, "faults"), want);
-            /* The kernel's own count of the application's minor faults: uffd's
-             * each count once resolved; sigsegv's view has its page-table
-             * entries before the fault, so its accesses take no second fault. */
-            long long minflt = jnum(out, "app_minor_faults");
+        }
+    }
+}
+
+/* The kernel's own count of the application's minor faults. memory and eager
+ * populate before the workload; uffd's faults each count once resolved;
+ * sigsegv's view has its page-table entries before the fault, so its accesses
+ * take no second fault. Under ThreadSanitizer the application's first touch of
+ * a page also touches TSan's shadow memory, a minor fault of its own, so these
+ * bounds hold only in the plain and ASan builds. */
+static void app_minor_faults(void)
+{
+    char spec[256];
+    for (size_t i = 2; i < 5; i += 2) { /* memory, eager */
+        snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB", strategies[i]);
+        int rc = run(spec, "workload=read-seq");
+        CHECK(rc == 0 && jnum(out, "app_minor_faults") < 16, "%s: populated before the workload, no minor fault in it (%lld)",
+              strategies[i], jnum(out, "app_minor_faults"));
+    }
+    for (size_t i = 0; i < 2; i++) {
+        for (int kib = 4; kib <= 64; kib *= 16) {
+            snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=%dKiB", lazy[i], kib);
+            int rc = run(spec, "workload=read-seq");
+            long long want = 8 * 1024 / kib, minflt = jnum(out, "app_minor_faults");
             if (!strcmp(lazy[i], "uffd"))
                 CHECK(rc == 0 && minflt >= want, "uffd %d KiB: the application took a minor fault per chunk (%lld for %lld)", kib, minflt, want);
             else
-                CHECK_FEW_FAULTS(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)", kib, minflt, want);
+                CHECK(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)", kib, minflt, want);
         }
+    }
+}
+
+static void lazy_first_chunk_and_corruption(void)
+{
+    char spec[256];
+    for (size_t i = 0; i < 2; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=1MiB", lazy[i]);
         int rc = run(spec, "workload=first-chunk");
         CHECK(rc == 0 && jnum(out, "faults") == 1 && jtrue(out, "verified") && jnum(out, "first_access_ns") > 0,
@@ -61,15 +81,25 @@ int main(void)
         rc = run(spec, "workload=read-seq");
         CHECK(rc == 0 && !jtrue(out, "verified") && jnum(out, "first_bad_offset") == 12344,
               "%s: a corrupted source chunk gives verified=false at offset 12344", lazy[i]);
+    }
+}
+
+static void lazy_threads_and_cpus(void)
+{
+    char spec[256];
+    for (size_t i = 0; i < 2; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB handler_threads=3 cpus=free", lazy[i]);
-        rc = run(spec, "workload=read-random");
+        int rc = run(spec, "workload=read-random");
         CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") == 1024, "%s with 3 handler threads, unpinned",
               lazy[i]);
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB cpus=split", lazy[i]);
         rc = run(spec, "workload=read-seq");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s with cpus=split", lazy[i]);
     }
+}
 
+static void bad_specs_refused(void)
+{
     struct {
         const char *spec, *want;
     } bad[] = {
@@ -88,6 +118,10 @@ int main(void)
         fl_region_destroy(r);
     }
 
+}
+
+static void region_runs_once(void)
+{
     /* A region runs once: its faults are first touches. */
     char err[512];
     fl_region *r = fl_region_create("strategy=uffd region=64KiB", err, sizeof err);
@@ -100,6 +134,19 @@ int main(void)
     CHECK(rc1 == 0 && rc2 == -1 && strstr(out, "runs once"), "a second run on one region is refused");
     fl_region_destroy(r);
 
-    printf("# core_test: %d failed\n", tap_failed);
-    return tap_failed != 0;
+}
+
+static const struct unit_test tests[] = {
+    {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
+    {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},
+    {"app-minor-faults", NEED_UFFD | NEED_NO_TSAN, app_minor_faults},
+    {"lazy-first-chunk-and-corruption", NEED_UFFD, lazy_first_chunk_and_corruption},
+    {"lazy-threads-and-cpus", NEED_UFFD, lazy_threads_and_cpus},
+    {"bad-specs-refused", 0, bad_specs_refused},
+    {"region-runs-once", NEED_UFFD, region_runs_once},
+};
+
+int main(int argc, char **argv)
+{
+    return unit_main(argc, argv, tests, UNIT_COUNT(tests));
 }

@@ -1,9 +1,10 @@
 /* delay_io.c on real loopback sockets: receive timestamps, answers never
  * before their deadline and in order, finish and detach with answers pending,
- * no descriptor or thread left behind. */
+ * no descriptor or thread left behind. Each test opens its own hub and
+ * connection, so it runs alone (-f), and closes them to check for leaks. */
 #define _GNU_SOURCE
 #include "../src/internal.h"
-#include "tap.h"
+#include "unit.h"
 #include "proc_count.h"
 
 #include <arpa/inet.h>
@@ -76,47 +77,95 @@ static ssize_t read_exact(int fd, uint8_t *buf, size_t len, int timeout_ms)
     return (ssize_t)got;
 }
 
-static void *nothing(void *arg) { return arg; }
+/* One hub with one attached loopback connection; the counts before the hub
+ * opened are the baseline of the leak check in fx_close. */
+struct fx {
+    fl_dio_hub *h;
+    fl_dio_conn *c;
+    int notify, cli;
+    uint32_t id;
+    long fds0, threads0;
+};
 
-int main(void)
+static void fx_release(struct fx *f)
 {
-    /* ThreadSanitizer starts a helper thread at the first pthread_create:
-     * start one first, so the baseline holds it. */
-    pthread_t t;
-    if (!pthread_create(&t, NULL, nothing, NULL))
-        pthread_join(t, NULL);
-    long fds0 = count_dir("/proc/self/fd"), threads0 = count_dir("/proc/self/task");
+    if (f->c)
+        fl_dio_detach(f->c);
+    if (f->cli >= 0)
+        close(f->cli);
+    if (f->h)
+        fl_dio_close(f->h);
+    if (f->notify >= 0)
+        close(f->notify);
+    f->c = NULL, f->h = NULL, f->cli = f->notify = -1;
+}
+
+/* 0 when the hub and the connection are ready (on failure a check failed). */
+static int fx_open(struct fx *f)
+{
     char err[256] = "";
-    int notify = -1;
-    fl_dio_hub *h = fl_dio_open(&notify, err, sizeof err);
-    CHECK(h && notify >= 0, "delay_io: a hub opens (%s)", err);
-    if (!h)
-        return 1;
+    int srv = -1;
+    *f = (struct fx){.notify = -1, .cli = -1};
+    f->fds0 = count_dir("/proc/self/fd"), f->threads0 = count_dir("/proc/self/task");
+    f->h = fl_dio_open(&f->notify, err, sizeof err);
+    CHECK(f->h && f->notify >= 0, "delay_io: a hub opens (%s)", err);
+    if (!f->h)
+        return -1;
+    int pair = tcp_pair(&f->cli, &srv);
+    CHECK(pair == 0, "delay_io: a loopback connection");
+    if (pair == 0)
+        f->c = fl_dio_attach(f->h, srv, &f->id, err, sizeof err);
+    CHECK(f->c && f->id > 0, "delay_io: attach takes the server's socket (%s)", err);
+    if (srv >= 0)
+        close(srv); /* the hub reads its own dup */
+    if (!f->c) {
+        fx_release(f);
+        return -1;
+    }
+    return 0;
+}
 
-    int cli, srv;
-    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a loopback connection");
-    uint32_t id = 0;
-    fl_dio_conn *c = fl_dio_attach(h, srv, &id, err, sizeof err);
-    CHECK(c && id > 0, "delay_io: attach takes the server's socket (%s)", err);
-    close(srv); /* the hub reads its own dup */
+/* Detach (if the test did not), close the hub: nothing of it may remain. */
+static void fx_close(struct fx *f)
+{
+    fx_release(f);
+    long fds1 = count_dir("/proc/self/fd"), threads1 = count_dir("/proc/self/task");
+    CHECK(fds1 == f->fds0 && threads1 == f->threads0, "delay_io: no descriptor or thread is left (fds %ld -> %ld, threads %ld -> %ld)",
+          f->fds0, fds1, f->threads0, threads1);
+}
 
-    /* A request: its DATA record carries its bytes and a kernel receive time
-     * between the send and now. */
+static uint8_t body[1 << 20];    /* an answer body, kept alive until sent or detached */
+static uint8_t got[(1 << 20) + 3];
+
+/* A request: its DATA record carries its bytes and a kernel receive time
+ * between the send and now. */
+static void data_record_has_bytes_and_receive_time(void)
+{
+    struct fx f;
+    if (fx_open(&f))
+        return;
     uint64_t before = fl_now();
-    ssize_t wk = write(cli, "request!", 8);
+    ssize_t wk = write(f.cli, "request!", 8);
     struct fl_dio_record r;
     uint8_t data[64];
-    int rc = next_record(notify, &r, data, sizeof data);
+    int rc = next_record(f.notify, &r, data, sizeof data);
     uint64_t after = fl_now();
-    CHECK(wk == 8 && rc == 0 && r.kind == FL_DIO_DATA && r.id == id && r.len == 8 && !memcmp(data, "request!", 8),
+    CHECK(wk == 8 && rc == 0 && r.kind == FL_DIO_DATA && r.id == f.id && r.len == 8 && !memcmp(data, "request!", 8),
           "delay_io: the bytes arrive as one DATA record for the connection");
     CHECK(r.ts_ns > before && r.ts_ns <= after, "delay_io: the receive time lies between the send and the record (%lld us after the send)",
           (long long)(r.ts_ns - before) / 1000);
+    fx_close(&f);
+}
 
-    /* Three answers, due 30, 30 and 32 ms from now: never early, in order,
-     * bodies not copied. The margin lets all three be queued before the first
-     * deadline even under ThreadSanitizer on a loaded machine (3 ms did not). */
-    static uint8_t body[1 << 20];
+/* Three answers, due 30, 30 and 32 ms from now: never early, in order,
+ * bodies not copied. The margin lets all three be queued before the first
+ * deadline even under ThreadSanitizer on a loaded machine (3 ms did not). */
+static void answers_in_order_never_early(void)
+{
+    struct fx f;
+    if (fx_open(&f))
+        return;
+    fl_dio_conn *c = f.c;
     memset(body, 'b', sizeof body);
     uint64_t d1 = fl_now() + 30000000, d2 = d1 + 2000000;
     int64_t s0 = fl_dio_send(c, d1, (const uint8_t *)"A", 1, NULL, 0);
@@ -126,12 +175,11 @@ int main(void)
     CHECK(s0 == 0 && s1 == 1 && s2 == 2, "delay_io: answers get sequence numbers in order");
     CHECK(fl_dio_send(c, d1, (const uint8_t *)"x", 0, NULL, 0) == -EINVAL && fl_dio_send(c, d1, body, 257, NULL, 0) == -EINVAL,
           "delay_io: an empty or over-long head is refused");
-    static uint8_t got[(1 << 20) + 3];
-    ssize_t n1 = read_exact(cli, got, 2 + sizeof body, 2000);
+    ssize_t n1 = read_exact(f.cli, got, 2 + sizeof body, 2000);
     uint64_t t1 = fl_now();
     CHECK(n1 == 2 + (ssize_t)sizeof body && got[0] == 'A' && got[1] == 'B' && got[2] == 'b' && got[1 + sizeof body] == 'b' && t1 >= d1,
           "delay_io: the first two answers arrive together, not before their deadline (%lld us after it)", (long long)(t1 - d1) / 1000);
-    ssize_t n2 = read_exact(cli, got, 1, 2000);
+    ssize_t n2 = read_exact(f.cli, got, 1, 2000);
     uint64_t t2 = fl_now();
     CHECK(n2 == 1 && got[0] == 'C' && t2 >= d2, "delay_io: the third arrives at its own deadline (%lld us after it)", (long long)(t2 - d2) / 1000);
     /* The sender records a send once its sendmsg returns, which can be after
@@ -145,45 +193,77 @@ int main(void)
           "delay_io: fl_dio_sent counts 3 and each send began at or after its deadline (sent %llu; us after deadline %lld %lld %lld; last %lld us before read)",
           (unsigned long long)sent, (long long)(sent_ns[0] - d1) / 1000, (long long)(sent_ns[1] - d1) / 1000, (long long)(sent_ns[2] - d2) / 1000,
           (long long)(t2 - sent_ns[2]) / 1000);
+    fx_close(&f);
+}
 
-    /* The client half-closes: EOF; finish sends what is queued, ends our side, then DONE. */
-    fl_dio_send(c, fl_now() + 2000000, (const uint8_t *)"D", 1, NULL, 0);
-    shutdown(cli, SHUT_WR);
-    rc = next_record(notify, &r, data, sizeof data);
-    CHECK(rc == 0 && r.kind == FL_DIO_EOF && r.id == id, "delay_io: a half-close arrives as EOF");
-    fl_dio_finish(c);
-    CHECK(fl_dio_send(c, fl_now(), (const uint8_t *)"E", 1, NULL, 0) == -EPIPE, "delay_io: after finish, answers are refused");
-    n1 = read_exact(cli, got, 2, 2000);
+/* The client half-closes: EOF; finish sends what is queued, ends our side, then DONE. */
+static void half_close_then_finish_sends_queued_then_done(void)
+{
+    struct fx f;
+    if (fx_open(&f))
+        return;
+    struct fl_dio_record r;
+    uint8_t data[64];
+    fl_dio_send(f.c, fl_now() + 2000000, (const uint8_t *)"D", 1, NULL, 0);
+    shutdown(f.cli, SHUT_WR);
+    int rc = next_record(f.notify, &r, data, sizeof data);
+    CHECK(rc == 0 && r.kind == FL_DIO_EOF && r.id == f.id, "delay_io: a half-close arrives as EOF");
+    fl_dio_finish(f.c);
+    CHECK(fl_dio_send(f.c, fl_now(), (const uint8_t *)"E", 1, NULL, 0) == -EPIPE, "delay_io: after finish, answers are refused");
+    ssize_t n1 = read_exact(f.cli, got, 2, 2000);
     CHECK(n1 == 1 && got[0] == 'D', "delay_io: the queued answer goes out, then the server's end (read %zd)", n1);
-    rc = next_record(notify, &r, data, sizeof data);
-    CHECK(rc == 0 && r.kind == FL_DIO_DONE && r.id == id && r.err == 0, "delay_io: then a DONE record without error");
-    fl_dio_detach(c);
-    close(cli);
+    rc = next_record(f.notify, &r, data, sizeof data);
+    CHECK(rc == 0 && r.kind == FL_DIO_DONE && r.id == f.id && r.err == 0, "delay_io: then a DONE record without error");
+    fx_close(&f);
+}
 
-    /* Detach with an answer 10 s away: returns at once, nothing is sent. */
-    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a second connection");
-    c = fl_dio_attach(h, srv, &id, err, sizeof err);
-    close(srv);
-    fl_dio_send(c, fl_now() + 10000000000ull, (const uint8_t *)"Z", 1, body, sizeof body);
+/* Detach with an answer 10 s away: returns at once, nothing is sent. */
+static void detach_with_pending_answer_returns_at_once(void)
+{
+    struct fx f;
+    if (fx_open(&f))
+        return;
+    fl_dio_send(f.c, fl_now() + 10000000000ull, (const uint8_t *)"Z", 1, body, sizeof body);
     uint64_t t0 = fl_now();
-    fl_dio_detach(c);
-    CHECK(fl_now() - t0 < 500000000ull && read_exact(cli, got, 1, 200) == 0, "delay_io: detach with a pending answer returns at once and sends nothing");
-    close(cli);
+    fl_dio_detach(f.c);
+    f.c = NULL;
+    CHECK(fl_now() - t0 < 500000000ull && read_exact(f.cli, got, 1, 200) == 0, "delay_io: detach with a pending answer returns at once and sends nothing");
+    fx_close(&f);
+}
 
-    /* A client that resets: an ERROR or EOF record, then the connection is gone. */
-    CHECK(tcp_pair(&cli, &srv) == 0, "delay_io: a third connection");
-    c = fl_dio_attach(h, srv, &id, err, sizeof err);
-    close(srv);
+/* A client that resets: an ERROR or EOF record, then the connection is gone. */
+static void reset_client_is_reported(void)
+{
+    struct fx f;
+    if (fx_open(&f))
+        return;
+    struct fl_dio_record r;
+    uint8_t data[64];
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(cli, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(cli);
-    rc = next_record(notify, &r, data, sizeof data);
-    CHECK(rc == 0 && (r.kind == FL_DIO_ERROR || r.kind == FL_DIO_EOF) && r.id == id, "delay_io: a reset client is reported (kind %u, errno %u)", r.kind, r.err);
-    fl_dio_detach(c);
+    setsockopt(f.cli, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(f.cli);
+    f.cli = -1;
+    int rc = next_record(f.notify, &r, data, sizeof data);
+    CHECK(rc == 0 && (r.kind == FL_DIO_ERROR || r.kind == FL_DIO_EOF) && r.id == f.id, "delay_io: a reset client is reported (kind %u, errno %u)", r.kind, r.err);
+    fx_close(&f);
+}
 
-    fl_dio_close(h);
-    close(notify);
-    long fds1 = count_dir("/proc/self/fd"), threads1 = count_dir("/proc/self/task");
-    CHECK(fds1 == fds0 && threads1 == threads0, "delay_io: no descriptor or thread is left (fds %ld -> %ld, threads %ld -> %ld)", fds0, fds1, threads0, threads1);
-    return tap_failed ? 1 : 0;
+static void *nothing(void *arg) { return arg; }
+
+static const struct unit_test tests[] = {
+    {"data-record-has-bytes-and-receive-time", 0, data_record_has_bytes_and_receive_time},
+    {"answers-in-order-never-early", 0, answers_in_order_never_early},
+    {"half-close-then-finish-sends-queued-then-done", 0, half_close_then_finish_sends_queued_then_done},
+    {"detach-with-pending-answer-returns-at-once", 0, detach_with_pending_answer_returns_at_once},
+    {"reset-client-is-reported", 0, reset_client_is_reported},
+};
+
+int main(int argc, char **argv)
+{
+    /* ThreadSanitizer starts a helper thread at the first pthread_create:
+     * start one first, so every test's baseline holds it. */
+    pthread_t t;
+    if (!pthread_create(&t, NULL, nothing, NULL))
+        pthread_join(t, NULL);
+    return unit_main(argc, argv, tests, UNIT_COUNT(tests));
 }

@@ -1,8 +1,7 @@
 /* Tests for fl_doctor and fl_floors: return codes, valid JSON, expected keys,
  * no leaked fds, the SIGSEGV handler restored and chained. Prints the numbers
- * (as TAP "#" comments). A floor may fail only where the doctor finds no
- * userfaultfd (uffd floor) -- everything else must run.
- * Build and run: make -C native test-doctor */
+ * (as TAP "#" comments). Every floor must run; the uffd floor's own test
+ * needs a userfaultfd. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <signal.h>
@@ -15,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "../include/faultlab.h"
-#include "tap.h" /* CHECK(cond, description...): prints ok / not ok */
+#include "unit.h"
 #include "proc_count.h"
 
 /* ---- a minimal JSON validator (RFC 8259 grammar, no semantics) ---- */
@@ -197,12 +196,10 @@ static void *chaos_main(void *arg)
     return NULL;
 }
 
-int main(void)
-{
-    static char out[1 << 16];
-    page_size = sysconf(_SC_PAGESIZE);
+static char out[1 << 16];
 
-    /* ---- doctor ---- */
+static void doctor_reports_every_key(void)
+{
     int fds0 = count_fds();
     int rc = fl_doctor(out, sizeof out);
     printf("# doctor: %s\n", out);
@@ -213,19 +210,26 @@ int main(void)
                                   "uffd_path", "uffd_api", "pagemap_scan", "soft_dirty", "thp"};
     for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
         CHECK(has_key(out, dkeys[i]), "fl_doctor has key %s", dkeys[i]);
-    bool have_uffd = !strstr(out, "\"uffd_path\":\"none\"");
     if (strstr(out, "\"uffd_api\":{\"ok\":true"))
         CHECK(has_key(out, "features") && has_key(out, "features_hex") && has_key(out, "ioctls"),
               "fl_doctor uffd_api lists features and ioctls");
     CHECK(count_fds() == fds0, "fl_doctor closes every fd (%d before, %d after)", fds0, count_fds());
+}
+
+static void doctor_small_buffer_fails_cleanly(void)
+{
     char small[64];
     memset(small, 'x', sizeof small);
-    rc = fl_doctor(small, sizeof small);
+    int rc = fl_doctor(small, sizeof small);
     CHECK(rc == -1 && memchr(small, 0, sizeof small), "fl_doctor with a 64-byte buffer fails cleanly: %s",
           memchr(small, 0, sizeof small) ? small : "(no NUL)");
-    /* The message names the size the whole text needs: the JSON writer keeps counting past the end. */
+}
+
+/* The message names the size the whole text needs: the JSON writer keeps counting past the end. */
+static void doctor_names_the_size_it_needs(void)
+{
     char too_small[512];
-    rc = fl_doctor(too_small, sizeof too_small);
+    int rc = fl_doctor(too_small, sizeof too_small);
     const char *need = strstr(too_small, "need ");
     size_t needed = need ? strtoull(need + 5, NULL, 10) : 0;
     CHECK(rc == -1 && needed > sizeof too_small && needed < sizeof out, "fl_doctor with 512 bytes names the size it needs: %s", too_small);
@@ -233,31 +237,47 @@ int main(void)
     rc = fit ? fl_doctor(fit, needed) : -1;
     CHECK(rc == 0 && json_valid(fit), "fl_doctor fits in exactly the size it named (%zu bytes): %.120s", needed, fit ? fit : "");
     free(fit);
+}
 
-    /* ---- floors: bad specs ---- */
-    rc = fl_floors("pages=0", out, sizeof out);
+static void floors_bad_specs_refused(void)
+{
+    int rc = fl_floors("pages=0", out, sizeof out);
     CHECK(rc == -1 && strstr(out, "pages"), "fl_floors rejects pages=0: %s", out);
     rc = fl_floors("cpus=everywhere", out, sizeof out);
     CHECK(rc == -1 && strstr(out, "cpus"), "fl_floors rejects cpus=everywhere: %s", out);
     rc = fl_floors("colour=blue", out, sizeof out);
     CHECK(rc == -1 && strstr(out, "colour"), "fl_floors rejects an unknown key: %s", out);
+    char small[64];
+    memset(small, 'x', sizeof small);
     rc = fl_floors("pages=16", small, sizeof small);
     CHECK(rc == -1 && memchr(small, 0, sizeof small), "fl_floors with a 64-byte buffer fails cleanly");
+}
 
-    /* ---- floors: each placement; the SIGSEGV handler must be restored ---- */
-    struct sigaction mine, before, after;
+static void install_sentinel(void)
+{
+    struct sigaction mine;
     memset(&mine, 0, sizeof mine);
     mine.sa_sigaction = sentinel;
     mine.sa_flags = SA_SIGINFO;
     sigemptyset(&mine.sa_mask);
     sigaction(SIGSEGV, &mine, NULL);
-    const char *modes[] = {"same", "split", "free"};
+}
+
+static const char *modes[] = {"same", "split", "free"};
+
+/* Each placement; the SIGSEGV handler (a sentinel of the test's) must be
+ * restored. The uffd floor is checked by floors-uffd-floor-runs, which needs
+ * a userfaultfd. */
+static void floors_every_placement(void)
+{
+    install_sentinel();
     for (int m = 0; m < 3; m++) {
         char spec[64];
+        struct sigaction before, after;
         snprintf(spec, sizeof spec, "pages=2048 cpus=%s", modes[m]);
-        fds0 = count_fds();
+        int fds0 = count_fds();
         sigaction(SIGSEGV, NULL, &before);
-        rc = fl_floors(spec, out, sizeof out);
+        int rc = fl_floors(spec, out, sizeof out);
         sigaction(SIGSEGV, NULL, &after);
         printf("# floors %s: %s\n", spec, out);
         CHECK(rc == 0, "fl_floors(%s) returns 0", spec);
@@ -276,22 +296,43 @@ int main(void)
         CHECK(keys, "fl_floors(%s) has every expected key", spec);
         CHECK(!strstr(out, "\"verified\":false"), "fl_floors(%s) every floor's data verifies", spec);
         for (size_t i = 0; i < sizeof floor_names / sizeof floor_names[0]; i++) {
+            if (!strcmp(floor_names[i], "uffd"))
+                continue;
             char pat[64];
             snprintf(pat, sizeof pat, "\"%s\":{\"error\"", floor_names[i]);
-            bool may_fail = !have_uffd && !strcmp(floor_names[i], "uffd");
-            CHECK(may_fail || (!strstr(out, pat) && floor_field(out, floor_names[i], "n") == 2048),
+            CHECK(!strstr(out, pat) && floor_field(out, floor_names[i], "n") == 2048,
                   "fl_floors(%s) floor %s ran 2048 samples", spec, floor_names[i]);
         }
         print_floors(out);
     }
+    signal(SIGSEGV, SIG_DFL);
+}
 
-    /* ---- chaining: faults outside the floors' region reach the previous handler ---- */
+static void floors_uffd_floor_runs(void)
+{
+    for (int m = 0; m < 3; m++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "pages=2048 cpus=%s", modes[m]);
+        fl_floors(spec, out, sizeof out);
+        CHECK(!strstr(out, "\"uffd\":{\"error\"") && floor_field(out, "uffd", "n") == 2048,
+              "fl_floors(%s) floor uffd ran 2048 samples", spec);
+    }
+}
+
+/* Faults outside the floors' region reach the previous handler. */
+static void floors_chain_sigsegv_to_previous_handler(void)
+{
+    install_sentinel();
     own_page = mmap(NULL, (size_t)page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(own_page != MAP_FAILED, "mmap of the neighbour's page");
+    if (own_page == MAP_FAILED) {
+        signal(SIGSEGV, SIG_DFL);
+        return;
+    }
     pthread_t chaos;
     atomic_store(&stop_chaos, 0);
     pthread_create(&chaos, NULL, chaos_main, NULL);
-    rc = fl_floors("pages=4096 cpus=free", out, sizeof out);
+    int rc = fl_floors("pages=4096 cpus=free", out, sizeof out);
     atomic_store(&stop_chaos, 1);
     pthread_join(chaos, NULL);
     CHECK(rc == 0 && !strstr(out, "\"verified\":false"), "fl_floors runs and verifies beside a faulting thread");
@@ -300,11 +341,20 @@ int main(void)
           atomic_load(&sentinel_hits));
     munmap(own_page, (size_t)page_size);
     signal(SIGSEGV, SIG_DFL);
+}
 
-    if (tap_failed) {
-        printf("# floors_doctor_test: %d failure(s)\n", tap_failed);
-        return 1;
-    }
-    printf("# floors_doctor_test: all passed\n");
-    return 0;
+static const struct unit_test tests[] = {
+    {"doctor-reports-every-key", 0, doctor_reports_every_key},
+    {"doctor-small-buffer-fails-cleanly", 0, doctor_small_buffer_fails_cleanly},
+    {"doctor-names-the-size-it-needs", 0, doctor_names_the_size_it_needs},
+    {"floors-bad-specs-refused", 0, floors_bad_specs_refused},
+    {"floors-every-placement", 0, floors_every_placement},
+    {"floors-uffd-floor-runs", NEED_UFFD, floors_uffd_floor_runs},
+    {"floors-chain-sigsegv-to-previous-handler", 0, floors_chain_sigsegv_to_previous_handler},
+};
+
+int main(int argc, char **argv)
+{
+    page_size = sysconf(_SC_PAGESIZE);
+    return unit_main(argc, argv, tests, UNIT_COUNT(tests));
 }

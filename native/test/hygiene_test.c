@@ -11,7 +11,7 @@
 #define _GNU_SOURCE
 #include "../include/faultlab.h"
 #include "../src/protocol.h"
-#include "tap.h"
+#include "unit.h"
 #include "proc_count.h"
 
 #include <dirent.h>
@@ -227,9 +227,9 @@ static struct counts now_counts(void)
 }
 
 /* Mappings: exact in the plain build. AddressSanitizer's own allocator maps
- * memory for itself as the test runs (about 20 mappings over the whole test,
- * measured), so under ASan a bounded growth is allowed: a leak of one mapping
- * per region would add hundreds. Heap leaks are LeakSanitizer's job there. */
+ * memory for itself as the test runs, so under ASan a bounded growth is
+ * allowed: a leak of one mapping per region would add hundreds. Heap leaks are
+ * LeakSanitizer's job there. */
 #if defined(__SANITIZE_ADDRESS__)
 #define MAPS_SLACK 64
 #else
@@ -250,26 +250,39 @@ static void check_same(const struct counts *base, const char *what)
           base->maps, c.maps, MAPS_SLACK ? " (ASan: up to +64 of its own allowed)" : "");
 }
 
-int main(void)
-{
-    const char *strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
-    const int lazy_or_eager[] = {1, 1, 0, 0, 1};
-    /* Every other tcp run of uffd and sigsegv prefetches: the engine's threads
-     * (uffd's installer too) and connections go with the region as well. */
+static const char *const strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
+static const int lazy_or_eager[] = {1, 1, 0, 0, 1};
+/* Every other tcp run of uffd and sigsegv prefetches: the engine's threads
+ * (uffd's installer too) and connections go with the region as well. */
 #define PREFETCH(s, i) ((s) < 2 && (i) % 2 ? " prefetch=ahead:4" : "")
-    char spec[256];
 
+static pthread_t srv_thread;
+static int srv_running;
+static int closed_port;
+static int base_taken;
+static struct counts base;
+
+/* The server thread, its listening socket and one of everything exist before
+ * the counts every test compares with are taken, once for all the tests. */
+static const struct counts *baseline(void)
+{
+    if (base_taken)
+        return &base;
+    char spec[256];
     srv_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
     if (srv_listen < 0 || bind(srv_listen, (struct sockaddr *)&a, sizeof a) || listen(srv_listen, 64) ||
         getsockname(srv_listen, (struct sockaddr *)&a, &alen)) {
         CHECK(0, "hygiene: cannot start the test's chunk server: %s", strerror(errno));
-        return 1;
+        return NULL;
     }
     srv_port = ntohs(a.sin_port);
-    pthread_t srv;
-    pthread_create(&srv, NULL, srv_main, NULL);
+    if (pthread_create(&srv_thread, NULL, srv_main, NULL)) {
+        CHECK(0, "hygiene: cannot start the test's chunk server thread");
+        return NULL;
+    }
+    srv_running = 1;
 
     /* A port nothing listens on: bind one, note it, close it. */
     int tmp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -277,7 +290,7 @@ int main(void)
     socklen_t blen = sizeof b;
     bind(tmp, (struct sockaddr *)&b, sizeof b);
     getsockname(tmp, (struct sockaddr *)&b, &blen);
-    int closed_port = ntohs(b.sin_port);
+    closed_port = ntohs(b.sin_port);
     close(tmp);
 
     /* Warm-up: one of everything, so lazy one-time set-up (the SIGSEGV handler's
@@ -290,11 +303,37 @@ int main(void)
         snprintf(spec, sizeof spec, "strategy=%s region=64KiB source=tcp port=%d%s", strategies[s], srv_port, PREFETCH(s, 1));
         cycle(spec, "workload=read-seq", 1); /* glibc caches the stacks of its threads */
     }
-    const struct counts base = now_counts();
-    CHECK(base.fds > 0 && base.tasks > 1 && base.maps > 0, "hygiene: /proc/self counts readable (%ld fds, %ld threads, %ld mappings)",
-          base.fds, base.tasks, base.maps);
+    base = now_counts();
+    base_taken = 1;
+    return &base;
+}
 
-    /* 1000 regions per strategy, local source: a run for three in four. */
+static void srv_shutdown(void)
+{
+    if (!srv_running)
+        return;
+    atomic_store(&srv_stop, 1);
+    pthread_join(srv_thread, NULL);
+    close(srv_listen);
+    srv_running = 0;
+}
+
+static void counts_readable(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    CHECK(b->fds > 0 && b->tasks > 1 && b->maps > 0, "hygiene: /proc/self counts readable (%ld fds, %ld threads, %ld mappings)",
+          b->fds, b->tasks, b->maps);
+}
+
+/* 1000 regions per strategy, local source: a run for three in four. */
+static void local_regions_leave_nothing(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    char spec[256];
     for (size_t s = 0; s < 5; s++) {
         int bad = 0;
         for (int i = 0; i < 1000; i++) {
@@ -306,10 +345,17 @@ int main(void)
               strategies[s], bad, bad ? out : "-");
         char what[96];
         snprintf(what, sizeof what, "hygiene: 1000 x %s create/destroy", strategies[s]);
-        check_same(&base, what);
+        check_same(b, what);
     }
+}
 
-    /* tcp source: 100 regions per strategy that pulls. */
+/* tcp source: 100 regions per strategy that pulls. */
+static void tcp_regions_leave_nothing(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    char spec[256];
     for (size_t s = 0; s < 5; s++) {
         if (!lazy_or_eager[s])
             continue;
@@ -321,10 +367,17 @@ int main(void)
         CHECK(bad == 0, "hygiene: 100 x %s over tcp (lazy ones: half with prefetch) verified (%d bad; last: %.200s)", strategies[s], bad, bad ? out : "-");
         char what[96];
         snprintf(what, sizeof what, "hygiene: 100 x %s over tcp", strategies[s]);
-        check_same(&base, what);
+        check_same(b, what);
     }
+}
 
-    /* Failures: refused connections, bad specs, runs cut by a reset or a stall. */
+/* Refused connections and bad specs: both fail before a strategy opens anything. */
+static void failed_creates_leave_nothing(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    char spec[256];
     int bad = 0;
     for (int i = 0; i < 100; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=64KiB source=tcp port=%d", strategies[i % 2], closed_port);
@@ -332,10 +385,17 @@ int main(void)
         bad += cycle("strategy=uffd region=64KiB chunk=1000", NULL, -1) != 0;
     }
     CHECK(bad == 0, "hygiene: 100 refused connections and 100 bad specs fail at create (%d unexpected)", bad);
-    check_same(&base, "hygiene: failed creates");
+    check_same(b, "hygiene: failed creates");
+}
 
+static void reset_runs_leave_nothing(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    char spec[256];
     atomic_store(&srv_mode, SRV_RESET);
-    bad = 0;
+    int bad = 0;
     for (int i = 0; i < 150; i++) {
         size_t k = i % 3 == 2 ? 4 : (size_t)(i % 3);
         atomic_store(&srv_after, k == 4 ? 0 : 3); /* eager reads 64 KiB in one READ */
@@ -345,11 +405,20 @@ int main(void)
             fprintf(stderr, "# reset run: %.200s\n", out);
         }
     }
+    atomic_store(&srv_mode, SRV_OK);
+    atomic_store(&srv_after, 3);
     CHECK(bad == 0, "hygiene: 150 runs cut by a connection reset (uffd, sigsegv, eager) all fail cleanly (%d unexpected)", bad);
-    check_same(&base, "hygiene: runs failed by a reset");
+    check_same(b, "hygiene: runs failed by a reset");
+}
 
+static void stalled_runs_leave_nothing(void)
+{
+    const struct counts *b = baseline();
+    if (!b)
+        return;
+    char spec[256];
     atomic_store(&srv_mode, SRV_STALL);
-    bad = 0;
+    int bad = 0;
     for (int i = 0; i < 6; i++) {
         size_t k = i % 3 == 2 ? 4 : (size_t)(i % 3);
         atomic_store(&srv_after, k == 4 ? 0 : 3);
@@ -359,13 +428,24 @@ int main(void)
             fprintf(stderr, "# stall run: %.200s\n", out);
         }
     }
-    CHECK(bad == 0, "hygiene: 6 runs against a stalled server time out (%d unexpected)", bad);
-    check_same(&base, "hygiene: runs failed by a stall");
     atomic_store(&srv_mode, SRV_OK);
+    atomic_store(&srv_after, 3);
+    CHECK(bad == 0, "hygiene: 6 runs against a stalled server time out (%d unexpected)", bad);
+    check_same(b, "hygiene: runs failed by a stall");
+}
 
-    atomic_store(&srv_stop, 1);
-    pthread_join(srv, NULL);
-    close(srv_listen);
-    printf("# hygiene_test: %d failed\n", tap_failed);
-    return tap_failed != 0;
+static const struct unit_test tests[] = {
+    {"counts-readable", 0, counts_readable},
+    {"local-regions-leave-nothing", NEED_UFFD | NEED_NO_TSAN, local_regions_leave_nothing},
+    {"tcp-regions-leave-nothing", NEED_UFFD | NEED_NO_TSAN, tcp_regions_leave_nothing},
+    {"failed-creates-leave-nothing", NEED_NO_TSAN, failed_creates_leave_nothing},
+    {"reset-runs-leave-nothing", NEED_UFFD | NEED_NO_TSAN, reset_runs_leave_nothing},
+    {"stalled-runs-leave-nothing", NEED_UFFD | NEED_NO_TSAN, stalled_runs_leave_nothing},
+};
+
+int main(int argc, char **argv)
+{
+    int rc = unit_main(argc, argv, tests, UNIT_COUNT(tests));
+    srv_shutdown(); /* before exit, where LeakSanitizer looks */
+    return rc;
 }

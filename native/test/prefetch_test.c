@@ -4,14 +4,37 @@
  * mitigation. Every run reads real bytes and verifies them. */
 #include "../include/faultlab.h"
 #include "../src/prefetch.h"
-#include "tap.h"
+#include "unit.h"
 #include "test_server.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "run_json.h"
+
+/* The chunk server of the remote cases, started by the first test that needs
+ * it; stopped before a fork, so that the child is single-threaded. */
+static struct tsrv shared;
+static int shared_up;
+
+static struct tsrv *shared_srv(void)
+{
+    if (!shared_up && ts_start(&shared, 4 << 20, 1, 0) == 0)
+        shared_up = 1;
+    if (!shared_up)
+        CHECK(0, "cannot start the test chunk server");
+    return shared_up ? &shared : NULL;
+}
+
+static void shared_srv_stop(void)
+{
+    if (shared_up)
+        ts_stop(&shared);
+    shared_up = 0;
+}
 
 static long count_maps(void)
 {
@@ -26,7 +49,7 @@ static long count_maps(void)
 }
 
 /* ---- policies on their own: deterministic windows ------------------------------ */
-static void policy_units(void)
+static void policy_windows(void)
 {
     struct fl_pf_policy p;
     char err[256];
@@ -88,8 +111,11 @@ static const char *const policies[] = {"none", "ahead:8", "adaptive", "backgroun
 static const char *const lazy[] = {"uffd", "sigsegv"};
 
 /* Every policy, both strategies, local and remote: verified, and every chunk fetched once. */
-static void policies_read(struct tsrv *srv)
+static void policies_read(void)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256];
     for (int src = 0; src < 2; src++)
         for (size_t s = 0; s < 2; s++)
@@ -109,8 +135,11 @@ static void policies_read(struct tsrv *srv)
 }
 
 /* background fills the whole region although the application reads one chunk. */
-static void background_fill(struct tsrv *srv)
+static void background_fill(void)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256];
     for (int src = 0; src < 2; src++)
         for (size_t s = 0; s < 2; s++)
@@ -161,8 +190,11 @@ static void pipelining(void)
     ts_stop(&slow);
 }
 
-static void app_threads(struct tsrv *srv)
+static void app_threads(void)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256];
     const char *w[] = {"workload=read-seq app_threads=4", "workload=read-random app_threads=4 seed=5"};
     for (int src = 0; src < 2; src++)
@@ -208,8 +240,11 @@ static void workloads(void)
 }
 
 /* 4 KiB .. 2 MiB chunks, with and without prefetch. */
-static void chunk_sizes(struct tsrv *srv)
+static void chunk_sizes(void)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256];
     for (uint64_t c = 4096; c <= 2u << 20; c *= 4) {
         uint64_t cc = c > (1u << 20) ? 2u << 20 : c;
@@ -232,8 +267,11 @@ static void chunk_sizes(struct tsrv *srv)
  * whether its trigger page or its tail is touched first, with one or two app
  * threads racing the engine. Whether a chunk gets staged at all is a race (the
  * application may ask for it first), so the triggers are counted, not required. */
-static void staged_first_page(struct tsrv *srv)
+static void staged_first_page(void)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256], how[64];
     long long triggers = 0;
     for (int w = 0; w < 2; w++)
@@ -263,73 +301,55 @@ static long hugepages_free(void)
     return v;
 }
 
-static void huge_pages(void)
+static void huge_thp_verifies(void)
 {
     for (size_t s = 0; s < 2; s++) {
         char spec[128];
         snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=2MiB huge=thp", lazy[s]);
         int rc = run(spec, "workload=read-seq");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s huge=thp (MADV_HUGEPAGE) with 2 MiB chunks verifies", lazy[s]);
+    }
+}
+
+/* Without enough reserved huge pages the run must be refused naming
+ * vm.nr_hugepages: that refusal is checked, and the test is a skip. */
+static void hugetlb_verifies(void)
+{
+    long short_of = -1;
+    for (size_t s = 0; s < 2; s++) {
+        char spec[128];
         snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=2MiB huge=hugetlb", lazy[s]);
         long free_pages = hugepages_free();
-        rc = run(spec, "workload=read-seq");
-        if (free_pages >= 8) /* 4 for the region, more for sigsegv's second view is the same memory */
+        int rc = run(spec, "workload=read-seq");
+        if (free_pages >= 8) { /* 4 for the region, more for sigsegv's second view is the same memory */
             CHECK(rc == 0 && jtrue(out, "verified"), "%s huge=hugetlb (%ld huge pages free) verifies %s", lazy[s], free_pages, rc ? out : "");
-        else
+        } else {
             CHECK(rc == -1 && strstr(out, "nr_hugepages"), "%s huge=hugetlb with %ld huge pages free (vm.nr_hugepages): refused clearly: %s",
                   lazy[s], free_pages, out);
+            short_of = free_pages;
+        }
+    }
+    if (short_of >= 0)
+        unit_skip("vm.nr_hugepages: %ld huge pages free, 8 needed (only the clear refusal was checked)", short_of);
+}
+
+static void hugetlb_needs_2mib_chunks(void)
+{
+    for (size_t s = 0; s < 2; s++) {
+        char spec[128];
         snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=64KiB huge=hugetlb", lazy[s]);
-        rc = run(spec, "workload=read-seq");
+        int rc = run(spec, "workload=read-seq");
         CHECK(rc == -1 && strstr(out, "multiples of 2 MiB"), "%s huge=hugetlb with 64 KiB chunks is refused", lazy[s]);
     }
 }
 
-/* The VMA limit: random access over 1 GiB of 4 KiB chunks splits the sigsegv
- * mapping past vm.max_map_count; the run fails with that name, the process
- * gets its mappings back, and vma_span=auto reads the same region. */
-static void vma_limit(void)
-{
-    int rc;
-    long maxc = 0;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
-    if (!f || fscanf(f, "%ld", &maxc) != 1)
-        maxc = 0;
-    if (f)
-        fclose(f);
-    if (maxc <= 0 || maxc > 200000) {
-        CHECK(0, "vma limit: vm.max_map_count is %ld: this test needs the default (65530) or lower", maxc);
-        return;
-    }
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    /* The sanitizers map their shadow memory on demand: at the limit they
-     * abort the process themselves, so only the plain build can show the failure. */
-    printf("# not run under a sanitizer: sigsegv failing at vm.max_map_count (the plain build runs it)\n");
-    (void)count_maps;
-#else
-    char err[512];
-    fl_region *r = fl_region_create("strategy=sigsegv region=1GiB chunk=4KiB", err, sizeof err);
-    rc = r ? fl_run(r, "workload=read-random seed=1", out, sizeof out) : -1;
-    long after = count_maps();
-    CHECK(r && rc == -1 && strstr(out, "vm.max_map_count") && strstr(out, "ENOMEM"),
-          "sigsegv read-random over 1 GiB of 4 KiB chunks fails clearly: %s", r ? out : err);
-    CHECK(after < 2000, "after that failure the process holds %ld mappings again (the region merged back)", after);
-    fl_region_destroy(r);
-#endif
-    rc = run("strategy=sigsegv region=1GiB chunk=4KiB vma_span=auto", "workload=read-random seed=1");
-    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "vma_span") > 1 && jnum(out, "faults") == 262144,
-          "vma_span=auto (span %lld chunks) reads the same region, verified %s", jnum(out, "vma_span"), rc ? out : "");
-    rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=auto", "workload=read-random");
-    CHECK(rc == 0 && jnum(out, "vma_span") == 1 && jnum(out, "span_chunks") == 0, "vma_span=auto keeps one chunk per fault where the limit is far");
-    rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=16", "workload=read-sparse touch_fraction=0.05");
-    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "span_chunks") > 0 &&
-              jnum(out, "bytes_fetched") > 102 * 4096,
-          "vma_span=16 on a sparse read fetches whole spans (%lld bytes for 102 chunks touched)", jnum(out, "bytes_fetched"));
-}
-
 /* uffd_install=continue (a memfd, MINOR faults, UFFDIO_CONTINUE) and =move (a
  * populated anonymous mirror, UFFDIO_MOVE): every policy, local and remote. */
-static void uffd_install_mode(struct tsrv *srv, const char *mode)
+static void uffd_install_mode(const char *mode)
 {
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
     char spec[256], want[64];
     snprintf(want, sizeof want, "\"uffd_install\":\"%s\"", mode);
     for (int src = 0; src < 2; src++)
@@ -351,42 +371,216 @@ static void uffd_install_mode(struct tsrv *srv, const char *mode)
     CHECK(rc == 0 && !jtrue(out, "verified") && jnum(out, "first_bad_offset") == 5000, "uffd_install=%s catches a corrupted source byte", mode);
 }
 
-static void uffd_move(struct tsrv *srv)
+static void uffd_install_continue(void)
+{
+    uffd_install_mode("continue");
+}
+
+/* Kernels before 6.8 have no UFFDIO_MOVE: there the run must be refused
+ * saying so, which is checked, and the test is a skip. */
+static int uffd_move_available(void)
 {
     int rc = run("strategy=uffd uffd_install=move region=1MiB chunk=64KiB", "workload=read-seq");
     if (rc == -1 && strstr(out, "UFFD_FEATURE_MOVE")) {
-        /* Not this machine's case (Linux 6.18): kernels before 6.8 refuse, and must say why. */
         CHECK(strstr(out, "Linux 6.8"), "uffd_install=move on a kernel without UFFDIO_MOVE is refused clearly (only the refusal is tested here): %s", out);
-        return;
+        unit_skip("the kernel has no UFFDIO_MOVE (Linux 6.8 and later); only its clear refusal was checked");
+        return 0;
     }
     CHECK(rc == 0 && jtrue(out, "verified"), "uffd_install=move: the kernel has UFFDIO_MOVE, a read verifies %s", rc ? out : "");
-    uffd_install_mode(srv, "move");
-    rc = run("strategy=uffd uffd_install=move region=8MiB chunk=256KiB huge=thp", "workload=read-seq");
+    return 1;
+}
+
+static void uffd_install_move(void)
+{
+    if (uffd_move_available())
+        uffd_install_mode("move");
+}
+
+static void uffd_install_move_huge_pages(void)
+{
+    if (!uffd_move_available())
+        return;
+    int rc = run("strategy=uffd uffd_install=move region=8MiB chunk=256KiB huge=thp", "workload=read-seq");
     CHECK(rc == 0 && jtrue(out, "verified"), "uffd_install=move into a huge=thp region verifies %s", rc ? out : "");
     rc = run("strategy=uffd uffd_install=move region=8MiB chunk=2MiB huge=hugetlb", "workload=read-seq");
     CHECK(rc == -1 && strstr(out, "uffd_install=move") && strstr(out, "huge=none or thp"), "uffd_install=move with huge=hugetlb is refused clearly: %s", out);
 }
 
-int main(void)
+/* ---- the VMA limit ---------------------------------------------------------------- */
+
+#define MAX_MAP_COUNT "/proc/sys/vm/max_map_count"
+#define VMA_TEST_LIMIT 65530 /* the kernel's default */
+
+static long read_max_map_count(void)
 {
-    struct tsrv srv;
-    if (ts_start(&srv, 4 << 20, 1, 0)) {
-        CHECK(0, "cannot start the test chunk server");
-        return 1;
+    long v = -1;
+    FILE *f = fopen(MAX_MAP_COUNT, "re");
+    if (!f || fscanf(f, "%ld", &v) != 1)
+        v = -1;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static int write_max_map_count(long v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", v);
+    int fd = open(MAX_MAP_COUNT, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t k = write(fd, buf, (size_t)n);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return k == n ? 0 : -1;
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, len, "status 0x%x", status);
+}
+
+/* The VMA limit cases need vm.max_map_count near the kernel's default: 1 GiB
+ * of 4 KiB chunks can split into 262144 mappings. Where the host raised it,
+ * root lowers it for the body, which runs in a child so that the parent puts
+ * the value back however the child ends. */
+static void at_default_max_map_count(void (*body)(void))
+{
+    long orig = read_max_map_count();
+    if (orig <= 0) {
+        CHECK(0, "vma limit: cannot read " MAX_MAP_COUNT);
+        return;
     }
-    policy_units();
-    policies_read(&srv);
-    background_fill(&srv);
-    pipelining();
-    app_threads(&srv);
-    workloads();
-    chunk_sizes(&srv);
-    staged_first_page(&srv);
-    huge_pages();
-    uffd_install_mode(&srv, "continue");
-    uffd_move(&srv);
-    vma_limit();
-    ts_stop(&srv);
-    printf("# prefetch_test: %d failed\n", tap_failed);
-    return tap_failed != 0;
+    if (orig <= 200000) {
+        body();
+        return;
+    }
+    if (geteuid() != 0) {
+        unit_skip("vm.max_map_count is %ld and only root can lower it", orig);
+        return;
+    }
+    shared_srv_stop(); /* the child of a multi-threaded fork must not start threads (TSan dies) */
+    /* A signal meant to end the test reaches the child; the parent holds it
+     * until the host's value is back. */
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    sigaddset(&hold, SIGHUP);
+    sigaddset(&hold, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &hold, &old);
+    if (write_max_map_count(VMA_TEST_LIMIT)) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        unit_skip("vm.max_map_count is %ld and lowering it failed: %s", orig, strerror(e));
+        return;
+    }
+    printf("# vm.max_map_count lowered from %ld to %d for this test, in a child process\n", orig, VMA_TEST_LIMIT);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        body();
+        fflush(stdout);
+        _exit(unit_checks_failed || !unit_checks_run ? 1 : 0); /* no atexit: LeakSanitizer checks the parent */
+    }
+    int status = 0, fork_errno = errno;
+    pid_t w = -1;
+    if (pid > 0)
+        while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+            ;
+    int restore_failed = write_max_map_count(orig) ? errno : 0;
+    long now = read_max_map_count();
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    char how[64];
+    if (pid < 0)
+        snprintf(how, sizeof how, "fork: %s", strerror(fork_errno));
+    else
+        describe_status(status, how, sizeof how);
+    CHECK(pid > 0 && w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the checks above ran in a child at vm.max_map_count %d and passed (%s)", VMA_TEST_LIMIT, how);
+    CHECK(!restore_failed && now == orig, "vm.max_map_count restored to %ld (now %ld%s%s)", orig, now,
+          restore_failed ? ", write: " : "", restore_failed ? strerror(restore_failed) : "");
+}
+
+/* Random access over 1 GiB of 4 KiB chunks splits the sigsegv mapping past
+ * vm.max_map_count: the run fails with that name and the process gets its
+ * mappings back. The sanitizers map their shadow memory on demand and abort
+ * the process themselves at the limit, so only the plain build can show it. */
+static void vma_limit_fails_clearly_body(void)
+{
+    char err[512];
+    fl_region *r = fl_region_create("strategy=sigsegv region=1GiB chunk=4KiB", err, sizeof err);
+    int rc = r ? fl_run(r, "workload=read-random seed=1", out, sizeof out) : -1;
+    long after = count_maps();
+    CHECK(r && rc == -1 && strstr(out, "vm.max_map_count") && strstr(out, "ENOMEM"),
+          "sigsegv read-random over 1 GiB of 4 KiB chunks fails clearly: %s", r ? out : err);
+    CHECK(after < 2000, "after that failure the process holds %ld mappings again (the region merged back)", after);
+    fl_region_destroy(r);
+}
+
+static void vma_limit_fails_clearly(void)
+{
+    at_default_max_map_count(vma_limit_fails_clearly_body);
+}
+
+/* vma_span=auto sizes its spans from the limit: the same region reads. */
+static void vma_span_auto_fits_body(void)
+{
+    int rc = run("strategy=sigsegv region=1GiB chunk=4KiB vma_span=auto", "workload=read-random seed=1");
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "vma_span") > 1 && jnum(out, "faults") == 262144,
+          "vma_span=auto (span %lld chunks) reads the same region, verified %s", jnum(out, "vma_span"), rc ? out : "");
+}
+
+static void vma_span_auto_fits_under_the_limit(void)
+{
+    at_default_max_map_count(vma_span_auto_fits_body);
+}
+
+static void vma_span_auto_one_chunk_when_limit_far(void)
+{
+    int rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=auto", "workload=read-random");
+    CHECK(rc == 0 && jnum(out, "vma_span") == 1 && jnum(out, "span_chunks") == 0, "vma_span=auto keeps one chunk per fault where the limit is far");
+}
+
+static void vma_span_fixed_fetches_whole_spans(void)
+{
+    int rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=16", "workload=read-sparse touch_fraction=0.05");
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "span_chunks") > 0 &&
+              jnum(out, "bytes_fetched") > 102 * 4096,
+          "vma_span=16 on a sparse read fetches whole spans (%lld bytes for 102 chunks touched)", jnum(out, "bytes_fetched"));
+}
+
+static const struct unit_test tests[] = {
+    {"policy-windows", 0, policy_windows},
+    {"policies-read-every-chunk-once", NEED_UFFD, policies_read},
+    {"background-fills-the-region", NEED_UFFD, background_fill},
+    {"pipelining-overlaps-requests", NEED_UFFD, pipelining},
+    {"app-threads-read-each-chunk-once", NEED_UFFD, app_threads},
+    {"workloads-zipf-and-sparse", NEED_UFFD, workloads},
+    {"chunk-sizes-4k-to-2m", NEED_UFFD, chunk_sizes},
+    {"uffd-copy-staged-first-page", NEED_UFFD, staged_first_page},
+    {"huge-thp-verifies", NEED_UFFD, huge_thp_verifies},
+    {"hugetlb-verifies", NEED_UFFD, hugetlb_verifies},
+    {"hugetlb-needs-2mib-chunks", NEED_UFFD, hugetlb_needs_2mib_chunks},
+    {"uffd-install-continue", NEED_UFFD, uffd_install_continue},
+    {"uffd-install-move", NEED_UFFD, uffd_install_move},
+    {"uffd-install-move-huge-pages", NEED_UFFD, uffd_install_move_huge_pages},
+    {"sigsegv-vma-limit-fails-clearly", NEED_NO_SANITIZER, vma_limit_fails_clearly},
+    {"vma-span-auto-fits-under-the-limit", 0, vma_span_auto_fits_under_the_limit},
+    {"vma-span-auto-one-chunk-when-limit-far", 0, vma_span_auto_one_chunk_when_limit_far},
+    {"vma-span-fixed-fetches-whole-spans", 0, vma_span_fixed_fetches_whole_spans},
+};
+
+int main(int argc, char **argv)
+{
+    int rc = unit_main(argc, argv, tests, UNIT_COUNT(tests));
+    shared_srv_stop();
+    return rc;
 }
