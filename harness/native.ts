@@ -221,7 +221,7 @@ export const touch = (addr: bigint): number => c.touch(addr);
 
 export const nowNs = (): bigint => BigInt(c.nowNs());
 
-/** The chunk server's precisely timed I/O (native/src/delay_io.c), wrapped by harness/server/delayed-io.ts. */
+/** The chunk server's precisely timed I/O (native/src/server/delay_io.c), wrapped by harness/server/delayed-io.ts. */
 export const dio = {
   /** A hub and the descriptor its records arrive on. */
   open(): { hub: unknown; notifyFd: number } {

@@ -1,5 +1,5 @@
 // latency client-delay: the C tcp source holds each answer until its request's
-// send time + RTT (native/src/source_tcp.c). Real server, real faults, real bytes.
+// send time + RTT (native/src/sources/tcp.c). Real server, real faults, real bytes.
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { rttProbeNative } from '../harness/native.js';

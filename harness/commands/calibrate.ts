@@ -10,7 +10,7 @@
 // (delayed-io.ts), so its round trip is the RTT plus the loopback's own way
 // there and back: the error subtracts that wire time, measured in the same run
 // as the RTT-0 median of a control, the same client against a minimal C server
-// thread (native/src/rtt_control.c) that delays each PING precisely and is
+// thread (native/src/server/rtt_control.c) that delays each PING precisely and is
 // judged the same way. The chunk server's RTT-0 median (no delay: its event
 // loop answers) is reported beside them.
 import type { CommandModule } from 'yargs';

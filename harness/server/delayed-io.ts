@@ -1,5 +1,5 @@
 // The chunk server's I/O on connections with an emulated RTT, timed in C
-// (native/src/delay_io.c): a hub thread reads each socket with the kernel's
+// (native/src/server/delay_io.c): a hub thread reads each socket with the kernel's
 // receive timestamp and forwards what it read to the event loop; the event loop
 // runs each request at once and hands the answer back with its deadline
 // (receive time + RTT); a sender thread per connection sends it then. The

@@ -1,5 +1,5 @@
 // The chunk server's wire protocol, version 1 (docs/protocol.md). Mirrors
-// native/src/protocol.h: keep the two in sync. All integers little-endian.
+// native/src/sources/protocol.h: keep the two in sync. All integers little-endian.
 
 export const MAGIC = 0x42414c46; // "FLAB"
 export const VERSION = 1;

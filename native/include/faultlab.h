@@ -17,7 +17,7 @@
  *   fetch_timeout_ms=N                        [5000]
  *   client_rtt_us=N                           [0] (source=tcp) emulated RTT held by the client:
  *                                             each answer is due at send + RTT + its transfer
- *                                             time (source_tcp.c); for a server answering at once
+ *                                             time (sources/tcp.c); for a server answering at once
  *   corrupt=OFFSET                            (source=local) flip one byte at the source
  *   disk_dir=PATH                             [/tmp] (strategy=disk)
  *
@@ -83,7 +83,7 @@ int fl_transport(const char *spec, char *out, size_t outlen);
 /* The platform's share of an RTT error: PINGs from the tcp source to a minimal
  * C server on a thread of this process that delays each answer precisely by
  * rtt_us (spec: rtt_us=N pings=N [100]). JSON as fl_transport op=ping, plus
- * server_late_ns_mean. See rtt_control.c. */
+ * server_late_ns_mean. See server/rtt_control.c. */
 int fl_rtt_control(const char *spec, char *out, size_t outlen);
 
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
@@ -118,7 +118,7 @@ int fl_migrate_source(const char *spec, char *out, size_t outlen);
 int fl_migrate_dest(fl_region *r, const char *spec, char *out, size_t outlen);
 
 /* Beyond the thesis (issue 6), region keys for uffd and sigsegv:
- *   prefetch=none|ahead:N|adaptive[:N]|background|criu   [none] (native/src/prefetch.h)
+ *   prefetch=none|ahead:N|adaptive[:N]|background|criu   [none] (native/src/prefetch/prefetch.h)
  *   depth=N                  [16]   prefetch READs in flight (pipelined)
  *   pf_conns=N               [depth/16, 1..8] connections the prefetcher spreads them over
  *   uffd_install=copy|continue|move [copy] uffd: UFFDIO_COPY; a memfd + MINOR faults + UFFDIO_CONTINUE;
@@ -138,7 +138,7 @@ uint64_t fl_now_ns(void);
 
 
 /* Emulated server-side latency with precise timing, for the chunk server's
- * connections with rtt > 0 (native/src/delay_io.c, harness/server/delayed-io.ts).
+ * connections with rtt > 0 (native/src/server/delay_io.c, harness/server/delayed-io.ts).
  * A hub reads every attached socket with kernel receive timestamps and writes
  * records into *notify_fd (the caller reads it); each connection's sender thread
  * sends the answers it is given at their deadlines, in order. */

@@ -1,9 +1,9 @@
-/* delay_io.c on real loopback sockets: receive timestamps, answers never
+/* server/delay_io.c on real loopback sockets: receive timestamps, answers never
  * before their deadline and in order, finish and detach with answers pending,
  * no descriptor or thread left behind. Each test opens its own hub and
  * connection, so it runs alone (-f), and closes them to check for leaks. */
 #define _GNU_SOURCE
-#include "../src/internal.h"
+#include "../src/core/internal.h"
 #include "unit.h"
 #include "proc_count.h"
 

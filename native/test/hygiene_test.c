@@ -4,13 +4,13 @@
  * lines) exactly where they started.
  *
  * The tcp cases talk to a small chunk server on a thread of this test (the
- * protocol of src/protocol.h, READ/HELLO/PING only) that can also misbehave:
+ * protocol of src/sources/protocol.h, READ/HELLO/PING only) that can also misbehave:
  * reset the connection or stop answering after a few READs. The server thread
  * and its listening socket exist before the baseline is taken; its accepted
  * connections are waited out before every count. */
 #define _GNU_SOURCE
 #include "../include/faultlab.h"
-#include "../src/protocol.h"
+#include "../src/sources/protocol.h"
 #include "unit.h"
 #include "proc_count.h"
 

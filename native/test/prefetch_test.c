@@ -3,7 +3,7 @@
  * workloads, chunk sizes, huge pages, and the sigsegv VMA limit with its
  * mitigation. Every run reads real bytes and verifies them. */
 #include "../include/faultlab.h"
-#include "../src/prefetch.h"
+#include "../src/prefetch/prefetch.h"
 #include "unit.h"
 #include "test_server.h"
 

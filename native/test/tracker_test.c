@@ -8,7 +8,7 @@
  * its reason, and its tests then skip with that reason. */
 #define _GNU_SOURCE
 #include "../include/faultlab.h"
-#include "../src/tracker.h"
+#include "../src/trackers/tracker.h"
 #include "unit.h"
 
 #include <stdlib.h>
@@ -318,7 +318,7 @@ EVERY_TRACKER(exact_sets_shared)
 EVERY_TRACKER(write_track_patterns)
 EVERY_TRACKER(inject_untracked)
 /* No soft-dirty row: it loses a write landing between its pagemap read and
- * its clear, so it is exact only with a quiet writer (tracker_soft_dirty.c). */
+ * its clear, so it is exact only with a quiet writer (trackers/soft_dirty.c). */
 TRACKER_TEST(concurrent, uffd_wp, "uffd-wp")
 TRACKER_TEST(concurrent, uffd_wp_async, "uffd-wp-async")
 TRACKER_TEST(concurrent, mprotect, "mprotect")

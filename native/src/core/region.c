@@ -1,0 +1,523 @@
+/* The public API: create a region for a strategy and a source, run one
+ * workload on a pinned C thread, report statistics as JSON, destroy. */
+#include "core/internal.h"
+#include "core/jbuf.h"
+#include "prefetch/prefetch.h"
+#include "scenarios/workload.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+__thread struct fl_wctx *fl_tls_wctx __attribute__((tls_model("initial-exec")));
+
+static const struct fl_strategy_ops *const strategies[] = {
+    &fl_strategy_uffd, &fl_strategy_sigsegv, &fl_strategy_memory, &fl_strategy_disk, &fl_strategy_eager,
+};
+
+static bool uses_source(const struct fl_region *r)
+{
+    return strcmp(r->ops->name, "memory") && strcmp(r->ops->name, "disk");
+}
+
+fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
+{
+    struct fl_config cfg;
+    if (fl_config_parse(spec, &cfg, err, errlen))
+        return NULL;
+    const struct fl_strategy_ops *ops = NULL;
+    for (size_t i = 0; i < sizeof strategies / sizeof *strategies; i++)
+        if (!strcmp(strategies[i]->name, cfg.strategy))
+            ops = strategies[i];
+    if (!ops) {
+        fl_errf(err, errlen, "unknown strategy '%s' (known: uffd, sigsegv, memory, disk, eager)", cfg.strategy);
+        return NULL;
+    }
+    if (strcmp(cfg.source, "local") && strcmp(cfg.source, "tcp")) {
+        fl_errf(err, errlen, "unknown source '%s' (known: local, tcp)", cfg.source);
+        return NULL;
+    }
+    struct fl_region *r = aligned_alloc(_Alignof(struct fl_region), sizeof *r); /* its progress counters are cache-line aligned */
+    if (!r) {
+        fl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->ops = ops;
+    r->page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
+    r->nchunks = cfg.region_bytes / cfg.chunk_bytes;
+    if (uses_source(r)) {
+        r->source = !strcmp(cfg.source, "tcp") ? fl_source_tcp_create(&cfg, err, errlen)
+                                               : fl_source_local_create(&cfg, err, errlen);
+        if (!r->source) {
+            free(r);
+            return NULL;
+        }
+    }
+    if (ops->create(r, err, errlen)) {
+        if (r->source)
+            r->source->ops->destroy(r->source);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void fl_region_destroy(fl_region *r)
+{
+    if (!r)
+        return;
+    r->ops->destroy(r);
+    for (int i = 0; i < FL_MAX_HANDLERS; i++) {
+        fl_samples_free(&r->hstats[i].fetch_ns);
+        fl_samples_free(&r->hstats[i].install_ns);
+    }
+    if (r->source)
+        r->source->ops->destroy(r->source);
+    free(r);
+}
+
+/* ---- workloads ------------------------------------------------------------ */
+/* One run: app_threads workers, each on its own share of the order (a
+ * contiguous slice, so read-seq threads stream their own part), each with its
+ * own source connection (a sigsegv fault is served on the faulting thread). */
+struct worker {
+    struct run_args *a;
+    int index;
+    pthread_t thread;
+    bool started;
+    const uint64_t *order;
+    uint64_t n;
+    struct fl_wctx ctx;
+    struct fl_samples access_ns;
+    uint64_t total_ns, first_ns, touched, bad_words, first_bad;
+    long minflt; /* minor page faults this thread took during its timed accesses */
+    int rc;
+    char err[FL_ERR_LEN];
+};
+
+struct run_args {
+    struct fl_region *r;
+    struct fl_workload_opts o;
+    uint64_t *order, n, unique;
+    pthread_barrier_t start;
+    atomic_bool setup_failed;
+    uint64_t t_start, t_end; /* wall clock: barrier released, last access done */
+    struct worker wk[FL_MAX_HANDLERS];
+    /* merged results */
+    struct fl_samples access_ns;
+    uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
+    long minflt;
+    int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
+    int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
+    uint64_t fill_ns, fill_bad;
+    int rc;
+    char err[FL_ERR_LEN];
+};
+
+/* The timed accesses. Kept in its own function so that nothing live in the
+ * caller is clobbered when a signal handler jumps back to the sigsetjmp. */
+static void access_loop(struct worker *w, uint8_t *scratch)
+{
+    struct fl_region *r = w->a->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    /* A strategy that cannot serve a fault (sigsegv) jumps back here. */
+    if (sigsetjmp(w->ctx.abort_jmp, 1)) {
+        w->ctx.jmp_armed = 0;
+        return;
+    }
+    w->ctx.jmp_armed = 1;
+    for (uint64_t i = 0; i < w->n; i++) {
+        const uint8_t *p = r->base + w->order[i] * chunk;
+        uint64_t t0 = fl_now();
+        memcpy(scratch, p, chunk); /* the access: faults the chunk in if lazy */
+        uint64_t t1 = fl_now();
+        if (atomic_load(&r->failed))
+            break;
+        fl_samples_add(&w->access_ns, t1 - t0);
+        w->total_ns += t1 - t0;
+        if (i == 0)
+            w->first_ns = t1 - t0;
+        w->touched++;
+        atomic_store_explicit(&r->done[w->index].n, w->touched, memory_order_relaxed);
+        uint64_t bad_at;
+        uint64_t bad = fl_verify(scratch, chunk, r->cfg.seed, w->order[i] * chunk, &bad_at);
+        if (bad && !w->bad_words)
+            w->first_bad = bad_at;
+        w->bad_words += bad;
+    }
+    w->ctx.jmp_armed = 0;
+}
+
+/* wait_fill: once a region-filling prefetch has every chunk, check all of
+ * them in place (a chunk not there would fault: served like any other). */
+static void verify_filled(struct run_args *a, struct worker *w)
+{
+    struct fl_region *r = a->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    if (fl_pf_wait_filled(r->pf, 120000)) {
+        if (!atomic_load(&r->failed))
+            fl_region_fail(r, "wait_fill: the region was not filled within 120 s");
+        return;
+    }
+    struct fl_pf_counts c;
+    fl_pf_counts(r->pf, &c);
+    a->fill_ns = c.filled_ns;
+    if (sigsetjmp(w->ctx.abort_jmp, 1)) {
+        w->ctx.jmp_armed = 0;
+        return;
+    }
+    w->ctx.jmp_armed = 1;
+    uint64_t bad = 0, at;
+    for (uint64_t i = 0; i < r->nchunks && !atomic_load(&r->failed); i++)
+        bad += fl_verify(r->base + i * chunk, chunk, r->cfg.seed, i * chunk, &at);
+    w->ctx.jmp_armed = 0;
+    a->fill_bad = bad;
+    a->fill_state = bad ? -1 : 1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct run_args *a = w->a;
+    struct fl_region *r = a->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    uint8_t *scratch = NULL;
+    w->ctx.r = r;
+    w->ctx.stats = &r->hstats[w->index];
+    w->rc = -1;
+
+    fl_pin_cpu(fl_cpu_for(r->cfg.cpus, false));
+    if (r->source && r->source->ops->connect(r->source, &w->ctx.conn, w->err, sizeof w->err))
+        goto ready;
+    scratch = aligned_alloc(64, chunk);
+    if (!scratch || fl_samples_init(&w->access_ns, w->n)) {
+        fl_errf(w->err, sizeof w->err, "out of memory for the workload");
+        goto ready;
+    }
+    memset(scratch, 0, chunk); /* fault the scratch in before timing */
+    memset(w->access_ns.v, 0, w->access_ns.cap * sizeof *w->access_ns.v); /* and the samples: only the region's faults count */
+    fl_tls_wctx = &w->ctx;
+    /* Thread 0 prepares (eager copies the region) before anyone starts. */
+    if (w->index == 0 && r->ops->before_workload && r->ops->before_workload(r, w->err, sizeof w->err))
+        goto ready;
+    w->rc = 0;
+ready:
+    if (w->rc)
+        atomic_store(&a->setup_failed, true);
+    pthread_barrier_wait(&a->start);
+    if (!w->rc && !atomic_load(&a->setup_failed)) {
+        if (w->index == 0)
+            a->t_start = fl_now();
+        long flt0 = fl_thread_minflt();
+        access_loop(w, scratch);
+        w->minflt = fl_thread_minflt() - flt0;
+        if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
+            verify_filled(a, w);
+    }
+    fl_tls_wctx = NULL;
+    free(scratch);
+    return NULL;
+}
+
+/* Runs the workers; afterwards the connections are still open (the caller
+ * closes them once no handler can touch them). */
+static void run_workers(struct run_args *a)
+{
+    struct fl_region *r = a->r;
+    int T = a->o.app_threads, started = 0;
+    a->rc = -1;
+    if (pthread_barrier_init(&a->start, NULL, (unsigned)T)) {
+        fl_errf(a->err, sizeof a->err, "cannot set up the workload threads");
+        return;
+    }
+    for (int t = 0; t < T; t++) {
+        struct worker *w = &a->wk[t];
+        w->a = a;
+        w->index = t;
+        w->order = a->order + a->n * (uint64_t)t / (uint64_t)T;
+        w->n = a->n * (uint64_t)(t + 1) / (uint64_t)T - a->n * (uint64_t)t / (uint64_t)T;
+        if (!r->hstats[t].fetch_ns.v && (fl_samples_init(&r->hstats[t].fetch_ns, r->nchunks) ||
+                                         fl_samples_init(&r->hstats[t].install_ns, r->nchunks))) {
+            fl_errf(a->err, sizeof a->err, "out of memory for statistics");
+            break;
+        }
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+        if (e) {
+            fl_errf(a->err, sizeof a->err, "cannot start a workload thread: %s", strerror(e));
+            break;
+        }
+        w->started = true;
+        started++;
+    }
+    if (started < T) {
+        /* The barrier waits for T threads: stand in for the missing ones. */
+        atomic_store(&a->setup_failed, true);
+        for (int t = started; t < T; t++)
+            pthread_barrier_wait(&a->start);
+    }
+    for (int t = 0; t < T; t++)
+        if (a->wk[t].started)
+            pthread_join(a->wk[t].thread, NULL);
+    a->t_end = fl_now();
+    pthread_barrier_destroy(&a->start);
+    if (r->nhstats < T)
+        r->nhstats = T;
+    if (started < T)
+        return;
+    for (int t = 0; t < T; t++)
+        if (a->wk[t].rc) {
+            fl_errf(a->err, sizeof a->err, "%s", a->wk[t].err);
+            return;
+        }
+    a->rc = 0;
+}
+
+/* Merge the workers: samples, counts; time is the slowest thread's access time. */
+static int merge_workers(struct run_args *a)
+{
+    int T = a->o.app_threads;
+    if (fl_samples_init(&a->access_ns, a->n))
+        return -1;
+    for (int t = 0; t < T; t++) {
+        struct worker *w = &a->wk[t];
+        for (uint64_t k = 0; k < w->access_ns.n; k++)
+            fl_samples_add(&a->access_ns, w->access_ns.v[k]);
+        if (w->total_ns > a->total_ns)
+            a->total_ns = w->total_ns;
+        a->touched += w->touched;
+        a->minflt += w->minflt;
+        if (w->bad_words && !a->bad_words)
+            a->first_bad = w->first_bad;
+        a->bad_words += w->bad_words;
+    }
+    a->first_ns = a->wk[0].first_ns;
+    return 0;
+}
+
+static uint64_t count_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    uint64_t n = 0;
+    if (!f)
+        return 0;
+    int ch;
+    while ((ch = getc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* TLB shootdown IPIs received so far, summed over CPUs (x86's "TLB:" row of
+ * /proc/interrupts; machine-wide, so other processes count too): -1 where the
+ * row does not exist. Read around the workload to see what taking permissions
+ * or pages away costs the other CPUs as threads are added (opening a chunk,
+ * as the pull strategies do, needs no shootdown). */
+static int64_t tlb_shootdowns(void)
+{
+    FILE *f = fopen("/proc/interrupts", "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    int64_t sum = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, "TLB:", 4))
+            continue;
+        sum = 0;
+        char *end;
+        for (p += 4;; p = end) {
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            sum += (int64_t)v;
+        }
+        break;
+    }
+    fclose(f);
+    return sum;
+}
+
+/* ---- JSON output ------------------------------------------------------------ */
+static void merged_quantiles(struct fl_region *r, int which, uint64_t *p50)
+{
+    /* Merge handler threads' samples into one buffer for exact quantiles. */
+    uint64_t total = 0;
+    for (int i = 0; i < r->nhstats; i++)
+        total += which ? r->hstats[i].install_ns.n : r->hstats[i].fetch_ns.n;
+    *p50 = 0;
+    if (!total)
+        return;
+    struct fl_samples m;
+    if (fl_samples_init(&m, total))
+        return;
+    for (int i = 0; i < r->nhstats; i++) {
+        struct fl_samples *s = which ? &r->hstats[i].install_ns : &r->hstats[i].fetch_ns;
+        for (uint64_t k = 0; k < s->n; k++)
+            fl_samples_add(&m, s->v[k]);
+    }
+    *p50 = fl_samples_quantile(&m, 0.5);
+    fl_samples_free(&m);
+}
+
+static void write_json(struct fl_region *r, struct run_args *a, char *out, size_t outlen)
+{
+    struct fl_jbuf j = {.p = out, .len = outlen};
+    uint64_t faults = 0, dups = 0, fetched = 0, fetch_p50, install_p50, waits = 0, triggers = 0, span = 0;
+    for (int i = 0; i < r->nhstats; i++) {
+        faults += r->hstats[i].faults;
+        dups += r->hstats[i].duplicates;
+        fetched += r->hstats[i].bytes_fetched;
+        waits += r->hstats[i].inflight_waits;
+        triggers += r->hstats[i].trigger_faults;
+        span += r->hstats[i].span_chunks;
+    }
+    struct fl_pf_counts pf;
+    fl_pf_counts(r->pf, &pf);
+    fetched += pf.bytes;
+    merged_quantiles(r, 0, &fetch_p50);
+    merged_quantiles(r, 1, &install_p50);
+    uint64_t total = a->total_ns + r->prefill_ns;
+    uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
+    double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
+    fl_jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
+         r->source ? r->source->ops->name : "none");
+    fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
+         (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
+         r->cfg.handler_threads);
+    fl_jput(&j, "\"faults\":%llu,\"duplicate_faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
+         (unsigned long long)faults, (unsigned long long)dups, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
+         (unsigned long long)a->touched, (unsigned long long)bytes_read);
+    fl_jput(&j, "\"first_access_ns\":%llu,\"total_ns\":%llu,\"throughput_mibps\":%.3f,\"prefill_ns\":%llu,",
+         (unsigned long long)(a->first_ns + r->prefill_ns), (unsigned long long)total, mibps,
+         (unsigned long long)r->prefill_ns);
+    fl_jput(&j, "\"fault_ns_p50\":%llu,\"fault_ns_p99\":%llu,\"fault_ns_max\":%llu,\"fault_ns_mean\":%.1f,",
+         (unsigned long long)fl_samples_quantile(&a->access_ns, 0.5),
+         (unsigned long long)fl_samples_quantile(&a->access_ns, 0.99),
+         (unsigned long long)fl_samples_quantile(&a->access_ns, 1.0),
+         a->touched ? (double)a->total_ns / (double)a->touched : 0.0);
+    fl_jput(&j, "\"fault_ns_cdf\":\"");
+    for (int q = 0; q <= 20; q++)
+        fl_jput(&j, "%s%llu", q ? ";" : "", (unsigned long long)fl_samples_quantile(&a->access_ns, q / 20.0));
+    fl_jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50,
+         (unsigned long long)install_p50);
+    fl_jput(&j, "\"uffd_path\":\"%s\",", r->uffd_path ? r->uffd_path : "unused");
+    /* Beyond the thesis: prefetch, threads, access patterns, the VMA limit. */
+    fl_jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
+         r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
+         (unsigned long long)pf.requests);
+    fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
+         r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install));
+    fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
+         (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
+         (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
+    if (a->tlb_before >= 0 && a->tlb_after >= a->tlb_before)
+        fl_jput(&j, "\"tlb_shootdowns\":%lld,", (long long)(a->tlb_after - a->tlb_before));
+    else
+        fl_jput(&j, "\"tlb_shootdowns\":null,");
+    fl_jput(&j, "\"app_minor_faults\":%ld,", a->minflt);
+    fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
+         (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
+    if (a->o.w == FL_W_READ_ZIPF)
+        fl_jput(&j, "\"zipf_s\":%g,", a->o.zipf_s);
+    else
+        fl_jput(&j, "\"zipf_s\":null,");
+    if (a->o.w == FL_W_READ_SPARSE)
+        fl_jput(&j, "\"touch_fraction\":%g,", a->o.touch_fraction);
+    else
+        fl_jput(&j, "\"touch_fraction\":null,");
+    if (a->fill_state)
+        fl_jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
+             a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
+    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true",
+         (unsigned long long)a->bad_words);
+    if (a->bad_words)
+        fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)a->first_bad);
+    fl_jput(&j, "}");
+}
+
+uint64_t fl_region_progress(fl_region *r, uint64_t *planned)
+{
+    uint64_t done = 0;
+    for (int t = 0; t < FL_MAX_HANDLERS; t++)
+        done += atomic_load_explicit(&r->done[t].n, memory_order_relaxed);
+    *planned = atomic_load(&r->planned);
+    return done;
+}
+
+int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
+{
+    struct run_args *a = calloc(1, sizeof *a);
+    if (!a) {
+        fl_errf(out, outlen, "out of memory");
+        return -1;
+    }
+    a->r = r;
+    if (fl_workload_parse(run_spec, &a->o, out, outlen)) {
+        free(a);
+        return -1;
+    }
+    if (a->o.wait_fill && !fl_pf_fills_region(r->pf)) {
+        fl_errf(out, outlen, "wait_fill=1 needs a region-filling prefetch (prefetch=background or criu) on uffd or sigsegv");
+        free(a);
+        return -1;
+    }
+    if (r->ran) {
+        fl_errf(out, outlen, "a region runs once (its faults are first touches): create a fresh one");
+        free(a);
+        return -1;
+    }
+    r->ran = true;
+    a->order = fl_workload_order(&a->o, r->nchunks, &a->n);
+    if (!a->order || a->n < (uint64_t)a->o.app_threads) {
+        fl_errf(out, outlen, a->order ? "app_threads=%d is more than the %llu chunks the workload touches"
+                                      : "out of memory for the workload", a->o.app_threads, (unsigned long long)a->n);
+        free(a->order);
+        free(a);
+        return -1;
+    }
+    a->unique = fl_workload_unique(a->order, a->n, r->nchunks);
+    atomic_store(&r->planned, a->n);
+    a->tlb_before = tlb_shootdowns();
+    run_workers(a);
+    a->tlb_after = tlb_shootdowns();
+    if (r->ops->lazy)
+        a->map_count = count_mappings(); /* before a failed sigsegv run merges its mappings back */
+    if (r->ops->after_workload)
+        r->ops->after_workload(r);
+    if (r->ops->quiesce)
+        r->ops->quiesce(r);
+    for (int t = 0; t < a->o.app_threads; t++) {
+        if (a->wk[t].ctx.conn)
+            r->source->ops->disconnect(a->wk[t].ctx.conn);
+        a->wk[t].ctx.conn = NULL;
+    }
+    if (!a->rc && atomic_load(&r->failed)) {
+        while (atomic_load(&r->failed) != 2)
+            ; /* the failing thread is still writing its message */
+        fl_errf(a->err, sizeof a->err, "%s", r->fail_msg);
+        a->rc = -1;
+    }
+    if (!a->rc && merge_workers(a)) {
+        fl_errf(a->err, sizeof a->err, "out of memory for the statistics");
+        a->rc = -1;
+    }
+    int rc = a->rc;
+    if (rc)
+        fl_errf(out, outlen, "%s", a->err);
+    else
+        write_json(r, a, out, outlen);
+    fl_samples_free(&a->access_ns);
+    for (int t = 0; t < a->o.app_threads; t++)
+        fl_samples_free(&a->wk[t].access_ns);
+    free(a->order);
+    free(a);
+    return rc;
+}

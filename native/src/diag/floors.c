@@ -1,0 +1,577 @@
+/* fl_floors: what each fault-handling mechanism costs on its own.
+ *
+ * Every floor runs THE SAME timed loop as the workloads (core/region.c access_loop):
+ * for each page in order: t0 = fl_now(); memcpy(scratch, page, page_size);
+ * t1 = fl_now(); sample t1 - t0; then (untimed) verify scratch. So a strategy's
+ * per-access latency minus the matching floor is what the strategy itself adds.
+ *
+ * Floors (each p50/p99/mean/min/max/n in ns):
+ *   timer            two back-to-back fl_now() calls: the clock's own cost
+ *   memcpy           the copy alone, over populated memory (the prefilled source)
+ *   anon_touch       first read of fresh private anonymous memory: the kernel maps
+ *                    the shared zero page (no allocation, no zeroing)
+ *   anon_touch_write first write (memcpy(page, scratch)) of fresh anonymous memory:
+ *                    allocate + zero a page, the kernel-only analogue of UFFDIO_COPY
+ *   uffd             MISSING-mode userfaultfd, one handler thread doing only
+ *                    poll -> read one uffd_msg -> UFFDIO_COPY of 4 KiB from a
+ *                    prefilled source buffer
+ *   sigsegv          PROT_NONE region, SIGSEGV handler doing mprotect(page, RW) +
+ *                    memcpy from the source (the classic, non-atomic install)
+ *
+ * Threads: the loop runs on a thread created here and pinned per cpus= (the
+ * caller's thread is never pinned); the uffd handler thread is pinned per cpus=
+ * too. same: both on CPU 0; split: loop on 0, handler on 1; free: unpinned.
+ * All regions get MADV_NOHUGEPAGE so that every floor is a 4 KiB fault whatever
+ * the THP setting. A floor that cannot run is reported as {"error": "..."} and
+ * the others still run; fl_floors returns -1 only for a bad spec, no memory for
+ * the source, a failed thread start or a too small output buffer.
+ *
+ * The SIGSEGV handler is process-wide while the sigsegv floor runs (a mutex
+ * keeps two fl_floors calls from overlapping there); it chains to the previous
+ * handler (Node's WebAssembly trap handler, for one) for any address outside its
+ * region and the previous handler is restored afterwards.
+ */
+#include "core/internal.h"
+#include "core/jbuf.h"
+#include "core/uffd_open.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+
+#define FLOOR_ERR_LEN 200
+#define FLOORS_MAX_PAGES (1ull << 24) /* 64 GiB of 4 KiB pages */
+
+/* ---- results --------------------------------------------------------------- */
+struct floor_res {
+    const char *name;
+    bool ran;
+    char err[FLOOR_ERR_LEN];
+    uint64_t n, p50, p99, min, max;
+    double mean;
+    uint64_t faults;   /* faults served by the handler (uffd, sigsegv); 0 otherwise */
+    long minflt;       /* minor faults counted on the measuring thread */
+    uint64_t bad_words; /* 8-byte words that did not verify */
+    const char *note;
+};
+
+enum { F_TIMER, F_MEMCPY, F_ANON, F_ANON_WRITE, F_UFFD, F_SIGSEGV, F_COUNT };
+
+struct floors_run {
+    enum fl_cpus cpus;
+    uint64_t pages;
+    size_t page;
+    uint8_t *src; /* pages*page bytes of fl_fill(FLOORS_SEED, 0) */
+    uint8_t *scratch;
+    struct floor_res res[F_COUNT];
+    const char *uffd_path;
+    int workload_cpu, handler_cpu;
+    int rc;
+    char err[FL_ERR_LEN];
+};
+
+#define FLOORS_SEED 1
+
+static void res_error(struct floor_res *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void res_error(struct floor_res *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->err, sizeof f->err, fmt, ap);
+    va_end(ap);
+    f->ran = false;
+}
+
+/* Summarise samples into f (sorts them). */
+static void summarise(struct floor_res *f, struct fl_samples *s, uint64_t sum)
+{
+    f->ran = true;
+    f->n = s->n;
+    f->mean = s->n ? (double)sum / (double)s->n : 0;
+    f->p50 = fl_samples_quantile(s, 0.50);
+    f->p99 = fl_samples_quantile(s, 0.99);
+    f->min = fl_samples_quantile(s, 0.0);
+    f->max = fl_samples_quantile(s, 1.0);
+}
+
+/* Count non-zero 8-byte words (expected contents of untouched anonymous memory). */
+static uint64_t nonzero_words(const void *buf, size_t len)
+{
+    const uint64_t *w = buf;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < len / 8; i++)
+        bad += w[i] != 0;
+    return bad;
+}
+
+/* ---- the measurement loop ---------------------------------------------------
+ * Identical in shape to the workloads' access loop. expect_pattern: scratch must
+ * equal fl_fill(FLOORS_SEED, offset); otherwise it must be all zero.
+ * write_dir: copy scratch INTO the page instead (anon_touch_write only). */
+static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir,
+                         struct floor_res *f, struct fl_samples *sp)
+{
+    struct fl_samples s = *sp;
+    uint8_t *scratch = fr->scratch;
+    const size_t page = fr->page;
+    uint64_t sum = 0, bad = 0;
+    long flt0 = fl_thread_minflt();
+    for (uint64_t i = 0; i < fr->pages; i++) {
+        uint8_t *p = base + i * page;
+        uint64_t t0 = fl_now();
+        if (write_dir)
+            memcpy(p, scratch, page);
+        else
+            memcpy(scratch, p, page); /* the access: faults the page in if lazy */
+        uint64_t t1 = fl_now();
+        fl_samples_add(&s, t1 - t0);
+        sum += t1 - t0;
+        if (!write_dir) {
+            uint64_t first_bad;
+            bad += expect_pattern ? fl_verify(scratch, page, FLOORS_SEED, i * page, &first_bad)
+                                  : nonzero_words(scratch, page);
+        }
+    }
+    f->minflt = fl_thread_minflt() - flt0;
+    f->bad_words = bad;
+    *sp = s;
+    summarise(f, sp, sum);
+}
+
+static void measure(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir,
+                    struct floor_res *f)
+{
+    struct fl_samples s;
+    if (fl_samples_init(&s, fr->pages)) {
+        res_error(f, "out of memory for %llu samples", (unsigned long long)fr->pages);
+        return;
+    }
+    measure_into(fr, base, expect_pattern, write_dir, f, &s);
+    fl_samples_free(&s);
+}
+
+static uint8_t *map_region(struct floors_run *fr, int prot, struct floor_res *f)
+{
+    size_t len = fr->pages * fr->page;
+    void *m = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        res_error(f, "mmap of %zu bytes failed: %s", len, strerror(errno));
+        return NULL;
+    }
+    madvise(m, len, MADV_NOHUGEPAGE); /* 4 KiB faults whatever THP says */
+    return m;
+}
+
+/* ---- timer, memcpy, anonymous memory ------------------------------------------- */
+static void floor_timer(struct floors_run *fr, struct floor_res *f)
+{
+    struct fl_samples s;
+    if (fl_samples_init(&s, fr->pages)) {
+        res_error(f, "out of memory for samples");
+        return;
+    }
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < fr->pages; i++) {
+        uint64_t t0 = fl_now();
+        __asm__ volatile("" ::: "memory");
+        uint64_t t1 = fl_now();
+        fl_samples_add(&s, t1 - t0);
+        sum += t1 - t0;
+    }
+    summarise(f, &s, sum);
+    fl_samples_free(&s);
+}
+
+static void floor_memcpy(struct floors_run *fr, struct floor_res *f)
+{
+    measure(fr, fr->src, true, false, f);
+}
+
+static void floor_anon(struct floors_run *fr, struct floor_res *f, bool write_dir)
+{
+    uint8_t *m = map_region(fr, PROT_READ | PROT_WRITE, f);
+    if (!m)
+        return;
+    measure(fr, m, false, write_dir, f);
+    munmap(m, fr->pages * fr->page);
+}
+
+/* ---- userfaultfd ------------------------------------------------------------------ */
+struct uffd_handler {
+    int fd;
+    int cpu;
+    uintptr_t base;
+    size_t len, page;
+    const uint8_t *src;
+    uint64_t expect; /* faults to serve before exiting */
+    uint64_t served;
+    atomic_int stop;
+    char err[FLOOR_ERR_LEN];
+};
+
+/* poll -> read one uffd_msg -> UFFDIO_COPY. Nothing else on the fast path. */
+static void *uffd_handler_main(void *arg)
+{
+    struct uffd_handler *h = arg;
+    fl_pin_cpu(h->cpu);
+    struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
+    while (h->served < h->expect && !atomic_load_explicit(&h->stop, memory_order_relaxed)) {
+        int pr = poll(&pfd, 1, 100);
+        if (pr < 0) {
+            if (errno == EINTR)
+                continue;
+            fl_errf(h->err, sizeof h->err, "poll on userfaultfd: %s", strerror(errno));
+            break;
+        }
+        if (pr == 0)
+            continue;
+        struct uffd_msg msg;
+        ssize_t n = read(h->fd, &msg, sizeof msg);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            fl_errf(h->err, sizeof h->err, "read from userfaultfd: %s", strerror(errno));
+            break;
+        }
+        if (n != (ssize_t)sizeof msg) {
+            fl_errf(h->err, sizeof h->err, "short read from userfaultfd (%zd bytes)", n);
+            break;
+        }
+        if (msg.event != UFFD_EVENT_PAGEFAULT)
+            continue;
+        uintptr_t pg = (uintptr_t)msg.arg.pagefault.address & ~(uintptr_t)(h->page - 1);
+        struct uffdio_copy c = {.dst = pg, .src = (uintptr_t)(h->src + (pg - h->base)),
+                                .len = h->page, .mode = 0};
+        int rc;
+        while ((rc = ioctl(h->fd, UFFDIO_COPY, &c)) < 0 && errno == EAGAIN)
+            c.copy = 0;
+        if (rc < 0 && errno != EEXIST) {
+            fl_errf(h->err, sizeof h->err, "UFFDIO_COPY at offset 0x%llx: %s",
+                    (unsigned long long)(pg - h->base), strerror(errno));
+            break;
+        }
+        h->served++;
+    }
+    if (h->err[0]) {
+        /* Unregistering wakes a faulting thread blocked on us; its access then
+         * completes as an ordinary anonymous fault and fails verification. */
+        struct uffdio_range r = {.start = h->base, .len = h->len};
+        ioctl(h->fd, UFFDIO_UNREGISTER, &r);
+    }
+    return NULL;
+}
+
+static void floor_uffd(struct floors_run *fr, struct floor_res *f)
+{
+    char err[FLOOR_ERR_LEN];
+    const char *how = NULL;
+    int fd = fl_uffd_open(&how, err, sizeof err); /* the same paths the strategies try */
+    if (fd < 0) {
+        res_error(f, "%s", err);
+        return;
+    }
+    fr->uffd_path = how;
+    struct uffdio_api api = {.api = UFFD_API, .features = 0};
+    if (ioctl(fd, UFFDIO_API, &api)) {
+        res_error(f, "UFFDIO_API: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    uint8_t *m = map_region(fr, PROT_READ | PROT_WRITE, f);
+    if (!m) {
+        close(fd);
+        return;
+    }
+    size_t len = fr->pages * fr->page;
+    struct uffdio_register reg = {.range = {.start = (uintptr_t)m, .len = len},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+        res_error(f, "UFFDIO_REGISTER (missing): %s", strerror(errno));
+        munmap(m, len);
+        close(fd);
+        return;
+    }
+    struct uffd_handler h = {.fd = fd, .cpu = fr->handler_cpu, .base = (uintptr_t)m, .len = len,
+                             .page = fr->page, .src = fr->src, .expect = fr->pages};
+    atomic_init(&h.stop, 0);
+    pthread_t th;
+    int e = pthread_create(&th, NULL, uffd_handler_main, &h);
+    if (e) {
+        res_error(f, "cannot start the handler thread: %s", strerror(e));
+    } else {
+        measure(fr, m, true, false, f);
+        atomic_store(&h.stop, 1);
+        pthread_join(th, NULL);
+        f->faults = h.served;
+        if (h.err[0])
+            res_error(f, "handler: %s", h.err);
+    }
+    struct uffdio_range r = {.start = (uintptr_t)m, .len = len};
+    ioctl(fd, UFFDIO_UNREGISTER, &r);
+    munmap(m, len);
+    close(fd);
+}
+
+/* ---- SIGSEGV + mprotect ------------------------------------------------------------ */
+static pthread_mutex_t sg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    /* len 0: no region owned. Atomics, as the handler may run on any thread
+     * (another thread's fault is chained): base is set before len, and len
+     * cleared first (base is left as it was, so no pair reads as owned). */
+    _Atomic uintptr_t base, len;
+    const uint8_t *src;
+    size_t page;
+    struct sigaction old;
+    sigjmp_buf abort_jmp;
+    volatile sig_atomic_t fail_errno;
+    volatile uint64_t faults;
+} sg;
+
+static void sg_chain(int sig, siginfo_t *si, void *uc)
+{
+    if (sg.old.sa_flags & SA_SIGINFO) {
+        if (sg.old.sa_sigaction) {
+            sg.old.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (sg.old.sa_handler != SIG_DFL && sg.old.sa_handler != SIG_IGN) {
+        sg.old.sa_handler(sig);
+        return;
+    }
+    /* Default action: put it back and return; the access faults again and the
+     * kernel applies the default (core dump) as if we had never been here. */
+    sigaction(SIGSEGV, &sg.old, NULL);
+}
+
+static void sg_handler(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    uintptr_t len = atomic_load(&sg.len), base = atomic_load(&sg.base);
+    if (a - base >= len) {
+        sg_chain(sig, si, uc);
+        return;
+    }
+    /* Only the measuring thread touches the region, so this is it. */
+    int saved = errno;
+    uintptr_t pg = a & ~(uintptr_t)(sg.page - 1);
+    if (mprotect((void *)pg, sg.page, PROT_READ | PROT_WRITE)) {
+        sg.fail_errno = errno;
+        errno = saved;
+        siglongjmp(sg.abort_jmp, 1);
+    }
+    memcpy((void *)pg, sg.src + (pg - base), sg.page);
+    sg.faults++;
+    errno = saved;
+}
+
+/* Kept out of line so that nothing live in the caller is clobbered by siglongjmp. */
+static __attribute__((noinline)) int sg_measure(struct floors_run *fr, uint8_t *m, struct floor_res *f,
+                                                struct fl_samples *s)
+{
+    if (sigsetjmp(sg.abort_jmp, 1))
+        return -1;
+    measure_into(fr, m, true, false, f, s);
+    return 0;
+}
+
+static void floor_sigsegv(struct floors_run *fr, struct floor_res *f)
+{
+    struct fl_samples s; /* allocated here: an abort jumps out of the loop */
+    if (fl_samples_init(&s, fr->pages)) {
+        res_error(f, "out of memory for %llu samples", (unsigned long long)fr->pages);
+        return;
+    }
+    uint8_t *m = map_region(fr, PROT_NONE, f);
+    if (!m) {
+        fl_samples_free(&s);
+        return;
+    }
+    size_t len = fr->pages * fr->page;
+    pthread_mutex_lock(&sg_lock);
+    atomic_store(&sg.base, (uintptr_t)m);
+    sg.src = fr->src;
+    sg.page = fr->page;
+    sg.fail_errno = 0;
+    sg.faults = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sg_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &segv, NULL); /* a blocked SIGSEGV would kill us */
+    if (sigaction(SIGSEGV, &sa, &sg.old)) {
+        res_error(f, "sigaction(SIGSEGV): %s", strerror(errno));
+    } else {
+        atomic_store(&sg.len, len); /* own the region only once the handler and old are in place */
+        int rc = sg_measure(fr, m, f, &s);
+        atomic_store(&sg.len, 0);
+        sigaction(SIGSEGV, &sg.old, NULL);
+        f->faults = sg.faults;
+        if (rc)
+            res_error(f, "mprotect in the SIGSEGV handler failed: %s%s", strerror(sg.fail_errno),
+                      sg.fail_errno == ENOMEM ? " (vm.max_map_count reached?)" : "");
+    }
+    pthread_mutex_unlock(&sg_lock);
+    munmap(m, len);
+    fl_samples_free(&s);
+}
+
+/* ---- the measuring thread ----------------------------------------------------------- */
+static void *floors_main(void *arg)
+{
+    struct floors_run *fr = arg;
+    fl_pin_cpu(fr->workload_cpu);
+    memset(fr->scratch, 0, fr->page); /* fault the scratch in before timing */
+
+    floor_timer(fr, &fr->res[F_TIMER]);
+    floor_memcpy(fr, &fr->res[F_MEMCPY]);
+    floor_anon(fr, &fr->res[F_ANON], false);
+    floor_anon(fr, &fr->res[F_ANON_WRITE], true);
+    floor_uffd(fr, &fr->res[F_UFFD]);
+    floor_sigsegv(fr, &fr->res[F_SIGSEGV]);
+    return NULL;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+static void jw_floor(struct fl_jbuf *w, const struct floor_res *f, bool first)
+{
+    fl_jput(w, "%s\"%s\":{", first ? "" : ",", f->name);
+    if (!f->ran) {
+        fl_jput(w, "\"error\":");
+        fl_jstr(w, f->err[0] ? f->err : "did not run");
+        fl_jput(w, "}");
+        return;
+    }
+    fl_jput(w, "\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,\"min_ns\":%llu,\"max_ns\":%llu,\"n\":%llu",
+       (unsigned long long)f->p50, (unsigned long long)f->p99, f->mean, (unsigned long long)f->min,
+       (unsigned long long)f->max, (unsigned long long)f->n);
+    if (f->faults)
+        fl_jput(w, ",\"faults\":%llu", (unsigned long long)f->faults);
+    if (f->name && strcmp(f->name, "timer"))
+        fl_jput(w, ",\"minflt\":%ld,\"verified\":%s", f->minflt, f->bad_words ? "false" : "true");
+    if (f->bad_words)
+        fl_jput(w, ",\"bad_words\":%llu", (unsigned long long)f->bad_words);
+    if (f->note) {
+        fl_jput(w, ",\"note\":");
+        fl_jstr(w, f->note);
+    }
+    fl_jput(w, "}");
+}
+
+/* ---- spec ---------------------------------------------------------------------------------- */
+/* One key of a floors spec. */
+static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct floors_run *fr = ctx;
+    if (!strcmp(k, "pages")) {
+        uint64_t n;
+        if (fl_parse_u64(v, 1, FLOORS_MAX_PAGES, &n)) {
+            fl_errf(err, errlen, "floors spec: pages must be 1..%llu, got '%s'", (unsigned long long)FLOORS_MAX_PAGES, v);
+            return -1;
+        }
+        fr->pages = n;
+    } else if (!strcmp(k, "cpus")) {
+        if (!strcmp(v, "same"))
+            fr->cpus = FL_CPUS_SAME;
+        else if (!strcmp(v, "split"))
+            fr->cpus = FL_CPUS_SPLIT;
+        else if (!strcmp(v, "free"))
+            fr->cpus = FL_CPUS_FREE;
+        else {
+            fl_errf(err, errlen, "floors spec: cpus must be same, split or free, got '%s'", v);
+            return -1;
+        }
+    } else {
+        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus)", k);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_spec(const char *spec, struct floors_run *fr, char *err, size_t errlen)
+{
+    fr->pages = 16384;
+    fr->cpus = FL_CPUS_SAME;
+    return fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen);
+}
+
+int fl_floors(const char *spec, char *out, size_t outlen)
+{
+    if (!out || outlen == 0)
+        return -1;
+    struct floors_run *fr = calloc(1, sizeof *fr);
+    if (!fr) {
+        fl_errf(out, outlen, "fl_floors: out of memory");
+        return -1;
+    }
+    int rc = -1;
+    if (parse_spec(spec, fr, out, outlen))
+        goto done;
+    fr->page = (size_t)sysconf(_SC_PAGESIZE);
+    fr->workload_cpu = fl_cpu_for(fr->cpus, false);
+    fr->handler_cpu = fl_cpu_for(fr->cpus, true);
+    static const char *names[F_COUNT] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv"};
+    for (int i = 0; i < F_COUNT; i++)
+        fr->res[i].name = names[i];
+    fr->res[F_ANON].note = "read fault: maps the shared zero page";
+    fr->res[F_ANON_WRITE].note = "write fault: memcpy(page, scratch), allocates and zeroes a page";
+
+    size_t len = fr->pages * fr->page;
+    void *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    fr->scratch = aligned_alloc(64, fr->page);
+    if (src == MAP_FAILED || !fr->scratch) {
+        fl_errf(out, outlen, "fl_floors: no memory for a %zu-byte source buffer", len);
+        if (src != MAP_FAILED)
+            munmap(src, len);
+        goto done;
+    }
+    madvise(src, len, MADV_NOHUGEPAGE);
+    fr->src = src;
+    fl_fill(fr->src, len, FLOORS_SEED, 0);
+
+    pthread_t th;
+    int e = pthread_create(&th, NULL, floors_main, fr);
+    if (e) {
+        fl_errf(out, outlen, "fl_floors: cannot start the measuring thread: %s", strerror(e));
+    } else {
+        pthread_join(th, NULL);
+        struct fl_jbuf w = {.p = out, .len = outlen};
+        fl_jput(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,",
+           fl_cpus_name(fr->cpus), (unsigned long long)fr->pages, fr->page, fr->workload_cpu,
+           fr->handler_cpu);
+        fl_jput(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
+        if (fr->uffd_path)
+            fl_jstr(&w, fr->uffd_path);
+        else
+            fl_jput(&w, "null");
+        fl_jput(&w, ",\"floors\":{");
+        for (int i = 0; i < F_COUNT; i++)
+            jw_floor(&w, &fr->res[i], i == 0);
+        fl_jput(&w, "}}");
+        if (w.used >= w.len)
+            fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen,
+                    w.used + 1);
+        else
+            rc = 0;
+    }
+    munmap(fr->src, len);
+done:
+    free(fr->scratch);
+    free(fr);
+    return rc;
+}
