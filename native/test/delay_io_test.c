@@ -87,6 +87,24 @@ struct fx {
     long fds0, threads0;
 };
 
+/* A thread that pthread_join has returned for may still be listed in
+ * /proc/self/task for a moment (the kernel wakes the joiner before the thread
+ * is reaped): counts are read once they stop moving, and the leak check waits
+ * up to 2 s for them to come back to the baseline. */
+static long settled_count(const char *dir, long want)
+{
+    long n = count_dir(dir);
+    for (int i = 0; i < 200 && (want >= 0 ? n != want : 1); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        long again = count_dir(dir);
+        if (want < 0 && again == n)
+            break;
+        n = again;
+    }
+    return n;
+}
+
 static void fx_release(struct fx *f)
 {
     if (f->c)
@@ -106,7 +124,7 @@ static int fx_open(struct fx *f)
     char err[256] = "";
     int srv = -1;
     *f = (struct fx){.notify = -1, .cli = -1};
-    f->fds0 = count_dir("/proc/self/fd"), f->threads0 = count_dir("/proc/self/task");
+    f->fds0 = settled_count("/proc/self/fd", -1), f->threads0 = settled_count("/proc/self/task", -1);
     f->h = fl_dio_open(&f->notify, err, sizeof err);
     CHECK(f->h && f->notify >= 0, "delay_io: a hub opens (%s)", err);
     if (!f->h)
@@ -129,7 +147,7 @@ static int fx_open(struct fx *f)
 static void fx_close(struct fx *f)
 {
     fx_release(f);
-    long fds1 = count_dir("/proc/self/fd"), threads1 = count_dir("/proc/self/task");
+    long fds1 = settled_count("/proc/self/fd", f->fds0), threads1 = settled_count("/proc/self/task", f->threads0);
     CHECK(fds1 == f->fds0 && threads1 == f->threads0, "delay_io: no descriptor or thread is left (fds %ld -> %ld, threads %ld -> %ld)",
           f->fds0, fds1, f->threads0, threads1);
 }
