@@ -40,7 +40,7 @@ static void sleep_until(clockid_t clk, uint64_t deadline)
 
 void fl_sleep_until_ns(uint64_t deadline) { sleep_until(CLOCK_MONOTONIC, deadline); }
 
-/* A sleep alone wakes 0.1 ms or more late on a VM: sleep until FL_SPIN_NS
+/* A sleep alone wakes late by a scheduler's whim: sleep until FL_SPIN_NS
  * before the deadline, then spin. Async-signal-safe. */
 void fl_wait_precise(clockid_t clk, uint64_t deadline)
 {

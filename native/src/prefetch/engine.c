@@ -3,11 +3,12 @@
  * one connection; the server answers in order), and hands each answer to the
  * strategy to install. Faults reach it through a lock-free ring plus an
  * eventfd, both usable from a signal handler. Where the install copies every
- * byte (uffd's UFFDIO_COPY, ~0.4 ms per MiB here, about as long as receiving
- * it), an installer thread does it, so receiving and installing overlap.
+ * byte (uffd's UFFDIO_COPY, whose cost per MiB is of the order of receiving
+ * it: install_ns_p50 in the rows), an installer thread does it, so receiving
+ * and installing overlap.
  *
- * One Node chunk server connection moves ~700 MiB/s on this machine however
- * deep the pipeline, several ~1.1 GiB/s, so `depth` is spread over pf_conns
+ * One server connection's throughput stops growing with the pipeline's depth
+ * well before several connections' does, so `depth` is spread over pf_conns
  * connections (default one per 16 requests, at most 8), each answering in order. */
 #include "prefetch/prefetch.h"
 
@@ -312,8 +313,8 @@ static void receive_one(struct fl_pf_engine *e, struct queue *q)
     pthread_mutex_unlock(&in->mu);
 }
 
-/* The installer thread: where installing copies the bytes (uffd's UFFDIO_COPY,
- * ~0.4 ms per MiB here), the engine receives the next answers meanwhile. */
+/* The installer thread: where installing copies the bytes (uffd's
+ * UFFDIO_COPY), the engine receives the next answers meanwhile. */
 static void *installer_main(void *arg)
 {
     struct fl_pf_engine *e = arg;

@@ -357,7 +357,7 @@ struct mdst {
     uint64_t *offs;
     /* The threads wait for the cut-over blocked on this gate. They used to
      * spin on a flag: on 2 CPUs the three spinning threads left the source's
-     * pushes and the chunk server waiting for a scheduler tick (4 ms) at a
+     * pushes and the chunk server waiting for a scheduler tick at a
      * time through the whole pre-copy and cut-over. */
     pthread_mutex_t gate_mu;
     pthread_cond_t gate_cv;

@@ -1,10 +1,10 @@
 /* Server-side emulated latency, timed where it can be precise: the chunk
  * server's I/O for connections with rtt > 0 (harness/server/delayed-io.ts).
  *
- * On the 2-core VM the Node.js event loop reads a request 50-190 us after it
- * arrived and its write of a due answer returns 70-270 us after the deadline
- * (`faultlab calibrate --breakdown`), so the delay is neither started nor ended
- * there:
+ * The Node.js event loop reads a request, and its write of a due answer
+ * returns, a varying and often large time after the fact (`faultlab calibrate
+ * --breakdown` measures both; docs/latency.md), so the delay is neither
+ * started nor ended there:
  *  - one hub thread reads every attached connection with the kernel's receive
  *    timestamp (SO_TIMESTAMPNS) and forwards (connection, time, bytes) records
  *    into a socket the event loop reads. The delay counts from that timestamp,
@@ -16,8 +16,8 @@
  * Answer bodies are not copied: the caller keeps each alive until
  * fl_dio_sent() reports it sent or fl_dio_detach() has returned.
  * Cost: each connection's sender spins up to FL_SPIN_NS before every deadline,
- * so N connections at an RTT of R use up to N * 0.25 ms / R of a CPU (20 % for
- * 8 connections at 10 ms), CPU the client competes for at sub-ms RTTs. */
+ * so N connections at an RTT of R use up to N * FL_SPIN_NS / R of a CPU, CPU
+ * the client competes for at sub-ms RTTs. */
 #define _GNU_SOURCE
 #include "core/internal.h"
 
@@ -84,9 +84,9 @@ static void notify_hub(int efd)
 /* ---- sender: one thread per connection ---- */
 
 /* With c->mu held: sleep until FL_SPIN_NS before the deadline (a new answer
- * or a close wakes it early), then spin without the lock. A thread that slept
- * for ms wakes ~130 us late on the 2-core VM; with the 250 us spin the sends
- * begin 0.2-3 us after their deadlines (calibrate). Nonzero if closing. */
+ * or a close wakes it early), then spin without the lock: a sleeping thread
+ * wakes late by a scheduler's whim, a spinning one on time (`faultlab
+ * calibrate` reports both lateness figures). Nonzero if closing. */
 static int wait_for(struct fl_dio_conn *c, uint64_t deadline)
 {
     while (!c->closing && fl_now() + FL_SPIN_NS < deadline) {

@@ -271,9 +271,9 @@ static int sigsegv_create(struct fl_region *r, char *err, size_t errlen)
     /* The region's view gets its page-table entries now, then loses all access:
      * opening a chunk (mprotect) turns its entries back on, so the application's
      * access after the handler returns takes no second, minor fault to map the
-     * page (benchmark floors: 4 KiB faults 7.9 us, 9.6 before; a 1 MiB chunk
+     * page (`faultlab targets floors` measures the difference; a 1 MiB chunk
      * saves its 16 fault-arounds). app_minor_faults shows it. Set-up pays
-     * instead, untimed: ~1.1 s more per GiB on the 2-core VM. */
+     * instead, outside the timed window. */
     void *view = fill == MAP_FAILED ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->memfd, 0);
     if (view != MAP_FAILED && mprotect(view, len, PROT_NONE)) {
         int e = errno;

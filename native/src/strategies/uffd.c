@@ -6,15 +6,14 @@
  * its pages exist (populated) but are not mapped in the region's view, so an
  * access raises a MINOR fault. Chunks are received straight into the second
  * view and mapped with UFFDIO_CONTINUE: no copy, where UFFDIO_COPY copies every
- * byte once more (the prefetch engine's bottleneck at ~1 GB/s).
+ * byte once more (the prefetch engine's bottleneck: docs/benchmarks.md).
  *
  * uffd_install=move: the region stays anonymous (MISSING faults), and beside it
  * an anonymous mirror of the same size is populated at setup. Chunks are
  * received straight into the mirror and their pages moved into the region with
  * UFFDIO_MOVE (Linux 6.8): no copy, and no page allocated during a fault, where
- * UFFDIO_COPY allocates every page it installs (on the 2-core VM a 1 MiB
- * UFFDIO_COPY takes ~0.4 ms, install_ns_p50, mostly per-page work: 2 MiB on
- * one huge page take ~0.3 ms; a 1 MiB UFFDIO_MOVE ~0.05 ms). */
+ * UFFDIO_COPY allocates every page it installs (mostly per-page work: compare
+ * install_ns_p50 of copy, move and huge pages in a design-space run). */
 #include "core/internal.h"
 #include "prefetch/prefetch.h"
 #include "core/uffd_open.h"
