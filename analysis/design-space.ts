@@ -1,10 +1,12 @@
-// Rows of issue 6 (matrix `beyond`): the prefetch, thread and access-pattern
-// columns (docs/columns.md, "Beyond the thesis"), and which rows are in the
-// thesis's configuration, so that the thesis figures never mix in a prefetch
-// or multi-threaded run that happens to share their other parameters.
-import type { RunRow } from './runs.js';
+// Rows of the design space beyond the thesis (issue 6, matrix `design-space`,
+// `beyond` before): the prefetch, thread and access-pattern columns
+// (docs/columns.md, "Beyond the thesis"), and which rows are in the thesis's
+// configuration, so that the thesis figures never mix in a prefetch or
+// multi-threaded run that happens to share their other parameters.
+// The row type is analysis/runs.ts's, which reads these fields: the functions
+// here ask only for the fields they use.
 
-export interface BeyondFields {
+export interface DesignSpaceFields {
   /** none when the column is empty (rows from before issue 6, baselines). */
   prefetch: string;
   depth: number | null;
@@ -12,12 +14,17 @@ export interface BeyondFields {
   zipfS: number | null;
   touchFraction: number | null;
   huge: string;
-  /** uffd: copy or continue; none elsewhere. */
+  /** uffd: copy, continue or move; none elsewhere. */
   uffdInstall: string;
   vmaSpan: number | null;
   prefetched: number | null;
   bytesFetched: number | null;
   wallNs: number | null;
+}
+
+/** A row as far as these functions read it. */
+interface WithDesignSpace {
+  designSpace?: DesignSpaceFields;
 }
 
 function num(v: string | undefined): number | null {
@@ -26,7 +33,7 @@ function num(v: string | undefined): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-export function beyondFields(r: Record<string, string | undefined>): BeyondFields {
+export function designSpaceFields(r: Record<string, string | undefined>): DesignSpaceFields {
   return {
     prefetch: r.prefetch?.trim() || 'none',
     depth: num(r.depth),
@@ -43,32 +50,32 @@ export function beyondFields(r: Record<string, string | undefined>): BeyondField
 }
 
 /** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
-export function isThesisLike(r: RunRow): boolean {
-  const b = r.beyond;
+export function isThesisLike(r: WithDesignSpace): boolean {
+  const b = r.designSpace;
   return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'));
 }
 
 /**
- * Rows of several runs, split by kind of run. A run is a "beyond run" when any
- * of its rows is not thesis-like (matrix `beyond`); its thesis-like rows (e.g.
- * group thesis-setup-vs-rtt) are its own baselines, not repetitions of the
- * thesis's cells. When beyond runs are combined with at least one other run,
- * the thesis figures and tables use only the other runs' rows and the beyond
- * figures only the beyond runs' rows, so neither mixes in the other's
- * repetitions. Otherwise (one run, or runs of one kind) both get every row.
- * Rows without a run id count as one run.
+ * Rows of several runs, split by kind of run. A run is a "design-space run"
+ * when any of its rows is not thesis-like (matrix `design-space`); its
+ * thesis-like rows (e.g. group thesis-setup-vs-rtt) are its own baselines, not
+ * repetitions of the thesis's cells. When design-space runs are combined with
+ * at least one other run, the thesis figures and tables use only the other
+ * runs' rows and the design-space figures only the design-space runs' rows, so
+ * neither mixes in the other's repetitions. Otherwise (one run, or runs of one
+ * kind) both get every row. Rows without a run id count as one run.
  */
-export function splitBeyondRuns(rows: RunRow[]): { thesis: RunRow[]; beyond: RunRow[] } {
-  const beyondRuns = new Set(rows.filter((r) => !isThesisLike(r)).map((r) => r.runId));
-  const thesis = rows.filter((r) => !beyondRuns.has(r.runId));
-  if (beyondRuns.size === 0 || thesis.length === 0) return { thesis: rows, beyond: rows };
-  return { thesis, beyond: rows.filter((r) => beyondRuns.has(r.runId)) };
+export function splitDesignSpaceRuns<R extends WithDesignSpace & { runId: string }>(rows: R[]): { thesis: R[]; designSpace: R[] } {
+  const designRuns = new Set(rows.filter((r) => !isThesisLike(r)).map((r) => r.runId));
+  const thesis = rows.filter((r) => !designRuns.has(r.runId));
+  if (designRuns.size === 0 || thesis.length === 0) return { thesis: rows, designSpace: rows };
+  return { thesis, designSpace: rows.filter((r) => designRuns.has(r.runId)) };
 }
 
 /** Legend label of a lazy method with its policy: "uffd (remote), ahead:64". */
-export function policyLabel(r: RunRow): string {
+export function policyLabel(r: WithDesignSpace & { strategy: string; source: string }): string {
   const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';
-  const pf = r.beyond && r.beyond.prefetch !== 'none' ? `, ${r.beyond.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
-  const install = r.beyond?.uffdInstall === 'continue' || r.beyond?.uffdInstall === 'move' ? ` ${r.beyond.uffdInstall.toUpperCase()}` : '';
+  const pf = r.designSpace && r.designSpace.prefetch !== 'none' ? `, ${r.designSpace.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
+  const install = r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? ` ${r.designSpace.uffdInstall.toUpperCase()}` : '';
   return `${r.strategy}${install}${src}${pf}`;
 }

@@ -1,6 +1,6 @@
 // The generated sections of paper.md, one function per marker name. Each
 // returns markdown and never an empty string, so no marker is left blank.
-import { splitBeyondRuns } from './beyond.js';
+import { splitDesignSpaceRuns } from './design-space.js';
 import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
@@ -9,20 +9,8 @@ import { isPushScenario } from './push.js';
 import { pushSection } from './push-section.js';
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
 import { bytes } from './slice.js';
+import type { SectionInput } from './section-input.js';
 import { groupBy, median, values } from './stats.js';
-import type { ThesisReference } from './thesis.js';
-
-export interface SectionInput {
-  rows: RunRow[];
-  env: RunEnv;
-  thesis: ThesisReference;
-  runId: string;
-  /** Every run the rows came from, the first being the one `env` describes (several with `paper --in A --in B`). */
-  runs?: { id: string; env: RunEnv | null }[];
-  /** Figures drawn, with their paths relative to the paper. */
-  figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
-  skippedFigures: string[];
-}
 
 /** The runner's list, else the features the doctor read from UFFDIO_API. */
 function uffdFeatures(env: RunEnv): string {
@@ -31,8 +19,8 @@ function uffdFeatures(env: RunEnv): string {
   return list.length ? list.join(', ') : 'not recorded';
 }
 
-/** The rows the thesis tables (and push) may use: without a beyond run's when other runs are combined with it (splitBeyondRuns). */
-const thesisRows = (rows: RunRow[]) => splitBeyondRuns(rows).thesis;
+/** The rows the thesis tables (and push) may use: without a design-space run's when other runs are combined with it (splitDesignSpaceRuns). */
+const thesisRows = (rows: RunRow[]) => splitDesignSpaceRuns(rows).thesis;
 
 const orNot = (v: unknown) => (v === undefined || v === null || v === '' ? 'not recorded' : String(v));
 
@@ -198,7 +186,7 @@ export function floorsSection({ rows }: SectionInput): string {
   return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join('\n\n');
 }
 
-/** Every run's failures (a beyond run's too: some fail by design), with a run column when rows come from several runs. */
+/** Every run's failures (a design-space run's too: some fail by design), with a run column when rows come from several runs. */
 export function failuresSection({ rows }: SectionInput): string {
   const failed = rows.filter((r) => r.status !== 'ok');
   if (failed.length === 0) return 'No repetition failed.';

@@ -6,7 +6,7 @@ import { compareTrackers, comparePatterns, isPushScenario, medianWriteSlowdown, 
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
 import { bytes } from './slice.js';
 import { groupBy, median, values } from './stats.js';
-import type { SectionInput } from './paper-sections.js';
+import type { SectionInput } from './section-input.js';
 
 /** The push figures, in FIGURES order. */
 const PUSH_FIGURES = ['write-slowdown', 'push-per-interval', 'migration'];

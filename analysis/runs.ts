@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseCsvTable } from './csv.js';
 import { isPushScenario, PUSH_REQUIRED_COLUMNS, pushFields, type PushFields } from './push.js';
-import { beyondFields, type BeyondFields } from './beyond.js';
+import { designSpaceFields, type DesignSpaceFields } from './design-space.js';
 
 /** Columns the figures and tables read; a CSV without one of them cannot be analysed. */
 export const REQUIRED_COLUMNS = [
@@ -58,8 +58,8 @@ export interface RunRow {
   verified: string;
   /** write-track and migrate rows: the push columns (analysis/push.ts); null for every other scenario. */
   push: PushFields | null;
-  /** Prefetch, threads, access-pattern knobs (analysis/beyond.ts); absent in hand-made rows. */
-  beyond?: BeyondFields;
+  /** Prefetch, threads, access-pattern knobs (analysis/design-space.ts); absent in hand-made rows. */
+  designSpace?: DesignSpaceFields;
 }
 
 /** Empty cells mean "not measured" (e.g. rtt_measured_ms for local rows). */
@@ -106,7 +106,7 @@ export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
     faultNsCdf: cdf(r.fault_ns_cdf),
     verified: r.verified ?? '',
     push: pushFields(r),
-    beyond: beyondFields(r),
+    designSpace: designSpaceFields(r),
   }));
 }
 

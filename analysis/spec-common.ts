@@ -98,7 +98,7 @@ export function provenance(runId: string | undefined, thesisShown: boolean, para
 
 type Field = { field: string; type: 'quantitative'; title: string; scale: { type: 'log'; base?: number }; axis?: { values?: number[]; format?: string } };
 
-/** The beyond figures' frame: one panel per value of `values[].panel` (or
+/** The design-space figures' frame: one panel per value of `values[].panel` (or
  * `panelField`), a line and points per series, medians of the repetitions. */
 export function panelledLines(o: {
   title: string;

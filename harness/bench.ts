@@ -3,13 +3,13 @@
 // latency of each iteration (overriddenDuration) and supplies the statistics.
 import { Bench } from 'tinybench';
 import { NativeRegion, rttProbeNative } from './native.js';
-import { CellParams, regionSpec, runSpec, usesSource, validateCell } from './cell.js';
+import { regionSpec, runSpec, validateCell } from './cell.js';
+import { usesSource, type CellParams } from './params.js';
+import type { Row } from './columns.js';
 import { ChunkServer } from './server/chunk-server.js';
 import { writeTrackReps } from './write-track.js';
 import { migrateReps } from './migrate.js';
 import { startNetemRemote } from './netem.js';
-
-export type Row = Record<string, string | number | boolean | null>;
 
 export interface CellResult {
   /** Medians over repetitions (numbers), all-true for verified. */

@@ -1,4 +1,8 @@
-// The runs.csv columns, in order (documented in docs/columns.md).
+// The runs.csv columns, in order (documented in docs/columns.md), and a row of them.
+
+/** One runs.csv row, or one repetition's result as bench reports it (its keys are columns). */
+export type Row = Record<string, string | number | boolean | null>;
+
 export const COLUMNS = [
   'run_id', 'cell_id', 'group', 'repetition', 'timestamp', 'status', 'message',
   'strategy', 'scenario', 'source', 'region_bytes', 'chunk_bytes', 'rtt_ms', 'rtt_measured_ms', 'latency',
@@ -13,7 +17,7 @@ export const COLUMNS = [
   'bytes_pushed', 'write_amplification', 'missed_chunks', 'extra_chunks', 'tracker_exact', 'bad_chunks', 'compare_ns',
   'migration_ns', 'downtime_ns', 'precopy_rounds', 'round_dirty_chunks', 'final_dirty_chunks', 'precopy_ns', 'final_push_ns',
   'relay_ns', 'resume_ns', 'pull_ns', 'bytes_moved', 'intervals_written', 'tracker_faults',
-  // beyond the thesis: prefetch, threads, access patterns, VMA limit (appended likewise)
+  // the design space beyond the thesis: prefetch, threads, access patterns, VMA limit (appended likewise)
   'prefetch', 'depth', 'pf_conns', 'app_threads', 'zipf_s', 'touch_fraction', 'huge', 'chunks_touched', 'unique_chunks',
   'prefetched', 'prefetch_requests', 'inflight_waits', 'trigger_faults', 'vma_span', 'span_chunks', 'map_count', 'wall_ns',
   'uffd_install', 'tlb_shootdowns',

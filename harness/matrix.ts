@@ -5,9 +5,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
-import { CPUS, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams, DEFAULTS, usesSource } from './cell.js';
-import { parseSize } from './sizes.js';
-import { BEYOND_AXES, BEYOND_FILTERS, beyondFromCombo, beyondKey } from './beyond.js';
+import { PARAM_LIST, usesSource, type CellParams, type IdPart } from './params.js';
+import { isIn, isInt, type Check } from './param-kinds.js';
 
 export type CellKind = 'cell' | 'floors' | 'transport';
 
@@ -26,45 +25,21 @@ export interface Matrix {
   cells: MatrixCell[];
 }
 
-// Keys a group may have, with the check each value must pass.
-type Check = (v: unknown) => string | null;
-const isIn = (list: readonly string[]): Check => (v) => (list.includes(v as string) ? null : `must be one of ${list.join(', ')}`);
-const isSize: Check = (v) => {
-  try {
-    parseSize(v as string);
-    return null;
-  } catch {
-    return 'must be a size such as 4096, 4KiB or 64MiB';
-  }
-};
-const isNum = (min: number, max: number): Check => (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `must be a number from ${min} to ${max}`;
-const isInt = (min: number, max: number): Check => (v) => (Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `must be a whole number from ${min} to ${max}`);
-
-const AXES: Record<string, Check> = {
-  strategy: isIn(STRATEGIES),
-  scenario: isIn(SCENARIOS),
-  source: isIn(SOURCES),
-  rtt: isNum(0, 10_000),
-  region: isSize,
-  chunk: isSize,
-  cpus: isIn(CPUS),
-  handler_threads: isInt(1, 16),
-  seed: isInt(0, 2 ** 31),
-  pattern: isIn(PATTERNS),
-  write_fraction: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'must be a number in (0, 1]'),
-  intervals: isInt(1, 100_000),
-  tracker: isIn(TRACKERS),
-  ...BEYOND_AXES,
-};
+// Keys a group may have, with the check each value must pass: the cell
+// parameters' (params.ts; a list is an axis) and the group's own.
+const MATRIX_PARAMS = PARAM_LIST.filter(([, d]) => d.matrix);
+const checkOf = ([, d]: (typeof MATRIX_PARAMS)[number]): [string, Check] => [d.matrix!.key, d.matrix!.check ?? d.kind.matrixCheck!];
+const AXES: Record<string, Check> = Object.fromEntries(MATRIX_PARAMS.filter(([, d]) => !d.matrix!.perGroup).map(checkOf));
 const SCALARS: Record<string, Check> = {
   name: (v) => (typeof v === 'string' && /^[a-z0-9-]+$/.test(v) ? null : 'must be a name of a-z, 0-9 and -'),
   kind: isIn(['cell', 'floors', 'transport']),
-  repeat: isInt(1, 100_000),
+  ...Object.fromEntries(MATRIX_PARAMS.filter(([, d]) => d.matrix!.perGroup).map(checkOf)),
   count: isInt(1, 10_000_000),
-  fetch_timeout: isInt(1, 3_600_000),
   note: (v) => (typeof v === 'string' ? null : 'must be text'),
 };
+
+/** Old matrix names, as older commands and runs (results/<run-id>/env.json) give them. */
+const RENAMED: Record<string, string> = { beyond: 'design-space' };
 
 function fail(path: string, field: string, why: string): never {
   throw new UsageError(`${path}: ${field} ${why}`);
@@ -78,7 +53,7 @@ export function resolveMatrixPath(nameOrPath: string): string {
     if (!existsSync(nameOrPath)) throw new UsageError(`matrix file ${nameOrPath} does not exist`);
     return nameOrPath;
   }
-  const p = `${scenariosDir}/${nameOrPath}.json`;
+  const p = `${scenariosDir}/${RENAMED[nameOrPath] ?? nameOrPath}.json`;
   if (!existsSync(p)) throw new UsageError(`unknown matrix '${nameOrPath}' (no ${p}); give a name from scenarios/ or a path to a .json file`);
   return p;
 }
@@ -125,25 +100,8 @@ export function parseMatrix(doc: unknown, path: string): Matrix {
     const kind = (grp.kind as CellKind) ?? 'cell';
     if (kind === 'cell' && (grp.strategy === undefined || grp.scenario === undefined)) fail(path, at, 'needs strategy and scenario');
     for (const combo of product(grp)) {
-      const params: CellParams = {
-        ...DEFAULTS,
-        strategy: (combo.strategy as CellParams['strategy']) ?? 'uffd',
-        scenario: (combo.scenario as CellParams['scenario']) ?? 'read-seq',
-        source: (combo.source as CellParams['source']) ?? DEFAULTS.source,
-        rttMs: (combo.rtt as number) ?? 0,
-        regionBytes: combo.region !== undefined ? parseSize(combo.region as string) : DEFAULTS.regionBytes,
-        chunkBytes: combo.chunk !== undefined ? parseSize(combo.chunk as string) : DEFAULTS.chunkBytes,
-        cpus: (combo.cpus as CellParams['cpus']) ?? DEFAULTS.cpus,
-        handlerThreads: (combo.handler_threads as number) ?? DEFAULTS.handlerThreads,
-        seed: (combo.seed as number) ?? DEFAULTS.seed,
-        repeat: (grp.repeat as number) ?? 1,
-        fetchTimeoutMs: (grp.fetch_timeout as number) ?? DEFAULTS.fetchTimeoutMs,
-        pattern: combo.pattern as CellParams['pattern'],
-        writeFraction: combo.write_fraction as number | undefined,
-        intervals: combo.intervals as number | undefined,
-        tracker: combo.tracker as CellParams['tracker'],
-        ...beyondFromCombo(combo),
-      };
+      // floors and transport cells have no strategy: uffd stands in.
+      const params = { strategy: 'uffd', ...paramsOf(combo, grp) } as CellParams;
       // memory and disk have no source: one cell, not one per source.
       if (kind === 'cell' && !usesSource(params.strategy)) params.source = 'local';
       if (kind === 'cell' && params.rttMs > 0 && params.source !== 'remote') continue;
@@ -157,6 +115,17 @@ export function parseMatrix(doc: unknown, path: string): Matrix {
   return { name: d.name, description: typeof d.description === 'string' ? d.description : '', cells };
 }
 
+/** A combination's cell parameters: its axes' values, the group's own, else the defaults. */
+function paramsOf(combo: Record<string, unknown>, grp: Record<string, unknown>): Partial<CellParams> {
+  const out: Record<string, unknown> = {};
+  for (const [name, d] of MATRIX_PARAMS) {
+    const raw = d.matrix!.perGroup ? grp[d.matrix!.key] : combo[d.matrix!.key];
+    const v = raw !== undefined ? d.kind.fromMatrix(raw) : d.default;
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
 function product(grp: Record<string, unknown>): Record<string, unknown>[] {
   let out: Record<string, unknown>[] = [{}];
   for (const k of Object.keys(AXES)) {
@@ -167,13 +136,38 @@ function product(grp: Record<string, unknown>): Record<string, unknown>[] {
   return out;
 }
 
-/** Stable id from what the cell measures (not from its position in the file). */
+const partOf = (part: IdPart) => PARAM_LIST.filter(([, d]) => d.id === part);
+/** The id hashes the design-space part behind this word: the matrix's name
+ * before it was design-space. Changing it would change every such cell's id,
+ * and --resume of a run made before would run its cells again. */
+const DESIGN_SPACE_ID_TAG = 'beyond';
+
+/** Stable id from what the cell measures (not from its position in the file):
+ * the cell's own part, its count, then the push and design-space parts, each
+ * only when the cell sets one of its parameters, so older ids stay stable. */
 export function cellId(c: MatrixCell): string {
-  const p = c.params;
-  const push = p.pattern ?? p.writeFraction ?? p.intervals ?? p.tracker; // only push cells add keys: older ids stay stable
-  const key = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? '', ...(push !== undefined ? [p.pattern, p.writeFraction, p.intervals, p.tracker] : []), ...beyondKey(p)].join('/');
+  const values = (part: IdPart) => partOf(part).map(([name]) => c.params[name]);
+  const ifSet = (vs: unknown[], tag: unknown[] = []) => (vs.some((v) => v !== undefined) ? [...tag, ...vs] : []);
+  const key = [c.kind, ...values('cell'), c.count ?? '', ...ifSet(values('push')), ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG])].join('/');
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
+
+type Getter = (c: MatrixCell) => string | number;
+/** --filter getters of a part's parameters, by matrix key. */
+function filtersOf(part: IdPart): Record<string, Getter> {
+  return Object.fromEntries(
+    partOf(part)
+      .filter(([, d]) => d.filter)
+      .map(([name, d]): [string, Getter] => {
+        const f = d.filter!;
+        const get: Getter = typeof f === 'function' ? (c) => f(c.params) : (c) => (c.params[name] as string | number | undefined) ?? (f === true ? '' : f.unset);
+        return [d.matrix!.key, get];
+      }),
+  );
+}
+const FILTERS: Record<string, Getter> = { ...filtersOf('cell'), group: (c) => c.group, ...filtersOf('push'), ...filtersOf('design-space'), kind: (c) => c.kind };
+/** A filter's value as its getter returns it (sizes parsed, numbers as numbers). */
+const filterValue = (key: string, text: string) => MATRIX_PARAMS.find(([, d]) => d.matrix!.key === key)?.[1].kind.fromFilter(text) ?? text;
 
 /** --filter key=value: keep cells whose parameter equals the value (sizes parsed). */
 export function applyFilters(cells: MatrixCell[], filters: string[]): MatrixCell[] {
@@ -182,24 +176,10 @@ export function applyFilters(cells: MatrixCell[], filters: string[]): MatrixCell
     const m = /^([a-z_]+)=(.+)$/.exec(f);
     if (!m) throw new UsageError(`bad --filter '${f}': use key=value, e.g. strategy=uffd`);
     const [, key, value] = m;
-    const get: Record<string, (c: MatrixCell) => string | number> = {
-      strategy: (c) => c.params.strategy,
-      scenario: (c) => c.params.scenario,
-      source: (c) => c.params.source,
-      rtt: (c) => c.params.rttMs,
-      region: (c) => c.params.regionBytes,
-      chunk: (c) => c.params.chunkBytes,
-      cpus: (c) => c.params.cpus,
-      handler_threads: (c) => c.params.handlerThreads,
-      group: (c) => c.group,
-      pattern: (c) => c.params.pattern ?? '',
-      tracker: (c) => c.params.tracker ?? '',
-      ...Object.fromEntries(Object.entries(BEYOND_FILTERS).map(([k, f]) => [k, (c: MatrixCell) => f(c.params)])),
-      kind: (c) => c.kind,
-    };
-    if (!get[key]) throw new UsageError(`bad --filter key '${key}' (known: ${Object.keys(get).join(', ')})`);
-    const want = key === 'region' || key === 'chunk' ? parseSize(value) : ['rtt', 'handler_threads', 'depth', 'app_threads', 'touch_fraction'].includes(key) ? Number(value) : value;
-    out = out.filter((c) => get[key](c) === want);
+    const get = FILTERS[key];
+    if (!get) throw new UsageError(`bad --filter key '${key}' (known: ${Object.keys(FILTERS).join(', ')})`);
+    const want = filterValue(key, value);
+    out = out.filter((c) => get(c) === want);
   }
   return out;
 }

@@ -13,8 +13,8 @@ import { spawn, ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { childEnv } from './lifeline.js';
-import type { CellParams } from './cell.js';
-import type { Row } from './bench.js';
+import type { CellParams } from './params.js';
+import type { Row } from './columns.js';
 
 export const MIGRATE_DEFAULTS = { pattern: 'hot', writeFraction: 0.01, tracker: 'uffd-wp', bgThreads: 2 } as const;
 

@@ -1,5 +1,5 @@
 // Human-readable output for one cell.
-import type { Row } from './bench.js';
+import type { Row } from './columns.js';
 
 const us = (ns: unknown) => (typeof ns === 'number' ? `${(ns / 1000).toFixed(2)} us` : '-');
 

@@ -10,13 +10,11 @@ import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { UsageError } from './errors.js';
 import { Matrix, MatrixCell } from './matrix.js';
-import { COLUMNS } from './columns.js';
+import { COLUMNS, type Row } from './columns.js';
 import { collectEnv, envColumns, EnvInfo } from './env.js';
 import { ChunkServer } from './server/chunk-server.js';
-import { usesSource } from './cell.js';
+import { PARAM_LIST, usesSource, type CellParams } from './params.js';
 import { Progress } from './progress.js';
-import type { Row } from './bench.js';
-import { beyondArgs, beyondColumns, beyondLabel } from './beyond.js';
 import { formatSize } from './sizes.js';
 import { childEnv } from './lifeline.js';
 
@@ -40,13 +38,16 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
   if (c.kind === 'floors') return ['floors', '--json', '--cpus', p.cpus, '--pages', String(c.count ?? 16384), '--repeat', String(p.repeat)];
   if (c.kind === 'transport')
     return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs), '--latency', latency];
-  const args = ['bench', '--json', '--strategy', p.strategy, '--scenario', p.scenario, '--source', p.source, '--region', String(p.regionBytes), '--chunk', String(p.chunkBytes), '--rtt', String(p.rttMs), '--cpus', p.cpus, '--handler-threads', String(p.handlerThreads), '--repeat', String(p.repeat), '--seed', String(p.seed), '--fetch-timeout', String(p.fetchTimeoutMs)];
+  // bench's flag for every parameter a matrix sets (params.ts), then the runner's own.
+  const args = ['bench', '--json', ...PARAM_LIST.filter(([name, d]) => d.matrix && p[name] !== undefined).flatMap(([name, d]) => [`--${d.flag}`, String(p[name])])];
   if (remote) args.push('--remote', remote);
   if (latency === 'client-delay' && p.source === 'remote') args.push('--latency', latency);
-  for (const [flag, v] of [['--pattern', p.pattern], ['--write-fraction', p.writeFraction], ['--intervals', p.intervals], ['--tracker', p.tracker]] as const) if (v !== undefined) args.push(flag, String(v));
-  args.push(...beyondArgs(p));
   return args;
 }
+
+/** The runs.csv columns of the parameters a cell sets. */
+const paramColumns = (p: CellParams): Row =>
+  Object.fromEntries(PARAM_LIST.filter(([name, d]) => d.column && p[name] !== undefined).map(([name, d]) => [d.column!, p[name] as string | number | boolean]));
 
 const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
 /** Cells that share a server: one per RTT and seed, holding the largest region
@@ -152,12 +153,11 @@ function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
 function failedRow(c: MatrixCell, message: string): Row {
   const p = c.params;
   return {
+    // every parameter the cell sets, so a failed row says which cell it was
+    ...paramColumns(p),
     strategy: c.kind === 'floors' ? 'floors' : c.kind === 'transport' ? 'tcp' : p.strategy,
-    scenario: c.kind === 'cell' ? p.scenario : c.kind, source: p.source, region_bytes: p.regionBytes, chunk_bytes: p.chunkBytes,
-    rtt_ms: p.rttMs, cpus: p.cpus, handler_threads: p.handlerThreads, repeat: p.repeat, repetition: 0, verified: false, message,
-    // the cell's other knobs, so a failed row says which cell it was
-    ...beyondColumns(p),
-    ...Object.fromEntries(Object.entries({ tracker: p.tracker, pattern: p.pattern, write_fraction: p.writeFraction, intervals: p.intervals }).filter(([, v]) => v !== undefined)),
+    scenario: c.kind === 'cell' ? p.scenario : c.kind,
+    repetition: 0, verified: false, message,
   };
 }
 
@@ -263,7 +263,11 @@ function describe(c: MatrixCell): string {
   const p = c.params;
   if (c.kind === 'floors') return `floors cpus=${p.cpus}`;
   if (c.kind === 'transport') return `transport chunk=${formatSize(p.chunkBytes)} rtt=${p.rttMs}ms`;
-  return `${p.strategy} ${p.scenario} ${usesSource(p.strategy) ? p.source : ''} rtt=${p.rttMs}ms region=${formatSize(p.regionBytes)} chunk=${formatSize(p.chunkBytes)} cpus=${p.cpus} ${beyondLabel(p)}`.trim().replace(/\s+/g, ' ');
+  const words = PARAM_LIST.filter(([name, d]) => d.label && p[name] !== undefined).map(([name, d]) => {
+    const v = p[name];
+    return d.label === 'value' ? String(v) : d.label === 'column' ? `${d.column}=${v}` : d.label!(v, p);
+  });
+  return words.join(' ').trim().replace(/\s+/g, ' ');
 }
 
 function summarizeRows(c: MatrixCell, rows: Row[]): string {

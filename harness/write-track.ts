@@ -1,7 +1,7 @@
 // The write-track scenario: a tracker, a writer, pushes to the remote, and a
 // byte-for-byte comparison at the end, all timed in C (fl_write_track).
-import type { CellParams } from './cell.js';
-import type { Row } from './bench.js';
+import type { CellParams } from './params.js';
+import type { Row } from './columns.js';
 import { writeTrackNative } from './native.js';
 
 export const WRITE_TRACK_DEFAULTS = { pattern: 'random', writeFraction: 0.05, intervals: 4 } as const;

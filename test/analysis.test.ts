@@ -12,12 +12,13 @@ import { findMarkers, fillMarkers } from '../analysis/markers.js';
 import { markdownToHtml } from '../analysis/markdown.js';
 import { formatMibps } from '../analysis/format.js';
 import { generatePaper } from '../analysis/paper.js';
-import { failuresSection, floorsSection, resultsSummarySection, thesisVsStudySection, type SectionInput } from '../analysis/paper-sections.js';
+import { failuresSection, floorsSection, resultsSummarySection, thesisVsStudySection } from '../analysis/paper-sections.js';
+import type { SectionInput } from '../analysis/section-input.js';
 import { renderFigures, specToSvg, svgToPng, PNG_SCALE } from '../analysis/render.js';
 import { loadRuns, MissingColumnError, REQUIRED_COLUMNS, rowsFromCsv } from '../analysis/runs.js';
 import { loadThesisReference } from '../analysis/thesis.js';
 import { collectingLogger } from '../analysis/vega-logger.js';
-import { isThesisLike, policyLabel } from '../analysis/beyond.js';
+import { isThesisLike, policyLabel } from '../analysis/design-space.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 /** The figures a thesis-matrix run draws; the others (push, ...) are skipped for it. */
@@ -128,14 +129,14 @@ describe('figures', () => {
 });
 
 /**
- * Made-up rows of a `beyond` run (test data): a prefetch sweep (so the run is
- * a beyond run), a thesis-like baseline row with a value no fixture row has
+ * Made-up rows of a `design-space` run (test data): a prefetch sweep (so the run is
+ * a design-space run), a thesis-like baseline row with a value no fixture row has
  * (4242.4242 MiB/s, uffd remote at 10 ms, where the fixture has rows too) and
  * a failed VMA-limit row.
  */
-function beyondRunRows() {
+function designSpaceRunRows() {
   const out: Record<string, string | number>[] = [];
-  const base = { run_id: 'beyond-x', status: 'ok', repetition: 0, cpus: 'same', strategy: 'uffd', scenario: 'read-seq', source: 'remote', region_bytes: 128 << 20, first_access_ns: 1e6, fault_ns_p50: 1e5, fault_ns_p99: 2e5, fault_ns_cdf: '', total_ns: 1e8, handler_threads: 1, app_threads: 1, message: '' };
+  const base = { run_id: 'design-space-x', status: 'ok', repetition: 0, cpus: 'same', strategy: 'uffd', scenario: 'read-seq', source: 'remote', region_bytes: 128 << 20, first_access_ns: 1e6, fault_ns_p50: 1e5, fault_ns_p99: 2e5, fault_ns_cdf: '', total_ns: 1e8, handler_threads: 1, app_threads: 1, message: '' };
   for (const prefetch of ['none', 'ahead:64'])
     for (const rtt of [0, 10, 25]) out.push({ ...base, rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500 });
   out.push({ ...base, region_bytes: 262144, rtt_ms: 10, chunk_bytes: 4096, prefetch: 'none', throughput_mibps: 4242.4242 });
@@ -144,46 +145,46 @@ function beyondRunRows() {
   return rowsFromCsv([cols.join(','), ...out.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n');
 }
 
-describe('a beyond run combined with a thesis run', () => {
-  const beyond = beyondRunRows();
-  const combined = [...rows, ...beyond];
+describe('a design-space run combined with a thesis run', () => {
+  const designSpace = designSpaceRunRows();
+  const combined = [...rows, ...designSpace];
   const { figures } = buildFigures(combined, { thesis });
   const fig = (figs: typeof figures, name: string) => figs.find((f) => f.name === name);
   const input = (rs: typeof rows): SectionInput => ({ rows: rs, env: {}, thesis, runId: 'x', figures: [], skippedFigures: [] });
 
-  it('thesis figures draw only the thesis run; a beyond run alone still draws its thesis-like rows', () => {
+  it('thesis figures draw only the thesis run; a design-space run alone still draws its thesis-like rows', () => {
     const tv = fig(figures, 'throughput-vs-rtt')!;
     expect(tv.runs).toEqual(['fixture']);
     expect(JSON.stringify(tv.spec)).not.toContain('4242.4242');
     for (const f of figures.filter((f) => THESIS_FIGURES.includes(f.name))) expect(f.runs, f.name).toEqual(['fixture']);
-    expect(JSON.stringify(fig(buildFigures(beyond, { thesis }).figures, 'throughput-vs-rtt')!.spec)).toContain('4242.4242');
+    expect(JSON.stringify(fig(buildFigures(designSpace, { thesis }).figures, 'throughput-vs-rtt')!.spec)).toContain('4242.4242');
   });
 
-  it('beyond figures are built from the beyond run only', () => {
+  it('design-space figures are built from the design-space run only', () => {
     const pv = fig(figures, 'prefetch-vs-rtt');
     expect(pv, 'prefetch-vs-rtt is drawn').toBeDefined();
-    expect(pv!.runs).toEqual(['beyond-x']);
+    expect(pv!.runs).toEqual(['design-space-x']);
     expect(JSON.stringify(pv!.spec)).toContain('ahead:64');
-    expect(pv!.spec).toEqual(fig(buildFigures(beyond, { thesis }).figures, 'prefetch-vs-rtt')!.spec);
+    expect(pv!.spec).toEqual(fig(buildFigures(designSpace, { thesis }).figures, 'prefetch-vs-rtt')!.spec);
     // Fed every row, the figure would take the fixture's 4 KiB RTT sweep in.
     const def = FIGURES.find((f) => f.name === 'prefetch-vs-rtt')!;
-    const everything = def.build({ rows: combined.filter((r) => r.status === 'ok'), thesis, runId: 'beyond-x' });
+    const everything = def.build({ rows: combined.filter((r) => r.status === 'ok'), thesis, runId: 'design-space-x' });
     expect(everything).not.toEqual(pv!.spec);
   });
 
-  it('thesis tables leave the beyond run out; failures name the run of each row', () => {
+  it('thesis tables leave the design-space run out; failures name the run of each row', () => {
     for (const section of [resultsSummarySection, floorsSection, thesisVsStudySection]) expect(section(input(combined)), section.name).toBe(section(input(rows)));
-    expect(resultsSummarySection(input(beyond))).toContain(formatMibps(4242.4242));
+    expect(resultsSummarySection(input(designSpace))).toContain(formatMibps(4242.4242));
     const failures = failuresSection(input(combined));
     expect(failures).toContain('| run | scenario |');
     expect(failures).toMatch(/\| fixture \| read-random \| uffd \(remote\) \|/);
-    expect(failures).toMatch(/\| beyond-x \| read-random \| sigsegv \(local\) \|.*vm\.max_map_count reached/);
+    expect(failures).toMatch(/\| design-space-x \| read-random \| sigsegv \(local\) \|.*vm\.max_map_count reached/);
     expect(failuresSection(input(rows))).not.toContain('| run |');
   });
 });
 
 describe('which rows are thesis-like', () => {
-  it('uffd with UFFDIO_COPY is; with UFFDIO_CONTINUE or UFFDIO_MOVE it is a beyond row, labelled by its ioctl', () => {
+  it('uffd with UFFDIO_COPY is; with UFFDIO_CONTINUE or UFFDIO_MOVE it is a design-space row, labelled by its ioctl', () => {
     const row = (install: string) => {
       const r: Record<string, string | number> = { ...Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, 0])), run_id: 'r', status: 'ok', strategy: 'uffd', scenario: 'read-seq', source: 'remote', uffd_install: install, prefetch: 'none', app_threads: 1, message: '' };
       return rowsFromCsv(`${Object.keys(r).join(',')}\n${Object.values(r).join(',')}\n`)[0];

@@ -1,7 +1,7 @@
 // Issue 6 through the harness: prefetch policies (local and over the chunk
 // server), background fill, application threads, the new workloads, the
 // sigsegv VMA limit and its mitigation, bench and matrix options, and the
-// beyond figures. Every run reads real bytes and verifies them.
+// design-space figures. Every run reads real bytes and verifies them.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { compile } from 'vega-lite';
 import { createHash } from 'node:crypto';
@@ -15,6 +15,7 @@ import { buildFigures } from '../analysis/figures/index.js';
 import { rowsFromCsv } from '../analysis/runs.js';
 import { parseCsvTable } from '../analysis/csv.js';
 import { COLUMNS } from '../harness/columns.js';
+import { PARAM_LIST, type Param } from '../harness/params.js';
 import { faultlab, kernelHasUffdMove, lastJson } from './helpers.js';
 
 const HAS_MOVE = kernelHasUffdMove();
@@ -178,9 +179,9 @@ describe('the VMA limit (vm.max_map_count, default 65530)', () => {
   }, 200_000);
 });
 
-describe('the beyond matrix and its columns', () => {
-  it('scenarios/beyond.json loads: every group, knobs passed through', () => {
-    const m = loadMatrix('beyond');
+describe('the design-space matrix and its columns', () => {
+  it('scenarios/design-space.json loads: every group, knobs passed through', () => {
+    const m = loadMatrix('design-space');
     const groups = new Set(m.cells.map((c) => c.group));
     for (const g of ['prefetch-vs-rtt', 'prefetch-vs-rtt-move', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit']) expect(groups.has(g), g).toBe(true);
     const c = m.cells.find((x) => x.group === 'prefetch-vs-rtt' && x.params.prefetch === 'criu')!;
@@ -241,13 +242,34 @@ describe('the beyond matrix and its columns', () => {
     }
   });
 
-  it('runs.csv has a column for every new key', () => {
+  it('design-space cells keep the ids they had as the beyond matrix; the old name still loads it', () => {
+    const m = loadMatrix('design-space');
+    for (const c of m.cells) {
+      const p = c.params;
+      const push = [p.pattern, p.writeFraction, p.intervals, p.tracker];
+      const knobs = [p.prefetch, p.depth, p.pfConns, p.appThreads, p.zipfS, p.touchFraction, p.vmaSpan, p.huge, p.uffdInstall];
+      const set = (v: unknown[]) => v.some((x) => x !== undefined);
+      const old = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? '', ...(set(push) ? push : []), ...(set(knobs) ? ['beyond', ...knobs] : [])].join('/');
+      expect(cellId(c)).toBe(createHash('sha256').update(old).digest('hex').slice(0, 12));
+    }
+    expect(loadMatrix('beyond').cells.map((c) => c.id)).toEqual(m.cells.map((c) => c.id));
+  });
+
+  it('runs.csv has a column for every new key, and every parameter column is one of its columns', () => {
     for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count', 'tlb_shootdowns']) expect(COLUMNS as readonly string[]).toContain(k);
+    for (const [name, d] of PARAM_LIST) if (d.column) expect(COLUMNS as readonly string[], name).toContain(d.column);
+  });
+
+  it('each parameter has its own flag, matrix key and column', () => {
+    for (const facet of [(d: Param<unknown>) => d.flag, (d: Param<unknown>) => d.matrix?.key, (d: Param<unknown>) => d.column]) {
+      const names = PARAM_LIST.map(([, d]) => facet(d)).filter((x) => x !== undefined);
+      expect(new Set(names).size).toBe(names.length);
+    }
   });
 });
 
-/** A CSV of made-up rows (test data): every beyond figure gets data, and one prefetch row would sit in a thesis figure's slice. */
-function beyondCsv(): string {
+/** A CSV of made-up rows (test data): every design-space figure gets data, and one prefetch row would sit in a thesis figure's slice. */
+function designSpaceCsv(): string {
   const rows: Record<string, string | number>[] = [];
   const base = { status: 'ok', repetition: 0, cpus: 'free', first_access_ns: 1000, fault_ns_p50: 1000, fault_ns_p99: 2000, fault_ns_cdf: '', region_bytes: 64 << 20, handler_threads: 1, app_threads: 1 };
   for (const strategy of LAZY)
@@ -261,9 +283,9 @@ function beyondCsv(): string {
   return [cols.join(','), ...rows.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n';
 }
 
-describe('beyond figures', () => {
+describe('design-space figures', () => {
   it('draw from their rows, compile, and keep prefetch rows out of the thesis figures', () => {
-    const rows = rowsFromCsv(beyondCsv());
+    const rows = rowsFromCsv(designSpaceCsv());
     const { figures } = buildFigures(rows);
     const names = figures.map((f) => f.name);
     for (const n of ['prefetch-vs-rtt', 'lazy-eager-crossover', 'thread-scaling', 'chunk-sweep']) expect(names, n).toContain(n);

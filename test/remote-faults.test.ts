@@ -94,7 +94,7 @@ const CASES: Case[] = [
 
 // uffd with UFFDIO_MOVE unblocks a failed fault its own way (zero pages into the
 // anonymous region, the mirror's pages left where they are).
-// (Where the kernel lacks UFFDIO_MOVE, test/beyond.test.ts checks the refusal instead.)
+// (Where the kernel lacks UFFDIO_MOVE, test/design-space.test.ts checks the refusal instead.)
 // uffd with prefetch: the engine's own connection fails too, and its installer
 // thread (UFFDIO_COPY) must give back what it holds; which request fails first
 // is a race between the engine and the fault path, so any offset is named.

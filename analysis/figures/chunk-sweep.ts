@@ -2,7 +2,7 @@
 // per-request costs (and round trips), at the price of moving bytes the
 // application may never read.
 import type { TopLevelSpec } from 'vega-lite';
-import { policyLabel } from '../beyond.js';
+import { policyLabel } from '../design-space.js';
 import type { RunRow } from '../runs.js';
 import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
@@ -11,7 +11,7 @@ import type { FigureDef, FigureInput } from './types.js';
 const panel = (r: RunRow) => (r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local source');
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.beyond.appThreads === 1 && r.beyond.huge === 'none' && r.throughputMibps !== null);
+  const sel = rows.filter((r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.appThreads === 1 && r.designSpace.huge === 'none' && r.throughputMibps !== null);
   const swept = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.regionBytes}`).values()].filter((g) => new Set(g.map((r) => r.chunkBytes)).size >= 4).flat();
   if (swept.length === 0) return null;
   const pts = [...groupBy(swept, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.chunkBytes}`).values()].map((g) => {

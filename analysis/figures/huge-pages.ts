@@ -7,17 +7,17 @@ import { CONFIG, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
-const method = (r: RunRow) => (r.strategy === 'uffd' ? `uffd ${r.beyond?.uffdInstall === 'continue' || r.beyond?.uffdInstall === 'move' ? r.beyond.uffdInstall.toUpperCase() : 'COPY'}` : r.strategy);
+const method = (r: RunRow) => (r.strategy === 'uffd' ? `uffd ${r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? r.designSpace.uffdInstall.toUpperCase() : 'COPY'}` : r.strategy);
 const panel = (r: RunRow) => (r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local source');
-const pages = (r: RunRow) => (r.beyond?.huge === 'hugetlb' ? 'huge pages (hugetlb, 2 MiB)' : 'small pages (4 KiB)');
+const pages = (r: RunRow) => (r.designSpace?.huge === 'hugetlb' ? 'huge pages (hugetlb, 2 MiB)' : 'small pages (4 KiB)');
 const PAGES = ['small pages (4 KiB)', 'huge pages (hugetlb, 2 MiB)'];
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const sel = rows.filter(
-    (r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.beyond.prefetch === 'none' && r.beyond.appThreads === 1 && (r.beyond.huge === 'hugetlb' || r.beyond.huge === 'none') && r.throughputMibps !== null,
+    (r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.prefetch === 'none' && r.designSpace.appThreads === 1 && (r.designSpace.huge === 'hugetlb' || r.designSpace.huge === 'none') && r.throughputMibps !== null,
   );
   // A twin: the same method, source, region and chunk on both kinds of page.
-  const twins = [...groupBy(sel, (r) => `${method(r)}\u0000${panel(r)}\u0000${r.regionBytes}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.beyond?.huge)).size === 2);
+  const twins = [...groupBy(sel, (r) => `${method(r)}\u0000${panel(r)}\u0000${r.regionBytes}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.designSpace?.huge)).size === 2);
   if (twins.length === 0) return null;
   const pts = twins.flatMap((g) =>
     [...groupBy(g, pages).values()].map((h) => {

@@ -12,7 +12,7 @@ import { throughput0ms } from './throughput-0ms.js';
 import { throughputVsRtt } from './throughput-vs-rtt.js';
 import type { Figure, FigureDef } from './types.js';
 import { writeSlowdown } from './write-slowdown.js';
-import { isThesisLike, splitBeyondRuns } from '../beyond.js';
+import { isThesisLike, splitDesignSpaceRuns } from '../design-space.js';
 import { chunkSweep } from './chunk-sweep.js';
 import { lazyEagerCrossover } from './lazy-eager-crossover.js';
 import { prefetchVsRtt } from './prefetch-vs-rtt.js';
@@ -30,7 +30,7 @@ export const FIGURES: FigureDef[] = [
   writeSlowdown,
   pushPerInterval,
   migration,
-  // beyond the thesis (matrix `beyond`): skipped for runs without their rows
+  // the design space beyond the thesis (matrix `design-space`): skipped for runs without their rows
   prefetchVsRtt,
   lazyEagerCrossover,
   threadScaling,
@@ -39,10 +39,10 @@ export const FIGURES: FigureDef[] = [
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
-const BEYOND_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages];
-const rowsFor = (def: FigureDef, rows: RunRow[]) => (BEYOND_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
-/** The runs' rows a figure may draw: a beyond figure, the beyond runs' (splitBeyondRuns); every other, the other runs'. */
-const partFor = (def: FigureDef, part: { thesis: RunRow[]; beyond: RunRow[] }) => (BEYOND_FIGURES.includes(def) ? part.beyond : part.thesis);
+const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages];
+const rowsFor = (def: FigureDef, rows: RunRow[]) => (DESIGN_SPACE_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
+/** The runs' rows a figure may draw: a design-space figure, the design-space runs' (splitDesignSpaceRuns); every other, the other runs'. */
+const partFor = (def: FigureDef, part: { thesis: RunRow[]; designSpace: RunRow[] }) => (DESIGN_SPACE_FIGURES.includes(def) ? part.designSpace : part.thesis);
 
 export interface BuildOptions {
   thesis?: ThesisReference;
@@ -54,11 +54,11 @@ export interface BuildOptions {
  * Build every figure the rows have data for. Failed rows are dropped here, so
  * a figure never shows a value from a run that did not complete and verify.
  * Rows from several runs: a figure names (and `runs` lists) the runs whose rows
- * alone give it data, in the order the runs first appear. Beyond runs combined
- * with others: see splitBeyondRuns.
+ * alone give it data, in the order the runs first appear. Design-space runs
+ * combined with others: see splitDesignSpaceRuns.
  */
 export function buildFigures(rows: RunRow[], opts: BuildOptions = {}): { figures: Figure[]; skipped: string[] } {
-  const part = splitBeyondRuns(rows);
+  const part = splitDesignSpaceRuns(rows);
   const thesis = opts.thesis ?? loadThesisReference();
   const figures: Figure[] = [];
   const skipped: string[] = [];

@@ -2,18 +2,18 @@
 // as the share of chunks touched falls, one panel per RTT. Eager pays for the
 // whole region whatever is touched; lazy pays per chunk touched.
 import type { TopLevelSpec } from 'vega-lite';
-import { policyLabel } from '../beyond.js';
+import { policyLabel } from '../design-space.js';
 import { bytes } from '../slice.js';
 import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => r.scenario === 'read-sparse' && r.source === 'remote' && r.beyond?.touchFraction != null && r.totalNs !== null);
+  const sel = rows.filter((r) => r.scenario === 'read-sparse' && r.source === 'remote' && r.designSpace?.touchFraction != null && r.totalNs !== null);
   if (!sel.some((r) => r.strategy === 'eager') || !sel.some((r) => r.strategy !== 'eager')) return null;
-  const pts = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${r.rttMs}\u0000${r.beyond!.touchFraction}`).values()].map((g) => {
+  const pts = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${r.rttMs}\u0000${r.designSpace!.touchFraction}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.totalNs! / 1e6));
-    return { series: policyLabel(g[0]), rtt: `RTT ${g[0].rttMs} ms`, rttMs: g[0].rttMs, fraction: g[0].beyond!.touchFraction!, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return { series: policyLabel(g[0]), rtt: `RTT ${g[0].rttMs} ms`, rttMs: g[0].rttMs, fraction: g[0].designSpace!.touchFraction!, median: s.median, min: s.min, max: s.max, reps: s.n };
   });
   const rtts = [...new Set(pts.sort((a, b) => a.rttMs - b.rttMs).map((p) => p.rtt))];
   return panelledLines({

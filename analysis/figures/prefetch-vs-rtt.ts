@@ -2,7 +2,7 @@
 // sigsegv (issue 6), with the thesis's uffd bound and its NBD managed-mount
 // values on top: can fault-driven pulling hold the NBD figures with prefetch?
 import type { TopLevelSpec } from 'vega-lite';
-import { policyLabel } from '../beyond.js';
+import { policyLabel } from '../design-space.js';
 import type { RunRow } from '../runs.js';
 import { bytes } from '../slice.js';
 import { CONFIG, HEIGHT, provenance, WIDTH, type Layer } from '../spec-common.js';
@@ -17,7 +17,7 @@ function widestSweeps(rows: RunRow[]): RunRow[] {
   const out: RunRow[] = [];
   for (const s of groupBy(rows, (r) => `${policyLabel(r)}\u0000${r.chunkBytes}`).values()) {
     let best: RunRow[] = [];
-    for (const g of groupBy(s, (r) => `${r.regionBytes}/${r.cpus}/${r.beyond?.depth ?? ''}/${r.handlerThreads ?? 1}`).values())
+    for (const g of groupBy(s, (r) => `${r.regionBytes}/${r.cpus}/${r.designSpace?.depth ?? ''}/${r.handlerThreads ?? 1}`).values())
       if (new Set(g.map((r) => r.rttMs)).size > new Set(best.map((r) => r.rttMs)).size) best = g;
     out.push(...best);
   }
@@ -36,15 +36,15 @@ const SPARE = ['#72b7b2', '#eeca3b', '#9d755d', '#ff9da6'];
 
 function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
   const candidates = widestSweeps(
-    rows.filter((r) => r.scenario === 'read-seq' && r.source === 'remote' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.beyond.appThreads === 1 && r.throughputMibps !== null),
+    rows.filter((r) => r.scenario === 'read-seq' && r.source === 'remote' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.appThreads === 1 && r.throughputMibps !== null),
   );
   // Sweeps only (three RTTs or more): a chunk-size sweep at one RTT is another figure's.
   const sel = [...groupBy(candidates, (r) => `${policyLabel(r)}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.rttMs)).size >= 3).flat();
-  if (!sel.some((r) => r.beyond!.prefetch !== 'none')) return null;
+  if (!sel.some((r) => r.designSpace!.prefetch !== 'none')) return null;
   // Colour: the policy (the chunk size when a policy appears with several); line style: the strategy.
-  const chunksOf = groupBy(sel, (r) => r.beyond!.prefetch);
-  const policy = (r: RunRow) => (chunksOf.get(r.beyond!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes) ? `${r.beyond!.prefetch}, ${bytes(r.chunkBytes)} chunks` : r.beyond!.prefetch);
-  const strategy = (r: RunRow) => (r.beyond?.uffdInstall === 'continue' || r.beyond?.uffdInstall === 'move' ? `uffd (UFFDIO_${r.beyond.uffdInstall.toUpperCase()})` : r.strategy);
+  const chunksOf = groupBy(sel, (r) => r.designSpace!.prefetch);
+  const policy = (r: RunRow) => (chunksOf.get(r.designSpace!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes) ? `${r.designSpace!.prefetch}, ${bytes(r.chunkBytes)} chunks` : r.designSpace!.prefetch);
+  const strategy = (r: RunRow) => (r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? `uffd (UFFDIO_${r.designSpace.uffdInstall.toUpperCase()})` : r.strategy);
   const stats = [...groupBy(sel, (r) => `${strategy(r)}\u0000${policy(r)}\u0000${r.rttMs}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
     return { series: policy(g[0]), strategy: strategy(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n, chunk: bytes(g[0].chunkBytes) };

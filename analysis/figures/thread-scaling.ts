@@ -2,7 +2,7 @@
 // fault through its handler threads (one fd), sigsegv serves each fault on the
 // faulting thread; at RTT > 0 that decides how many round trips overlap.
 import type { TopLevelSpec } from 'vega-lite';
-import { policyLabel } from '../beyond.js';
+import { policyLabel } from '../design-space.js';
 import type { RunRow } from '../runs.js';
 import { bytes } from '../slice.js';
 import { panelledLines, provenance } from '../spec-common.js';
@@ -13,13 +13,13 @@ const label = (r: RunRow) => (r.strategy === 'uffd' ? `${policyLabel(r)}, ${r.ha
 const panel = (r: RunRow) => `${r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local'}, ${bytes(r.chunkBytes)} chunks`;
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => (r.scenario === 'read-random' || r.scenario === 'read-seq') && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.beyond && r.throughputMibps !== null);
+  const sel = rows.filter((r) => (r.scenario === 'read-random' || r.scenario === 'read-seq') && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.throughputMibps !== null);
   // Only series swept over at least three thread counts.
-  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()].filter((g) => new Set(g.map((r) => r.beyond!.appThreads)).size >= 3).flat();
+  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()].filter((g) => new Set(g.map((r) => r.designSpace!.appThreads)).size >= 3).flat();
   if (swept.length === 0) return null;
-  const pts = [...groupBy(swept, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.beyond!.appThreads}`).values()].map((g) => {
+  const pts = [...groupBy(swept, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.designSpace!.appThreads}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { series: label(g[0]), panel: `${panel(g[0])}, ${g[0].scenario}`, threads: g[0].beyond!.appThreads, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return { series: label(g[0]), panel: `${panel(g[0])}, ${g[0].scenario}`, threads: g[0].designSpace!.appThreads, median: s.median, min: s.min, max: s.max, reps: s.n };
   });
   return panelledLines({
     title: 'Scaling with application threads',

@@ -2,12 +2,10 @@
 import type { CommandModule } from 'yargs';
 import { PROGRESS_EVERY_MS, runCell, type ProgressFn } from '../bench.js';
 import { formatSeconds } from '../progress.js';
-import { CPUS, DEFAULTS, LATENCIES, PATTERNS, SCENARIOS, SOURCES, STRATEGIES, TRACKERS, CellParams } from '../cell.js';
-import { parseSize, formatSize } from '../sizes.js';
 import { printSummary } from '../report.js';
 import { touch } from '../native.js';
 import { UsageError } from '../errors.js';
-import { beyondFromArgv, beyondOptions } from '../beyond.js';
+import { cellFromArgv, cellOptions } from './cell-options.js';
 
 /** A failed cell as one line naming the strategy. Native messages already
  * start with it and name the offset and the cause ("uffd: fetch failed at
@@ -40,53 +38,11 @@ export const benchCommand: CommandModule = {
   command: 'bench',
   describe: 'run one cell: a strategy, a scenario, a source',
   builder: (y) =>
-    beyondOptions(y)
-      .option('strategy', { choices: STRATEGIES, demandOption: true, describe: 'fault-handling strategy or baseline' })
-      .option('scenario', { choices: SCENARIOS, default: 'read-seq' as const, describe: 'workload' })
-      .option('source', { choices: SOURCES, default: DEFAULTS.source, describe: 'where chunks come from' })
-      .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` (default: start one on loopback)' })
-      .option('region', { type: 'string', default: formatSize(DEFAULTS.regionBytes), describe: 'region size (4096, 4KiB, 64MiB, 1GiB)' })
-      .option('chunk', { type: 'string', default: formatSize(DEFAULTS.chunkBytes), describe: 'bytes fetched per fault, a page multiple' })
-      .option('latency', { choices: LATENCIES, default: 'server-delay' as const, describe: 'RTT emulation: per-request server delay, tc netem on a veth link (where the kernel has netem), or client-delay (the C client holds each answer until due)' })
-      .option('rtt', { type: 'number', default: DEFAULTS.rttMs, describe: 'emulated round trip per request, ms (remote)' })
-      .option('cpus', { choices: CPUS, default: DEFAULTS.cpus, describe: 'workload and handler threads on one core, two, or unpinned' })
-      .option('handler-threads', { type: 'number', default: DEFAULTS.handlerThreads, describe: 'uffd handler threads' })
-      .option('repeat', { type: 'number', default: DEFAULTS.repeat, describe: 'fresh regions to measure; figures are medians' })
-      .option('seed', { type: 'number', default: DEFAULTS.seed, describe: 'contents and random order seed' })
-      .option('fetch-timeout', { type: 'number', default: DEFAULTS.fetchTimeoutMs, describe: 'ms before a fetch fails the run' })
-      .option('disk-dir', { type: 'string', describe: 'folder for the disk baseline file (default /tmp)' })
-      .option('corrupt', { type: 'string', hidden: true, describe: 'tests: flip one source byte at this offset' })
-      .option('pattern', { choices: PATTERNS, describe: 'write-track/migrate: which chunks each interval writes (default random; migrate: hot)' })
-      .option('write-fraction', { type: 'number', describe: 'write-track/migrate: writes per interval as a fraction of the chunks (default 0.05; migrate: 0.01)' })
-      .option('intervals', { type: 'number', describe: 'write-track: write/collect/push intervals, counted in writes not time (default 4)' })
-      .option('tracker', { choices: TRACKERS, describe: 'migrate: the source\'s dirty tracker (default uffd-wp)' })
-      .option('inject-untracked', { type: 'boolean', hidden: true, describe: 'tests: write-track writes one chunk the tracker cannot see' })
+    cellOptions(y)
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (with per-repetition rows) as the last line' })
       .option('progress', { type: 'boolean', describe: `report accesses done and an ETA on stderr every ${PROGRESS_EVERY_MS / 1000} s while a run lasts (default: when stderr is a terminal)` }),
   handler: async (a) => {
-    const params: CellParams = {
-      strategy: a.strategy as CellParams['strategy'],
-      scenario: a.scenario as CellParams['scenario'],
-      source: a.source as CellParams['source'],
-      remote: a.remote as string | undefined,
-      latency: a.latency as CellParams['latency'],
-      regionBytes: parseSize(a.region as string, 'region'),
-      chunkBytes: parseSize(a.chunk as string, 'chunk'),
-      rttMs: a.rtt as number,
-      cpus: a.cpus as CellParams['cpus'],
-      handlerThreads: a['handler-threads'] as number,
-      repeat: a.repeat as number,
-      seed: a.seed as number,
-      fetchTimeoutMs: a['fetch-timeout'] as number,
-      diskDir: a['disk-dir'] as string | undefined,
-      corrupt: a.corrupt === undefined ? undefined : parseSize(a.corrupt as string, 'corrupt offset'),
-      pattern: a.pattern as CellParams['pattern'],
-      writeFraction: a['write-fraction'] as number | undefined,
-      intervals: a.intervals as number | undefined,
-      tracker: a.tracker as CellParams['tracker'],
-      injectUntracked: (a['inject-untracked'] as boolean | undefined) || undefined,
-      ...beyondFromArgv(a),
-    };
+    const params = cellFromArgv(a);
     // Test hook: crash this child for real (a fault outside every region), so
     // tests can check that the runner records a crashed cell and goes on.
     if (process.env.FAULTLAB_TEST_CRASH === params.strategy) touch(16n);

@@ -1,7 +1,7 @@
 // `faultlab floors`: the mechanisms alone, timed like the workloads.
 import type { CommandModule } from 'yargs';
 import { floorsNative } from '../native.js';
-import { CPUS } from '../cell.js';
+import { paramOption } from './cell-options.js';
 import { UsageError } from '../errors.js';
 
 type Floor = Record<string, number | string>;
@@ -12,8 +12,8 @@ export const floorsCommand: CommandModule = {
   builder: (y) =>
     y
       .option('pages', { type: 'number', default: 16384, describe: '4 KiB pages per floor' })
-      .option('cpus', { choices: CPUS, default: 'same' as const })
-      .option('repeat', { type: 'number', default: 1, describe: 'repetitions (fresh mappings each)' })
+      .option('cpus', paramOption('cpus'))
+      .option('repeat', paramOption('repeat', 'repetitions (fresh mappings each)'))
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object with per-repetition results (reps)' }),
   handler: async (a) => {
     const pages = a.pages as number;

@@ -5,6 +5,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { ChunkServer } from '../server/chunk-server.js';
 import { UsageError } from '../errors.js';
 import { formatSize, parseSize } from '../sizes.js';
+import { paramOption } from './cell-options.js';
 
 /** "HOST:PORT", "[v6]:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1). */
 export function parseHostPort(text: string, what = '--listen'): { host: string; port: number } {
@@ -35,9 +36,9 @@ export const serveCommand: CommandModule = {
         default: '127.0.0.1:7070',
         describe: 'HOST:PORT to listen on (port 0: any free port); anything but loopback lets others read and write the region',
       })
-      .option('region', { type: 'string', default: '64MiB', describe: 'region size (4096, 4KiB, 64MiB, 1GiB); must match the client' })
-      .option('seed', { type: 'number', default: 1, describe: 'contents seed; must match the client' })
-      .option('rtt', { type: 'number', default: 0, describe: 'emulated round trip added to every request, ms' }),
+      .option('region', paramOption('regionBytes', 'region size (4096, 4KiB, 64MiB, 1GiB); must match the client'))
+      .option('seed', paramOption('seed', 'contents seed; must match the client'))
+      .option('rtt', paramOption('rttMs', 'emulated round trip added to every request, ms')),
   handler: async (a) => {
     const { host, port } = parseHostPort(a.listen as string);
     const regionBytes = parseSize(a.region as string, 'region');

@@ -1,7 +1,7 @@
 // `faultlab transport`: the transport floor, READ requests with no faults.
 import type { CommandModule } from 'yargs';
 import { rttProbeNative, transportNative } from '../native.js';
-import { CPUS } from '../cell.js';
+import { paramOption } from './cell-options.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 import { ChunkServer } from '../server/chunk-server.js';
@@ -12,14 +12,14 @@ export const transportCommand: CommandModule = {
   builder: (y) =>
     y
       .option('remote', { type: 'string', describe: 'HOST:PORT of a chunk server (default: start one on loopback)' })
-      .option('region', { type: 'string', default: '64MiB' })
-      .option('seed', { type: 'number', default: 1 })
-      .option('chunk', { type: 'string', default: '4KiB' })
-      .option('rtt', { type: 'number', default: 0, describe: 'emulated RTT (ms): of the embedded server, or held by the client with --latency client-delay' })
+      .option('region', paramOption('regionBytes'))
+      .option('seed', paramOption('seed'))
+      .option('chunk', paramOption('chunkBytes'))
+      .option('rtt', paramOption('rttMs', 'emulated RTT (ms): of the embedded server, or held by the client with --latency client-delay'))
       .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'where the RTT is emulated (see bench --latency)' })
       .option('requests', { type: 'number', default: 1000 })
-      .option('repeat', { type: 'number', default: 1 })
-      .option('cpus', { choices: CPUS, default: 'same' as const })
+      .option('repeat', paramOption('repeat'))
+      .option('cpus', paramOption('cpus'))
       .option('land', {
         choices: ['buffer', 'region'] as const,
         default: 'buffer' as const,
