@@ -102,8 +102,8 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
     await server.warmUp();
     const tspec = (chunk: number, n: number) => `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
     // The raw transport is measured right before each remote run it is
-    // compared with, so a ratio compares two measurements a few ms apart (this
-    // VM drifts 2-3x within a round).
+    // compared with, so a ratio compares two measurements a few ms apart (a
+    // VM's speed drifts within a round).
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     const transport1MiB = async (land: 'buffer' | 'region') =>
       Number((await transportNative(`${tspec(1 << 20, Math.max(16, regionBytes >> 20))} land=${land}`)).throughput_mibps);

@@ -34,7 +34,7 @@ export const chartCommand: CommandModule = {
       throw e;
     }
     const { runs, rows } = loaded;
-    // Loaded here: vega and resvg cost every other command ~0.4 s of start-up.
+    // Loaded here: vega and resvg would add to every other command's start-up.
     const { buildFigures } = await import('../../analysis/figures/index.js');
     const { renderFigure } = await import('../../analysis/render.js');
     const { figures, skipped } = buildFigures(rows, { runId: runs.length === 1 ? runs[0].id : undefined });

@@ -3,7 +3,7 @@
 // receive timestamp and forwards what it read to the event loop; the event loop
 // runs each request at once and hands the answer back with its deadline
 // (receive time + RTT); a sender thread per connection sends it then. The
-// event loop's own lateness (50-270 us on the 2-core VM) thus falls inside the
+// event loop's own lateness (`faultlab calibrate --breakdown`) thus falls inside the
 // delay instead of adding to it.
 import net from 'node:net';
 import { dio } from '../native.js';

@@ -1,14 +1,12 @@
 // Warming a fresh chunk server up before it is measured. Its first thousands
 // of requests run V8's unoptimised code for the request path (parse, answer,
-// the socket writes). Measured here with 4 KiB faults over loopback (a 256 KiB
-// read, five repetitions): a fresh server 108-166 us per fault at the median
-// of each run, the same server after these 5000 READs 100-135 us (five pairs,
-// each pair's warm run lower), and one that had served a 64 MiB read 104-126.
-// Warming is a plain client of the server's own protocol.
+// the socket writes), so a fresh server answers 4 KiB faults measurably slower
+// than a warm one (the pairs are in docs/lab-notes.md). Warming is a plain
+// client of the server's own protocol.
 import net from 'node:net';
 import { Op, RESP_HEADER_BYTES, encodeRequest } from './protocol.js';
 
-/** READs a fresh server answers before it is measured, one at a time (0.4-0.6 s here). */
+/** READs a fresh server answers before it is measured, one at a time. */
 export const WARM_UP_READS = 5000;
 const TIMEOUT_MS = 30000;
 
