@@ -39,12 +39,14 @@ export function thesisVsStudy(rows: RunRow[], ref: ThesisReference): ComparisonR
       // The same parameter set as the figure that shows this value (see slice.ts).
       const sel =
         c.rtt_ms === 0
-          ? oneParameterSet(same.filter((r) => r.rttMs === 0), 'largest-region')
+          ? oneParameterSet(
+              same.filter((r) => r.rttMs === 0),
+              'largest-region',
+            )
           : oneParameterSet(same, 'widest-rtt-sweep').filter((r) => r.rttMs === c.rtt_ms);
       const xs = values(sel, (r) => (c.column === 'first_access_ns' ? r.firstAccessNs : r.throughputMibps));
       const ours = xs.length ? median(xs) : null;
-      const boundHolds =
-        ours === null || !v.bound ? null : v.bound === 'upper' ? ours < v.value : ours > v.value;
+      const boundHolds = ours === null || !v.bound ? null : v.bound === 'upper' ? ours < v.value : ours > v.value;
       return {
         id: v.id,
         measure: `${v.measure}, ${c.rtt_ms} ms RTT`,

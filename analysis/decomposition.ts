@@ -49,9 +49,7 @@ export function floorMedians(rows: RunRow[], cpus = 'same'): Map<string, number>
 
 /** Median raw TCP request/response time of one chunk (scenario=transport, strategy tcp). */
 export function transportMedian(rows: RunRow[], chunkBytes: number, rttMs: number): number | null {
-  const t = rows.filter(
-    (r) => r.scenario === 'transport' && r.strategy === 'tcp' && r.chunkBytes === chunkBytes && r.rttMs === rttMs && r.faultNsP50 !== null,
-  );
+  const t = rows.filter((r) => r.scenario === 'transport' && r.strategy === 'tcp' && r.chunkBytes === chunkBytes && r.rttMs === rttMs && r.faultNsP50 !== null);
   return t.length ? medianP50(t) : null;
 }
 

@@ -52,7 +52,9 @@ export function designSpaceFields(r: Record<string, string | undefined>): Design
 /** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
 export function isThesisLike(r: WithDesignSpace): boolean {
   const b = r.designSpace;
-  return !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'));
+  return (
+    !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'))
+  );
 }
 
 /**
@@ -75,7 +77,12 @@ export function splitDesignSpaceRuns<R extends WithDesignSpace & { runId: string
 /** Legend label of a lazy method with its policy: "uffd (remote), ahead:64". */
 export function policyLabel(r: WithDesignSpace & { strategy: string; source: string }): string {
   const src = r.source && r.source !== 'none' ? ` (${r.source})` : '';
-  const pf = r.designSpace && r.designSpace.prefetch !== 'none' ? `, ${r.designSpace.prefetch}` : r.strategy === 'uffd' || r.strategy === 'sigsegv' ? ', no prefetch' : '';
+  const pf =
+    r.designSpace && r.designSpace.prefetch !== 'none'
+      ? `, ${r.designSpace.prefetch}`
+      : r.strategy === 'uffd' || r.strategy === 'sigsegv'
+        ? ', no prefetch'
+        : '';
   const install = r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? ` ${r.designSpace.uffdInstall.toUpperCase()}` : '';
   return `${r.strategy}${install}${src}${pf}`;
 }

@@ -7,8 +7,7 @@ export interface MarkdownOptions {
   imageSrc?: (src: string) => string;
 }
 
-const escapeHtml = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Inline markup. Code spans are cut out first so nothing inside them is interpreted. */
 export function inline(text: string, opts: MarkdownOptions = {}): string {
@@ -30,7 +29,12 @@ export function inline(text: string, opts: MarkdownOptions = {}): string {
   return s.replace(/\u0000(\d+)\u0000/g, (_, i: string) => codes[Number(i)]);
 }
 
-const unescapeAttr = (s: string) => s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+const unescapeAttr = (s: string) =>
+  s
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
 
 const splitRow = (line: string) =>
   line
@@ -48,8 +52,7 @@ export function markdownToHtml(md: string, opts: MarkdownOptions = {}): string {
   const out: string[] = [];
   let i = 0;
   const isBlank = (l: string | undefined) => l === undefined || l.trim() === '';
-  const startsBlock = (l: string) =>
-    /^(#{1,6}\s|```|>\s?|<!--)/.test(l) || LIST_ITEM.test(l) || (l.trim().startsWith('|') && isTableSep(lines[i + 1]));
+  const startsBlock = (l: string) => /^(#{1,6}\s|```|>\s?|<!--)/.test(l) || LIST_ITEM.test(l) || (l.trim().startsWith('|') && isTableSep(lines[i + 1]));
 
   while (i < lines.length) {
     const line = lines[i];
@@ -68,7 +71,10 @@ export function markdownToHtml(md: string, opts: MarkdownOptions = {}): string {
     } else if (/^#{1,6}\s/.test(line)) {
       const level = line.match(/^#+/)![0].length;
       const text = line.slice(level).trim();
-      const id = text.toLowerCase().replace(/[^\w]+/g, '-').replace(/^-|-$/g, '');
+      const id = text
+        .toLowerCase()
+        .replace(/[^\w]+/g, '-')
+        .replace(/^-|-$/g, '');
       out.push(`<h${level} id="${id}">${inline(text, opts)}</h${level}>`);
       i++;
     } else if (line.trim().startsWith('|') && isTableSep(lines[i + 1])) {

@@ -20,13 +20,11 @@ export function findMarkers(text: string, file = 'paper.md'): MarkerRegion[] {
     const [whole, kind, name] = m;
     const at = m.index!;
     if (kind === 'begin') {
-      if (open)
-        throw new Error(`${file}:${open.line}: marker "${open.name}" has no <!-- faultlab:end ${open.name} --> before the next begin marker`);
+      if (open) throw new Error(`${file}:${open.line}: marker "${open.name}" has no <!-- faultlab:end ${open.name} --> before the next begin marker`);
       if (regions.some((r) => r.name === name)) throw new Error(`${file}:${lineOf(at)}: marker "${name}" appears twice`);
       open = { name, start: at + whole.length, line: lineOf(at) };
     } else {
-      if (!open || open.name !== name)
-        throw new Error(`${file}:${lineOf(at)}: <!-- faultlab:end ${name} --> without a matching begin marker`);
+      if (!open || open.name !== name) throw new Error(`${file}:${lineOf(at)}: <!-- faultlab:end ${name} --> without a matching begin marker`);
       regions.push({ name, start: open.start, end: at });
       open = null;
     }
@@ -41,9 +39,7 @@ export function findMarkers(text: string, file = 'paper.md'): MarkerRegion[] {
  */
 export function fillMarkers(text: string, content: Record<string, string>, file = 'paper.md'): string {
   const regions = findMarkers(text, file);
-  for (const r of regions)
-    if (!(r.name in content))
-      throw new Error(`${file}: unknown marker "${r.name}" (known: ${Object.keys(content).join(', ')})`);
+  for (const r of regions) if (!(r.name in content)) throw new Error(`${file}: unknown marker "${r.name}" (known: ${Object.keys(content).join(', ')})`);
   let out = '';
   let last = 0;
   for (const r of regions) {

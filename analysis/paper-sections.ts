@@ -62,18 +62,12 @@ export function setupSection({ env, rows: all, runId, runs = [] }: SectionInput)
       ...others,
     ],
   );
-  const warn =
-    env.complete === false
-      ? '\n\n**This run is incomplete: its numbers are preliminary and must not be cited as results.**'
-      : '';
+  const warn = env.complete === false ? '\n\n**This run is incomplete: its numbers are preliminary and must not be cited as results.**' : '';
   return `${table}${warn}`;
 }
 
 export function figuresSection({ figures, skippedFigures }: SectionInput): string {
-  const parts = figures.map(
-    (f, i) =>
-      `![${f.name}](${f.png})\n\n*Figure ${i + 1}.* ${f.caption} ([SVG](${f.svg}), [Vega-Lite spec](${f.vl}))`,
-  );
+  const parts = figures.map((f, i) => `![${f.name}](${f.png})\n\n*Figure ${i + 1}.* ${f.caption} ([SVG](${f.svg}), [Vega-Lite spec](${f.vl}))`);
   if (skippedFigures.length) parts.push(`Not drawn, because this run has no rows for them: ${skippedFigures.join(', ')}.`);
   return parts.length ? parts.join('\n\n') : 'No figures: this run has no ok rows.';
 }
@@ -89,9 +83,7 @@ export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
       formatValue(c.thesisValue, c.unit),
       c.ourMethod,
       c.ourMedian === null ? 'not measured' : `${formatValue(c.ourMedian, c.unit)} (${c.reps})`,
-      c.boundHolds === null
-        ? formatRatio(c.ratio)
-        : `${formatRatio(c.ratio)} (thesis bound ${c.boundHolds ? 'holds' : 'does not hold'})`,
+      c.boundHolds === null ? formatRatio(c.ratio) : `${formatRatio(c.ratio)} (thesis bound ${c.boundHolds ? 'holds' : 'does not hold'})`,
     ]),
   );
   return [
@@ -106,9 +98,7 @@ export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
 export function resultsSummarySection({ rows }: SectionInput): string {
   const ok = okRows(thesisRows(rows)).filter((r) => r.scenario !== 'floor' && r.scenario !== 'transport' && !isPushScenario(r.scenario));
   if (ok.length === 0) return 'No ok first-chunk or read rows in these results (write-track and migrate rows: see the push section).';
-  const groups = [
-    ...groupBy(ok, (r) => [r.scenario, methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.cpus, r.handlerThreads].join('\u0000')).values(),
-  ];
+  const groups = [...groupBy(ok, (r) => [r.scenario, methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.cpus, r.handlerThreads].join('\u0000')).values()];
   groups.sort(
     (a, b) =>
       a[0].scenario.localeCompare(b[0].scenario) ||
@@ -183,7 +173,9 @@ export function floorsSection({ rows }: SectionInput): string {
         ]),
       )
     : 'No strategy has both a read-seq row at 0 ms RTT and its floor (and, for a remote source, a transport row).';
-  return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join('\n\n');
+  return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join(
+    '\n\n',
+  );
 }
 
 /** Every run's failures (a design-space run's too: some fail by design), with a run column when rows come from several runs. */

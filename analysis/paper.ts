@@ -52,7 +52,10 @@ export async function generatePaper(opts: PaperOptions): Promise<PaperResult> {
   const paperDir = dirname(paperPath);
   const paperFigures = join(paperDir, 'figures');
   mkdirSync(paperFigures, { recursive: true });
-  const rel = (f: string) => relative(paperDir, join(paperFigures, basename(f))).split('\\').join('/');
+  const rel = (f: string) =>
+    relative(paperDir, join(paperFigures, basename(f)))
+      .split('\\')
+      .join('/');
   for (const r of rendered) for (const f of Object.values(r.files)) copyFileSync(f, join(paperFigures, basename(f)));
 
   const input = {

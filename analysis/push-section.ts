@@ -94,7 +94,9 @@ function writeTrackTable(rows: RunRow[]): string {
 
 function migrateTable(rows: RunRow[]): string {
   const groups = [
-    ...groupBy(rows, (r) => [methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.push!.tracker, r.push!.pattern, r.push!.writeFraction].join('\u0000')).values(),
+    ...groupBy(rows, (r) =>
+      [methodLabel(r), r.rttMs, r.regionBytes, r.chunkBytes, r.push!.tracker, r.push!.pattern, r.push!.writeFraction].join('\u0000'),
+    ).values(),
   ].sort((a, b) => compareMethods(methodLabel(a[0]), methodLabel(b[0])) || a[0].rttMs - b[0].rttMs || (a[0].regionBytes ?? 0) - (b[0].regionBytes ?? 0));
   return mdTable(
     [
@@ -129,9 +131,7 @@ export function pushSection({ rows, figures }: Pick<SectionInput, 'rows' | 'figu
   const writeTrack = ok.filter((r) => r.scenario === 'write-track');
   const migrate = ok.filter((r) => r.scenario === 'migrate');
   const failed = rows.filter((r) => isPushScenario(r.scenario) && r.status !== 'ok');
-  const failedNote = failed.length
-    ? `${failed.length} push repetition(s) failed and are counted in no table or figure (see "Failed repetitions").`
-    : '';
+  const failedNote = failed.length ? `${failed.length} push repetition(s) failed and are counted in no table or figure (see "Failed repetitions").` : '';
   if (writeTrack.length === 0 && migrate.length === 0)
     return ['No write-track or migrate rows in these results: they come from the `push` matrix (`faultlab run --matrix push`).', failedNote]
       .filter(Boolean)
@@ -157,8 +157,7 @@ export function pushSection({ rows, figures }: Pick<SectionInput, 'rows' | 'figu
       migrateTable(migrate),
     );
   const shown = PUSH_FIGURES.map((name) => ({ name, i: figures.findIndex((f) => f.name === name) })).filter((f) => f.i >= 0);
-  if (shown.length)
-    parts.push(`Figures: ${shown.map(({ name, i }) => `[Figure ${i + 1}, ${name}](${figures[i].png})`).join(', ')}.`);
+  if (shown.length) parts.push(`Figures: ${shown.map(({ name, i }) => `[Figure ${i + 1}, ${name}](${figures[i].png})`).join(', ')}.`);
   if (failedNote) parts.push(failedNote);
   return parts.join('\n\n');
 }

@@ -80,8 +80,7 @@ export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
   const { header, rows } = parseCsvTable(text);
   for (const c of REQUIRED_COLUMNS) if (!header.includes(c)) throw new MissingColumnError(c, file);
   // The push columns are needed only by push rows: a thesis-only CSV predates them.
-  if (rows.some((r) => isPushScenario(r.scenario)))
-    for (const c of PUSH_REQUIRED_COLUMNS) if (!header.includes(c)) throw new MissingColumnError(c, file);
+  if (rows.some((r) => isPushScenario(r.scenario))) for (const c of PUSH_REQUIRED_COLUMNS) if (!header.includes(c)) throw new MissingColumnError(c, file);
   return rows.map((r) => ({
     runId: r.run_id ?? '',
     status: r.status,

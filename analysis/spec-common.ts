@@ -90,7 +90,12 @@ export const RUNS_SEPARATOR = ' + ';
 
 /** The subtitle every figure carries: where its data came from (runId may name several runs, joined by RUNS_SEPARATOR). */
 export function provenance(runId: string | undefined, thesisShown: boolean, params?: string): string[] {
-  const where = runId ? runId.split(RUNS_SEPARATOR).map((id) => `results/${id}`).join(RUNS_SEPARATOR) : 'runs.csv';
+  const where = runId
+    ? runId
+        .split(RUNS_SEPARATOR)
+        .map((id) => `results/${id}`)
+        .join(RUNS_SEPARATOR)
+    : 'runs.csv';
   const lines = [`data: ${where}, status=ok rows${params ? `; ${params}` : ''}`];
   if (thesisShown) lines.push('black symbols: thesis values (i7-1280P, Linux 6.3.11); approximate where read off a figure');
   return lines;
@@ -133,5 +138,11 @@ export function panelledLines(o: {
  * drawn over our own layers; none when the figure has no thesis values. */
 export function thesisPoints(values: { series: string; published: string }[], x: Encoding['x'], y: Encoding['y'], series: string[]): Layer[] {
   if (!values.length) return [];
-  return [{ data: { values }, mark: { type: 'point', filled: true, size: 130, opacity: 1 }, encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'published' }] } }];
+  return [
+    {
+      data: { values },
+      mark: { type: 'point', filled: true, size: 130, opacity: 1 },
+      encoding: { x, y, ...seriesEncoding(series, true), tooltip: [{ field: 'series' }, { field: 'published' }] },
+    },
+  ];
 }

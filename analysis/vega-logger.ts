@@ -6,8 +6,7 @@ export interface CollectingLogger extends LoggerInterface {
   warnings: string[];
 }
 
-const text = (args: unknown[]) =>
-  args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+const text = (args: unknown[]) => args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
 
 export function collectingLogger(): CollectingLogger {
   let level = 2; // vega's Warn

@@ -76,10 +76,12 @@ async function runOnce(spec: string, runSpec: string, progress?: (done: number, 
   const region = await NativeRegion.create(spec);
   const t0 = performance.now();
   // Polls counters the workload threads store as they go: nothing in the timed path waits on it.
-  const timer = progress && setInterval(() => {
-    const { done, planned } = region.progress();
-    if (planned) progress(done, planned, (performance.now() - t0) / 1000);
-  }, PROGRESS_EVERY_MS);
+  const timer =
+    progress &&
+    setInterval(() => {
+      const { done, planned } = region.progress();
+      if (planned) progress(done, planned, (performance.now() - t0) / 1000);
+    }, PROGRESS_EVERY_MS);
   try {
     return nativeRow(await region.run(runSpec));
   } finally {
@@ -151,7 +153,9 @@ export async function runCell(params: CellParams, progress?: ProgressFn): Promis
     } else {
       reps = [];
       for (let i = 0; i < p.repeat; i++)
-        reps.push(await runOnce(spec, runSpec(p), progress && ((done, planned, seconds) => progress({ repetition: i, repeat: p.repeat, done, planned, seconds }))));
+        reps.push(
+          await runOnce(spec, runSpec(p), progress && ((done, planned, seconds) => progress({ repetition: i, repeat: p.repeat, done, planned, seconds }))),
+        );
     }
     const common: Row = {
       source: usesSource(p.strategy) ? p.source : 'none',

@@ -18,7 +18,8 @@ const cli = yargs(hideBin(process.argv))
   .middleware((argv) => {
     const lists = new Set((cli as unknown as { getOptions(): { array: string[] } }).getOptions().array); // yargs has it; its types do not
     for (const [k, v] of Object.entries(argv))
-      if (Array.isArray(v) && k !== '_' && !/[A-Z]/.test(k) && !lists.has(k)) throw new UsageError(`--${k} was given ${v.length} times (${v.join(', ')}); give it once`);
+      if (Array.isArray(v) && k !== '_' && !/[A-Z]/.test(k) && !lists.has(k))
+        throw new UsageError(`--${k} was given ${v.length} times (${v.join(', ')}); give it once`);
   }, true)
   .fail((msg, err) => {
     // One clear line, exit 2 for usage errors (yargs' own and ours).

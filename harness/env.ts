@@ -43,8 +43,12 @@ function firstLine(e: unknown): string {
 export function projectCommit(): string {
   if (process.env.FAULTLAB_COMMIT) return process.env.FAULTLAB_COMMIT;
   try {
-    const sha = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) }).toString().trim();
+    const sha = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { stdio: 'pipe', cwd: new URL('..', import.meta.url) })
+      .toString()
+      .trim();
     return dirty ? `${sha}-dirty` : sha;
   } catch {
     return 'unknown';
@@ -103,7 +107,8 @@ export function probeGuestMemory(): GuestMemory {
   const dir = '/sys/bus/virtio/devices';
   for (const d of existsSync(dir) ? readdirSync(dir) : []) {
     try {
-      if (basename(readlinkSync(`${dir}/${d}/driver`)) === 'virtio_balloon') reporting ||= offersFeature(readIfThere(`${dir}/${d}/features`), VIRTIO_BALLOON_F_REPORTING);
+      if (basename(readlinkSync(`${dir}/${d}/driver`)) === 'virtio_balloon')
+        reporting ||= offersFeature(readIfThere(`${dir}/${d}/features`), VIRTIO_BALLOON_F_REPORTING);
     } catch {
       /* no driver bound */
     }

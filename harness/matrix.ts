@@ -45,7 +45,9 @@ function fail(path: string, field: string, why: string): never {
   throw new UsageError(`${path}: ${field} ${why}`);
 }
 
-const scenariosDir = fileURLToPath(new URL(existsSync(fileURLToPath(new URL('../scenarios', import.meta.url))) ? '../scenarios' : '../../scenarios', import.meta.url));
+const scenariosDir = fileURLToPath(
+  new URL(existsSync(fileURLToPath(new URL('../scenarios', import.meta.url))) ? '../scenarios' : '../../scenarios', import.meta.url),
+);
 
 /** A matrix by name (scenarios/<name>.json) or by path. */
 export function resolveMatrixPath(nameOrPath: string): string {
@@ -160,12 +162,19 @@ function filtersOf(part: IdPart): Record<string, Getter> {
       .filter(([, d]) => d.filter)
       .map(([name, d]): [string, Getter] => {
         const f = d.filter!;
-        const get: Getter = typeof f === 'function' ? (c) => f(c.params) : (c) => (c.params[name] as string | number | undefined) ?? (f === true ? '' : f.unset);
+        const get: Getter =
+          typeof f === 'function' ? (c) => f(c.params) : (c) => (c.params[name] as string | number | undefined) ?? (f === true ? '' : f.unset);
         return [d.matrix!.key, get];
       }),
   );
 }
-const FILTERS: Record<string, Getter> = { ...filtersOf('cell'), group: (c) => c.group, ...filtersOf('push'), ...filtersOf('design-space'), kind: (c) => c.kind };
+const FILTERS: Record<string, Getter> = {
+  ...filtersOf('cell'),
+  group: (c) => c.group,
+  ...filtersOf('push'),
+  ...filtersOf('design-space'),
+  kind: (c) => c.kind,
+};
 /** A filter's value as its getter returns it (sizes parsed, numbers as numbers). */
 const filterValue = (key: string, text: string) => MATRIX_PARAMS.find(([, d]) => d.matrix!.key === key)?.[1].kind.fromFilter(text) ?? text;
 

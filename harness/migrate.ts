@@ -20,7 +20,9 @@ export const MIGRATE_DEFAULTS = { pattern: 'hot', writeFraction: 0.01, tracker: 
 
 const here = fileURLToPath(import.meta.url);
 // From dist/ the child is compiled JS; from the sources (vitest, tsx) it runs through tsx.
-const childArgs = here.endsWith('.ts') ? ['--import', 'tsx', here.replace(/migrate\.ts$/, 'migrate-child.ts')] : [here.replace(/migrate\.js$/, 'migrate-child.js')];
+const childArgs = here.endsWith('.ts')
+  ? ['--import', 'tsx', here.replace(/migrate\.ts$/, 'migrate-child.ts')]
+  : [here.replace(/migrate\.js$/, 'migrate-child.js')];
 
 interface Child {
   proc: ChildProcess;
@@ -42,7 +44,9 @@ function startChild(role: string, ...args: string[]): Child {
     proc,
     closed,
     async next() {
-      const line = queue.length ? queue.shift()! : await new Promise<string | null>((resolve) => (proc.exitCode !== null || proc.signalCode ? resolve(null) : waiting.push(resolve)));
+      const line = queue.length
+        ? queue.shift()!
+        : await new Promise<string | null>((resolve) => (proc.exitCode !== null || proc.signalCode ? resolve(null) : waiting.push(resolve)));
       if (line === null) {
         await closed;
         const why = stderr.trim().split('\n').pop() || `exited with ${proc.signalCode ?? `code ${proc.exitCode}`}`;

@@ -112,7 +112,26 @@ export async function startNetemRemote(o: { rttMs: number; regionBytes: number; 
     throw new Error(`--latency netem: cannot set up the namespace link: ${shError(e)}`);
   }
   const port = 7070;
-  server = spawn('ip', ['netns', 'exec', ns, process.execPath, cli, 'serve', '--listen', `${nsAddr}:${port}`, '--region', String(o.regionBytes), '--seed', String(o.seed), '--rtt', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+  server = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      cli,
+      'serve',
+      '--listen',
+      `${nsAddr}:${port}`,
+      '--region',
+      String(o.regionBytes),
+      '--seed',
+      String(o.seed),
+      '--rtt',
+      '0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() },
+  );
   const ready = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 15_000);
     server!.stdout!.on('data', (d: Buffer) => {

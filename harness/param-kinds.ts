@@ -6,7 +6,10 @@ import { formatSize, parseSize } from './sizes.js';
 /** A matrix value's check: null, or why it is wrong ("must be ...", after "<file>: <field> "). */
 export type Check = (v: unknown) => string | null;
 
-export const isIn = (list: readonly string[]): Check => (v) => (list.includes(v as string) ? null : `must be one of ${list.join(', ')}`);
+export const isIn =
+  (list: readonly string[]): Check =>
+  (v) =>
+    list.includes(v as string) ? null : `must be one of ${list.join(', ')}`;
 export const isSize: Check = (v) => {
   try {
     parseSize(v as string);
@@ -15,9 +18,14 @@ export const isSize: Check = (v) => {
     return 'must be a size such as 4096, 4KiB or 64MiB';
   }
 };
-export const isNum = (min: number, max: number): Check => (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `must be a number from ${min} to ${max}`;
-export const isInt = (min: number, max: number): Check => (v) => (Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `must be a whole number from ${min} to ${max}`);
+export const isNum =
+  (min: number, max: number): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `must be a number from ${min} to ${max}`;
+export const isInt =
+  (min: number, max: number): Check =>
+  (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `must be a whole number from ${min} to ${max}`;
 export const isFraction: Check = (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'must be a number in (0, 1]');
 
 /** Whole number within [min, max] (a cell's check; the message is the parameter's own). */
@@ -61,7 +69,13 @@ export const number: Kind<number> = { yargs: { type: 'number' }, fromFlag: same<
 export const text: Kind<string> = { yargs: { type: 'string' }, fromFlag: same<string>, fromMatrix: same<string>, fromFilter: (t) => t, shown: (v) => v };
 
 /** Tests' switches: absent unless given. */
-export const onOff: Kind<boolean> = { yargs: { type: 'boolean' }, fromFlag: (v) => (v as boolean | undefined) || undefined, fromMatrix: same<boolean>, fromFilter: (t) => t, shown: (v) => v };
+export const onOff: Kind<boolean> = {
+  yargs: { type: 'boolean' },
+  fromFlag: (v) => (v as boolean | undefined) || undefined,
+  fromMatrix: same<boolean>,
+  fromFilter: (t) => t,
+  shown: (v) => v,
+};
 
 /** Bytes, written 4096, 4KiB, 64MiB; `what` names it in a bad flag's message. */
 export function size(what: string): Kind<number> {

@@ -37,9 +37,34 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
   const p = c.params;
   if (c.kind === 'floors') return ['floors', '--json', '--cpus', p.cpus, '--pages', String(c.count ?? 16384), '--repeat', String(p.repeat)];
   if (c.kind === 'transport')
-    return ['transport', '--json', '--remote', remote!, '--region', String(p.regionBytes), '--seed', String(p.seed), '--chunk', String(p.chunkBytes), '--requests', String(c.count ?? 1000), '--repeat', String(p.repeat), '--cpus', p.cpus, '--rtt', String(p.rttMs), '--latency', latency];
+    return [
+      'transport',
+      '--json',
+      '--remote',
+      remote!,
+      '--region',
+      String(p.regionBytes),
+      '--seed',
+      String(p.seed),
+      '--chunk',
+      String(p.chunkBytes),
+      '--requests',
+      String(c.count ?? 1000),
+      '--repeat',
+      String(p.repeat),
+      '--cpus',
+      p.cpus,
+      '--rtt',
+      String(p.rttMs),
+      '--latency',
+      latency,
+    ];
   // bench's flag for every parameter a matrix sets (params.ts), then the runner's own.
-  const args = ['bench', '--json', ...PARAM_LIST.filter(([name, d]) => d.matrix && p[name] !== undefined).flatMap(([name, d]) => [`--${d.flag}`, String(p[name])])];
+  const args = [
+    'bench',
+    '--json',
+    ...PARAM_LIST.filter(([name, d]) => d.matrix && p[name] !== undefined).flatMap(([name, d]) => [`--${d.flag}`, String(p[name])]),
+  ];
   if (remote) args.push('--remote', remote);
   if (latency === 'client-delay' && p.source === 'remote') args.push('--latency', latency);
   return args;
@@ -64,7 +89,13 @@ function estimateMs(c: MatrixCell): number {
   const p = c.params;
   if (c.kind === 'floors') return 3000 * p.repeat;
   if (c.kind === 'transport') return p.repeat * (c.count ?? 1000) * (p.rttMs + 0.05);
-  if (p.scenario === 'write-track' || p.scenario === 'migrate') return 1500 + p.repeat * ((p.regionBytes / p.chunkBytes) * (p.writeFraction ?? 0.05) * (p.intervals ?? 4) * (p.rttMs + 0.05) + (p.scenario === 'migrate' ? (p.regionBytes / p.chunkBytes) * (p.rttMs + 0.05) : 0));
+  if (p.scenario === 'write-track' || p.scenario === 'migrate')
+    return (
+      1500 +
+      p.repeat *
+        ((p.regionBytes / p.chunkBytes) * (p.writeFraction ?? 0.05) * (p.intervals ?? 4) * (p.rttMs + 0.05) +
+          (p.scenario === 'migrate' ? (p.regionBytes / p.chunkBytes) * (p.rttMs + 0.05) : 0))
+    );
   const touched = (p.scenario === 'first-chunk' ? 1 : p.regionBytes / p.chunkBytes) * (p.scenario === 'read-sparse' ? (p.touchFraction ?? 0.1) : 1);
   // Prefetch overlaps round trips: about one per `depth` chunks (plus the transfer, below).
   const overlap = p.prefetch && p.prefetch !== 'none' ? Math.max(1, p.depth ?? 16) : Math.max(1, p.appThreads ?? 1);
@@ -117,7 +148,8 @@ function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void)
       }
       if (timedOut) return resolve({ ok: false, message: `cell timed out after ${timeoutMs} ms and was killed` });
       if (code === 0 && json) return resolve({ ok: true, json, message: '' });
-      if (json && json.verified === false) return resolve({ ok: false, json, message: lastErr.replace(/^faultlab: /, '') || 'verification failed: bytes read did not match the source' });
+      if (json && json.verified === false)
+        return resolve({ ok: false, json, message: lastErr.replace(/^faultlab: /, '') || 'verification failed: bytes read did not match the source' });
       resolve({ ok: false, message: lastErr.replace(/^faultlab: /, '') || `child exited with ${signal ? `signal ${signal}` : `code ${code}`}` });
     });
   });
@@ -132,19 +164,43 @@ function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
       Object.entries(rep.floors as Record<string, Record<string, number | string>>)
         .filter(([, f]) => !f.error)
         .map(([name, f]) => ({
-          strategy: `floor-${name.replace(/_/g, '-')}`, scenario: 'floor', source: 'none', cpus: p.cpus, chunk_bytes: 4096,
-          region_bytes: (c.count ?? 16384) * 4096, rtt_ms: 0, fault_ns_p50: f.p50_ns as number, fault_ns_p99: f.p99_ns as number,
-          fault_ns_mean: f.mean_ns as number, faults: f.n as number, verified: true, repetition: i, repeat: p.repeat,
+          strategy: `floor-${name.replace(/_/g, '-')}`,
+          scenario: 'floor',
+          source: 'none',
+          cpus: p.cpus,
+          chunk_bytes: 4096,
+          region_bytes: (c.count ?? 16384) * 4096,
+          rtt_ms: 0,
+          fault_ns_p50: f.p50_ns as number,
+          fault_ns_p99: f.p99_ns as number,
+          fault_ns_mean: f.mean_ns as number,
+          faults: f.n as number,
+          verified: true,
+          repetition: i,
+          repeat: p.repeat,
         })),
     );
   }
   if (c.kind === 'transport') {
     return reps.map((rep, i) => ({
-      strategy: 'tcp', scenario: 'transport', source: 'remote', cpus: p.cpus, chunk_bytes: p.chunkBytes, region_bytes: p.regionBytes,
-      rtt_ms: p.rttMs, rtt_measured_ms: json.rtt_measured_ms as number, latency: json.latency as string, fault_ns_p50: rep.p50_ns as number,
-      fault_ns_p99: rep.p99_ns as number, fault_ns_max: rep.max_ns as number, fault_ns_mean: rep.mean_ns as number,
-      throughput_mibps: rep.throughput_mibps as number, faults: rep.n as number, verified: rep.verified as boolean,
-      repetition: i, repeat: p.repeat,
+      strategy: 'tcp',
+      scenario: 'transport',
+      source: 'remote',
+      cpus: p.cpus,
+      chunk_bytes: p.chunkBytes,
+      region_bytes: p.regionBytes,
+      rtt_ms: p.rttMs,
+      rtt_measured_ms: json.rtt_measured_ms as number,
+      latency: json.latency as string,
+      fault_ns_p50: rep.p50_ns as number,
+      fault_ns_p99: rep.p99_ns as number,
+      fault_ns_max: rep.max_ns as number,
+      fault_ns_mean: rep.mean_ns as number,
+      throughput_mibps: rep.throughput_mibps as number,
+      faults: rep.n as number,
+      verified: rep.verified as boolean,
+      repetition: i,
+      repeat: p.repeat,
     }));
   }
   return reps.map((r) => r as Row);
@@ -157,7 +213,9 @@ function failedRow(c: MatrixCell, message: string): Row {
     ...paramColumns(p),
     strategy: c.kind === 'floors' ? 'floors' : c.kind === 'transport' ? 'tcp' : p.strategy,
     scenario: c.kind === 'cell' ? p.scenario : c.kind,
-    repetition: 0, verified: false, message,
+    repetition: 0,
+    verified: false,
+    message,
   };
 }
 
@@ -187,10 +245,19 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   }
   const env: EnvInfo = collectEnv();
   const envDoc: Record<string, unknown> = {
-    run_id: o.runId, matrix: m.name, description: m.description, started: new Date().toISOString(), finished: null, complete: false,
-    cells: cells.length, latency: o.latency ?? 'server-delay', ...env, argv: process.argv.slice(2),
+    run_id: o.runId,
+    matrix: m.name,
+    description: m.description,
+    started: new Date().toISOString(),
+    finished: null,
+    complete: false,
+    cells: cells.length,
+    latency: o.latency ?? 'server-delay',
+    ...env,
+    argv: process.argv.slice(2),
   };
-  if (o.resume && existsSync(join(dir, 'env.json'))) Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
+  if (o.resume && existsSync(join(dir, 'env.json')))
+    Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
   writeEnv(dir, envDoc);
   const envCols = envColumns(env);
 
@@ -222,7 +289,11 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         server = null;
         serverFor = key;
         if (key && !o.remote) {
-          server = await ChunkServer.start({ regionBytes: serverRegion.get(key)!, seed: c.params.seed, rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs });
+          server = await ChunkServer.start({
+            regionBytes: serverRegion.get(key)!,
+            seed: c.params.seed,
+            rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs,
+          });
           await server.warmUp();
         }
       }
@@ -231,7 +302,12 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
       // On a terminal, a long cell shows its accesses and ETA as it runs.
       const args = childArgs(c, remote, o.latency);
       if (progress.tty && args[0] === 'bench') args.push('--progress');
-      const r = await runChild(args, o.cellTimeoutMs, (k) => (killChild = k), (line) => progress.update(line));
+      const r = await runChild(
+        args,
+        o.cellTimeoutMs,
+        (k) => (killChild = k),
+        (line) => progress.update(line),
+      );
       killChild = null;
       if (interrupted) break;
       const stamp = new Date().toISOString();
@@ -244,7 +320,16 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
       // uffd_path: the path the cell's own region used (its JSON) beats doctor's guess from this process.
       // The cell saw our server as a --remote ('external'); its latency is ours.
       const latency: Row = server ? { latency: o.latency ?? 'server-delay' } : {};
-      rows = rows.map((row) => ({ ...row, ...envCols, ...(row.uffd_path ? { uffd_path: row.uffd_path } : {}), ...(row.latency === 'external' ? latency : {}), run_id: o.runId, cell_id: c.id, group: c.group, timestamp: stamp }));
+      rows = rows.map((row) => ({
+        ...row,
+        ...envCols,
+        ...(row.uffd_path ? { uffd_path: row.uffd_path } : {}),
+        ...(row.latency === 'external' ? latency : {}),
+        run_id: o.runId,
+        cell_id: c.id,
+        group: c.group,
+        timestamp: stamp,
+      }));
       appendFileSync(csvPath, stringify(rows, { columns: COLUMNS as unknown as string[], cast: { boolean: (b) => String(b) } }));
       progress.finish(i, r.ok ? summarizeRows(c, rows) : `FAILED: ${r.message}`);
     }
@@ -272,13 +357,21 @@ function describe(c: MatrixCell): string {
 
 function summarizeRows(c: MatrixCell, rows: Row[]): string {
   const med = (k: string) => {
-    const v = rows.map((r) => Number(r[k])).filter(Number.isFinite).sort((a, b) => a - b);
+    const v = rows
+      .map((r) => Number(r[k]))
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
     return v.length ? v[v.length >> 1] : NaN;
   };
-  if (c.kind === 'floors') return rows.map((r) => `${r.strategy} ${(Number(r.fault_ns_p50) / 1000).toFixed(2)}us`).slice(0, 4).join(', ');
+  if (c.kind === 'floors')
+    return rows
+      .map((r) => `${r.strategy} ${(Number(r.fault_ns_p50) / 1000).toFixed(2)}us`)
+      .slice(0, 4)
+      .join(', ');
   if (c.kind === 'transport') return `p50 ${(med('fault_ns_p50') / 1000).toFixed(1)} us`;
   if (c.params.scenario === 'first-chunk') return `first access ${(med('first_access_ns') / 1000).toFixed(1)} us`;
-  if (c.params.scenario === 'write-track') return `+${med('write_overhead_ns').toFixed(0)} ns/write, collect ${(med('collect_ns_p50') / 1000).toFixed(1)} us, amplification ${med('write_amplification').toFixed(2)}`;
+  if (c.params.scenario === 'write-track')
+    return `+${med('write_overhead_ns').toFixed(0)} ns/write, collect ${(med('collect_ns_p50') / 1000).toFixed(1)} us, amplification ${med('write_amplification').toFixed(2)}`;
   if (c.params.scenario === 'migrate') return `migration ${(med('migration_ns') / 1e6).toFixed(1)} ms, downtime ${(med('downtime_ns') / 1e6).toFixed(2)} ms`;
   return `${med('throughput_mibps').toFixed(1)} MiB/s, p50 ${(med('fault_ns_p50') / 1000).toFixed(2)} us/access`;
 }

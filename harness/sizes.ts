@@ -12,7 +12,11 @@ export function parseSize(text: string | number, what = 'size'): number {
 }
 
 export function formatSize(n: number): string {
-  for (const [unit, f] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, f] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (n >= f && n % f === 0) return `${n / f}${unit}`;
   }
   return `${n}B`;

@@ -43,18 +43,27 @@ export function stats(xs: number[]): { median: number; min: number; max: number;
 
 export function formatSeries(rows: Series[], unit: string, digits = 2): string {
   const w = Math.max(...rows.map((r) => r.name.length), 8);
-  const lines = [`${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  target (${unit}, n=${rows[0]?.values.length ?? 0})`];
+  const lines = [
+    `${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  target (${unit}, n=${rows[0]?.values.length ?? 0})`,
+  ];
   for (const r of rows) {
     const s = stats(r.values);
     const f = (x: number) => x.toFixed(digits);
-    const t = r.target ? `${r.target.op === '<=' ? '≤' : '≥'} ${r.target.value}: ${r.target.met ? 'met' : 'MISSED'}${r.target.spans ? ' (q1..q3 spans it)' : ''}` : '';
-    lines.push(`${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}  ${t}`.trimEnd());
+    const t = r.target
+      ? `${r.target.op === '<=' ? '≤' : '≥'} ${r.target.value}: ${r.target.met ? 'met' : 'MISSED'}${r.target.spans ? ' (q1..q3 spans it)' : ''}`
+      : '';
+    lines.push(
+      `${r.name.padEnd(w)}  ${f(s.median).padStart(10)}  ${`${f(s.q1)}..${f(s.q3)}`.padStart(21)}  ${`${f(s.min)}..${f(s.max)}`.padStart(21)}  ${t}`.trimEnd(),
+    );
   }
   const judged = rows.filter((r) => r.target);
   if (judged.length) {
     const missed = judged.filter((r) => !r.target!.met).map((r) => r.name);
     const spans = judged.filter((r) => r.target!.spans).length;
-    lines.push('', `targets at the median: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.join('; ')}` : ''}${spans ? ` (${spans} with q1..q3 spanning the target)` : ''}`);
+    lines.push(
+      '',
+      `targets at the median: ${judged.length - missed.length} of ${judged.length} met${missed.length ? `; missed: ${missed.join('; ')}` : ''}${spans ? ` (${spans} with q1..q3 spanning the target)` : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -76,7 +85,9 @@ export async function floorsBenchmark(rounds: number, log: (s: string) => void):
       s[`floor ${strategy}`].push(floor);
       s[`${strategy} / floor`].push(us / floor);
     }
-    log(`round ${i + 1}/${rounds}: uffd ${s.uffd.at(-1)!.toFixed(2)} us (floor ${s['floor uffd'].at(-1)!.toFixed(2)}), sigsegv ${s.sigsegv.at(-1)!.toFixed(2)} us (floor ${s['floor sigsegv'].at(-1)!.toFixed(2)})`);
+    log(
+      `round ${i + 1}/${rounds}: uffd ${s.uffd.at(-1)!.toFixed(2)} us (floor ${s['floor uffd'].at(-1)!.toFixed(2)}), sigsegv ${s.sigsegv.at(-1)!.toFixed(2)} us (floor ${s['floor sigsegv'].at(-1)!.toFixed(2)})`,
+    );
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }
@@ -100,7 +111,8 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
   const server = await ChunkServer.start({ regionBytes, seed: 1, rttMs: 0 });
   try {
     await server.warmUp();
-    const tspec = (chunk: number, n: number) => `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
+    const tspec = (chunk: number, n: number) =>
+      `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
     // The raw transport is measured right before each remote run it is
     // compared with, so a ratio compares two measurements a few ms apart (a
     // VM's speed drifts within a round).
@@ -178,7 +190,20 @@ export async function prefetchBenchmark(
         const remote = `${servers[k].host}:${servers[k].port}`;
         for (const [name, variant] of VARIANTS)
           for (const prefetch of policies) {
-            const r = await runCell({ ...DEFAULTS, ...variant, scenario: 'read-seq', source: 'remote', remote, rttMs, regionBytes, chunkBytes: 1 << 20, cpus: 'free', prefetch, depth: opts.depth ?? 64, fetchTimeoutMs: 30_000 });
+            const r = await runCell({
+              ...DEFAULTS,
+              ...variant,
+              scenario: 'read-seq',
+              source: 'remote',
+              remote,
+              rttMs,
+              regionBytes,
+              chunkBytes: 1 << 20,
+              cpus: 'free',
+              prefetch,
+              depth: opts.depth ?? 64,
+              fetchTimeoutMs: 30_000,
+            });
             if (r.summary.verified !== true) throw new Error(`${name} prefetch=${prefetch} at ${rttMs} ms did not verify`);
             push(`${name} ${prefetch} @${rttMs}ms (MiB/s)`, Number(r.summary.throughput_mibps));
           }
@@ -186,11 +211,23 @@ export async function prefetchBenchmark(
       // The fault path must not have paid for prefetch: 4 KiB, no prefetch, local, against the floors.
       const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
       for (const strategy of ['uffd', 'sigsegv'] as const) {
-        const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', regionBytes: FLOOR_PAGES * 4096, chunkBytes: 4096, cpus: 'same', prefetch: 'none' });
+        const r = await runCell({
+          ...DEFAULTS,
+          strategy,
+          scenario: 'read-seq',
+          regionBytes: FLOOR_PAGES * 4096,
+          chunkBytes: 4096,
+          cpus: 'same',
+          prefetch: 'none',
+        });
         if (r.summary.verified !== true) throw new Error(`${strategy} did not verify`);
         push(`${strategy} none 4 KiB local p50 / floor`, Number(r.summary.fault_ns_p50) / floors[strategy].p50_ns);
       }
-      log(`round ${i + 1}/${rounds}: ${Object.entries(s).map(([k, v]) => `${k.replace(' (MiB/s)', '')} ${v.at(-1)!.toFixed(k.includes('/') ? 2 : 0)}`).join(', ')}`);
+      log(
+        `round ${i + 1}/${rounds}: ${Object.entries(s)
+          .map(([k, v]) => `${k.replace(' (MiB/s)', '')} ${v.at(-1)!.toFixed(k.includes('/') ? 2 : 0)}`)
+          .join(', ')}`,
+      );
     }
   } finally {
     await Promise.all(servers.map((x) => x.close()));

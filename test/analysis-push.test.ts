@@ -38,7 +38,16 @@ function withoutColumn(file: string, column: string): string {
   const k = records[0].indexOf(column);
   expect(k, column).toBeGreaterThanOrEqual(0);
   const q = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  return records.map((r) => r.filter((_, i) => i !== k).map(q).join(',')).join('\n') + '\n';
+  return (
+    records
+      .map((r) =>
+        r
+          .filter((_, i) => i !== k)
+          .map(q)
+          .join(','),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** All the strings of a spec's title subtitle(s). */

@@ -38,7 +38,16 @@ function withoutColumn(column: string): string {
   const records = parseCsv(readFileSync(join(FIXTURES, 'runs.csv'), 'utf8'));
   const k = records[0].indexOf(column);
   const q = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  return records.map((r) => r.filter((_, i) => i !== k).map(q).join(',')).join('\n') + '\n';
+  return (
+    records
+      .map((r) =>
+        r
+          .filter((_, i) => i !== k)
+          .map(q)
+          .join(','),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** Width and height from a PNG's IHDR chunk. */
@@ -122,8 +131,7 @@ describe('figures', () => {
     expect(noFont.width).toBe(withFont.width);
     // Without a font resvg draws no glyphs: the difference is the text.
     let differing = 0;
-    for (let i = 0; i < withFont.pixels.length; i += 4)
-      if (withFont.pixels.readUInt32BE(i) !== noFont.pixels.readUInt32BE(i)) differing++;
+    for (let i = 0; i < withFont.pixels.length; i += 4) if (withFont.pixels.readUInt32BE(i) !== noFont.pixels.readUInt32BE(i)) differing++;
     expect(differing).toBeGreaterThan(5_000);
   }, 30_000);
 });
@@ -136,11 +144,40 @@ describe('figures', () => {
  */
 function designSpaceRunRows() {
   const out: Record<string, string | number>[] = [];
-  const base = { run_id: 'design-space-x', status: 'ok', repetition: 0, cpus: 'same', strategy: 'uffd', scenario: 'read-seq', source: 'remote', region_bytes: 128 << 20, first_access_ns: 1e6, fault_ns_p50: 1e5, fault_ns_p99: 2e5, fault_ns_cdf: '', total_ns: 1e8, handler_threads: 1, app_threads: 1, message: '' };
+  const base = {
+    run_id: 'design-space-x',
+    status: 'ok',
+    repetition: 0,
+    cpus: 'same',
+    strategy: 'uffd',
+    scenario: 'read-seq',
+    source: 'remote',
+    region_bytes: 128 << 20,
+    first_access_ns: 1e6,
+    fault_ns_p50: 1e5,
+    fault_ns_p99: 2e5,
+    fault_ns_cdf: '',
+    total_ns: 1e8,
+    handler_threads: 1,
+    app_threads: 1,
+    message: '',
+  };
   for (const prefetch of ['none', 'ahead:64'])
-    for (const rtt of [0, 10, 25]) out.push({ ...base, rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500 });
+    for (const rtt of [0, 10, 25])
+      out.push({ ...base, rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500 });
   out.push({ ...base, region_bytes: 262144, rtt_ms: 10, chunk_bytes: 4096, prefetch: 'none', throughput_mibps: 4242.4242 });
-  out.push({ ...base, status: 'failed', strategy: 'sigsegv', scenario: 'read-random', source: 'local', rtt_ms: 0, chunk_bytes: 4096, prefetch: 'none', throughput_mibps: '', message: 'vm.max_map_count reached' });
+  out.push({
+    ...base,
+    status: 'failed',
+    strategy: 'sigsegv',
+    scenario: 'read-random',
+    source: 'local',
+    rtt_ms: 0,
+    chunk_bytes: 4096,
+    prefetch: 'none',
+    throughput_mibps: '',
+    message: 'vm.max_map_count reached',
+  });
   const cols = [...new Set(out.flatMap((r) => Object.keys(r)))];
   return rowsFromCsv([cols.join(','), ...out.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n');
 }
@@ -173,7 +210,8 @@ describe('a design-space run combined with a thesis run', () => {
   });
 
   it('thesis tables leave the design-space run out; failures name the run of each row', () => {
-    for (const section of [resultsSummarySection, floorsSection, thesisVsStudySection]) expect(section(input(combined)), section.name).toBe(section(input(rows)));
+    for (const section of [resultsSummarySection, floorsSection, thesisVsStudySection])
+      expect(section(input(combined)), section.name).toBe(section(input(rows)));
     expect(resultsSummarySection(input(designSpace))).toContain(formatMibps(4242.4242));
     const failures = failuresSection(input(combined));
     expect(failures).toContain('| run | scenario |');
@@ -186,7 +224,18 @@ describe('a design-space run combined with a thesis run', () => {
 describe('which rows are thesis-like', () => {
   it('uffd with UFFDIO_COPY is; with UFFDIO_CONTINUE or UFFDIO_MOVE it is a design-space row, labelled by its ioctl', () => {
     const row = (install: string) => {
-      const r: Record<string, string | number> = { ...Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, 0])), run_id: 'r', status: 'ok', strategy: 'uffd', scenario: 'read-seq', source: 'remote', uffd_install: install, prefetch: 'none', app_threads: 1, message: '' };
+      const r: Record<string, string | number> = {
+        ...Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, 0])),
+        run_id: 'r',
+        status: 'ok',
+        strategy: 'uffd',
+        scenario: 'read-seq',
+        source: 'remote',
+        uffd_install: install,
+        prefetch: 'none',
+        app_threads: 1,
+        message: '',
+      };
       return rowsFromCsv(`${Object.keys(r).join(',')}\n${Object.values(r).join(',')}\n`)[0];
     };
     expect(isThesisLike(row('copy'))).toBe(true);
@@ -265,7 +314,10 @@ describe('paper', () => {
     expect(regions.map((m) => m.name)).toEqual(before);
     expect(before).toEqual(expect.arrayContaining(['setup', 'figures', 'thesis-vs-study', 'results-summary', 'floors']));
     for (const m of regions) {
-      const body = md.slice(m.start, m.end).replace(/<!--[^]*?-->/g, '').trim();
+      const body = md
+        .slice(m.start, m.end)
+        .replace(/<!--[^]*?-->/g, '')
+        .trim();
       expect(body.length, m.name).toBeGreaterThan(20);
     }
     expect(md).toContain('| run id | fixture |');

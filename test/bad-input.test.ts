@@ -34,17 +34,33 @@ describe('usage errors: one line, exit 2, before anything runs', () => {
     ['a matrix with an unknown field', ['run', '--matrix', unknownField, '--out', dir], /colour is not a known field/],
     ['a matrix cell larger than memory', ['run', '--matrix', tooBig, '--out', dir, '--run-id', 'big'], /group 'g'.*more than the memory available/],
     ['an absurd rtt', ['bench', '--strategy', 'uffd', '--source', 'remote', '--rtt', '1e9'], /rtt 1000000000 ms is out of range/],
-    ['an rtt that is not a number', ['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', 'soon'], /^faultlab: --rtt needs a number of ms from 0 to 10000$/],
+    [
+      'an rtt that is not a number',
+      ['bench', '--strategy', 'sigsegv', '--source', 'remote', '--rtt', 'soon'],
+      /^faultlab: --rtt needs a number of ms from 0 to 10000$/,
+    ],
     ['a fetch timeout of 0', ['bench', '--strategy', 'uffd', '--fetch-timeout', '0'], /fetch timeout must be a positive/],
     ['handler threads 0', ['bench', '--strategy', 'uffd', '--handler-threads', '0'], /handler threads must be 1 to 16/],
-    ['an option given twice', ['bench', '--strategy', 'sigsegv', '--region', '8MiB', '--region', '4MiB'], /^faultlab: --region was given 2 times \(8MiB, 4MiB\); give it once$/],
-    ['a kebab-case option given twice', ['bench', '--strategy', 'uffd', '--handler-threads', '1', '--handler-threads', '2'], /^faultlab: --handler-threads was given 2 times \(1, 2\); give it once$/],
+    [
+      'an option given twice',
+      ['bench', '--strategy', 'sigsegv', '--region', '8MiB', '--region', '4MiB'],
+      /^faultlab: --region was given 2 times \(8MiB, 4MiB\); give it once$/,
+    ],
+    [
+      'a kebab-case option given twice',
+      ['bench', '--strategy', 'uffd', '--handler-threads', '1', '--handler-threads', '2'],
+      /^faultlab: --handler-threads was given 2 times \(1, 2\); give it once$/,
+    ],
     ['bench --remote without a port', ['bench', '--strategy', 'uffd', '--source', 'remote', '--remote', 'example.org'], /bad --remote 'example\.org'/],
     ['run --remote without a port', ['run', '--matrix', 'quick', '--remote', '10.0.0.1', '--out', dir], /bad --remote '10\.0\.0\.1'/],
     ['run --cell-timeout 0', ['run', '--matrix', 'quick', '--cell-timeout', '0', '--out', dir, '--run-id', 'ct'], /--cell-timeout 0/],
     ['serve --listen that is not HOST:PORT', ['serve', '--listen', 'here:there'], /bad --listen 'here:there'/],
     ['serve --region 0', ['serve', '--region', '0'], /--region must be larger than 0/],
-    ['bench --latency client-delay without a remote source', ['bench', '--strategy', 'uffd', '--latency', 'client-delay', '--rtt', '0'], /--latency client-delay needs --source remote/],
+    [
+      'bench --latency client-delay without a remote source',
+      ['bench', '--strategy', 'uffd', '--latency', 'client-delay', '--rtt', '0'],
+      /--latency client-delay needs --source remote/,
+    ],
   ];
   for (const [what, args, msg] of cases) {
     it(what, () => {

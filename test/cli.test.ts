@@ -5,11 +5,48 @@ import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { faultlab, lastJson } from './helpers.js';
 
-const BENCH_KEYS = ['strategy', 'scenario', 'source', 'region_bytes', 'chunk_bytes', 'rtt_ms', 'rtt_measured_ms', 'cpus', 'handler_threads', 'faults', 'bytes_fetched', 'first_access_ns', 'total_ns', 'throughput_mibps', 'fault_ns_p50', 'fault_ns_p99', 'fault_ns_max', 'verified', 'repeat'];
+const BENCH_KEYS = [
+  'strategy',
+  'scenario',
+  'source',
+  'region_bytes',
+  'chunk_bytes',
+  'rtt_ms',
+  'rtt_measured_ms',
+  'cpus',
+  'handler_threads',
+  'faults',
+  'bytes_fetched',
+  'first_access_ns',
+  'total_ns',
+  'throughput_mibps',
+  'fault_ns_p50',
+  'fault_ns_p99',
+  'fault_ns_max',
+  'verified',
+  'repeat',
+];
 
 describe('faultlab bench --json', () => {
   it('uffd read-seq local: every key, medians over 3 fresh regions, verified', () => {
-    const r = faultlab(['bench', '--strategy', 'uffd', '--scenario', 'read-seq', '--source', 'local', '--region', '4MiB', '--chunk', '4KiB', '--cpus', 'same', '--repeat', '3', '--json']);
+    const r = faultlab([
+      'bench',
+      '--strategy',
+      'uffd',
+      '--scenario',
+      'read-seq',
+      '--source',
+      'local',
+      '--region',
+      '4MiB',
+      '--chunk',
+      '4KiB',
+      '--cpus',
+      'same',
+      '--repeat',
+      '3',
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const j = lastJson(r.stdout);
     for (const k of BENCH_KEYS) expect(j, k).toHaveProperty(k);
@@ -118,7 +155,9 @@ describe('doctor and floors', () => {
     try {
       const kdamond = (k: number, state: string, ops: string, actions: string[]) => {
         const ctx = join(root, String(k), 'contexts', '0');
-        actions.forEach((a, m) => (mkdirSync(join(ctx, 'schemes', String(m)), { recursive: true }), writeFileSync(join(ctx, 'schemes', String(m), 'action'), `${a}\n`)));
+        actions.forEach(
+          (a, m) => (mkdirSync(join(ctx, 'schemes', String(m)), { recursive: true }), writeFileSync(join(ctx, 'schemes', String(m), 'action'), `${a}\n`)),
+        );
         writeFileSync(join(root, String(k), 'state'), `${state}\n`);
         writeFileSync(join(ctx, 'operations'), `${ops}\n`);
       };

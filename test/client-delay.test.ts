@@ -41,7 +41,18 @@ describe('latency client-delay', () => {
   for (const strategy of ['uffd', 'sigsegv'] as const) {
     it(`${strategy}: every fault waits one RTT (5 ms), the bytes verify, the row says client-delay`, async () => {
       const s = await start();
-      const r = await runCell({ ...DEFAULTS, strategy, scenario: 'read-seq', source: 'remote', remote: `${s.host}:${s.port}`, latency: 'client-delay', rttMs: 5, regionBytes: 8 << 20, chunkBytes: 1 << 20, seed: 5 });
+      const r = await runCell({
+        ...DEFAULTS,
+        strategy,
+        scenario: 'read-seq',
+        source: 'remote',
+        remote: `${s.host}:${s.port}`,
+        latency: 'client-delay',
+        rttMs: 5,
+        regionBytes: 8 << 20,
+        chunkBytes: 1 << 20,
+        seed: 5,
+      });
       expect(r.summary.verified).toBe(true);
       expect(r.summary.latency).toBe('client-delay');
       expect(Number(r.summary.rtt_measured_ms)).toBeGreaterThanOrEqual(5);
@@ -52,7 +63,20 @@ describe('latency client-delay', () => {
 
   it('pipelined requests overlap: uffd ahead:8 reads 32 chunks at 20 ms in a few round trips, not 32', async () => {
     const s = await start();
-    const r = await runCell({ ...DEFAULTS, strategy: 'uffd', scenario: 'read-seq', source: 'remote', remote: `${s.host}:${s.port}`, latency: 'client-delay', rttMs: 20, regionBytes: 8 << 20, chunkBytes: 256 << 10, seed: 5, prefetch: 'ahead:8', depth: 8 });
+    const r = await runCell({
+      ...DEFAULTS,
+      strategy: 'uffd',
+      scenario: 'read-seq',
+      source: 'remote',
+      remote: `${s.host}:${s.port}`,
+      latency: 'client-delay',
+      rttMs: 20,
+      regionBytes: 8 << 20,
+      chunkBytes: 256 << 10,
+      seed: 5,
+      prefetch: 'ahead:8',
+      depth: 8,
+    });
     expect(r.summary.verified).toBe(true);
     const ms = Number(r.summary.total_ns) / 1e6;
     console.log(`uffd ahead:8, 32 chunks at 20 ms, client-delay: ${ms.toFixed(1)} ms`);

@@ -44,7 +44,9 @@ describe('every prefetch policy reads a real region and verifies it; each chunk 
     for (const strategy of LAZY)
       for (const prefetch of POLICIES)
         it(`${strategy} ${source} prefetch=${prefetch}`, async () => {
-          const r = await run(`strategy=${strategy} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`);
+          const r = await run(
+            `strategy=${strategy} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`,
+          );
           expect(r.verified).toBe(true);
           expect(r.prefetch).toBe(prefetch);
           expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
@@ -67,21 +69,25 @@ describe('uffd_install=continue and =move: every policy verifies', () => {
     for (const source of ['local', 'remote'])
       for (const prefetch of POLICIES)
         it(`uffd ${install} ${source} prefetch=${prefetch}`, async () => {
-          const r = await run(`strategy=uffd uffd_install=${install} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random seed=4');
+          const r = await run(
+            `strategy=uffd uffd_install=${install} region=4MiB chunk=16KiB prefetch=${prefetch} depth=8 cpus=free ${source === 'local' ? 'source=local' : remote()}`,
+            'workload=read-random seed=4',
+          );
           expect(r.verified).toBe(true);
           expect(r.uffd_install).toBe(install);
           expect(Number(r.faults) + Number(r.prefetched)).toBe(256);
         });
-  if (HAS_MOVE) it('bench --uffd-install move over the embedded chunk server verifies; with huge=hugetlb it is refused as usage', () => {
-    const ok = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--source', 'remote', '--chunk', '256KiB', '--region', '4MiB', '--json']);
-    expect(ok.status, ok.stderr).toBe(0);
-    const row = lastJson(ok.stdout);
-    expect(row.verified).toBe(true);
-    expect(row.uffd_install).toBe('move');
-    const bad = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--huge', 'hugetlb', '--chunk', '2MiB', '--region', '8MiB']);
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/--uffd-install move moves small anonymous pages: use --huge none or thp/);
-  });
+  if (HAS_MOVE)
+    it('bench --uffd-install move over the embedded chunk server verifies; with huge=hugetlb it is refused as usage', () => {
+      const ok = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--source', 'remote', '--chunk', '256KiB', '--region', '4MiB', '--json']);
+      expect(ok.status, ok.stderr).toBe(0);
+      const row = lastJson(ok.stdout);
+      expect(row.verified).toBe(true);
+      expect(row.uffd_install).toBe('move');
+      const bad = faultlab(['bench', '--strategy', 'uffd', '--uffd-install', 'move', '--huge', 'hugetlb', '--chunk', '2MiB', '--region', '8MiB']);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(/--uffd-install move moves small anonymous pages: use --huge none or thp/);
+    });
 });
 
 describe('background and criu fill the whole region while the application reads one chunk', () => {
@@ -100,7 +106,10 @@ describe('application threads: four threads fault at once, each on its own share
   for (const strategy of LAZY)
     for (const source of ['local', 'remote'])
       it(`${strategy} ${source} app_threads=4 read-random`, async () => {
-        const r = await run(`strategy=${strategy} region=4MiB chunk=4KiB handler_threads=2 cpus=free ${source === 'local' ? 'source=local' : remote()}`, 'workload=read-random app_threads=4 seed=3');
+        const r = await run(
+          `strategy=${strategy} region=4MiB chunk=4KiB handler_threads=2 cpus=free ${source === 'local' ? 'source=local' : remote()}`,
+          'workload=read-random app_threads=4 seed=3',
+        );
         expect(r.verified).toBe(true);
         expect(r.app_threads).toBe(4);
         expect(r.chunks_touched).toBe(1024);
@@ -125,7 +134,26 @@ describe('bench: read-zipf, read-sparse, prefetch and thread options', () => {
   });
 
   it('read-sparse --touch-fraction 0.1 over a remote with prefetch adaptive: verified', () => {
-    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-sparse', '--touch-fraction', '0.1', '--source', 'remote', '--region', '8MiB', '--chunk', '16KiB', '--prefetch', 'adaptive', '--depth', '8', '--json']);
+    const r = faultlab([
+      'bench',
+      '--strategy',
+      'sigsegv',
+      '--scenario',
+      'read-sparse',
+      '--touch-fraction',
+      '0.1',
+      '--source',
+      'remote',
+      '--region',
+      '8MiB',
+      '--chunk',
+      '16KiB',
+      '--prefetch',
+      'adaptive',
+      '--depth',
+      '8',
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const j = lastJson(r.stdout);
     expect(j.verified).toBe(true);
@@ -136,7 +164,22 @@ describe('bench: read-zipf, read-sparse, prefetch and thread options', () => {
   });
 
   it('--app-threads 3 with uffd and 2 handler threads', () => {
-    const r = faultlab(['bench', '--strategy', 'uffd', '--scenario', 'read-seq', '--region', '4MiB', '--app-threads', '3', '--handler-threads', '2', '--cpus', 'free', '--json']);
+    const r = faultlab([
+      'bench',
+      '--strategy',
+      'uffd',
+      '--scenario',
+      'read-seq',
+      '--region',
+      '4MiB',
+      '--app-threads',
+      '3',
+      '--handler-threads',
+      '2',
+      '--cpus',
+      'free',
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const j = lastJson(r.stdout);
     expect(j.verified).toBe(true);
@@ -170,7 +213,11 @@ describe('the VMA limit (vm.max_map_count, default 65530)', () => {
   }, 200_000);
 
   it('vma_span=auto reads the same region and verifies', () => {
-    const r = faultlab(['bench', '--strategy', 'sigsegv', '--scenario', 'read-random', '--region', '1GiB', '--chunk', '4KiB', '--vma-span', 'auto', '--json'], {}, 180_000);
+    const r = faultlab(
+      ['bench', '--strategy', 'sigsegv', '--scenario', 'read-random', '--region', '1GiB', '--chunk', '4KiB', '--vma-span', 'auto', '--json'],
+      {},
+      180_000,
+    );
     expect(r.status, r.stderr).toBe(0);
     const j = lastJson(r.stdout);
     expect(j.verified).toBe(true);
@@ -183,7 +230,8 @@ describe('the design-space matrix and its columns', () => {
   it('scenarios/design-space.json loads: every group, knobs passed through', () => {
     const m = loadMatrix('design-space');
     const groups = new Set(m.cells.map((c) => c.group));
-    for (const g of ['prefetch-vs-rtt', 'prefetch-vs-rtt-move', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit']) expect(groups.has(g), g).toBe(true);
+    for (const g of ['prefetch-vs-rtt', 'prefetch-vs-rtt-move', 'crossover', 'threads-remote', 'chunk-sweep-0ms', 'vma-limit'])
+      expect(groups.has(g), g).toBe(true);
     const c = m.cells.find((x) => x.group === 'prefetch-vs-rtt' && x.params.prefetch === 'criu')!;
     expect(c.params.depth).toBe(64);
     expect(m.cells.some((x) => x.params.vmaSpan === 'auto')).toBe(true);
@@ -200,7 +248,11 @@ describe('the design-space matrix and its columns', () => {
       expect(twin.length, `twin of ${cellId(c)}`).toBe(1);
     }
     // --filter by the pages and by the install, as the rows name them (sigsegv has no install)
-    const listed = (...f: string[]) => faultlab(['run', '--matrix', 'hugetlb', ...f.flatMap((x) => ['--filter', x]), '--list']).stdout.trim().split('\n').filter(Boolean);
+    const listed = (...f: string[]) =>
+      faultlab(['run', '--matrix', 'hugetlb', ...f.flatMap((x) => ['--filter', x]), '--list'])
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean);
     expect(listed('huge=hugetlb')).toHaveLength(6);
     const copy = listed('uffd_install=copy');
     expect(copy).toHaveLength(4);
@@ -237,7 +289,20 @@ describe('the design-space matrix and its columns', () => {
   it('cells without issue-6 keys keep the ids they had before (resume of older runs)', () => {
     for (const c of loadMatrix('quick').cells) {
       const p = c.params;
-      const old = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? ''].join('/');
+      const old = [
+        c.kind,
+        p.strategy,
+        p.scenario,
+        p.source,
+        p.rttMs,
+        p.regionBytes,
+        p.chunkBytes,
+        p.cpus,
+        p.handlerThreads,
+        p.seed,
+        p.repeat,
+        c.count ?? '',
+      ].join('/');
       expect(cellId(c)).toBe(createHash('sha256').update(old).digest('hex').slice(0, 12));
     }
   });
@@ -249,14 +314,30 @@ describe('the design-space matrix and its columns', () => {
       const push = [p.pattern, p.writeFraction, p.intervals, p.tracker];
       const knobs = [p.prefetch, p.depth, p.pfConns, p.appThreads, p.zipfS, p.touchFraction, p.vmaSpan, p.huge, p.uffdInstall];
       const set = (v: unknown[]) => v.some((x) => x !== undefined);
-      const old = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? '', ...(set(push) ? push : []), ...(set(knobs) ? ['beyond', ...knobs] : [])].join('/');
+      const old = [
+        c.kind,
+        p.strategy,
+        p.scenario,
+        p.source,
+        p.rttMs,
+        p.regionBytes,
+        p.chunkBytes,
+        p.cpus,
+        p.handlerThreads,
+        p.seed,
+        p.repeat,
+        c.count ?? '',
+        ...(set(push) ? push : []),
+        ...(set(knobs) ? ['beyond', ...knobs] : []),
+      ].join('/');
       expect(cellId(c)).toBe(createHash('sha256').update(old).digest('hex').slice(0, 12));
     }
     expect(loadMatrix('beyond').cells.map((c) => c.id)).toEqual(m.cells.map((c) => c.id));
   });
 
   it('runs.csv has a column for every new key, and every parameter column is one of its columns', () => {
-    for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count', 'tlb_shootdowns']) expect(COLUMNS as readonly string[]).toContain(k);
+    for (const k of ['prefetch', 'depth', 'app_threads', 'zipf_s', 'touch_fraction', 'prefetched', 'inflight_waits', 'vma_span', 'map_count', 'tlb_shootdowns'])
+      expect(COLUMNS as readonly string[]).toContain(k);
     for (const [name, d] of PARAM_LIST) if (d.column) expect(COLUMNS as readonly string[], name).toContain(d.column);
   });
 
@@ -271,14 +352,71 @@ describe('the design-space matrix and its columns', () => {
 /** A CSV of made-up rows (test data): every design-space figure gets data, and one prefetch row would sit in a thesis figure's slice. */
 function designSpaceCsv(): string {
   const rows: Record<string, string | number>[] = [];
-  const base = { status: 'ok', repetition: 0, cpus: 'free', first_access_ns: 1000, fault_ns_p50: 1000, fault_ns_p99: 2000, fault_ns_cdf: '', region_bytes: 64 << 20, handler_threads: 1, app_threads: 1 };
+  const base = {
+    status: 'ok',
+    repetition: 0,
+    cpus: 'free',
+    first_access_ns: 1000,
+    fault_ns_p50: 1000,
+    fault_ns_p99: 2000,
+    fault_ns_cdf: '',
+    region_bytes: 64 << 20,
+    handler_threads: 1,
+    app_threads: 1,
+  };
   for (const strategy of LAZY)
     for (const prefetch of ['none', 'ahead:64'])
-      for (const rtt of [0, 10, 25]) rows.push({ ...base, strategy, scenario: 'read-seq', source: 'remote', rtt_ms: rtt, chunk_bytes: 1 << 20, prefetch, throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500, total_ns: 1e8 });
+      for (const rtt of [0, 10, 25])
+        rows.push({
+          ...base,
+          strategy,
+          scenario: 'read-seq',
+          source: 'remote',
+          rtt_ms: rtt,
+          chunk_bytes: 1 << 20,
+          prefetch,
+          throughput_mibps: prefetch === 'none' ? 100 / (1 + rtt) : 500,
+          total_ns: 1e8,
+        });
   for (const strategy of ['eager', 'uffd'])
-    for (const f of [0.05, 0.5, 1]) rows.push({ ...base, strategy, scenario: 'read-sparse', source: 'remote', rtt_ms: 10, chunk_bytes: 65536, prefetch: 'none', touch_fraction: f, throughput_mibps: 10, total_ns: strategy === 'eager' ? 2e8 : f * 1e9 });
-  for (const t of [1, 2, 4]) rows.push({ ...base, strategy: 'sigsegv', scenario: 'read-random', source: 'local', rtt_ms: 0, chunk_bytes: 4096, prefetch: 'none', app_threads: t, throughput_mibps: 100 * t, total_ns: 1e8 });
-  for (const c of [4096, 16384, 65536, 262144]) rows.push({ ...base, strategy: 'uffd', scenario: 'read-seq', source: 'local', rtt_ms: 0, chunk_bytes: c, prefetch: 'none', throughput_mibps: c / 100, total_ns: 1e8 });
+    for (const f of [0.05, 0.5, 1])
+      rows.push({
+        ...base,
+        strategy,
+        scenario: 'read-sparse',
+        source: 'remote',
+        rtt_ms: 10,
+        chunk_bytes: 65536,
+        prefetch: 'none',
+        touch_fraction: f,
+        throughput_mibps: 10,
+        total_ns: strategy === 'eager' ? 2e8 : f * 1e9,
+      });
+  for (const t of [1, 2, 4])
+    rows.push({
+      ...base,
+      strategy: 'sigsegv',
+      scenario: 'read-random',
+      source: 'local',
+      rtt_ms: 0,
+      chunk_bytes: 4096,
+      prefetch: 'none',
+      app_threads: t,
+      throughput_mibps: 100 * t,
+      total_ns: 1e8,
+    });
+  for (const c of [4096, 16384, 65536, 262144])
+    rows.push({
+      ...base,
+      strategy: 'uffd',
+      scenario: 'read-seq',
+      source: 'local',
+      rtt_ms: 0,
+      chunk_bytes: c,
+      prefetch: 'none',
+      throughput_mibps: c / 100,
+      total_ns: 1e8,
+    });
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   return [cols.join(','), ...rows.map((r) => cols.map((c) => r[c] ?? '').join(','))].join('\n') + '\n';
 }
@@ -300,11 +438,33 @@ describe('design-space figures', () => {
   });
 
   it('huge-pages draws each method and source that has both kinds of page, and nothing else', () => {
-    const base = { status: 'ok', repetition: 0, cpus: 'same', first_access_ns: 1000, fault_ns_p50: 1000, fault_ns_p99: 2000, fault_ns_cdf: '', region_bytes: 32 << 20, chunk_bytes: 2 << 20, handler_threads: 1, app_threads: 1, scenario: 'read-seq', rtt_ms: 0, prefetch: 'none', total_ns: 1e8 };
+    const base = {
+      status: 'ok',
+      repetition: 0,
+      cpus: 'same',
+      first_access_ns: 1000,
+      fault_ns_p50: 1000,
+      fault_ns_p99: 2000,
+      fault_ns_cdf: '',
+      region_bytes: 32 << 20,
+      chunk_bytes: 2 << 20,
+      handler_threads: 1,
+      app_threads: 1,
+      scenario: 'read-seq',
+      rtt_ms: 0,
+      prefetch: 'none',
+      total_ns: 1e8,
+    };
     const rows: Record<string, string | number>[] = [];
     for (const source of ['local', 'remote']) {
-      rows.push({ ...base, strategy: 'sigsegv', source, huge: 'hugetlb', throughput_mibps: 4000 }, { ...base, strategy: 'sigsegv', source, huge: 'none', throughput_mibps: 2700 });
-      rows.push({ ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'hugetlb', throughput_mibps: 3900 }, { ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'none', throughput_mibps: 2100 });
+      rows.push(
+        { ...base, strategy: 'sigsegv', source, huge: 'hugetlb', throughput_mibps: 4000 },
+        { ...base, strategy: 'sigsegv', source, huge: 'none', throughput_mibps: 2700 },
+      );
+      rows.push(
+        { ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'hugetlb', throughput_mibps: 3900 },
+        { ...base, strategy: 'uffd', uffd_install: 'continue', source, huge: 'none', throughput_mibps: 2100 },
+      );
     }
     rows.push({ ...base, strategy: 'uffd', uffd_install: 'copy', source: 'local', huge: 'hugetlb', throughput_mibps: 2666 }); // no small-page twin
     const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
@@ -315,6 +475,9 @@ describe('design-space figures', () => {
     const pts = (fig!.spec as { data: { values: { method: string; panel: string; pages: string; median: number }[] } }).data.values;
     expect(pts).toHaveLength(8); // 2 methods x 2 sources x 2 kinds of page
     expect(pts.find((p) => p.method === 'uffd CONTINUE' && p.panel === 'local source' && p.pages.startsWith('huge'))!.median).toBe(3900);
-    expect(pts.some((p) => p.method === 'uffd COPY'), 'a method without its twin is left out').toBe(false);
+    expect(
+      pts.some((p) => p.method === 'uffd COPY'),
+      'a method without its twin is left out',
+    ).toBe(false);
   });
 });

@@ -20,7 +20,19 @@ export interface FaultServer {
 
 /** Start test/fault-server.ts; resolves once it listens. */
 export function startFaultServer(mode: FaultMode, opts: { after?: number; region?: number; seed?: number } = {}): Promise<FaultServer> {
-  const args = ['--import', 'tsx', FAULT_SERVER, '--mode', mode, '--after', String(opts.after ?? 8), '--region', String(opts.region ?? 1 << 20), '--seed', String(opts.seed ?? 1)];
+  const args = [
+    '--import',
+    'tsx',
+    FAULT_SERVER,
+    '--mode',
+    mode,
+    '--after',
+    String(opts.after ?? 8),
+    '--region',
+    String(opts.region ?? 1 << 20),
+    '--seed',
+    String(opts.seed ?? 1),
+  ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
   return new Promise((resolve, reject) => {

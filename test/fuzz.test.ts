@@ -160,7 +160,7 @@ function session(server: ChunkServer, parts: Buffer[], r: Rng): Promise<Buffer> 
 /** Split a buffer in random pieces (exercises the parser's partial headers and payloads). */
 function split(b: Buffer, r: Rng): Buffer[] {
   const out: Buffer[] = [];
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const n = 1 + r.int(Math.min(64, b.length - i));
     out.push(b.subarray(i, i + n));
     i += n;
@@ -170,55 +170,63 @@ function split(b: Buffer, r: Rng): Buffer[] {
 
 // The same fuzz against a server answering at once and one delaying each
 // answer (its delayed sender queues, batches and reorders nothing).
-for (const rttMs of [0, 1]) describe(`chunk server fuzz at RTT ${rttMs} ms (${FUZZ_MS / 1000} s; replay with FAULTLAB_FUZZ_SEED=${RNG_SEED})`, () => {
-  const replay = `replay with FAULTLAB_FUZZ_SEED=${RNG_SEED}`;
-  let server: ChunkServer;
-  const warnings: string[] = [];
-  beforeAll(async () => {
-    console.log(`fuzz at RTT ${rttMs} ms: FAULTLAB_FUZZ_SEED=${RNG_SEED}`);
-    server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs, warn: (l) => warnings.push(l) });
-  });
-  afterAll(async () => server?.close());
+for (const rttMs of [0, 1])
+  describe(`chunk server fuzz at RTT ${rttMs} ms (${FUZZ_MS / 1000} s; replay with FAULTLAB_FUZZ_SEED=${RNG_SEED})`, () => {
+    const replay = `replay with FAULTLAB_FUZZ_SEED=${RNG_SEED}`;
+    let server: ChunkServer;
+    const warnings: string[] = [];
+    beforeAll(async () => {
+      console.log(`fuzz at RTT ${rttMs} ms: FAULTLAB_FUZZ_SEED=${RNG_SEED}`);
+      server = await ChunkServer.start({ regionBytes: REGION, seed: SEED, rttMs, warn: (l) => warnings.push(l) });
+    });
+    afterAll(async () => server?.close());
 
-  it('random and mutated requests: well-formed answers, never bytes outside the region or wrong bytes, no crash', async () => {
-    const r = rng(RNG_SEED);
-    const c: Check = { answers: 0, readBytes: 0, problems: [] };
-    let sessions = 0;
-    const end = performance.now() + FUZZ_MS;
-    while (performance.now() < end && c.problems.length === 0) {
-      const kind = r.int(4);
-      let bytes: Buffer;
-      if (kind === 0) {
-        bytes = garbage(r, 1 + r.int(256)); // pure noise (no WRITE op byte anywhere)
-      } else {
-        const reqs: Buffer[] = [];
-        for (let n = 1 + r.int(24); n > 0; n--) reqs.push(r.int(3) ? mutatedRequest(r) : validRequest(r));
-        if (r.int(4) === 0) reqs.push(encodeRequest({ op: Op.WRITE, offset: BigInt(REGION - 8 + r.int(16)) }, garbage(r, 16 + r.int(64)))); // refused, payload dropped
-        if (r.int(4) === 0) reqs.push(encodeRequest({ op: Op.READ, len: 64, offset: 0 }).subarray(0, 1 + r.int(15))); // a truncated last header
-        bytes = Buffer.concat(reqs);
+    it('random and mutated requests: well-formed answers, never bytes outside the region or wrong bytes, no crash', async () => {
+      const r = rng(RNG_SEED);
+      const c: Check = { answers: 0, readBytes: 0, problems: [] };
+      let sessions = 0;
+      const end = performance.now() + FUZZ_MS;
+      while (performance.now() < end && c.problems.length === 0) {
+        const kind = r.int(4);
+        let bytes: Buffer;
+        if (kind === 0) {
+          bytes = garbage(r, 1 + r.int(256)); // pure noise (no WRITE op byte anywhere)
+        } else {
+          const reqs: Buffer[] = [];
+          for (let n = 1 + r.int(24); n > 0; n--) reqs.push(r.int(3) ? mutatedRequest(r) : validRequest(r));
+          if (r.int(4) === 0) reqs.push(encodeRequest({ op: Op.WRITE, offset: BigInt(REGION - 8 + r.int(16)) }, garbage(r, 16 + r.int(64)))); // refused, payload dropped
+          if (r.int(4) === 0) reqs.push(encodeRequest({ op: Op.READ, len: 64, offset: 0 }).subarray(0, 1 + r.int(15))); // a truncated last header
+          bytes = Buffer.concat(reqs);
+        }
+        const parts = kind === 3 ? split(bytes, r) : [bytes];
+        checkAnswers(await session(server, parts, r), c);
+        sessions++;
       }
-      const parts = kind === 3 ? split(bytes, r) : [bytes];
-      checkAnswers(await session(server, parts, r), c);
-      sessions++;
-    }
-    expect(c.problems, replay).toEqual([]);
-    expect(sessions, replay).toBeGreaterThan(50);
-    expect(c.readBytes, `the fuzz must have produced successful READs to check; ${replay}`).toBeGreaterThan(0);
-    expect(warnings.filter((w) => /error/i.test(w)), replay).toEqual([]);
-  });
+      expect(c.problems, replay).toEqual([]);
+      expect(sessions, replay).toBeGreaterThan(50);
+      expect(c.readBytes, `the fuzz must have produced successful READs to check; ${replay}`).toBeGreaterThan(0);
+      expect(
+        warnings.filter((w) => /error/i.test(w)),
+        replay,
+      ).toEqual([]);
+    });
 
-  it('afterwards a fresh connection is served correctly', async () => {
-    const client = await ChunkClient.connect(server.host, server.port, 2000);
-    try {
-      expect((await client.hello()).regionBytes).toBe(BigInt(REGION));
-      for (const [off, len] of [[0, 4096], [REGION - 4096, 4096], [12345, 777]]) {
-        const a = await client.request(Op.READ, off, len);
-        expect(a.header.status, replay).toBe(Status.OK);
-        expect(a.body.equals(expected(off, len)), replay).toBe(true);
+    it('afterwards a fresh connection is served correctly', async () => {
+      const client = await ChunkClient.connect(server.host, server.port, 2000);
+      try {
+        expect((await client.hello()).regionBytes).toBe(BigInt(REGION));
+        for (const [off, len] of [
+          [0, 4096],
+          [REGION - 4096, 4096],
+          [12345, 777],
+        ]) {
+          const a = await client.request(Op.READ, off, len);
+          expect(a.header.status, replay).toBe(Status.OK);
+          expect(a.body.equals(expected(off, len)), replay).toBe(true);
+        }
+        await client.ping();
+      } finally {
+        client.close();
       }
-      await client.ping();
-    } finally {
-      client.close();
-    }
+    });
   });
-});

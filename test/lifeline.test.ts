@@ -60,11 +60,14 @@ const namespaces = () => execFileSync('ip', ['netns', 'list']).toString();
 const isRoot = process.getuid?.() === 0;
 
 describe('children die with their parent', () => {
-  it("a runner killed with SIGKILL: its cell child is gone within a second", async () => {
+  it('a runner killed with SIGKILL: its cell child is gone within a second', async () => {
     // A local cell that runs for many seconds on its own (no server whose loss would end it).
     const dir = mkdtempSync(join(tmpdir(), 'faultlab-lifeline-'));
     const matrix = join(dir, 'long.json');
-    writeFileSync(matrix, JSON.stringify({ name: 'long', groups: [{ name: 'long', scenario: 'read-seq', strategy: 'uffd', source: 'local', region: '64MiB', repeat: 200 }] }));
+    writeFileSync(
+      matrix,
+      JSON.stringify({ name: 'long', groups: [{ name: 'long', scenario: 'read-seq', strategy: 'uffd', source: 'local', region: '64MiB', repeat: 200 }] }),
+    );
     const runner = start(['run', '--matrix', matrix, '--out', dir, '--run-id', 'killed']);
     try {
       const cell = await waitFor('the cell child', () => childrenOf(runner.pid!)[0], 30_000);
@@ -78,7 +81,22 @@ describe('children die with their parent', () => {
 
   it('a netem run killed with SIGKILL: its server dies with it, and the next netem run removes its namespace', async (ctx) => {
     if (!isRoot) skipBecause(ctx, 'needs root (network namespaces)');
-    const bench = start(['bench', '--strategy', 'uffd', '--source', 'remote', '--latency', 'netem', '--rtt', '0', '--region', '256MiB', '--repeat', '20', '--json']);
+    const bench = start([
+      'bench',
+      '--strategy',
+      'uffd',
+      '--source',
+      'remote',
+      '--latency',
+      'netem',
+      '--rtt',
+      '0',
+      '--region',
+      '256MiB',
+      '--repeat',
+      '20',
+      '--json',
+    ]);
     const ns = `faultlab-${bench.pid}`;
     try {
       const server = await waitFor(
@@ -102,7 +120,7 @@ describe('children die with their parent', () => {
     }
   });
 
-  it('doctor --clean removes a dead owner\'s namespace and keeps a live one\'s', (ctx) => {
+  it("doctor --clean removes a dead owner's namespace and keeps a live one's", (ctx) => {
     if (!isRoot) skipBecause(ctx, 'needs root (network namespaces)');
     // PIDs above the kernel's pid_max never run; this process is alive.
     const dead = `faultlab-${4194304 + 1}`;

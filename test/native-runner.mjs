@@ -72,12 +72,21 @@ function runOne(bin, timeoutMs) {
     const env = { ...SANITIZER_ENV, ...process.env };
     const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    const take = (stream, sink) => stream.on('data', (d) => { output += d; sink.write(d); });
+    const take = (stream, sink) =>
+      stream.on('data', (d) => {
+        output += d;
+        sink.write(d);
+      });
     take(child.stdout, process.stdout);
     take(child.stderr, process.stderr);
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (e) => { output += `\ncannot start: ${e.message}\n`; });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      output += `\ncannot start: ${e.message}\n`;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve(judge(bin, output, { code, signal, timedOut }));

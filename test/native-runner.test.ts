@@ -33,15 +33,19 @@ const bin = (name: string) => join(dir, name);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'faultlab-runner-'));
-  for (const [name, flags] of Object.entries(BUILDS))
-    execFileSync('gcc', ['-O0', '-g', '-pthread', ...flags, '-o', bin(name), source], { stdio: 'pipe' });
+  for (const [name, flags] of Object.entries(BUILDS)) execFileSync('gcc', ['-O0', '-g', '-pthread', ...flags, '-o', bin(name), source], { stdio: 'pipe' });
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function runNative(names: string[]) {
   const json = join(dir, `report-${names.join('-')}.json`);
   const r = spawnSync(process.execPath, [runner, '--label', 'fixture', '--json', json, ...names.map(bin)], { encoding: 'utf8', timeout: 60_000 });
-  const report = JSON.parse(readFileSync(json, 'utf8')) as { passed: number; failed: number; skipped: number; results: { name: string; status: string; reason?: string }[] };
+  const report = JSON.parse(readFileSync(json, 'utf8')) as {
+    passed: number;
+    failed: number;
+    skipped: number;
+    results: { name: string; status: string; reason?: string }[];
+  };
   return { status: r.status, stdout: r.stdout, report, json };
 }
 
@@ -86,7 +90,10 @@ describe('native-runner.mjs counts every way a native test fails', () => {
     it(`${name}: counted as failed, named, non-zero exit`, () => {
       const { status, report, stdout } = runNative([name]);
       expect(status, stdout).toBe(1);
-      expect(failures(report).some((f) => want.test(f)), `${failures(report).join('; ')}\n${stdout}`).toBe(true);
+      expect(
+        failures(report).some((f) => want.test(f)),
+        `${failures(report).join('; ')}\n${stdout}`,
+      ).toBe(true);
       expect(stdout).toMatch(/^# native \(fixture\): \d+ passed, [1-9]\d* failed, \d+ skipped$/m);
     });
   }
@@ -113,12 +120,19 @@ describe('summary.mjs: the closing line of npm test', () => {
   it("vitest's part: a skip needs a reason from the skip log, a file that fails to load counts, and so does a bad exit", () => {
     const assertion = (title: string, status: string) => ({ title, fullName: title, status });
     const vitest = join(dir, 'vitest.json');
-    writeFileSync(vitest, JSON.stringify({
-      testResults: [
-        { name: '/x/test/a.test.ts', status: 'passed', assertionResults: [assertion('works', 'passed'), assertion('needs nbdkit', 'skipped'), assertion('unexplained', 'skipped')] },
-        { name: '/x/test/b.test.ts', status: 'failed', message: 'SyntaxError: nope', assertionResults: [] },
-      ],
-    }));
+    writeFileSync(
+      vitest,
+      JSON.stringify({
+        testResults: [
+          {
+            name: '/x/test/a.test.ts',
+            status: 'passed',
+            assertionResults: [assertion('works', 'passed'), assertion('needs nbdkit', 'skipped'), assertion('unexplained', 'skipped')],
+          },
+          { name: '/x/test/b.test.ts', status: 'failed', message: 'SyntaxError: nope', assertionResults: [] },
+        ],
+      }),
+    );
     const skips = join(dir, 'skips.jsonl');
     writeFileSync(skips, JSON.stringify({ file: 'a.test.ts', title: 'needs nbdkit', reason: 'nbdkit is not installed' }) + '\n');
     const r = spawnSync(process.execPath, [summary, '--vitest', vitest, '--vitest-exit', '1', '--skips', skips], { encoding: 'utf8' });

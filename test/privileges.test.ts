@@ -24,7 +24,10 @@ function asUser(args: string[], timeout = 60_000) {
 /** The CLI as the unprivileged user can run it: the checkout if it can read it, else a copy it can read. */
 function cliFor(): { cli: string; cleanup: () => void } {
   const cli = join(ROOT, 'bin/faultlab.js');
-  const probe = asUser(['-e', `require('fs').accessSync(${JSON.stringify(join(ROOT, 'dist/harness/cli.js'))}, 4); require('fs').accessSync(${JSON.stringify(join(ROOT, 'native/build/libfaultlab.so'))}, 4)`]);
+  const probe = asUser([
+    '-e',
+    `require('fs').accessSync(${JSON.stringify(join(ROOT, 'dist/harness/cli.js'))}, 4); require('fs').accessSync(${JSON.stringify(join(ROOT, 'native/build/libfaultlab.so'))}, 4)`,
+  ]);
   if (probe.status === 0 && !process.env.FAULTLAB_TEST_COPY_CLI) return { cli, cleanup: () => {} };
   // The checkout is not readable for that user (a private home, say): copy what the CLI needs.
   const dir = mkdtempSync(join(tmpdir(), 'faultlab-unpriv-'));

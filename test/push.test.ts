@@ -27,28 +27,45 @@ function faultlabAsync(args: string[]): Promise<{ status: number | null; stdout:
   });
 }
 
-const wt = (strategy: string, extra: string[] = [], region = '4MiB', fraction = '0.05') =>
-  ['bench', '--strategy', strategy, '--scenario', 'write-track', '--region', region, '--write-fraction', fraction, '--intervals', '3', '--json', ...extra];
+const wt = (strategy: string, extra: string[] = [], region = '4MiB', fraction = '0.05') => [
+  'bench',
+  '--strategy',
+  strategy,
+  '--scenario',
+  'write-track',
+  '--region',
+  region,
+  '--write-fraction',
+  fraction,
+  '--intervals',
+  '3',
+  '--json',
+  ...extra,
+];
 
 describe('write-track: every tracker reports exactly the chunks written', () => {
   for (const strategy of EXACT) {
     const name = strategy === 'uffd-wp-async' && !wpAsync ? `${strategy}: refused on this kernel (no WP_ASYNC)` : `${strategy} random writes, 3 intervals`;
-    it(name, () => {
-      const r = faultlab(wt(strategy, ['--pattern', 'random']));
-      if (strategy === 'uffd-wp-async' && !wpAsync) {
-        expect(r.stderr).toMatch(/needs WP_ASYNC/);
-        return;
-      }
-      expect(r.status, r.stderr).toBe(0);
-      const j = lastJson(r.stdout);
-      expect(j.tracker_exact).toBe(true);
-      expect(j.missed_chunks).toBe(0);
-      expect(j.extra_chunks).toBe(0);
-      // random writes distinct chunks: one dirty chunk per write, every interval
-      expect(j.dirty_chunks).toBe(Array(3).fill(j.writes_per_interval).join(';'));
-      expect(j.bytes_pushed).toBe(j.bytes_written);
-      expect(j.verified).toBe(true);
-    }, 60_000);
+    it(
+      name,
+      () => {
+        const r = faultlab(wt(strategy, ['--pattern', 'random']));
+        if (strategy === 'uffd-wp-async' && !wpAsync) {
+          expect(r.stderr).toMatch(/needs WP_ASYNC/);
+          return;
+        }
+        expect(r.status, r.stderr).toBe(0);
+        const j = lastJson(r.stdout);
+        expect(j.tracker_exact).toBe(true);
+        expect(j.missed_chunks).toBe(0);
+        expect(j.extra_chunks).toBe(0);
+        // random writes distinct chunks: one dirty chunk per write, every interval
+        expect(j.dirty_chunks).toBe(Array(3).fill(j.writes_per_interval).join(';'));
+        expect(j.bytes_pushed).toBe(j.bytes_written);
+        expect(j.verified).toBe(true);
+      },
+      60_000,
+    );
   }
 
   it('hot writes re-write chunks: fewer chunks pushed than writes made (amplification below 1), still exact', () => {
@@ -68,16 +85,20 @@ describe('write-track: every tracker reports exactly the chunks written', () => 
     expect(j.faults).toBe(0);
   }, 60_000);
 
-  it(softDirty ? 'soft-dirty reports exactly the chunks written' : 'soft-dirty: refused on this kernel, which lacks CONFIG_MEM_SOFT_DIRTY, with that reason', () => {
-    const r = faultlab(wt('soft-dirty'));
-    if (softDirty) {
-      expect(r.status, r.stderr).toBe(0);
-      expect(lastJson(r.stdout).tracker_exact).toBe(true);
-    } else {
-      expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/soft-dirty unsupported by this kernel \(CONFIG_MEM_SOFT_DIRTY\)/);
-    }
-  }, 60_000);
+  it(
+    softDirty ? 'soft-dirty reports exactly the chunks written' : 'soft-dirty: refused on this kernel, which lacks CONFIG_MEM_SOFT_DIRTY, with that reason',
+    () => {
+      const r = faultlab(wt('soft-dirty'));
+      if (softDirty) {
+        expect(r.status, r.stderr).toBe(0);
+        expect(lastJson(r.stdout).tracker_exact).toBe(true);
+      } else {
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/soft-dirty unsupported by this kernel \(CONFIG_MEM_SOFT_DIRTY\)/);
+      }
+    },
+    60_000,
+  );
 });
 
 describe('write-track over a real TCP chunk server', () => {
@@ -139,7 +160,11 @@ describe('a write the tracker cannot see is caught by the final comparison', () 
 describe('migrate: two processes, a real socket, the destination ends equal to the source', () => {
   for (const strategy of ['uffd', 'sigsegv']) {
     it(`${strategy} destination at 2 ms RTT`, () => {
-      const r = faultlab(['bench', '--strategy', strategy, '--scenario', 'migrate', '--source', 'remote', '--rtt', '2', '--region', '2MiB', '--json'], {}, 180_000);
+      const r = faultlab(
+        ['bench', '--strategy', strategy, '--scenario', 'migrate', '--source', 'remote', '--rtt', '2', '--region', '2MiB', '--json'],
+        {},
+        180_000,
+      );
       expect(r.status, r.stderr).toBe(0);
       const j = lastJson(r.stdout);
       expect(j.verified).toBe(true);
@@ -177,8 +202,11 @@ describe('the push matrix', () => {
     const wt = m.cells.filter((c) => c.group === 'write-track-vs-rtt');
     expect(wt.length).toBe(4 * 3 * 2);
     expect(new Set(wt.map((c) => c.id)).size).toBe(wt.length);
-    expect(m.cells.filter((c) => c.params.scenario === 'migrate').map((c) => `${c.params.strategy}@${c.params.rttMs}`).sort()).toEqual(
-      ['sigsegv@0', 'sigsegv@2', 'sigsegv@5', 'uffd@0', 'uffd@2', 'uffd@5'],
-    );
+    expect(
+      m.cells
+        .filter((c) => c.params.scenario === 'migrate')
+        .map((c) => `${c.params.strategy}@${c.params.rttMs}`)
+        .sort(),
+    ).toEqual(['sigsegv@0', 'sigsegv@2', 'sigsegv@5', 'uffd@0', 'uffd@2', 'uffd@5']);
   });
 });

@@ -68,7 +68,19 @@ const tracker = (strategy: string): Target => ({
   offset: /(offset |push of )0x[0-9a-f]+/,
 });
 
-const benchArgs = (t: Target, remote: string) => ['bench', ...t.args, '--source', 'remote', '--remote', remote, '--region', '1MiB', '--fetch-timeout', String(FETCH_TIMEOUT), '--json'];
+const benchArgs = (t: Target, remote: string) => [
+  'bench',
+  ...t.args,
+  '--source',
+  'remote',
+  '--remote',
+  remote,
+  '--region',
+  '1MiB',
+  '--fetch-timeout',
+  String(FETCH_TIMEOUT),
+  '--json',
+];
 
 interface Case {
   mode: FaultMode;
@@ -83,7 +95,13 @@ interface Case {
 const CASES: Case[] = [
   { mode: 'die', cause: /server closed the connection|connection reset by the server/, exit: 1 },
   { mode: 'stall', cause: TIMED_OUT, exit: 1, timeout: true },
-  { mode: 'silent', cause: new RegExp(`no answer within ${FETCH_TIMEOUT} ms|did not answer HELLO: ${TIMED_OUT.source}`), exit: 1, timeout: true, noOffset: true },
+  {
+    mode: 'silent',
+    cause: new RegExp(`no answer within ${FETCH_TIMEOUT} ms|did not answer HELLO: ${TIMED_OUT.source}`),
+    exit: 1,
+    timeout: true,
+    noOffset: true,
+  },
   { mode: 'short', cause: TIMED_OUT, exit: 1, timeout: true },
   { mode: 'trickle', cause: TIMED_OUT, exit: 1, timeout: true },
   { mode: 'oversized', cause: /malformed response/, exit: 1 },
@@ -139,7 +157,14 @@ describe('a healthy fault server (the control)', () => {
         expect(j).toMatchObject({ verified: true, region_bytes: 1 << 20, bytes_fetched: 1 << 20 });
       }
       const file = join(dir, 'sizes.json');
-      writeFileSync(file, JSON.stringify({ name: 'sizes', description: 'two region sizes, one server', groups: [{ name: 'g', scenario: 'read-seq', strategy: 'uffd', source: 'remote', region: ['256KiB', '2MiB'] }] }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          name: 'sizes',
+          description: 'two region sizes, one server',
+          groups: [{ name: 'g', scenario: 'read-seq', strategy: 'uffd', source: 'remote', region: ['256KiB', '2MiB'] }],
+        }),
+      );
       const r = await faultlabAsync(['run', '--matrix', file, '--out', dir, '--run-id', 'sizes', '--remote', s.address], 60_000);
       expect(r.status, r.stdout + r.stderr).toBe(0);
       const rows = parseCsvTable(readFileSync(join(dir, 'sizes', 'runs.csv'), 'utf8')).rows;
@@ -150,14 +175,25 @@ describe('a healthy fault server (the control)', () => {
       // A matrix listing a writing group first: with one external server, its
       // reads still run first and verify (a write-track run changes the contents).
       const mixed = join(dir, 'mixed.json');
-      writeFileSync(mixed, JSON.stringify({ name: 'mixed', description: 'writes listed before reads', groups: [
-        { name: 'w', scenario: 'write-track', strategy: 'uffd-wp', source: 'remote', region: '1MiB' },
-        { name: 'r', scenario: 'read-seq', strategy: ['uffd', 'sigsegv'], source: 'remote', region: '1MiB' },
-      ] }));
+      writeFileSync(
+        mixed,
+        JSON.stringify({
+          name: 'mixed',
+          description: 'writes listed before reads',
+          groups: [
+            { name: 'w', scenario: 'write-track', strategy: 'uffd-wp', source: 'remote', region: '1MiB' },
+            { name: 'r', scenario: 'read-seq', strategy: ['uffd', 'sigsegv'], source: 'remote', region: '1MiB' },
+          ],
+        }),
+      );
       const m = await faultlabAsync(['run', '--matrix', mixed, '--out', dir, '--run-id', 'mixed', '--remote', s.address], 60_000);
       expect(m.status, m.stdout + m.stderr).toBe(0);
       const mrows = parseCsvTable(readFileSync(join(dir, 'mixed', 'runs.csv'), 'utf8')).rows;
-      expect(mrows.map((row) => [row['scenario'], row['verified']])).toEqual([['read-seq', 'true'], ['read-seq', 'true'], ['write-track', 'true']]);
+      expect(mrows.map((row) => [row['scenario'], row['verified']])).toEqual([
+        ['read-seq', 'true'],
+        ['read-seq', 'true'],
+        ['write-track', 'true'],
+      ]);
       // Larger than the server's region: refused, naming both sizes.
       const big = await faultlabAsync(['bench', ...read('uffd').args, '--source', 'remote', '--remote', s.address, '--region', '8MiB', '--json']);
       expect(big.status).not.toBe(0);

@@ -45,7 +45,9 @@ describe('emulated RTT', () => {
       for (let attempt = 1; ; attempt++) {
         await s.settled();
         late = s.lateness();
-        rows.push(`rtt ${rtt} ms, try ${attempt}: median ${m.medianMs.toFixed(3)} (error ${((m.medianMs - rtt) * 1000).toFixed(0)} us), server late p50 ${late.p50Us.toFixed(1)} us`);
+        rows.push(
+          `rtt ${rtt} ms, try ${attempt}: median ${m.medianMs.toFixed(3)} (error ${((m.medianMs - rtt) * 1000).toFixed(0)} us), server late p50 ${late.p50Us.toFixed(1)} us`,
+        );
         const early = m.minMs < rtt || late.p50Us < 0; // never retried: judged below
         const within = late.p50Us <= bound(rtt) * 1000 && m.medianMs - rtt <= bound(rtt) + platformSlackMs(rtt, loopbackMs);
         if (early || within || attempt === 3) break;
@@ -62,7 +64,7 @@ describe('emulated RTT', () => {
     console.log(rows.join('\n'));
   });
 
-  it('the C tcp client (the strategies\' own, as in every row and in calibrate) measures the RTT, never early', async () => {
+  it("the C tcp client (the strategies' own, as in every row and in calibrate) measures the RTT, never early", async () => {
     const probe = (s: ChunkServer, n: number) => rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
     const loopbackMs = (await probe(await start(0), 200)).p95Ms;
     console.log(`C probe: loopback at RTT 0: p95 ${(loopbackMs * 1000).toFixed(0)} us`);
@@ -93,7 +95,10 @@ describe('emulated RTT', () => {
     const n = 20;
     const c = await rttTraceNative({ host: s.host, port: s.port, regionBytes: 1 << 20, seed: 3 }, n);
     await s.settled();
-    const pings = s.trace().filter((t) => t.op === Op.PING).slice(-n);
+    const pings = s
+      .trace()
+      .filter((t) => t.op === Op.PING)
+      .slice(-n);
     expect(pings.length).toBe(n);
     expect(c.sentNs.length).toBe(n);
     const rttNs = BigInt(rtt * 1e6);
@@ -122,7 +127,9 @@ describe('emulated RTT', () => {
 
   it('the C probe refuses a server whose region is smaller than its own, naming both sizes', async () => {
     const s = await start(0);
-    await expect(rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 21, seed: 3 }, 3)).rejects.toThrow(/server region is 1048576 bytes, smaller than this run's 2097152/);
+    await expect(rttProbeNative({ host: s.host, port: s.port, regionBytes: 1 << 21, seed: 3 }, 3)).rejects.toThrow(
+      /server region is 1048576 bytes, smaller than this run's 2097152/,
+    );
   });
 
   it('concurrent requests overlap: 8 connections at 20 ms take about 20 ms, not 160', async () => {

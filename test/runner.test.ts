@@ -60,7 +60,21 @@ describe('faultlab run', () => {
 
   it('--latency client-delay: remote cells hold the RTT in the C client (servers answer at once); rows and env.json say so', () => {
     const { dir, file } = setup();
-    const r = faultlab(['run', '--matrix', file, '--out', dir, '--run-id', 'cd', '--filter', 'group=pull', '--filter', 'source=remote', '--latency', 'client-delay']);
+    const r = faultlab([
+      'run',
+      '--matrix',
+      file,
+      '--out',
+      dir,
+      '--run-id',
+      'cd',
+      '--filter',
+      'group=pull',
+      '--filter',
+      'source=remote',
+      '--latency',
+      'client-delay',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const t = table(dir, 'cd');
     expect(t.rows.length).toBe(8); // 2 strategies x 2 RTTs x 2 reps
@@ -138,12 +152,18 @@ describe('faultlab run', () => {
 
   it('on a terminal (a pseudo-terminal from script(1)), a long cell shows its accesses and ETA while it runs, and the CSV is unchanged by it', () => {
     // 256 faults at 10 ms: about 2.6 s, so the cell reports at least once (every 2 s).
-    const { dir, file } = setup({ name: 'long', description: 'one cell of about 3 s', groups: [{ name: 'g', scenario: 'read-seq', strategy: 'sigsegv', source: 'remote', rtt: 10, region: '1MiB' }] });
+    const { dir, file } = setup({
+      name: 'long',
+      description: 'one cell of about 3 s',
+      groups: [{ name: 'g', scenario: 'read-seq', strategy: 'sigsegv', source: 'remote', rtt: 10, region: '1MiB' }],
+    });
     const cmd = [process.execPath, CLI, 'run', '--matrix', file, '--out', dir, '--run-id', 'tty'].map((a) => `'${a}'`).join(' ');
     const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.error, 'script(1) from util-linux runs this test').toBeUndefined();
     expect(r.status, r.stdout).toBe(0);
-    expect(r.stdout).toMatch(/sigsegv read-seq remote rtt=10ms region=1MiB chunk=4KiB cpus=same \.\.\. repetition 1\/1: \d+\/256 accesses \(\d+%\) in \d+s, ETA \d+s/);
+    expect(r.stdout).toMatch(
+      /sigsegv read-seq remote rtt=10ms region=1MiB chunk=4KiB cpus=same \.\.\. repetition 1\/1: \d+\/256 accesses \(\d+%\) in \d+s, ETA \d+s/,
+    );
     const t = table(dir, 'tty');
     expect(col(t, 'status')).toEqual(['ok']);
     expect(col(t, 'message')).toEqual(['']);

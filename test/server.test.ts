@@ -6,17 +6,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { ChunkServer } from '../harness/server/chunk-server.js';
 import { ChunkClient } from '../harness/server/rtt-probe.js';
 import { warmUpReads } from '../harness/server/warm-up.js';
-import {
-  HELLO_BODY_BYTES,
-  MAGIC,
-  MAX_LEN,
-  Op,
-  RequestParser,
-  Status,
-  VERSION,
-  decodeHello,
-  encodeRequest,
-} from '../harness/server/protocol.js';
+import { HELLO_BODY_BYTES, MAGIC, MAX_LEN, Op, RequestParser, Status, VERSION, decodeHello, encodeRequest } from '../harness/server/protocol.js';
 import { fill } from '../harness/native.js';
 import { faultlab } from './helpers.js';
 
@@ -146,10 +136,7 @@ describe.each([0, 1])('chunk server protocol (rtt %s ms)', (rtt) => {
     const c = await ChunkClient.connect(server.host, server.port);
     const closed = new Promise<void>((r) => c.socket.once('close', () => r()));
     // A WRITE announcing more than 16 MiB: its payload cannot be framed.
-    const [a, after] = c.sendRaw(
-      Buffer.concat([encodeRequest({ op: Op.WRITE, len: MAX_LEN + 1, offset: 0 }), encodeRequest({ op: Op.PING })]),
-      2,
-    );
+    const [a, after] = c.sendRaw(Buffer.concat([encodeRequest({ op: Op.WRITE, len: MAX_LEN + 1, offset: 0 }), encodeRequest({ op: Op.PING })]), 2);
     expect((await a).header).toMatchObject({ status: Status.TOO_LARGE, len: 0 });
     await expect(after).rejects.toThrow(/closed/);
     await closed;
@@ -169,7 +156,16 @@ describe.each([0, 1])('chunk server protocol (rtt %s ms)', (rtt) => {
     const payload = expected(4096, 64); // rewrite the same bytes: region stays intact
     const bytes = Buffer.concat([encodeRequest({ op: Op.WRITE, offset: 4096 }, payload), encodeRequest({ op: Op.READ, len: 40, offset: 100 })]);
     // Header split mid-field, payload split, the next header split too.
-    for (const [from, to] of [[0, 1], [1, 7], [7, 15], [15, 16], [16, 50], [50, 80], [80, 81], [81, bytes.length]]) {
+    for (const [from, to] of [
+      [0, 1],
+      [1, 7],
+      [7, 15],
+      [15, 16],
+      [16, 50],
+      [50, 80],
+      [80, 81],
+      [81, bytes.length],
+    ]) {
       sock.write(bytes.subarray(from, to));
       await sleep(5);
     }
@@ -192,7 +188,13 @@ describe.each([0, 1])('chunk server protocol (rtt %s ms)', (rtt) => {
       const off = ((i * 7919) % 200) * 4096;
       offs.push(off);
       // Mix in errors and pings: their answers must keep their place too.
-      reqs.push(i % 10 === 3 ? encodeRequest({ op: 9, offset: off }) : i % 10 === 6 ? encodeRequest({ op: Op.PING, offset: off }) : encodeRequest({ op: Op.READ, len: 4096, offset: off }));
+      reqs.push(
+        i % 10 === 3
+          ? encodeRequest({ op: 9, offset: off })
+          : i % 10 === 6
+            ? encodeRequest({ op: Op.PING, offset: off })
+            : encodeRequest({ op: Op.READ, len: 4096, offset: off }),
+      );
     }
     const answers = await Promise.all(client.sendRaw(Buffer.concat(reqs), reqs.length));
     answers.forEach((a, i) => {
@@ -319,17 +321,23 @@ describe('delayed I/O (rtt > 0: C reads with kernel timestamps and sends at the 
     try {
       for (let round = 0; round < 3; round++) {
         const socks = await Promise.all(
-          Array.from({ length: 20 }, () => new Promise<net.Socket>((r) => {
-            const c = net.connect(s.port, s.host, () => r(c));
-            c.on('error', () => {});
-            c.resume(); // a half-closed client closes once it has read the server's end
-          })),
+          Array.from(
+            { length: 20 },
+            () =>
+              new Promise<net.Socket>((r) => {
+                const c = net.connect(s.port, s.host, () => r(c));
+                c.on('error', () => {});
+                c.resume(); // a half-closed client closes once it has read the server's end
+              }),
+          ),
         );
         const clientsClosed = Promise.all(socks.map((c) => new Promise((r) => c.once('close', r))));
         socks.forEach((c, i) => {
           c.write(Buffer.concat([encodeRequest({ op: Op.READ, len: 4096 }), encodeRequest({ op: Op.PING })]));
-          if (i % 3 === 0) c.end(); // half-close: answers still come
-          else if (i % 3 === 1) c.resetAndDestroy(); // gone with answers pending
+          if (i % 3 === 0)
+            c.end(); // half-close: answers still come
+          else if (i % 3 === 1)
+            c.resetAndDestroy(); // gone with answers pending
           else c.destroy();
         });
         await clientsClosed;

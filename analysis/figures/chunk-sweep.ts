@@ -11,8 +11,18 @@ import type { FigureDef, FigureInput } from './types.js';
 const panel = (r: RunRow) => (r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local source');
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.appThreads === 1 && r.designSpace.huge === 'none' && r.throughputMibps !== null);
-  const swept = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.regionBytes}`).values()].filter((g) => new Set(g.map((r) => r.chunkBytes)).size >= 4).flat();
+  const sel = rows.filter(
+    (r) =>
+      r.scenario === 'read-seq' &&
+      (r.strategy === 'uffd' || r.strategy === 'sigsegv') &&
+      r.designSpace &&
+      r.designSpace.appThreads === 1 &&
+      r.designSpace.huge === 'none' &&
+      r.throughputMibps !== null,
+  );
+  const swept = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.regionBytes}`).values()]
+    .filter((g) => new Set(g.map((r) => r.chunkBytes)).size >= 4)
+    .flat();
   if (swept.length === 0) return null;
   const pts = [...groupBy(swept, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.chunkBytes}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
@@ -22,7 +32,13 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     title: 'Chunk size sweep (sequential read)',
     subtitle: [...provenance(runId, false), 'one fault (and one request) per chunk without prefetch'],
     values: pts,
-    x: { field: 'kib', type: 'quantitative', title: 'chunk size (KiB, log scale)', scale: { type: 'log', base: 2 }, axis: { values: [4, 16, 64, 256, 1024, 2048] } },
+    x: {
+      field: 'kib',
+      type: 'quantitative',
+      title: 'chunk size (KiB, log scale)',
+      scale: { type: 'log', base: 2 },
+      axis: { values: [4, 16, 64, 256, 1024, 2048] },
+    },
     y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },
     tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'kib' }, { field: 'median', format: '.1f' }, { field: 'reps' }],
   });

@@ -33,7 +33,10 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: 'Per-fault latency CDF at 0 ms RTT (sequential read)',
-      subtitle: [...provenance(runId, false, describeParameters(sel)), 'cpus: same = workload and handler share CPUs, split = separate CPUs, free = scheduler decides'],
+      subtitle: [
+        ...provenance(runId, false, describeParameters(sel)),
+        'cpus: same = workload and handler share CPUs, split = separate CPUs, free = scheduler decides',
+      ],
     },
     width: WIDTH,
     height: HEIGHT,

@@ -7,17 +7,29 @@ import { CONFIG, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
-const method = (r: RunRow) => (r.strategy === 'uffd' ? `uffd ${r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? r.designSpace.uffdInstall.toUpperCase() : 'COPY'}` : r.strategy);
+const method = (r: RunRow) =>
+  r.strategy === 'uffd'
+    ? `uffd ${r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? r.designSpace.uffdInstall.toUpperCase() : 'COPY'}`
+    : r.strategy;
 const panel = (r: RunRow) => (r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local source');
 const pages = (r: RunRow) => (r.designSpace?.huge === 'hugetlb' ? 'huge pages (hugetlb, 2 MiB)' : 'small pages (4 KiB)');
 const PAGES = ['small pages (4 KiB)', 'huge pages (hugetlb, 2 MiB)'];
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const sel = rows.filter(
-    (r) => r.scenario === 'read-seq' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.prefetch === 'none' && r.designSpace.appThreads === 1 && (r.designSpace.huge === 'hugetlb' || r.designSpace.huge === 'none') && r.throughputMibps !== null,
+    (r) =>
+      r.scenario === 'read-seq' &&
+      (r.strategy === 'uffd' || r.strategy === 'sigsegv') &&
+      r.designSpace &&
+      r.designSpace.prefetch === 'none' &&
+      r.designSpace.appThreads === 1 &&
+      (r.designSpace.huge === 'hugetlb' || r.designSpace.huge === 'none') &&
+      r.throughputMibps !== null,
   );
   // A twin: the same method, source, region and chunk on both kinds of page.
-  const twins = [...groupBy(sel, (r) => `${method(r)}\u0000${panel(r)}\u0000${r.regionBytes}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.designSpace?.huge)).size === 2);
+  const twins = [...groupBy(sel, (r) => `${method(r)}\u0000${panel(r)}\u0000${r.regionBytes}\u0000${r.chunkBytes}`).values()].filter(
+    (g) => new Set(g.map((r) => r.designSpace?.huge)).size === 2,
+  );
   if (twins.length === 0) return null;
   const pts = twins.flatMap((g) =>
     [...groupBy(g, pages).values()].map((h) => {
@@ -31,7 +43,10 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const color = { field: 'pages', type: 'nominal' as const, title: 'pages', sort: PAGES, scale: { domain: PAGES, range: ['#9aa5b1', '#d9822b'] } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Huge pages against small pages (sequential read)', subtitle: [...provenance(runId, false, sizes), 'bar: median; rule: min..max over repetitions; no prefetch'] },
+    title: {
+      text: 'Huge pages against small pages (sequential read)',
+      subtitle: [...provenance(runId, false, sizes), 'bar: median; rule: min..max over repetitions; no prefetch'],
+    },
     config: CONFIG,
     data: { values: pts },
     facet: { column: { field: 'panel', type: 'nominal', title: null } },
@@ -39,7 +54,23 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       width: 260,
       height: 260,
       layer: [
-        { mark: { type: 'bar' }, encoding: { x, xOffset, color, y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s)' }, tooltip: [{ field: 'method' }, { field: 'pages' }, { field: 'median', format: '.0f' }, { field: 'min', format: '.0f' }, { field: 'max', format: '.0f' }, { field: 'reps' }] } },
+        {
+          mark: { type: 'bar' },
+          encoding: {
+            x,
+            xOffset,
+            color,
+            y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s)' },
+            tooltip: [
+              { field: 'method' },
+              { field: 'pages' },
+              { field: 'median', format: '.0f' },
+              { field: 'min', format: '.0f' },
+              { field: 'max', format: '.0f' },
+              { field: 'reps' },
+            ],
+          },
+        },
         { mark: { type: 'rule', color: '#333' }, encoding: { x, xOffset, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
       ],
     },

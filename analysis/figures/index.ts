@@ -67,7 +67,17 @@ export function buildFigures(rows: RunRow[], opts: BuildOptions = {}): { figures
     const runIds = [...new Set(ok.map((r) => r.runId).filter(Boolean))];
     let runs = runIds;
     if (runIds.length > 1) {
-      const alone = runIds.filter((id) => def.build({ rows: rowsFor(def, ok.filter((r) => r.runId === id)), thesis, runId: id }) !== null);
+      const alone = runIds.filter(
+        (id) =>
+          def.build({
+            rows: rowsFor(
+              def,
+              ok.filter((r) => r.runId === id),
+            ),
+            thesis,
+            runId: id,
+          }) !== null,
+      );
       if (alone.length) runs = alone; // else only the combination has data: name every run
     }
     const runId = runIds.length > 1 ? runs.join(RUNS_SEPARATOR) : (opts.runId ?? runIds[0]);

@@ -13,12 +13,28 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   if (!sel.some((r) => r.strategy === 'eager') || !sel.some((r) => r.strategy !== 'eager')) return null;
   const pts = [...groupBy(sel, (r) => `${policyLabel(r)}\u0000${r.rttMs}\u0000${r.designSpace!.touchFraction}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.totalNs! / 1e6));
-    return { series: policyLabel(g[0]), rtt: `RTT ${g[0].rttMs} ms`, rttMs: g[0].rttMs, fraction: g[0].designSpace!.touchFraction!, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return {
+      series: policyLabel(g[0]),
+      rtt: `RTT ${g[0].rttMs} ms`,
+      rttMs: g[0].rttMs,
+      fraction: g[0].designSpace!.touchFraction!,
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      reps: s.n,
+    };
   });
   const rtts = [...new Set(pts.sort((a, b) => a.rttMs - b.rttMs).map((p) => p.rtt))];
   return panelledLines({
     title: 'Lazy vs eager as the touched share falls (sparse random read)',
-    subtitle: [...provenance(runId, false, `region ${[...new Set(sel.map((r) => bytes(r.regionBytes ?? 0)))].join('/')}, chunk ${[...new Set(sel.map((r) => bytes(r.chunkBytes)))].join('/')}`), 'eager: the whole region copied first (1 MiB requests); lazy: one fault per touched chunk'],
+    subtitle: [
+      ...provenance(
+        runId,
+        false,
+        `region ${[...new Set(sel.map((r) => bytes(r.regionBytes ?? 0)))].join('/')}, chunk ${[...new Set(sel.map((r) => bytes(r.chunkBytes)))].join('/')}`,
+      ),
+      'eager: the whole region copied first (1 MiB requests); lazy: one fault per touched chunk',
+    ],
     values: pts,
     panelField: 'rtt',
     panelSort: rtts,
@@ -33,6 +49,6 @@ export const lazyEagerCrossover: FigureDef = {
   caption:
     'Time to finish a sparse random read (a share of the chunks, each once) against that share, one panel per RTT (median over repetitions, log-log). ' +
     'Eager copies the whole region before the first access; lazy strategies pay one round trip per touched chunk, so they win below a share that shrinks as RTT grows. ' +
-    'With prefetch=background the time is the application\'s: its puller overlaps the copy with the accesses and goes on filling the region.',
+    "With prefetch=background the time is the application's: its puller overlaps the copy with the accesses and goes on filling the region.",
   build,
 };

@@ -35,8 +35,18 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     scale: { domain: sc.domain, range: sc.colours },
     legend: { titleLimit: 400 },
   };
-  const strokeDash = { field: 'measure', type: 'nominal' as const, title: 'measure', scale: { domain: measures.map((m) => m.name), range: measures.map((m) => m.dash) } };
-  const shape = { field: 'measure', type: 'nominal' as const, title: 'measure', scale: { domain: measures.map((m) => m.name), range: measures.map((m) => m.shape) } };
+  const strokeDash = {
+    field: 'measure',
+    type: 'nominal' as const,
+    title: 'measure',
+    scale: { domain: measures.map((m) => m.name), range: measures.map((m) => m.dash) },
+  };
+  const shape = {
+    field: 'measure',
+    type: 'nominal' as const,
+    title: 'measure',
+    scale: { domain: measures.map((m) => m.name), range: measures.map((m) => m.shape) },
+  };
   const rtts = [...new Set(stats.map((s) => s.rtt))].sort((a, b) => a - b);
   const x = { field: 'rtt', type: 'quantitative' as const, title: 'emulated round-trip time (ms)', axis: { values: rtts } };
   const yTitle = 'time (ms, log scale)';
@@ -65,7 +75,15 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
         y,
         color,
         shape,
-        tooltip: [{ field: 'series' }, { field: 'measure' }, { field: 'rtt' }, { field: 'median', format: '.2f' }, { field: 'min', format: '.2f' }, { field: 'max', format: '.2f' }, { field: 'reps' }],
+        tooltip: [
+          { field: 'series' },
+          { field: 'measure' },
+          { field: 'rtt' },
+          { field: 'median', format: '.2f' },
+          { field: 'min', format: '.2f' },
+          { field: 'max', format: '.2f' },
+          { field: 'reps' },
+        ],
       },
     },
   ];

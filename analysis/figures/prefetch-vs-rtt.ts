@@ -36,18 +36,41 @@ const SPARE = ['#72b7b2', '#eeca3b', '#9d755d', '#ff9da6'];
 
 function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
   const candidates = widestSweeps(
-    rows.filter((r) => r.scenario === 'read-seq' && r.source === 'remote' && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.designSpace.appThreads === 1 && r.throughputMibps !== null),
+    rows.filter(
+      (r) =>
+        r.scenario === 'read-seq' &&
+        r.source === 'remote' &&
+        (r.strategy === 'uffd' || r.strategy === 'sigsegv') &&
+        r.designSpace &&
+        r.designSpace.appThreads === 1 &&
+        r.throughputMibps !== null,
+    ),
   );
   // Sweeps only (three RTTs or more): a chunk-size sweep at one RTT is another figure's.
   const sel = [...groupBy(candidates, (r) => `${policyLabel(r)}\u0000${r.chunkBytes}`).values()].filter((g) => new Set(g.map((r) => r.rttMs)).size >= 3).flat();
   if (!sel.some((r) => r.designSpace!.prefetch !== 'none')) return null;
   // Colour: the policy (the chunk size when a policy appears with several); line style: the strategy.
   const chunksOf = groupBy(sel, (r) => r.designSpace!.prefetch);
-  const policy = (r: RunRow) => (chunksOf.get(r.designSpace!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes) ? `${r.designSpace!.prefetch}, ${bytes(r.chunkBytes)} chunks` : r.designSpace!.prefetch);
-  const strategy = (r: RunRow) => (r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? `uffd (UFFDIO_${r.designSpace.uffdInstall.toUpperCase()})` : r.strategy);
+  const policy = (r: RunRow) =>
+    chunksOf.get(r.designSpace!.prefetch)!.some((x) => x.chunkBytes !== r.chunkBytes)
+      ? `${r.designSpace!.prefetch}, ${bytes(r.chunkBytes)} chunks`
+      : r.designSpace!.prefetch;
+  const strategy = (r: RunRow) =>
+    r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move'
+      ? `uffd (UFFDIO_${r.designSpace.uffdInstall.toUpperCase()})`
+      : r.strategy;
   const stats = [...groupBy(sel, (r) => `${strategy(r)}\u0000${policy(r)}\u0000${r.rttMs}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { series: policy(g[0]), strategy: strategy(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n, chunk: bytes(g[0].chunkBytes) };
+    return {
+      series: policy(g[0]),
+      strategy: strategy(g[0]),
+      rtt: g[0].rttMs,
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      reps: s.n,
+      chunk: bytes(g[0].chunkBytes),
+    };
   });
   const ref = thesisValuesFor(thesis, NAME).map((v) => ({
     series: thesisSeries(v),
@@ -63,13 +86,22 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
     field: 'series',
     type: 'nominal' as const,
     title: 'policy',
-    scale: { domain: [...ours, ...refSeries], range: [...ours.map((s) => POLICY_COLOURS[s] ?? SPARE[spare++ % SPARE.length]), ...refSeries.map(() => '#111111')] },
+    scale: {
+      domain: [...ours, ...refSeries],
+      range: [...ours.map((s) => POLICY_COLOURS[s] ?? SPARE[spare++ % SPARE.length]), ...refSeries.map(() => '#111111')],
+    },
   };
   const shape = {
     field: 'series',
     type: 'nominal' as const,
     title: 'policy',
-    scale: { domain: [...ours, ...refSeries], range: [...ours.map(() => 'circle'), ...refSeries.map((t) => (t.includes('(upper bound)') ? 'triangle-down' : t.includes('(lower bound)') ? 'triangle-up' : 'diamond'))] },
+    scale: {
+      domain: [...ours, ...refSeries],
+      range: [
+        ...ours.map(() => 'circle'),
+        ...refSeries.map((t) => (t.includes('(upper bound)') ? 'triangle-down' : t.includes('(lower bound)') ? 'triangle-up' : 'diamond')),
+      ],
+    },
   };
   const strategies = ['uffd', 'uffd (UFFDIO_CONTINUE)', 'uffd (UFFDIO_MOVE)', 'sigsegv'].filter((x) => stats.some((s) => s.strategy === x));
   const dashes: Record<string, number[]> = { uffd: [1, 0], 'uffd (UFFDIO_CONTINUE)': [2, 2], 'uffd (UFFDIO_MOVE)': [4, 2, 1, 2], sigsegv: [7, 3] };
@@ -82,19 +114,46 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
     {
       data: { values: stats },
       mark: { type: 'point', filled: true, size: 40 },
-      encoding: { x, y, color: colour, shape, tooltip: [{ field: 'strategy' }, { field: 'series' }, { field: 'chunk' }, { field: 'rtt' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }, { field: 'reps' }] },
+      encoding: {
+        x,
+        y,
+        color: colour,
+        shape,
+        tooltip: [
+          { field: 'strategy' },
+          { field: 'series' },
+          { field: 'chunk' },
+          { field: 'rtt' },
+          { field: 'median', format: '.1f' },
+          { field: 'min' },
+          { field: 'max' },
+          { field: 'reps' },
+        ],
+      },
     },
   ];
   if (ref.length) {
     const ranges = ref.filter((r) => r.rtt_to > r.rtt);
-    if (ranges.length) layers.push({ data: { values: ranges }, mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 }, encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, color: colour } });
-    layers.push({ data: { values: ref }, mark: { type: 'point', filled: true, size: 130, opacity: 1 }, encoding: { x, y: { ...y, field: 'y' }, color: colour, shape, tooltip: [{ field: 'series' }, { field: 'published' }] } });
+    if (ranges.length)
+      layers.push({
+        data: { values: ranges },
+        mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 },
+        encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, color: colour },
+      });
+    layers.push({
+      data: { values: ref },
+      mark: { type: 'point', filled: true, size: 130, opacity: 1 },
+      encoding: { x, y: { ...y, field: 'y' }, color: colour, shape, tooltip: [{ field: 'series' }, { field: 'published' }] },
+    });
   }
   const regions = [...new Set(sel.map((r) => r.regionBytes).filter((b): b is number => b !== null))].map(bytes).join('/');
   const chunks = [...new Set(sel.map((r) => r.chunkBytes))].map(bytes).join('/');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Read throughput vs RTT per prefetch policy (sequential)', subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}, chunks ${chunks}`), 'line style: strategy; medians over repetitions'] },
+    title: {
+      text: 'Read throughput vs RTT per prefetch policy (sequential)',
+      subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}, chunks ${chunks}`), 'line style: strategy; medians over repetitions'],
+    },
     width: WIDTH,
     height: HEIGHT + 60,
     config: CONFIG,

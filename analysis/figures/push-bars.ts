@@ -28,10 +28,7 @@ export function patternSeries(rows: RunRow[]): BarSeries {
   const mixed = new Set(rows.map(setup)).size > 1;
   const label = (r: RunRow) => (mixed ? `${r.push!.pattern} (${setup(r)})` : r.push!.pattern);
   const order = [...new Map(rows.map((r) => [label(r), r])).values()].sort(
-    (a, b) =>
-      comparePatterns(a.push!.pattern, b.push!.pattern) ||
-      (a.regionBytes ?? 0) - (b.regionBytes ?? 0) ||
-      a.source.localeCompare(b.source),
+    (a, b) => comparePatterns(a.push!.pattern, b.push!.pattern) || (a.regionBytes ?? 0) - (b.regionBytes ?? 0) || a.source.localeCompare(b.source),
   );
   const domain = order.map(label);
   return {

@@ -46,7 +46,11 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       {
         data: { values: pushed },
         mark: { type: 'bar', opacity: 0.85 },
-        encoding: { ...top, y: { field: 'median', type: 'quantitative', title: yTitle, scale: yScale, stack: null }, tooltip: tooltip('MiB per interval (median)', '.3f') },
+        encoding: {
+          ...top,
+          y: { field: 'median', type: 'quantitative', title: yTitle, scale: yScale, stack: null },
+          tooltip: tooltip('MiB per interval (median)', '.3f'),
+        },
       },
       {
         data: { values: pushed },
@@ -94,12 +98,21 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
         {
           data: { values: amp },
           mark: { type: 'bar' as const, opacity: 0.85 },
-          encoding: { ...bottom, y: { field: 'median', type: 'quantitative' as const, title: yTitle, scale: yScale, stack: null }, tooltip: tooltip('amplification (median, ×)', '.3f') },
+          encoding: {
+            ...bottom,
+            y: { field: 'median', type: 'quantitative' as const, title: yTitle, scale: yScale, stack: null },
+            tooltip: tooltip('amplification (median, ×)', '.3f'),
+          },
         },
         {
           data: { values: amp },
           mark: { type: 'rule' as const, strokeWidth: 1.5, color: '#333' },
-          encoding: { x: bottom.x, xOffset: bottom.xOffset, y: { field: 'min', type: 'quantitative' as const, title: yTitle, scale: yScale }, y2: { field: 'max' } },
+          encoding: {
+            x: bottom.x,
+            xOffset: bottom.xOffset,
+            y: { field: 'min', type: 'quantitative' as const, title: yTitle, scale: yScale },
+            y2: { field: 'max' },
+          },
         },
         {
           data: { values: [{ one: 1 }] },

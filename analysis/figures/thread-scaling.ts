@@ -9,21 +9,38 @@ import { panelledLines, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
-const label = (r: RunRow) => (r.strategy === 'uffd' ? `${policyLabel(r)}, ${r.handlerThreads ?? 1} handler thread${(r.handlerThreads ?? 1) > 1 ? 's' : ''}` : policyLabel(r));
+const label = (r: RunRow) =>
+  r.strategy === 'uffd' ? `${policyLabel(r)}, ${r.handlerThreads ?? 1} handler thread${(r.handlerThreads ?? 1) > 1 ? 's' : ''}` : policyLabel(r);
 const panel = (r: RunRow) => `${r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local'}, ${bytes(r.chunkBytes)} chunks`;
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => (r.scenario === 'read-random' || r.scenario === 'read-seq') && (r.strategy === 'uffd' || r.strategy === 'sigsegv') && r.designSpace && r.throughputMibps !== null);
+  const sel = rows.filter(
+    (r) =>
+      (r.scenario === 'read-random' || r.scenario === 'read-seq') &&
+      (r.strategy === 'uffd' || r.strategy === 'sigsegv') &&
+      r.designSpace &&
+      r.throughputMibps !== null,
+  );
   // Only series swept over at least three thread counts.
-  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()].filter((g) => new Set(g.map((r) => r.designSpace!.appThreads)).size >= 3).flat();
+  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()]
+    .filter((g) => new Set(g.map((r) => r.designSpace!.appThreads)).size >= 3)
+    .flat();
   if (swept.length === 0) return null;
   const pts = [...groupBy(swept, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.designSpace!.appThreads}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { series: label(g[0]), panel: `${panel(g[0])}, ${g[0].scenario}`, threads: g[0].designSpace!.appThreads, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return {
+      series: label(g[0]),
+      panel: `${panel(g[0])}, ${g[0].scenario}`,
+      threads: g[0].designSpace!.appThreads,
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      reps: s.n,
+    };
   });
   return panelledLines({
     title: 'Scaling with application threads',
-    subtitle: [...provenance(runId, false), 'throughput: all bytes read over the slowest thread\'s access time; each thread reads its own share'],
+    subtitle: [...provenance(runId, false), "throughput: all bytes read over the slowest thread's access time; each thread reads its own share"],
     values: pts,
     x: { field: 'threads', type: 'quantitative', title: 'application threads', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16] } },
     y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },

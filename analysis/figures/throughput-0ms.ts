@@ -43,7 +43,10 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: 'Read throughput at 0 ms RTT (sequential)',
-      subtitle: [...provenance(runId, ref.length > 0, describeParameters(sel)), 'bar: median; rule: min..max over repetitions; thesis MB/s = MiB/s (see thesis-reference.json)'],
+      subtitle: [
+        ...provenance(runId, ref.length > 0, describeParameters(sel)),
+        'bar: median; rule: min..max over repetitions; thesis MB/s = MiB/s (see thesis-reference.json)',
+      ],
     },
     width: WIDTH,
     height: HEIGHT,

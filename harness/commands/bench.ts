@@ -40,7 +40,10 @@ export const benchCommand: CommandModule = {
   builder: (y) =>
     cellOptions(y)
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (with per-repetition rows) as the last line' })
-      .option('progress', { type: 'boolean', describe: `report accesses done and an ETA on stderr every ${PROGRESS_EVERY_MS / 1000} s while a run lasts (default: when stderr is a terminal)` }),
+      .option('progress', {
+        type: 'boolean',
+        describe: `report accesses done and an ETA on stderr every ${PROGRESS_EVERY_MS / 1000} s while a run lasts (default: when stderr is a terminal)`,
+      }),
   handler: async (a) => {
     const params = cellFromArgv(a);
     // Test hook: crash this child for real (a fault outside every region), so

@@ -79,7 +79,14 @@ const SEED = 1;
 type Probe = Awaited<ReturnType<typeof rttProbeNative>>;
 function judge(m: Probe, rttMs: number, wireMs: number): ModeResult {
   const errorMs = m.medianMs - rttMs - wireMs;
-  return { medianMs: m.medianMs, p5Ms: m.p5Ms, p95Ms: m.p95Ms, minMs: m.minMs, errorMs, pass: Math.abs(errorMs) <= acceptanceBoundMs(rttMs) && m.minMs >= rttMs };
+  return {
+    medianMs: m.medianMs,
+    p5Ms: m.p5Ms,
+    p95Ms: m.p95Ms,
+    minMs: m.minMs,
+    errorMs,
+    pass: Math.abs(errorMs) <= acceptanceBoundMs(rttMs) && m.minMs >= rttMs,
+  };
 }
 
 const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -149,14 +156,40 @@ function printTable(cal: Calibration): void {
   console.log(`calibrate: ${cal.samples} PING round trips per RTT and mode from the C tcp client, on loopback`);
   console.log(`wire = the loopback's own round trip: a minimal C server thread answering at once (the control at RTT 0), median ${f(cal.controlBaseMs)} ms`);
   console.log(`(the chunk server at RTT 0, no delay, its event loop answering: median ${f(cal.baseMs)} ms)`);
-  console.log('error = median - configured (server-delay and control: - wire as well); bound = max(2% of configured, 50 us); server late = server-delay: deadline to the answer\'s send began (p50)');
+  console.log(
+    "error = median - configured (server-delay and control: - wire as well); bound = max(2% of configured, 50 us); server late = server-delay: deadline to the answer's send began (p50)",
+  );
   console.log('control = the same client against that C server thread delaying each PING precisely');
-  const head = ['configured_ms', 'bound_us', 'server_median', 'server_err_us', 'server-delay', 'server_late_us', 'client_median', 'client_err_us', 'client-delay', 'control_err_us', 'control'];
+  const head = [
+    'configured_ms',
+    'bound_us',
+    'server_median',
+    'server_err_us',
+    'server-delay',
+    'server_late_us',
+    'client_median',
+    'client_err_us',
+    'client-delay',
+    'control_err_us',
+    'control',
+  ];
   console.log(head.map((h) => h.padStart(15)).join(''));
   for (const r of cal.rows) {
     const s = r.modes['server-delay'];
     const c = r.modes['client-delay'];
-    const cells = [String(r.configuredMs), us(r.boundMs), f(s.medianMs), us(s.errorMs), verdict(s, r.configuredMs), r.serverLateP50Us.toFixed(1), f(c.medianMs), us(c.errorMs), verdict(c, r.configuredMs), us(r.control.errorMs), verdict(r.control, r.configuredMs)];
+    const cells = [
+      String(r.configuredMs),
+      us(r.boundMs),
+      f(s.medianMs),
+      us(s.errorMs),
+      verdict(s, r.configuredMs),
+      r.serverLateP50Us.toFixed(1),
+      f(c.medianMs),
+      us(c.errorMs),
+      verdict(c, r.configuredMs),
+      us(r.control.errorMs),
+      verdict(r.control, r.configuredMs),
+    ];
     console.log(cells.map((x) => x.padStart(15)).join(''));
   }
   for (const mode of LATENCY_MODES) {
@@ -174,13 +207,19 @@ function printTable(cal: Calibration): void {
   if (!cal.pass['server-delay'] && cal.pass['client-delay']) console.log('use --latency client-delay for RTTs within the bound on this machine');
 }
 
-
 function printBreakdown(rows: BreakdownRow[]): void {
-  console.log('\nserver-delay, where the time goes (medians, us; one clock on both sides): to server = client send -> the server has the request (kernel receive time;');
-  console.log("RTT 0: its event loop's 'data' handler); server late = deadline -> its send began (RTT 0: the write returned); to client = that -> client received; excess = round trip - configured");
+  console.log(
+    '\nserver-delay, where the time goes (medians, us; one clock on both sides): to server = client send -> the server has the request (kernel receive time;',
+  );
+  console.log(
+    "RTT 0: its event loop's 'data' handler); server late = deadline -> its send began (RTT 0: the write returned); to client = that -> client received; excess = round trip - configured",
+  );
   const head = ['configured_ms', 'to_server_us', 'server_late_us', 'to_client_us', 'excess_us'];
   console.log(head.map((h) => h.padStart(15)).join(''));
-  for (const r of rows) console.log([String(r.configuredMs), ...[r.toServerUs, r.serverLateUs, r.toClientUs, r.excessUs].map((x) => x.toFixed(0))].map((x) => x.padStart(15)).join(''));
+  for (const r of rows)
+    console.log(
+      [String(r.configuredMs), ...[r.toServerUs, r.serverLateUs, r.toClientUs, r.excessUs].map((x) => x.toFixed(0))].map((x) => x.padStart(15)).join(''),
+    );
 }
 
 export function parseRttList(text: string): number[] {
@@ -204,7 +243,11 @@ export const calibrateCommand: CommandModule = {
     y
       .option('rtt', { type: 'string', default: '0.5,1,2,5,10,20,40', describe: 'RTTs to check, ms, comma separated' })
       .option('samples', { type: 'number', default: 100, describe: 'PING round trips per RTT and mode' })
-      .option('breakdown', { type: 'boolean', default: false, describe: 'also split each server-delay round trip: to the server, its lateness, back (one clock on both sides)' })
+      .option('breakdown', {
+        type: 'boolean',
+        default: false,
+        describe: 'also split each server-delay round trip: to the server, its lateness, back (one clock on both sides)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
   handler: async (a) => {
     const rtts = parseRttList(a.rtt as string);

@@ -9,7 +9,11 @@ export const doctorCommand: CommandModule = {
   builder: (y) =>
     y
       .option('json', { type: 'boolean', default: false })
-      .option('clean', { type: 'boolean', default: false, describe: 'remove what dead faultlab runs left behind (netem namespaces, their veths and servers), then exit' }),
+      .option('clean', {
+        type: 'boolean',
+        default: false,
+        describe: 'remove what dead faultlab runs left behind (netem namespaces, their veths and servers), then exit',
+      }),
   handler: (a) => {
     if (a.clean) {
       const removed = cleanStaleNetem();

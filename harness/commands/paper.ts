@@ -19,8 +19,7 @@ export const paperCommand: CommandModule = {
       .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
   handler: async (a) => {
     const inDirs = (a.in as string[]).map(String);
-    for (const inDir of inDirs)
-      if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
+    for (const inDir of inDirs) if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
       const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only here and in start
       const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string });

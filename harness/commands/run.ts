@@ -21,12 +21,26 @@ export const runCommand: CommandModule = {
       .option('matrix', { type: 'string', default: 'quick', describe: 'matrix name (quick, thesis, ...) or a .json path' })
       .option('out', { type: 'string', default: defaultResultsDir, describe: 'folder that receives <run-id>/' })
       .option('run-id', { type: 'string', describe: 'name of the run folder (default <matrix>-<time>)' })
-      .option('filter', { type: 'string', array: true, default: [] as string[], describe: 'keep cells with key=value (strategy, scenario, source, rtt, region, chunk, cpus, group, kind)' })
-      .option('repeat', { type: 'number', describe: 'override every cell\'s repetitions' })
+      .option('filter', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'keep cells with key=value (strategy, scenario, source, rtt, region, chunk, cpus, group, kind)',
+      })
+      .option('repeat', { type: 'number', describe: "override every cell's repetitions" })
       .option('resume', { type: 'boolean', default: false, describe: 'finish an interrupted run (needs --run-id)' })
       .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' })
-      .option('remote', { type: 'string', describe: 'HOST:PORT of a running `faultlab serve` for every remote cell (its --seed and --rtt apply, and each cell maps a prefix of its --region; default: the runner starts servers on loopback)' })
-      .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'RTT emulation of remote cells: delay in the runner\'s servers (the thesis\'s method), or held by the C client (precise; see faultlab calibrate)' })
+      .option('remote', {
+        type: 'string',
+        describe:
+          'HOST:PORT of a running `faultlab serve` for every remote cell (its --seed and --rtt apply, and each cell maps a prefix of its --region; default: the runner starts servers on loopback)',
+      })
+      .option('latency', {
+        choices: ['server-delay', 'client-delay'] as const,
+        default: 'server-delay' as const,
+        describe:
+          "RTT emulation of remote cells: delay in the runner's servers (the thesis's method), or held by the C client (precise; see faultlab calibrate)",
+      })
       .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
   handler: async (a) => {
     const m = loadMatrix(a.matrix as string);
@@ -56,7 +70,14 @@ export const runCommand: CommandModule = {
     if (!Number.isFinite(cellTimeout) || cellTimeout <= 0) throw new UsageError(`--cell-timeout ${cellTimeout}: give seconds > 0`);
     const runId = (a['run-id'] as string | undefined) ?? newRunId(m.name);
     console.error(`faultlab run: matrix ${m.name}, ${cells.length} cells -> ${a.out}/${runId}`);
-    const r = await runMatrix(m, cells, { out: a.out as string, runId, resume: a.resume as boolean, cellTimeoutMs: (a['cell-timeout'] as number) * 1000, remote: a.remote as string | undefined, latency: a.latency as RunOptions['latency'] });
+    const r = await runMatrix(m, cells, {
+      out: a.out as string,
+      runId,
+      resume: a.resume as boolean,
+      cellTimeoutMs: (a['cell-timeout'] as number) * 1000,
+      remote: a.remote as string | undefined,
+      latency: a.latency as RunOptions['latency'],
+    });
     console.log(`results: ${r.dir}/runs.csv (${r.complete ? 'complete' : 'INCOMPLETE: rerun with --resume'}; ${r.failed} failed cell(s))`);
     if (!r.complete) process.exitCode = 130;
     else if (r.failed) process.exitCode = 1;

@@ -46,7 +46,8 @@ export const serveCommand: CommandModule = {
     const seed = a.seed as number;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${seed}: give a whole number >= 0`);
     const rttMs = a.rtt as number;
-    if (!Number.isFinite(rttMs) || rttMs < 0 || rttMs > 10_000) throw new UsageError(`--rtt ${Number.isNaN(rttMs) ? 'needs a number' : rttMs}: give ms from 0 to 10000`);
+    if (!Number.isFinite(rttMs) || rttMs < 0 || rttMs > 10_000)
+      throw new UsageError(`--rtt ${Number.isNaN(rttMs) ? 'needs a number' : rttMs}: give ms from 0 to 10000`);
 
     // A --listen address that cannot be used (port taken, address not on this
     // machine) is bad input: one line, exit 2, like any other option.

@@ -14,10 +14,7 @@ const paperSource = fileURLToPath(new URL('../../../paper/paper.md', import.meta
 export const startCommand: CommandModule = {
   command: 'start',
   describe: 'main job: quick matrix -> results/<run-id>/ -> figures -> a paper filled from this run',
-  builder: (y) =>
-    y
-      .option('matrix', { type: 'string', default: 'quick' })
-      .option('out', { type: 'string', default: defaultResultsDir }),
+  builder: (y) => y.option('matrix', { type: 'string', default: 'quick' }).option('out', { type: 'string', default: defaultResultsDir }),
   handler: async (a) => {
     const m = loadMatrix(a.matrix as string);
     const runId = newRunId(m.name);

@@ -19,9 +19,11 @@ export const targetsCommand: CommandModule = {
     const log = (s: string) => console.error(s);
     const region = (d: string) => parseSize((a.region as string | undefined) ?? d, 'region');
     const series = judge(
-      a.which === 'floors' ? await floorsBenchmark(rounds, log)
-      : a.which === 'prefetch' ? await prefetchBenchmark(rounds, region('256MiB'), log)
-      : await remoteBenchmark(rounds, region('64MiB'), log),
+      a.which === 'floors'
+        ? await floorsBenchmark(rounds, log)
+        : a.which === 'prefetch'
+          ? await prefetchBenchmark(rounds, region('256MiB'), log)
+          : await remoteBenchmark(rounds, region('64MiB'), log),
     );
     if (a.json) console.log(JSON.stringify(series));
     else console.log(formatSeries(series, 'see names'));

@@ -16,14 +16,19 @@ export const transportCommand: CommandModule = {
       .option('seed', paramOption('seed'))
       .option('chunk', paramOption('chunkBytes'))
       .option('rtt', paramOption('rttMs', 'emulated RTT (ms): of the embedded server, or held by the client with --latency client-delay'))
-      .option('latency', { choices: ['server-delay', 'client-delay'] as const, default: 'server-delay' as const, describe: 'where the RTT is emulated (see bench --latency)' })
+      .option('latency', {
+        choices: ['server-delay', 'client-delay'] as const,
+        default: 'server-delay' as const,
+        describe: 'where the RTT is emulated (see bench --latency)',
+      })
       .option('requests', { type: 'number', default: 1000 })
       .option('repeat', paramOption('repeat'))
       .option('cpus', paramOption('cpus'))
       .option('land', {
         choices: ['buffer', 'region'] as const,
         default: 'buffer' as const,
-        describe: 'where READs land: one reused buffer (cache-warm), or each at its own offset of a populated region-sized mapping, as a fault fetch lands (cache-cold)',
+        describe:
+          'where READs land: one reused buffer (cache-warm), or each at its own offset of a populated region-sized mapping, as a fault fetch lands (cache-cold)',
       })
       .option('json', { type: 'boolean', default: false }),
   handler: async (a) => {
@@ -51,7 +56,11 @@ export const transportCommand: CommandModule = {
       for (let i = 0; i < (a.repeat as number); i++) reps.push(await transportNative(spec));
       const out = { chunk_bytes: chunk, land: a.land, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), latency: a.latency, reps };
       if (a.json) console.log(JSON.stringify(out));
-      else for (const r of reps) console.log(`chunk ${chunk} B into ${r.land}: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`);
+      else
+        for (const r of reps)
+          console.log(
+            `chunk ${chunk} B into ${r.land}: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`,
+          );
     } finally {
       await server?.close();
     }

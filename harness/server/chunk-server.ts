@@ -14,17 +14,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { fill } from '../native.js';
 import { DelayedConn, DelayedIoHub } from './delayed-io.js';
 import { WARM_UP_READS, warmUpReads } from './warm-up.js';
-import {
-  HELLO_BODY_BYTES,
-  Op,
-  RESP_HEADER_BYTES,
-  RequestParser,
-  Status,
-  encodeHello,
-  formatHostPort,
-  isLoopback,
-  type ParsedRequest,
-} from './protocol.js';
+import { HELLO_BODY_BYTES, Op, RESP_HEADER_BYTES, RequestParser, Status, encodeHello, formatHostPort, isLoopback, type ParsedRequest } from './protocol.js';
 
 export { formatHostPort, isLoopback };
 
@@ -141,9 +131,7 @@ export class ChunkServer {
     }
     if (regionBytes % 8) throw new Error(`region of ${regionBytes} bytes is not a multiple of 8 bytes`);
     if (regionBytes > bufferConstants.MAX_LENGTH) {
-      throw new Error(
-        `region of ${regionBytes} bytes is larger than the chunk server can hold (${bufferConstants.MAX_LENGTH} bytes, Node's largest Buffer)`,
-      );
+      throw new Error(`region of ${regionBytes} bytes is larger than the chunk server can hold (${bufferConstants.MAX_LENGTH} bytes, Node's largest Buffer)`);
     }
     let seed: bigint;
     try {
@@ -441,7 +429,11 @@ export class ChunkServer {
             this.counts.requests++;
             const answer = this.execute(req);
             // The sender copies up to 256 bytes of head; a longer answer's rest is its body.
-            const [head, body] = Array.isArray(answer) ? answer : answer.length > 256 ? [answer.subarray(0, RESP_HEADER_BYTES), answer.subarray(RESP_HEADER_BYTES)] : [answer, null];
+            const [head, body] = Array.isArray(answer)
+              ? answer
+              : answer.length > 256
+                ? [answer.subarray(0, RESP_HEADER_BYTES), answer.subarray(RESP_HEADER_BYTES)]
+                : [answer, null];
             const shared = Array.isArray(answer);
             if (shared) this.sharedAnswersPending++;
             if (!conn.send(deadline, head, body, { req, deadline, shared })) {

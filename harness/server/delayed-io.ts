@@ -93,7 +93,10 @@ export class DelayedIoHub {
   private buf: Buffer = Buffer.alloc(0);
   private closed = false;
 
-  private constructor(private readonly hub: unknown, notifyFd: number) {
+  private constructor(
+    private readonly hub: unknown,
+    notifyFd: number,
+  ) {
     this.notify = new net.Socket({ fd: notifyFd, readable: true, writable: false });
     this.notify.on('data', (chunk: Buffer) => this.onRecords(chunk));
     this.notify.on('error', () => {}); // only at close

@@ -58,10 +58,7 @@ function writeHeader(buf: Buffer, at: number, first: number, reserved: number, l
 }
 
 /** Encode a request header, followed by payload if given (a WRITE's bytes). */
-export function encodeRequest(
-  h: { op: number; len?: number; offset?: bigint | number; reserved?: number },
-  payload?: Buffer,
-): Buffer {
+export function encodeRequest(h: { op: number; len?: number; offset?: bigint | number; reserved?: number }, payload?: Buffer): Buffer {
   const len = h.len ?? payload?.length ?? 0;
   const buf = Buffer.allocUnsafe(REQ_HEADER_BYTES + (payload?.length ?? 0));
   writeHeader(buf, 0, h.op, h.reserved ?? 0, len, h.offset ?? 0n);

@@ -164,12 +164,7 @@ export function quantile(sorted: number[], q: number): number {
  * (after a short warm-up), timed with the monotonic clock. The server's HELLO
  * is checked first, so a wrong address fails clearly.
  */
-export async function measureRtt(
-  host: string,
-  port: number,
-  samples: number,
-  opts: { timeoutMs?: number; warmup?: number } = {},
-): Promise<RttStats> {
+export async function measureRtt(host: string, port: number, samples: number, opts: { timeoutMs?: number; warmup?: number } = {}): Promise<RttStats> {
   if (!Number.isInteger(samples) || samples < 1) throw new Error(`samples must be a positive integer, got ${samples}`);
   const client = await ChunkClient.connect(host, port, opts.timeoutMs ?? 5000);
   try {

@@ -57,6 +57,6 @@ export function warmUpReads(host: string, port: number, regionBytes: number, rea
       else if (received > expected) fail('more bytes than asked for');
     });
     sock.on('error', (e) => fail(e.message));
-    sock.on('close', () => sent < reads || received < expected ? fail('the server closed the connection') : undefined);
+    sock.on('close', () => (sent < reads || received < expected ? fail('the server closed the connection') : undefined));
   });
 }

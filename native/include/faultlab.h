@@ -62,8 +62,7 @@ void fl_fill(void *buf, uint64_t len, uint64_t seed, uint64_t offset);
 
 /* Count 8-byte words of buf that differ from fl_fill(seed, offset); the offset of
  * the first mismatch goes to *first_bad (UINT64_MAX if none). */
-uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset,
-                   uint64_t *first_bad);
+uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset, uint64_t *first_bad);
 
 /* Kernel and userfaultfd capabilities as JSON (see `faultlab doctor`). */
 int fl_doctor(char *out, size_t outlen);
@@ -136,7 +135,6 @@ int fl_touch(uintptr_t addr);
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the timer every figure uses. */
 uint64_t fl_now_ns(void);
 
-
 /* Emulated server-side latency with precise timing, for the chunk server's
  * connections with rtt > 0 (native/src/server/delay_io.c, harness/server/delayed-io.ts).
  * A hub reads every attached socket with kernel receive timestamps and writes
@@ -148,15 +146,14 @@ enum { FL_DIO_DATA = 1, FL_DIO_EOF = 2, FL_DIO_ERROR = 3, FL_DIO_DONE = 4 };
 struct fl_dio_record {
     uint32_t id, kind; /* connection (from fl_dio_attach), FL_DIO_* */
     uint32_t len, err; /* DATA: bytes that follow; ERROR, DONE: errno of the failure or 0 */
-    uint64_t ts_ns;    /* DATA: kernel receive time (CLOCK_MONOTONIC); else when it happened */
+    uint64_t ts_ns; /* DATA: kernel receive time (CLOCK_MONOTONIC); else when it happened */
 };
 fl_dio_hub *fl_dio_open(int *notify_fd, char *err, size_t errlen);
 /* Reads a dup of fd from now on (the caller must not read it). */
 fl_dio_conn *fl_dio_attach(fl_dio_hub *h, int fd, uint32_t *id, char *err, size_t errlen);
 /* Queue an answer: head (copied, 1..256 bytes) then body (not copied: keep it
  * alive until fl_dio_sent counts it). Returns its sequence number or -errno. */
-int64_t fl_dio_send(fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len,
-                    const uint8_t *body, size_t body_len);
+int64_t fl_dio_send(fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len);
 /* After the queued answers: shut down writing, then a DONE record. */
 void fl_dio_finish(fl_dio_conn *c);
 /* Answers sent so far (a count); when the sends of sequence numbers from.. began, into

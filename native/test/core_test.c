@@ -19,8 +19,8 @@ static void every_strategy_verifies(void)
     for (size_t i = 0; i < 5; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB", strategies[i]);
         int rc = run(spec, "workload=read-seq");
-        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024,
-              "%s read-seq over 4 MiB verifies every byte (%s)", strategies[i], rc ? out : "ran");
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024, "%s read-seq over 4 MiB verifies every byte (%s)",
+              strategies[i], rc ? out : "ran");
         rc = run(spec, "workload=read-random seed=7");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s read-random verifies", strategies[i]);
     }
@@ -35,8 +35,7 @@ static void lazy_fault_counts(void)
             int rc = run(spec, "workload=read-seq");
             long long want = 8 * 1024 / kib;
             CHECK(rc == 0 && jnum(out, "faults") == want && jnum(out, "bytes_fetched") == 8 << 20,
-                  "%s with %d KiB chunks: faults == chunks touched (%lld, want %lld)", lazy[i], kib,
-                  jnum(out, "faults"), want);
+                  "%s with %d KiB chunks: faults == chunks touched (%lld, want %lld)", lazy[i], kib, jnum(out, "faults"), want);
         }
     }
 }
@@ -62,9 +61,11 @@ static void app_minor_faults(void)
             int rc = run(spec, "workload=read-seq");
             long long want = 8 * 1024 / kib, minflt = jnum(out, "app_minor_faults");
             if (!strcmp(lazy[i], "uffd"))
-                CHECK(rc == 0 && minflt >= want, "uffd %d KiB: the application took a minor fault per chunk (%lld for %lld)", kib, minflt, want);
+                CHECK(rc == 0 && minflt >= want, "uffd %d KiB: the application took a minor fault per chunk (%lld for %lld)", kib, minflt,
+                      want);
             else
-                CHECK(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)", kib, minflt, want);
+                CHECK(rc == 0 && minflt < want / 4, "sigsegv %d KiB: no second fault after the handler (%lld minor faults for %lld chunks)",
+                      kib, minflt, want);
         }
     }
 }
@@ -90,8 +91,7 @@ static void lazy_threads_and_cpus(void)
     for (size_t i = 0; i < 2; i++) {
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB handler_threads=3 cpus=free", lazy[i]);
         int rc = run(spec, "workload=read-random");
-        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") == 1024, "%s with 3 handler threads, unpinned",
-              lazy[i]);
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") == 1024, "%s with 3 handler threads, unpinned", lazy[i]);
         snprintf(spec, sizeof spec, "strategy=%s region=4MiB cpus=split", lazy[i]);
         rc = run(spec, "workload=read-seq");
         CHECK(rc == 0 && jtrue(out, "verified"), "%s with cpus=split", lazy[i]);
@@ -117,7 +117,6 @@ static void bad_specs_refused(void)
         CHECK(!r && strstr(err, bad[i].want), "bad spec '%s' is refused: %s", bad[i].spec, err);
         fl_region_destroy(r);
     }
-
 }
 
 static void region_runs_once(void)
@@ -126,14 +125,15 @@ static void region_runs_once(void)
     char err[512];
     fl_region *r = fl_region_create("strategy=uffd region=64KiB", err, sizeof err);
     uint64_t planned = 1, done = fl_region_progress(r, &planned);
-    CHECK(done == 0 && planned == 0, "progress before the run: none planned, none done (%llu/%llu)", (unsigned long long)done, (unsigned long long)planned);
+    CHECK(done == 0 && planned == 0, "progress before the run: none planned, none done (%llu/%llu)", (unsigned long long)done,
+          (unsigned long long)planned);
     int rc1 = fl_run(r, "workload=read-seq app_threads=2", out, sizeof out);
     done = fl_region_progress(r, &planned);
-    CHECK(rc1 == 0 && done == 16 && planned == 16, "progress after a 2-thread run counts both threads' accesses: %llu/%llu", (unsigned long long)done, (unsigned long long)planned);
+    CHECK(rc1 == 0 && done == 16 && planned == 16, "progress after a 2-thread run counts both threads' accesses: %llu/%llu",
+          (unsigned long long)done, (unsigned long long)planned);
     int rc2 = fl_run(r, "workload=read-seq", out, sizeof out);
     CHECK(rc1 == 0 && rc2 == -1 && strstr(out, "runs once"), "a second run on one region is refused");
     fl_region_destroy(r);
-
 }
 
 static const struct unit_test tests[] = {

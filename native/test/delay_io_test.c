@@ -152,7 +152,7 @@ static void fx_close(struct fx *f)
           f->fds0, fds1, f->threads0, threads1);
 }
 
-static uint8_t body[1 << 20];    /* an answer body, kept alive until sent or detached */
+static uint8_t body[1 << 20]; /* an answer body, kept alive until sent or detached */
 static uint8_t got[(1 << 20) + 3];
 
 /* A request: its DATA record carries its bytes and a kernel receive time
@@ -199,18 +199,21 @@ static void answers_in_order_never_early(void)
           "delay_io: the first two answers arrive together, not before their deadline (%lld us after it)", (long long)(t1 - d1) / 1000);
     ssize_t n2 = read_exact(f.cli, got, 1, 2000);
     uint64_t t2 = fl_now();
-    CHECK(n2 == 1 && got[0] == 'C' && t2 >= d2, "delay_io: the third arrives at its own deadline (%lld us after it)", (long long)(t2 - d2) / 1000);
+    CHECK(n2 == 1 && got[0] == 'C' && t2 >= d2, "delay_io: the third arrives at its own deadline (%lld us after it)",
+          (long long)(t2 - d2) / 1000);
     /* The sender records a send once its sendmsg returns, which can be after
      * the client has read the bytes (seen under ThreadSanitizer): wait for it. */
     uint64_t sent_ns[4] = {0}, sent = 0;
     for (uint64_t give_up = fl_now() + 2000000000ull; (sent = fl_dio_sent(c, 0, sent_ns, 4)) < 3 && fl_now() < give_up;)
         usleep(1000);
     if (queued >= d1) /* A may have left alone: "together" is not this test's to judge then */
-        printf("# delay_io: queued %lld us after the first deadline: A and B sending together not checked\n", (long long)(queued - d1) / 1000);
+        printf("# delay_io: queued %lld us after the first deadline: A and B sending together not checked\n",
+               (long long)(queued - d1) / 1000);
     CHECK(sent == 3 && sent_ns[0] >= d1 && (sent_ns[1] == sent_ns[0] || queued >= d1) && sent_ns[2] >= d2 && sent_ns[2] < t2,
-          "delay_io: fl_dio_sent counts 3 and each send began at or after its deadline (sent %llu; us after deadline %lld %lld %lld; last %lld us before read)",
-          (unsigned long long)sent, (long long)(sent_ns[0] - d1) / 1000, (long long)(sent_ns[1] - d1) / 1000, (long long)(sent_ns[2] - d2) / 1000,
-          (long long)(t2 - sent_ns[2]) / 1000);
+          "delay_io: fl_dio_sent counts 3 and each send began at or after its deadline (sent %llu; us after deadline %lld %lld %lld; last "
+          "%lld us before read)",
+          (unsigned long long)sent, (long long)(sent_ns[0] - d1) / 1000, (long long)(sent_ns[1] - d1) / 1000,
+          (long long)(sent_ns[2] - d2) / 1000, (long long)(t2 - sent_ns[2]) / 1000);
     fx_close(&f);
 }
 
@@ -245,7 +248,8 @@ static void detach_with_pending_answer_returns_at_once(void)
     uint64_t t0 = fl_now();
     fl_dio_detach(f.c);
     f.c = NULL;
-    CHECK(fl_now() - t0 < 500000000ull && read_exact(f.cli, got, 1, 200) == 0, "delay_io: detach with a pending answer returns at once and sends nothing");
+    CHECK(fl_now() - t0 < 500000000ull && read_exact(f.cli, got, 1, 200) == 0,
+          "delay_io: detach with a pending answer returns at once and sends nothing");
     fx_close(&f);
 }
 
@@ -262,11 +266,15 @@ static void reset_client_is_reported(void)
     close(f.cli);
     f.cli = -1;
     int rc = next_record(f.notify, &r, data, sizeof data);
-    CHECK(rc == 0 && (r.kind == FL_DIO_ERROR || r.kind == FL_DIO_EOF) && r.id == f.id, "delay_io: a reset client is reported (kind %u, errno %u)", r.kind, r.err);
+    CHECK(rc == 0 && (r.kind == FL_DIO_ERROR || r.kind == FL_DIO_EOF) && r.id == f.id,
+          "delay_io: a reset client is reported (kind %u, errno %u)", r.kind, r.err);
     fx_close(&f);
 }
 
-static void *nothing(void *arg) { return arg; }
+static void *nothing(void *arg)
+{
+    return arg;
+}
 
 static const struct unit_test tests[] = {
     {"data-record-has-bytes-and-receive-time", 0, data_record_has_bytes_and_receive_time},

@@ -131,7 +131,10 @@ static bool has_key(const char *json, const char *key)
     return strstr(json, pat) != NULL;
 }
 
-static int count_fds(void) { return (int)count_dir("/proc/self/fd"); }
+static int count_fds(void)
+{
+    return (int)count_dir("/proc/self/fd");
+}
 
 /* Pull "key":number out of the object that follows "name":{ */
 static double floor_field(const char *json, const char *name, const char *key)
@@ -161,9 +164,8 @@ static void print_floors(const char *json)
             printf("#   %-17s error (see JSON)\n", nm);
             continue;
         }
-        printf("#   %-17s p50 %7.0f  p99 %7.0f  mean %8.1f ns  n %.0f\n", nm,
-               floor_field(json, nm, "p50_ns"), floor_field(json, nm, "p99_ns"),
-               floor_field(json, nm, "mean_ns"), floor_field(json, nm, "n"));
+        printf("#   %-17s p50 %7.0f  p99 %7.0f  mean %8.1f ns  n %.0f\n", nm, floor_field(json, nm, "p50_ns"),
+               floor_field(json, nm, "p99_ns"), floor_field(json, nm, "mean_ns"), floor_field(json, nm, "n"));
     }
 }
 
@@ -205,9 +207,22 @@ static void doctor_reports_every_key(void)
     printf("# doctor: %s\n", out);
     CHECK(rc == 0, "fl_doctor returns 0");
     CHECK(json_valid(out), "fl_doctor output is valid JSON");
-    static const char *dkeys[] = {"kernel", "machine", "cpu_model", "cpus_online", "page_size", "euid",
-                                  "vm_max_map_count", "vm_unprivileged_userfaultfd", "hugepages_2m_total", "hugepages_2m_free", "uffd_attempts",
-                                  "uffd_path", "uffd_api", "pagemap_scan", "soft_dirty", "thp"};
+    static const char *dkeys[] = {"kernel",
+                                  "machine",
+                                  "cpu_model",
+                                  "cpus_online",
+                                  "page_size",
+                                  "euid",
+                                  "vm_max_map_count",
+                                  "vm_unprivileged_userfaultfd",
+                                  "hugepages_2m_total",
+                                  "hugepages_2m_free",
+                                  "uffd_attempts",
+                                  "uffd_path",
+                                  "uffd_api",
+                                  "pagemap_scan",
+                                  "soft_dirty",
+                                  "thp"};
     for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
         CHECK(has_key(out, dkeys[i]), "fl_doctor has key %s", dkeys[i]);
     if (strstr(out, "\"uffd_api\":{\"ok\":true"))
@@ -282,11 +297,11 @@ static void floors_every_placement(void)
         printf("# floors %s: %s\n", spec, out);
         CHECK(rc == 0, "fl_floors(%s) returns 0", spec);
         CHECK(json_valid(out), "fl_floors(%s) output is valid JSON", spec);
-        CHECK(before.sa_sigaction == after.sa_sigaction && before.sa_flags == after.sa_flags,
-              "fl_floors(%s) restores the SIGSEGV handler", spec);
+        CHECK(before.sa_sigaction == after.sa_sigaction && before.sa_flags == after.sa_flags, "fl_floors(%s) restores the SIGSEGV handler",
+              spec);
         CHECK(count_fds() == fds0, "fl_floors(%s) closes every fd", spec);
-        static const char *fkeys[] = {"cpus", "pages", "page_bytes", "floors", "anon_touch", "uffd",
-                                      "sigsegv", "memcpy", "p50_ns", "p99_ns", "mean_ns", "n"};
+        static const char *fkeys[] = {"cpus",    "pages",  "page_bytes", "floors", "anon_touch", "uffd",
+                                      "sigsegv", "memcpy", "p50_ns",     "p99_ns", "mean_ns",    "n"};
         bool keys = true;
         for (size_t i = 0; i < sizeof fkeys / sizeof fkeys[0]; i++)
             if (!has_key(out, fkeys[i])) {
@@ -300,8 +315,8 @@ static void floors_every_placement(void)
                 continue;
             char pat[64];
             snprintf(pat, sizeof pat, "\"%s\":{\"error\"", floor_names[i]);
-            CHECK(!strstr(out, pat) && floor_field(out, floor_names[i], "n") == 2048,
-                  "fl_floors(%s) floor %s ran 2048 samples", spec, floor_names[i]);
+            CHECK(!strstr(out, pat) && floor_field(out, floor_names[i], "n") == 2048, "fl_floors(%s) floor %s ran 2048 samples", spec,
+                  floor_names[i]);
         }
         print_floors(out);
     }
@@ -314,8 +329,8 @@ static void floors_uffd_floor_runs(void)
         char spec[64];
         snprintf(spec, sizeof spec, "pages=2048 cpus=%s", modes[m]);
         fl_floors(spec, out, sizeof out);
-        CHECK(!strstr(out, "\"uffd\":{\"error\"") && floor_field(out, "uffd", "n") == 2048,
-              "fl_floors(%s) floor uffd ran 2048 samples", spec);
+        CHECK(!strstr(out, "\"uffd\":{\"error\"") && floor_field(out, "uffd", "n") == 2048, "fl_floors(%s) floor uffd ran 2048 samples",
+              spec);
     }
 }
 
@@ -337,8 +352,7 @@ static void floors_chain_sigsegv_to_previous_handler(void)
     pthread_join(chaos, NULL);
     CHECK(rc == 0 && !strstr(out, "\"verified\":false"), "fl_floors runs and verifies beside a faulting thread");
     CHECK(atomic_load(&sentinel_hits) == chaos_faults && chaos_faults > 0,
-          "the previous SIGSEGV handler saw all %ld of the neighbour's faults (%ld)", chaos_faults,
-          atomic_load(&sentinel_hits));
+          "the previous SIGSEGV handler saw all %ld of the neighbour's faults (%ld)", chaos_faults, atomic_load(&sentinel_hits));
     munmap(own_page, (size_t)page_size);
     signal(SIGSEGV, SIG_DFL);
 }

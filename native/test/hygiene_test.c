@@ -30,7 +30,6 @@
 
 /* ---- counting what the process holds ----------------------------------------- */
 
-
 static long count_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -52,12 +51,12 @@ struct counts {
 
 enum srv_mode { SRV_OK, SRV_RESET, SRV_STALL };
 #define SRV_MAX_CONNS 64
-#define SRV_REGION (64u << 10)
-#define SRV_SEED 1u
+#define SRV_REGION    (64u << 10)
+#define SRV_SEED      1u
 
 static _Atomic int srv_mode = SRV_OK;
-static _Atomic int srv_after = 3;    /* READs answered per connection before misbehaving */
-static _Atomic int srv_open = 0;     /* accepted connections not yet closed */
+static _Atomic int srv_after = 3; /* READs answered per connection before misbehaving */
+static _Atomic int srv_open = 0; /* accepted connections not yet closed */
 static _Atomic int srv_stop = 0;
 static int srv_listen = -1;
 static int srv_port;
@@ -78,8 +77,14 @@ static void put64(uint8_t *p, uint64_t v)
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 static int full_recv(int fd, uint8_t *p, size_t n)
 {
@@ -246,8 +251,8 @@ static void check_same(const struct counts *base, const char *what)
         c = now_counts();
     }
     CHECK(c.fds == base->fds && c.tasks == base->tasks && c.maps >= base->maps && c.maps <= base->maps + MAPS_SLACK,
-          "%s: fds %ld -> %ld, threads %ld -> %ld, mappings %ld -> %ld%s", what, base->fds, c.fds, base->tasks, c.tasks,
-          base->maps, c.maps, MAPS_SLACK ? " (ASan: up to +64 of its own allowed)" : "");
+          "%s: fds %ld -> %ld, threads %ld -> %ld, mappings %ld -> %ld%s", what, base->fds, c.fds, base->tasks, c.tasks, base->maps, c.maps,
+          MAPS_SLACK ? " (ASan: up to +64 of its own allowed)" : "");
 }
 
 static const char *const strategies[] = {"uffd", "sigsegv", "memory", "disk", "eager"};
@@ -323,8 +328,8 @@ static void counts_readable(void)
     const struct counts *b = baseline();
     if (!b)
         return;
-    CHECK(b->fds > 0 && b->tasks > 1 && b->maps > 0, "hygiene: /proc/self counts readable (%ld fds, %ld threads, %ld mappings)",
-          b->fds, b->tasks, b->maps);
+    CHECK(b->fds > 0 && b->tasks > 1 && b->maps > 0, "hygiene: /proc/self counts readable (%ld fds, %ld threads, %ld mappings)", b->fds,
+          b->tasks, b->maps);
 }
 
 /* 1000 regions per strategy, local source: a run for three in four. */
@@ -338,11 +343,14 @@ static void local_regions_leave_nothing(void)
         int bad = 0;
         for (int i = 0; i < 1000; i++) {
             snprintf(spec, sizeof spec, "strategy=%s region=64KiB chunk=%s", strategies[s], i % 2 ? "4KiB" : "16KiB");
-            const char *run = i % 4 == 0 ? NULL : i % 4 == 1 ? "workload=read-seq" : i % 4 == 2 ? "workload=read-random seed=3" : "workload=first-chunk";
+            const char *run = i % 4 == 0   ? NULL
+                              : i % 4 == 1 ? "workload=read-seq"
+                              : i % 4 == 2 ? "workload=read-random seed=3"
+                                           : "workload=first-chunk";
             bad += cycle(spec, run, 1) != 0;
         }
-        CHECK(bad == 0, "hygiene: 1000 x %s (local source, runs and no-runs) all verified (%d bad; last: %.200s)",
-              strategies[s], bad, bad ? out : "-");
+        CHECK(bad == 0, "hygiene: 1000 x %s (local source, runs and no-runs) all verified (%d bad; last: %.200s)", strategies[s], bad,
+              bad ? out : "-");
         char what[96];
         snprintf(what, sizeof what, "hygiene: 1000 x %s create/destroy", strategies[s]);
         check_same(b, what);
@@ -364,7 +372,8 @@ static void tcp_regions_leave_nothing(void)
             snprintf(spec, sizeof spec, "strategy=%s region=64KiB source=tcp port=%d%s", strategies[s], srv_port, PREFETCH(s, i));
             bad += cycle(spec, i % 3 ? "workload=read-seq" : NULL, 1) != 0;
         }
-        CHECK(bad == 0, "hygiene: 100 x %s over tcp (lazy ones: half with prefetch) verified (%d bad; last: %.200s)", strategies[s], bad, bad ? out : "-");
+        CHECK(bad == 0, "hygiene: 100 x %s over tcp (lazy ones: half with prefetch) verified (%d bad; last: %.200s)", strategies[s], bad,
+              bad ? out : "-");
         char what[96];
         snprintf(what, sizeof what, "hygiene: 100 x %s over tcp", strategies[s]);
         check_same(b, what);
@@ -422,7 +431,8 @@ static void stalled_runs_leave_nothing(void)
     for (int i = 0; i < 6; i++) {
         size_t k = i % 3 == 2 ? 4 : (size_t)(i % 3);
         atomic_store(&srv_after, k == 4 ? 0 : 3);
-        snprintf(spec, sizeof spec, "strategy=%s region=64KiB source=tcp port=%d fetch_timeout_ms=50%s", strategies[k], srv_port, PREFETCH(k, i / 3));
+        snprintf(spec, sizeof spec, "strategy=%s region=64KiB source=tcp port=%d fetch_timeout_ms=50%s", strategies[k], srv_port,
+                 PREFETCH(k, i / 3));
         if (cycle(spec, "workload=read-seq", 0) != 0 || !strstr(out, "timeout after 50 ms")) {
             bad++;
             fprintf(stderr, "# stall run: %.200s\n", out);

@@ -58,8 +58,7 @@ static void policy_windows(void)
     CHECK(p.next == 11 && p.end == 15 && p.trigger == 11, "ahead:4 after a miss at 10 wants 11..14, trigger 11");
     p.next = 15;
     p.ops->on_trigger(&p, 11);
-    CHECK(p.end == 19 && p.trigger == 15, "ahead:4 trigger reached: 15..18 follow, trigger 15 (end %llu)",
-          (unsigned long long)p.end);
+    CHECK(p.end == 19 && p.trigger == 15, "ahead:4 trigger reached: 15..18 follow, trigger 15 (end %llu)", (unsigned long long)p.end);
     p.ops->on_fault(&p, 98);
     CHECK(p.next == 99 && p.end == 100, "ahead:4 stops at the region end");
 
@@ -72,8 +71,9 @@ static void policy_windows(void)
     p.ops->on_trigger(&p, p.trigger);
     uint64_t w2 = p.window;
     p.ops->on_fault(&p, 900); /* a jump */
-    CHECK(w1 == 2 * w0 && w2 == 2 * w1 && p.window == w2 / 4, "adaptive doubles while sequential, shrinks 4x on a jump (%llu %llu %llu %llu)",
-          (unsigned long long)w0, (unsigned long long)w1, (unsigned long long)w2, (unsigned long long)p.window);
+    CHECK(w1 == 2 * w0 && w2 == 2 * w1 && p.window == w2 / 4,
+          "adaptive doubles while sequential, shrinks 4x on a jump (%llu %llu %llu %llu)", (unsigned long long)w0, (unsigned long long)w1,
+          (unsigned long long)w2, (unsigned long long)p.window);
     for (int i = 0; i < 10; i++)
         p.ops->on_trigger(&p, p.trigger);
     CHECK(p.window == 64, "adaptive:64 never exceeds 64 chunks");
@@ -100,11 +100,14 @@ static void policy_windows(void)
     }
     CHECK(covered == 1000 && runs == 4, "background covers the region in order, 1 MiB per request");
 
-    const char *bad[][2] = {{"ahead", "needs N"}, {"ahead:0", "needs N"}, {"sideways", "unknown prefetch policy"},
-                            {"none:3", "takes no argument"}, {"adaptive:x", "largest window"}};
+    const char *bad[][2] = {{"ahead", "needs N"},
+                            {"ahead:0", "needs N"},
+                            {"sideways", "unknown prefetch policy"},
+                            {"none:3", "takes no argument"},
+                            {"adaptive:x", "largest window"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        CHECK(fl_pf_policy_init(&p, bad[i][0], 10, 4096, err, sizeof err) && strstr(err, bad[i][1]),
-              "prefetch=%s is refused: %s", bad[i][0], err);
+        CHECK(fl_pf_policy_init(&p, bad[i][0], 10, 4096, err, sizeof err) && strstr(err, bad[i][1]), "prefetch=%s is refused: %s",
+              bad[i][0], err);
 }
 
 static const char *const policies[] = {"none", "ahead:8", "adaptive", "background", "criu"};
@@ -121,13 +124,13 @@ static void policies_read(void)
         for (size_t s = 0; s < 2; s++)
             for (size_t p = 0; p < sizeof policies / sizeof *policies; p++)
                 for (int w = 0; w < 2; w++) {
-                    snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB prefetch=%s depth=8 cpus=free %s%d",
-                             lazy[s], policies[p], src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                    snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB prefetch=%s depth=8 cpus=free %s%d", lazy[s],
+                             policies[p], src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
                     int rc = run(spec, w ? "workload=read-random seed=3" : "workload=read-seq");
                     long long f = jnum(out, "faults"), pf = jnum(out, "prefetched");
                     CHECK(rc == 0 && jtrue(out, "verified") && f + pf == 1024 && jnum(out, "bytes_fetched") == 4 << 20,
-                          "%s prefetch=%s %s %s: verified, faults %lld + prefetched %lld == 1024 chunks %s", lazy[s],
-                          policies[p], src ? "remote" : "local", w ? "read-random" : "read-seq", f, pf, rc ? out : "");
+                          "%s prefetch=%s %s %s: verified, faults %lld + prefetched %lld == 1024 chunks %s", lazy[s], policies[p],
+                          src ? "remote" : "local", w ? "read-random" : "read-seq", f, pf, rc ? out : "");
                     if (p && !w && src) /* locally a miss is served before the engine wakes up */
                         CHECK(pf > 0, "%s prefetch=%s %s read-seq: the engine installed chunks (%lld)", lazy[s], policies[p],
                               src ? "remote" : "local", pf);
@@ -144,13 +147,13 @@ static void background_fill(void)
     for (int src = 0; src < 2; src++)
         for (size_t s = 0; s < 2; s++)
             for (int c = 0; c < 2; c++) {
-                snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=16KiB prefetch=%s %s%d", lazy[s],
-                         c ? "criu" : "background", src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=16KiB prefetch=%s %s%d", lazy[s], c ? "criu" : "background",
+                         src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
                 int rc = run(spec, "workload=first-chunk wait_fill=1");
                 CHECK(rc == 0 && jtrue(out, "fill_verified") && jnum(out, "chunks_present") == 256 &&
                           jnum(out, "faults") + jnum(out, "prefetched") == 256 && jnum(out, "fill_ns") > 0,
-                      "%s prefetch=%s %s: first-chunk, then the region fills by itself and verifies %s", lazy[s],
-                      c ? "criu" : "background", src ? "remote" : "local", rc ? out : "");
+                      "%s prefetch=%s %s: first-chunk, then the region fills by itself and verifies %s", lazy[s], c ? "criu" : "background",
+                      src ? "remote" : "local", rc ? out : "");
             }
     int rc = run("strategy=uffd region=1MiB prefetch=ahead:4", "workload=read-seq wait_fill=1");
     CHECK(rc == -1 && strstr(out, "wait_fill=1 needs"), "wait_fill with a policy that does not fill is refused: %s", out);
@@ -169,12 +172,16 @@ static void pipelining(void)
     char spec[256];
     for (size_t s = 0; s < 2; s++) {
         /* Serial first, measured: a sanitizer's cost per copied byte is in both. */
-        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB cpus=free", lazy[s], slow.port);
+        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB cpus=free", lazy[s],
+                 slow.port);
         int rc = run(spec, "workload=read-seq");
         double serial_ms = (double)jnum(out, "wall_ns") / 1e6; /* the accesses, not the connection set-up */
-        CHECK(rc == 0 && jtrue(out, "verified") && serial_ms >= 800, "%s without prefetch at 50 ms RTT: 16 chunks one after another in %.0f ms", lazy[s], serial_ms);
+        CHECK(rc == 0 && jtrue(out, "verified") && serial_ms >= 800,
+              "%s without prefetch at 50 ms RTT: 16 chunks one after another in %.0f ms", lazy[s], serial_ms);
         atomic_store(&slow.max_outstanding, 0);
-        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=background depth=16 pf_conns=1 cpus=free",
+        snprintf(spec, sizeof spec,
+                 "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=background depth=16 pf_conns=1 "
+                 "cpus=free",
                  lazy[s], slow.port);
         rc = run(spec, "workload=read-seq");
         double ms = (double)jnum(out, "wall_ns") / 1e6;
@@ -182,7 +189,9 @@ static void pipelining(void)
               "%s background depth=16 at 50 ms RTT: 16 chunks in %.0f ms (serial: %.0f), up to %d requests in flight on one connection",
               lazy[s], ms, serial_ms, atomic_load(&slow.max_outstanding));
         atomic_store(&slow.max_outstanding, 0);
-        snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=criu depth=16 cpus=free", lazy[s], slow.port);
+        snprintf(spec, sizeof spec,
+                 "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=16MiB chunk=1MiB prefetch=criu depth=16 cpus=free", lazy[s],
+                 slow.port);
         rc = run(spec, "workload=first-chunk wait_fill=1");
         CHECK(rc == 0 && jtrue(out, "fill_verified") && atomic_load(&slow.max_outstanding) == 1,
               "%s criu keeps one request in flight (saw %d) and still fills the region", lazy[s], atomic_load(&slow.max_outstanding));
@@ -202,7 +211,8 @@ static void app_threads(void)
             for (int k = 0; k < 2; k++)
                 for (int p = 0; p < 2; p++) {
                     snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB handler_threads=2 cpus=free prefetch=%s %s%d", lazy[s],
-                             p ? "ahead:8" : "none", src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
+                             p ? "ahead:8" : "none",
+                             src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
                     int rc = run(spec, w[k]);
                     CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 1024 &&
                               jnum(out, "faults") + jnum(out, "prefetched") == 1024 && jnum(out, "app_threads") == 4,
@@ -222,12 +232,12 @@ static void workloads(void)
         snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=4KiB", lazy[s]);
         int rc = run(spec, "workload=read-zipf zipf_s=1.2 seed=9");
         long long u = jnum(out, "unique_chunks");
-        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 2048 && u > 0 && u < 1024 &&
-                  jnum(out, "faults") == u,
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 2048 && u > 0 && u < 1024 && jnum(out, "faults") == u,
               "%s read-zipf s=1.2: 2048 accesses verified, a hot set of %lld chunks faults once each", lazy[s], u);
         rc = run(spec, "workload=read-zipf zipf_s=0 seed=9");
         long long u0 = jnum(out, "unique_chunks");
-        CHECK(rc == 0 && jtrue(out, "verified") && u0 > u, "%s read-zipf s=0 is uniform: more distinct chunks (%lld > %lld)", lazy[s], u0, u);
+        CHECK(rc == 0 && jtrue(out, "verified") && u0 > u, "%s read-zipf s=0 is uniform: more distinct chunks (%lld > %lld)", lazy[s], u0,
+              u);
         rc = run(spec, "workload=read-sparse touch_fraction=0.1 seed=4");
         CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "chunks_touched") == 205 && jnum(out, "faults") == 205,
               "%s read-sparse 0.1: 205 of 2048 chunks touched and fetched, verified", lazy[s]);
@@ -250,8 +260,8 @@ static void chunk_sizes(void)
         uint64_t cc = c > (1u << 20) ? 2u << 20 : c;
         for (size_t s = 0; s < 2; s++)
             for (int p = 0; p < 2; p++) {
-                snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=%llu prefetch=%s", lazy[s],
-                         srv->port, (unsigned long long)cc, p ? "ahead:4" : "none");
+                snprintf(spec, sizeof spec, "strategy=%s fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=%llu prefetch=%s",
+                         lazy[s], srv->port, (unsigned long long)cc, p ? "ahead:4" : "none");
                 int rc = run(spec, "workload=read-seq");
                 CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == (long long)((4u << 20) / cc),
                       "%s remote chunk %llu KiB prefetch=%s: verified, %llu chunks %s", lazy[s], (unsigned long long)cc >> 10,
@@ -277,7 +287,9 @@ static void staged_first_page(void)
     for (int w = 0; w < 2; w++)
         for (int t = 1; t <= 2; t++)
             for (int seed = 1; seed <= 3; seed++) {
-                snprintf(spec, sizeof spec, "strategy=uffd fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=256KiB prefetch=ahead:2 cpus=free", srv->port);
+                snprintf(spec, sizeof spec,
+                         "strategy=uffd fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=256KiB prefetch=ahead:2 cpus=free",
+                         srv->port);
                 snprintf(how, sizeof how, "workload=%s app_threads=%d seed=%d", w ? "read-random" : "read-seq", t, seed);
                 int rc = run(spec, how);
                 CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == 16,
@@ -377,8 +389,8 @@ static void hugetlb_refused_without_pages(void)
         char spec[128];
         snprintf(spec, sizeof spec, "strategy=%s region=8MiB chunk=2MiB huge=hugetlb", lazy[s]);
         int rc = run(spec, "workload=read-seq");
-        CHECK(rc == -1 && strstr(out, "nr_hugepages"), "%s huge=hugetlb with no huge page free (vm.nr_hugepages): refused clearly: %s", lazy[s],
-              out);
+        CHECK(rc == -1 && strstr(out, "nr_hugepages"), "%s huge=hugetlb with no huge page free (vm.nr_hugepages): refused clearly: %s",
+              lazy[s], out);
     }
 }
 
@@ -407,17 +419,20 @@ static void uffd_install_mode(const char *mode)
                      policies[p], src ? "fetch_timeout_ms=20000 source=tcp port=" : "source=local seed=", src ? srv->port : 1);
             int rc = run(spec, "workload=read-random seed=2");
             CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") + jnum(out, "prefetched") == 256 && strstr(out, want),
-                  "uffd_install=%s prefetch=%s %s read-random: verified, every chunk once %s", mode, policies[p], src ? "remote" : "local", rc ? out : "");
+                  "uffd_install=%s prefetch=%s %s read-random: verified, every chunk once %s", mode, policies[p], src ? "remote" : "local",
+                  rc ? out : "");
         }
     snprintf(spec, sizeof spec, "strategy=uffd uffd_install=%s region=4MiB chunk=4KiB handler_threads=2 cpus=free", mode);
     int rc = run(spec, "workload=read-seq app_threads=4");
     CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "faults") == 1024, "uffd_install=%s with 4 application threads verifies", mode);
     snprintf(spec, sizeof spec, "strategy=uffd uffd_install=%s region=4MiB chunk=16KiB prefetch=background", mode);
     rc = run(spec, "workload=first-chunk wait_fill=1");
-    CHECK(rc == 0 && jtrue(out, "fill_verified") && jnum(out, "chunks_present") == 256, "uffd_install=%s background fills the region", mode);
+    CHECK(rc == 0 && jtrue(out, "fill_verified") && jnum(out, "chunks_present") == 256, "uffd_install=%s background fills the region",
+          mode);
     snprintf(spec, sizeof spec, "strategy=uffd uffd_install=%s region=1MiB corrupt=5000", mode);
     rc = run(spec, "workload=read-seq");
-    CHECK(rc == 0 && !jtrue(out, "verified") && jnum(out, "first_bad_offset") == 5000, "uffd_install=%s catches a corrupted source byte", mode);
+    CHECK(rc == 0 && !jtrue(out, "verified") && jnum(out, "first_bad_offset") == 5000, "uffd_install=%s catches a corrupted source byte",
+          mode);
 }
 
 static void uffd_install_continue(void)
@@ -431,7 +446,8 @@ static int uffd_move_available(void)
 {
     int rc = run("strategy=uffd uffd_install=move region=1MiB chunk=64KiB", "workload=read-seq");
     if (rc == -1 && strstr(out, "UFFD_FEATURE_MOVE")) {
-        CHECK(strstr(out, "Linux 6.8"), "uffd_install=move on a kernel without UFFDIO_MOVE is refused clearly (only the refusal is tested here): %s", out);
+        CHECK(strstr(out, "Linux 6.8"),
+              "uffd_install=move on a kernel without UFFDIO_MOVE is refused clearly (only the refusal is tested here): %s", out);
         unit_skip("the kernel has no UFFDIO_MOVE (Linux 6.8 and later); only its clear refusal was checked");
         return 0;
     }
@@ -452,12 +468,13 @@ static void uffd_install_move_huge_pages(void)
     int rc = run("strategy=uffd uffd_install=move region=8MiB chunk=256KiB huge=thp", "workload=read-seq");
     CHECK(rc == 0 && jtrue(out, "verified"), "uffd_install=move into a huge=thp region verifies %s", rc ? out : "");
     rc = run("strategy=uffd uffd_install=move region=8MiB chunk=2MiB huge=hugetlb", "workload=read-seq");
-    CHECK(rc == -1 && strstr(out, "uffd_install=move") && strstr(out, "huge=none or thp"), "uffd_install=move with huge=hugetlb is refused clearly: %s", out);
+    CHECK(rc == -1 && strstr(out, "uffd_install=move") && strstr(out, "huge=none or thp"),
+          "uffd_install=move with huge=hugetlb is refused clearly: %s", out);
 }
 
 /* ---- the VMA limit ---------------------------------------------------------------- */
 
-#define MAX_MAP_COUNT "/proc/sys/vm/max_map_count"
+#define MAX_MAP_COUNT  "/proc/sys/vm/max_map_count"
 #define VMA_TEST_LIMIT 65530 /* the kernel's default */
 
 static long read_max_map_count(void)
@@ -554,8 +571,8 @@ static void at_default_max_map_count(void (*body)(void))
         describe_status(status, how, sizeof how);
     CHECK(pid > 0 && w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "the checks above ran in a child at vm.max_map_count %d and passed (%s)", VMA_TEST_LIMIT, how);
-    CHECK(!restore_failed && now == orig, "vm.max_map_count restored to %ld (now %ld%s%s)", orig, now,
-          restore_failed ? ", write: " : "", restore_failed ? strerror(restore_failed) : "");
+    CHECK(!restore_failed && now == orig, "vm.max_map_count restored to %ld (now %ld%s%s)", orig, now, restore_failed ? ", write: " : "",
+          restore_failed ? strerror(restore_failed) : "");
 }
 
 /* Random access over 1 GiB of 4 KiB chunks splits the sigsegv mapping past
@@ -595,14 +612,14 @@ static void vma_span_auto_fits_under_the_limit(void)
 static void vma_span_auto_one_chunk_when_limit_far(void)
 {
     int rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=auto", "workload=read-random");
-    CHECK(rc == 0 && jnum(out, "vma_span") == 1 && jnum(out, "span_chunks") == 0, "vma_span=auto keeps one chunk per fault where the limit is far");
+    CHECK(rc == 0 && jnum(out, "vma_span") == 1 && jnum(out, "span_chunks") == 0,
+          "vma_span=auto keeps one chunk per fault where the limit is far");
 }
 
 static void vma_span_fixed_fetches_whole_spans(void)
 {
     int rc = run("strategy=sigsegv region=8MiB chunk=4KiB vma_span=16", "workload=read-sparse touch_fraction=0.05");
-    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "span_chunks") > 0 &&
-              jnum(out, "bytes_fetched") > 102 * 4096,
+    CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "span_chunks") > 0 && jnum(out, "bytes_fetched") > 102 * 4096,
           "vma_span=16 on a sparse read fetches whole spans (%lld bytes for 102 chunks touched)", jnum(out, "bytes_fetched"));
 }
 

@@ -74,8 +74,7 @@ static int interval(struct fl_tracker *t, const uint64_t *set, int n, uint64_t *
     for (uint64_t i = 0; i < got; i++) {
         uint64_t expect = none ? i : set[i];
         if (idx[i] != expect) {
-            snprintf(why, whylen, "reported chunk %llu where %llu was written", (unsigned long long)idx[i],
-                     (unsigned long long)expect);
+            snprintf(why, whylen, "reported chunk %llu where %llu was written", (unsigned long long)idx[i], (unsigned long long)expect);
             return 0;
         }
     }
@@ -98,8 +97,8 @@ static int exact_sets(const char *name, uint64_t chunk, bool shared)
     if (!t) {
         /* Refused for the right reason: nothing to measure, a skip; for any other reason, a failure. */
         int refused = refused_for_kernel(name, err);
-        CHECK(refused, "%s (%s, %llu KiB chunks): unsupported by this kernel, refused at create: %s",
-              name, kind, (unsigned long long)chunk >> 10, err);
+        CHECK(refused, "%s (%s, %llu KiB chunks): unsupported by this kernel, refused at create: %s", name, kind,
+              (unsigned long long)chunk >> 10, err);
         if (refused)
             unit_skip("%s refused by this kernel: %s", name, err);
         goto out;
@@ -114,14 +113,12 @@ static int exact_sets(const char *name, uint64_t chunk, bool shared)
     CHECK(ok2, "%s (%s, %llu KiB chunks): re-armed, interval 2 reports exactly its 4 chunks (%s)", name, kind,
           (unsigned long long)chunk >> 10, why);
     int ok3 = interval(t, c, 0, idx, why, sizeof why);
-    CHECK(ok3, "%s (%s, %llu KiB chunks): interval 3 with no writes reports none (%s)", name, kind,
-          (unsigned long long)chunk >> 10, why);
+    CHECK(ok3, "%s (%s, %llu KiB chunks): interval 3 with no writes reports none (%s)", name, kind, (unsigned long long)chunk >> 10, why);
     int ok4 = interval(t, c, 1, idx, why, sizeof why);
-    CHECK(ok4, "%s (%s, %llu KiB chunks): interval 4 reports its one chunk (%s)", name, kind,
-          (unsigned long long)chunk >> 10, why);
+    CHECK(ok4, "%s (%s, %llu KiB chunks): interval 4 reports its one chunk (%s)", name, kind, (unsigned long long)chunk >> 10, why);
     if (!strcmp(name, "uffd-wp") || !strcmp(name, "mprotect"))
-        CHECK(atomic_load(&t->faults) == 11, "%s: one write fault per first write to a chunk per interval (%lu, want 11)",
-              name, (unsigned long)atomic_load(&t->faults));
+        CHECK(atomic_load(&t->faults) == 11, "%s: one write fault per first write to a chunk per interval (%lu, want 11)", name,
+              (unsigned long)atomic_load(&t->faults));
     fl_tracker_destroy(t);
 out:
     if (base)
@@ -221,18 +218,17 @@ static void write_track_patterns(const char *name)
     char spec[512];
     const char *patterns[] = {"seq", "random", "hot"};
     for (size_t p = 0; p < 3; p++) {
-        snprintf(spec, sizeof spec, "tracker=%s region=4MiB pattern=%s write_fraction=0.1 intervals=5", name,
-                 patterns[p]);
+        snprintf(spec, sizeof spec, "tracker=%s region=4MiB pattern=%s write_fraction=0.1 intervals=5", name, patterns[p]);
         int rc = fl_write_track(spec, out, sizeof out);
         if (rc && refused_for_kernel(name, out)) {
             unit_skip("%s refused by this kernel: %s", name, out);
             return;
         }
         bool exact = strcmp(name, "none") != 0;
-        CHECK(rc == 0 && jis(out, "verified", "true") && jnum(out, "missed_chunks") == 0 &&
-                  (!exact || jis(out, "tracker_exact", "true")) && jnum(out, "bytes_pushed") > 0,
-              "write-track %s %s (local source): verified, nothing missed%s (%s)", name, patterns[p],
-              exact ? ", exact" : "", rc ? out : "ran");
+        CHECK(rc == 0 && jis(out, "verified", "true") && jnum(out, "missed_chunks") == 0 && (!exact || jis(out, "tracker_exact", "true")) &&
+                  jnum(out, "bytes_pushed") > 0,
+              "write-track %s %s (local source): verified, nothing missed%s (%s)", name, patterns[p], exact ? ", exact" : "",
+              rc ? out : "ran");
     }
 }
 
@@ -241,8 +237,7 @@ static void write_track_patterns(const char *name)
 static void inject_untracked(const char *name)
 {
     char spec[512];
-    snprintf(spec, sizeof spec, "tracker=%s region=4MiB chunk=16KiB write_fraction=0.2 intervals=3 inject_untracked=1",
-             name);
+    snprintf(spec, sizeof spec, "tracker=%s region=4MiB chunk=16KiB write_fraction=0.2 intervals=3 inject_untracked=1", name);
     int rc = fl_write_track(spec, out, sizeof out);
     if (rc && refused_for_kernel(name, out)) {
         unit_skip("%s refused by this kernel: %s", name, out);
@@ -250,18 +245,18 @@ static void inject_untracked(const char *name)
         CHECK(rc == 0 && jis(out, "verified", "true"),
               "inject_untracked none: pushing every chunk carries the untracked write too (verified)");
     } else {
-        CHECK(rc == 0 && jis(out, "verified", "false") && jnum(out, "missed_chunks") == 1 &&
-                  jnum(out, "bad_chunks") == 1 && jnum(out, "first_bad_offset") == jnum(out, "injected_offset"),
-              "inject_untracked %s: the write through a second mapping is missed and caught (verified=false at offset %lld)",
-              name, jnum(out, "first_bad_offset"));
+        CHECK(rc == 0 && jis(out, "verified", "false") && jnum(out, "missed_chunks") == 1 && jnum(out, "bad_chunks") == 1 &&
+                  jnum(out, "first_bad_offset") == jnum(out, "injected_offset"),
+              "inject_untracked %s: the write through a second mapping is missed and caught (verified=false at offset %lld)", name,
+              jnum(out, "first_bad_offset"));
     }
 }
 
 /* write_bytes smaller than the chunk: amplification is chunk / write. */
 static void write_amplification_small_writes(void)
 {
-    int rc = fl_write_track("tracker=uffd-wp-async region=4MiB chunk=16KiB write_bytes=512 pattern=random write_fraction=0.1", out,
-                            sizeof out);
+    int rc =
+        fl_write_track("tracker=uffd-wp-async region=4MiB chunk=16KiB write_bytes=512 pattern=random write_fraction=0.1", out, sizeof out);
     if (rc && refused_for_kernel("uffd-wp-async", out)) {
         unit_skip("uffd-wp-async refused by this kernel: %s", out);
         return;
@@ -305,13 +300,16 @@ static void write_track_refuses_inject_without_spare_chunk(void)
 }
 
 /* The table's functions take no argument: one wrapper per scenario and tracker. */
-#define TRACKER_TEST(fn, id, name)                                                                                     \
-    static void fn##_##id(void) { fn(name); }
-#define EVERY_TRACKER(fn)                                                                                              \
-    TRACKER_TEST(fn, uffd_wp, "uffd-wp")                                                                               \
-    TRACKER_TEST(fn, uffd_wp_async, "uffd-wp-async")                                                                   \
-    TRACKER_TEST(fn, mprotect, "mprotect")                                                                             \
-    TRACKER_TEST(fn, soft_dirty, "soft-dirty")                                                                         \
+#define TRACKER_TEST(fn, id, name)                                                                                                         \
+    static void fn##_##id(void)                                                                                                            \
+    {                                                                                                                                      \
+        fn(name);                                                                                                                          \
+    }
+#define EVERY_TRACKER(fn)                                                                                                                  \
+    TRACKER_TEST(fn, uffd_wp, "uffd-wp")                                                                                                   \
+    TRACKER_TEST(fn, uffd_wp_async, "uffd-wp-async")                                                                                       \
+    TRACKER_TEST(fn, mprotect, "mprotect")                                                                                                 \
+    TRACKER_TEST(fn, soft_dirty, "soft-dirty")                                                                                             \
     TRACKER_TEST(fn, none, "none")
 EVERY_TRACKER(exact_sets_anon)
 EVERY_TRACKER(exact_sets_shared)

@@ -28,10 +28,10 @@
 /* What a test needs of the host or the build; a test whose needs are not met
  * is skipped with the reason. */
 enum unit_need {
-    NEED_ROOT = 1 << 0,       /* effective uid 0 (sysctls, privileged userfaultfd) */
-    NEED_UFFD = 1 << 1,       /* a userfaultfd can be opened (privileged or user-mode-only) */
+    NEED_ROOT = 1 << 0, /* effective uid 0 (sysctls, privileged userfaultfd) */
+    NEED_UFFD = 1 << 1, /* a userfaultfd can be opened (privileged or user-mode-only) */
     NEED_NO_SANITIZER = 1 << 2, /* the plain build: a sanitizer's shadow memory changes what is measured */
-    NEED_NO_TSAN = 1 << 3,    /* not under ThreadSanitizer */
+    NEED_NO_TSAN = 1 << 3, /* not under ThreadSanitizer */
 };
 
 struct unit_test {
@@ -41,23 +41,23 @@ struct unit_test {
 };
 #define UNIT_COUNT(a) (sizeof(a) / sizeof *(a))
 
-static int unit_checks_failed;  /* in the running test */
-static int unit_checks_run;     /* in the running test */
+static int unit_checks_failed; /* in the running test */
+static int unit_checks_run; /* in the running test */
 static char unit_skip_reason[256];
 
 /* One check inside a test: a diagnostic line, counted against its test. */
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        unit_checks_run++;                                                                                             \
-        if (cond) {                                                                                                    \
-            printf("    ok - ");                                                                                       \
-        } else {                                                                                                       \
-            printf("    not ok - ");                                                                                   \
-            unit_checks_failed++;                                                                                      \
-        }                                                                                                              \
-        printf(__VA_ARGS__);                                                                                           \
-        printf("\n");                                                                                                  \
-        fflush(stdout);                                                                                                \
+#define CHECK(cond, ...)                                                                                                                   \
+    do {                                                                                                                                   \
+        unit_checks_run++;                                                                                                                 \
+        if (cond) {                                                                                                                        \
+            printf("    ok - ");                                                                                                           \
+        } else {                                                                                                                           \
+            printf("    not ok - ");                                                                                                       \
+            unit_checks_failed++;                                                                                                          \
+        }                                                                                                                                  \
+        printf(__VA_ARGS__);                                                                                                               \
+        printf("\n");                                                                                                                      \
+        fflush(stdout);                                                                                                                    \
     } while (0)
 
 /* The running test cannot run here (a kernel feature absent, a build that
@@ -128,8 +128,10 @@ __attribute__((unused)) static int unit_main(int argc, char **argv, const struct
         } else if (opt == 'f') {
             filter = optarg;
         } else {
-            fprintf(stderr, "usage: %s [-l] [-f NAME]\n  -l       list the tests and what each needs\n"
-                            "  -f NAME  run only the tests whose name contains NAME\n", me);
+            fprintf(stderr,
+                    "usage: %s [-l] [-f NAME]\n  -l       list the tests and what each needs\n"
+                    "  -f NAME  run only the tests whose name contains NAME\n",
+                    me);
             return opt == 'h' ? 0 : 2;
         }
     }

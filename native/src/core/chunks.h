@@ -9,22 +9,25 @@
 enum {
     FL_CHUNK_ABSENT = 0,
     FL_CHUNK_CLAIMED = 1, /* being fetched (fault path or prefetcher) */
-    FL_CHUNK_WANTED = 2,  /* being fetched, and a fault waits for it: never hold it back */
-    FL_CHUNK_STAGED = 3,  /* prefetched but held back as a trigger: the next fault installs it */
+    FL_CHUNK_WANTED = 2, /* being fetched, and a fault waits for it: never hold it back */
+    FL_CHUNK_STAGED = 3, /* prefetched but held back as a trigger: the next fault installs it */
     FL_CHUNK_PRESENT = 4, /* installed: accesses no longer fault */
 };
 
 struct fl_chunks {
     _Atomic uint8_t *state;
     uint64_t n;
-    atomic_uint seq;  /* futex word, bumped whenever a chunk becomes PRESENT */
+    atomic_uint seq; /* futex word, bumped whenever a chunk becomes PRESENT */
     atomic_int waiters;
 };
 
 int fl_chunks_init(struct fl_chunks *c, uint64_t n);
 void fl_chunks_free(struct fl_chunks *c);
 
-static inline uint8_t fl_chunk_get(struct fl_chunks *c, uint64_t i) { return atomic_load(&c->state[i]); }
+static inline uint8_t fl_chunk_get(struct fl_chunks *c, uint64_t i)
+{
+    return atomic_load(&c->state[i]);
+}
 
 /* Move chunk i from `from` to CLAIMED; false if it was not in `from`. */
 static inline bool fl_chunk_take(struct fl_chunks *c, uint64_t i, uint8_t from)

@@ -12,7 +12,7 @@
 #include <signal.h>
 #include "faultlab.h"
 
-#define FL_ERR_LEN 256
+#define FL_ERR_LEN      256
 #define FL_MAX_HANDLERS 16
 
 /* ---- parsed configuration ---------------------------------------------- */
@@ -32,14 +32,14 @@ struct fl_config {
     int64_t corrupt_offset; /* -1: none */
     char disk_dir[256];
     char prefetch[32]; /* policy spec (prefetch/prefetch.h): none, ahead:N, adaptive[:N], background, criu */
-    int depth;         /* prefetch requests in flight */
-    int pf_conns;      /* prefetch connections (0 = one per 16 requests of depth) */
-    int vma_span;      /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
-    char huge[16];     /* none, thp, hugetlb: page size behind the region */
+    int depth; /* prefetch requests in flight */
+    int pf_conns; /* prefetch connections (0 = one per 16 requests of depth) */
+    int vma_span; /* sigsegv: chunks opened together (1 = per chunk, 0 = auto from vm.max_map_count) */
+    char huge[16]; /* none, thp, hugetlb: page size behind the region */
     enum fl_uffd_install {
-        FL_INSTALL_COPY,     /* UFFDIO_COPY from a handler buffer (a second copy, pages allocated per fault) */
+        FL_INSTALL_COPY, /* UFFDIO_COPY from a handler buffer (a second copy, pages allocated per fault) */
         FL_INSTALL_CONTINUE, /* memfd + MINOR faults + UFFDIO_CONTINUE (no copy) */
-        FL_INSTALL_MOVE,     /* fetch into a populated anonymous mirror, UFFDIO_MOVE its pages in (no copy) */
+        FL_INSTALL_MOVE, /* fetch into a populated anonymous mirror, UFFDIO_MOVE its pages in (no copy) */
     } uffd_install;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (sources/tcp.c), 0 = none */
 };
@@ -111,14 +111,14 @@ uint64_t fl_samples_quantile(struct fl_samples *s, double q);
 
 /* Handler-side counters, one per handler (or faulting) thread. */
 struct fl_handler_stats {
-    uint64_t faults;        /* chunks installed */
-    uint64_t duplicates;    /* fault messages for a chunk already installed */
+    uint64_t faults; /* chunks installed */
+    uint64_t duplicates; /* fault messages for a chunk already installed */
     uint64_t bytes_fetched; /* including fetches wasted on duplicates */
     struct fl_samples fetch_ns;
     struct fl_samples install_ns;
     uint64_t inflight_waits; /* faults on a chunk already being fetched (prefetcher or another thread) */
     uint64_t trigger_faults; /* faults on a prefetched chunk held back as a trigger (no fetch) */
-    uint64_t span_chunks;    /* sigsegv vma_span: chunks a miss fetched besides its own */
+    uint64_t span_chunks; /* sigsegv vma_span: chunks a miss fetched besides its own */
 };
 
 /* ---- strategies ---------------------------------------------------------- */
@@ -213,7 +213,7 @@ uint64_t fl_ts_ns(struct timespec t);
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
 #define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
 void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */
-void fl_sleep_until_ns(uint64_t deadline_ns);              /* sleep only (CLOCK_MONOTONIC): tens of us late */
+void fl_sleep_until_ns(uint64_t deadline_ns); /* sleep only (CLOCK_MONOTONIC): tens of us late */
 int fl_cpu_for(enum fl_cpus c, bool handler); /* which CPU a role goes to, -1 = free */
 void fl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Async-signal-safe formatting for messages built in a signal handler:

@@ -53,5 +53,8 @@ __attribute__((unused)) static void fl_jstr(struct fl_jbuf *j, const char *s)
 }
 
 /* True when the text did not fit (used then says how many bytes it needs, without the NUL). */
-__attribute__((unused)) static int fl_jfull(const struct fl_jbuf *j) { return j->used >= j->len; }
+__attribute__((unused)) static int fl_jfull(const struct fl_jbuf *j)
+{
+    return j->used >= j->len;
+}
 #endif

@@ -20,8 +20,7 @@ void fl_fill(void *buf, uint64_t len, uint64_t seed, uint64_t offset)
         w[i] = word_at(seed, first + i);
 }
 
-uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset,
-                   uint64_t *first_bad)
+uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset, uint64_t *first_bad)
 {
     const uint64_t *w = buf;
     uint64_t first = offset / 8, bad = 0;

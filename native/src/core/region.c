@@ -52,8 +52,7 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
     r->page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
     r->nchunks = cfg.region_bytes / cfg.chunk_bytes;
     if (uses_source(r)) {
-        r->source = !strcmp(cfg.source, "tcp") ? fl_source_tcp_create(&cfg, err, errlen)
-                                               : fl_source_local_create(&cfg, err, errlen);
+        r->source = !strcmp(cfg.source, "tcp") ? fl_source_tcp_create(&cfg, err, errlen) : fl_source_local_create(&cfg, err, errlen);
         if (!r->source) {
             free(r);
             return NULL;
@@ -242,8 +241,8 @@ static void run_workers(struct run_args *a)
         w->index = t;
         w->order = a->order + a->n * (uint64_t)t / (uint64_t)T;
         w->n = a->n * (uint64_t)(t + 1) / (uint64_t)T - a->n * (uint64_t)t / (uint64_t)T;
-        if (!r->hstats[t].fetch_ns.v && (fl_samples_init(&r->hstats[t].fetch_ns, r->nchunks) ||
-                                         fl_samples_init(&r->hstats[t].install_ns, r->nchunks))) {
+        if (!r->hstats[t].fetch_ns.v &&
+            (fl_samples_init(&r->hstats[t].fetch_ns, r->nchunks) || fl_samples_init(&r->hstats[t].install_ns, r->nchunks))) {
             fl_errf(a->err, sizeof a->err, "out of memory for statistics");
             break;
         }
@@ -388,43 +387,39 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
     double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
     fl_jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
-         r->source ? r->source->ops->name : "none");
+            r->source ? r->source->ops->name : "none");
     fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
-         (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
-         r->cfg.handler_threads);
+            (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
+            r->cfg.handler_threads);
     fl_jput(&j, "\"faults\":%llu,\"duplicate_faults\":%llu,\"bytes_fetched\":%llu,\"chunks_touched\":%llu,\"bytes_read\":%llu,",
-         (unsigned long long)faults, (unsigned long long)dups, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
-         (unsigned long long)a->touched, (unsigned long long)bytes_read);
+            (unsigned long long)faults, (unsigned long long)dups, (unsigned long long)(fetched + (r->prefill_ns ? r->cfg.region_bytes : 0)),
+            (unsigned long long)a->touched, (unsigned long long)bytes_read);
     fl_jput(&j, "\"first_access_ns\":%llu,\"total_ns\":%llu,\"throughput_mibps\":%.3f,\"prefill_ns\":%llu,",
-         (unsigned long long)(a->first_ns + r->prefill_ns), (unsigned long long)total, mibps,
-         (unsigned long long)r->prefill_ns);
+            (unsigned long long)(a->first_ns + r->prefill_ns), (unsigned long long)total, mibps, (unsigned long long)r->prefill_ns);
     fl_jput(&j, "\"fault_ns_p50\":%llu,\"fault_ns_p99\":%llu,\"fault_ns_max\":%llu,\"fault_ns_mean\":%.1f,",
-         (unsigned long long)fl_samples_quantile(&a->access_ns, 0.5),
-         (unsigned long long)fl_samples_quantile(&a->access_ns, 0.99),
-         (unsigned long long)fl_samples_quantile(&a->access_ns, 1.0),
-         a->touched ? (double)a->total_ns / (double)a->touched : 0.0);
+            (unsigned long long)fl_samples_quantile(&a->access_ns, 0.5), (unsigned long long)fl_samples_quantile(&a->access_ns, 0.99),
+            (unsigned long long)fl_samples_quantile(&a->access_ns, 1.0), a->touched ? (double)a->total_ns / (double)a->touched : 0.0);
     fl_jput(&j, "\"fault_ns_cdf\":\"");
     for (int q = 0; q <= 20; q++)
         fl_jput(&j, "%s%llu", q ? ";" : "", (unsigned long long)fl_samples_quantile(&a->access_ns, q / 20.0));
-    fl_jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50,
-         (unsigned long long)install_p50);
+    fl_jput(&j, "\",\"fetch_ns_p50\":%llu,\"install_ns_p50\":%llu,", (unsigned long long)fetch_p50, (unsigned long long)install_p50);
     fl_jput(&j, "\"uffd_path\":\"%s\",", r->uffd_path ? r->uffd_path : "unused");
     /* Beyond the thesis: prefetch, threads, access patterns, the VMA limit. */
     fl_jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
-         r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
-         (unsigned long long)pf.requests);
+            r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
+            (unsigned long long)pf.requests);
     fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
-         r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install));
+            r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install));
     fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
-         (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
-         (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
+            (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
+            (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
     if (a->tlb_before >= 0 && a->tlb_after >= a->tlb_before)
         fl_jput(&j, "\"tlb_shootdowns\":%lld,", (long long)(a->tlb_after - a->tlb_before));
     else
         fl_jput(&j, "\"tlb_shootdowns\":null,");
     fl_jput(&j, "\"app_minor_faults\":%ld,", a->minflt);
     fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
-         (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
+            (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)
         fl_jput(&j, "\"zipf_s\":%g,", a->o.zipf_s);
     else
@@ -435,9 +430,8 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
         fl_jput(&j, "\"touch_fraction\":null,");
     if (a->fill_state)
         fl_jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
-             a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
-    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true",
-         (unsigned long long)a->bad_words);
+                a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
+    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true", (unsigned long long)a->bad_words);
     if (a->bad_words)
         fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)a->first_bad);
     fl_jput(&j, "}");
@@ -477,8 +471,9 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
     r->ran = true;
     a->order = fl_workload_order(&a->o, r->nchunks, &a->n);
     if (!a->order || a->n < (uint64_t)a->o.app_threads) {
-        fl_errf(out, outlen, a->order ? "app_threads=%d is more than the %llu chunks the workload touches"
-                                      : "out of memory for the workload", a->o.app_threads, (unsigned long long)a->n);
+        fl_errf(out, outlen,
+                a->order ? "app_threads=%d is more than the %llu chunks the workload touches" : "out of memory for the workload",
+                a->o.app_threads, (unsigned long long)a->n);
         free(a->order);
         free(a);
         return -1;

@@ -11,8 +11,7 @@ int fl_samples_init(struct fl_samples *s, uint64_t cap)
     s->sorted = false;
     s->cap = cap ? cap : 1;
     /* mmap rather than malloc: large, and untouched pages cost nothing. */
-    void *p = mmap(NULL, s->cap * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = mmap(NULL, s->cap * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         s->v = NULL;
         s->cap = 0;

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 int fl_uffd_open(const char **how, char *err, size_t errlen)
 {
     int flags = O_CLOEXEC | O_NONBLOCK;
@@ -54,8 +53,7 @@ int fl_uffd_api(int fd, uint64_t features, char *err, size_t errlen)
 {
     struct uffdio_api api = {.api = UFFD_API, .features = features};
     if (ioctl(fd, UFFDIO_API, &api)) {
-        fl_errf(err, errlen, "UFFDIO_API (features 0x%llx) failed: %s", (unsigned long long)features,
-                strerror(errno));
+        fl_errf(err, errlen, "UFFDIO_API (features 0x%llx) failed: %s", (unsigned long long)features, strerror(errno));
         return -1;
     }
     return 0;

@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t fl_ts_ns(struct timespec t) { return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec; }
+uint64_t fl_ts_ns(struct timespec t)
+{
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 uint64_t fl_clock_ns(clockid_t clk)
 {
@@ -20,9 +23,15 @@ uint64_t fl_clock_ns(clockid_t clk)
     return fl_ts_ns(t);
 }
 
-uint64_t fl_now(void) { return fl_clock_ns(CLOCK_MONOTONIC); }
+uint64_t fl_now(void)
+{
+    return fl_clock_ns(CLOCK_MONOTONIC);
+}
 
-uint64_t fl_now_ns(void) { return fl_now(); }
+uint64_t fl_now_ns(void)
+{
+    return fl_now();
+}
 
 long fl_thread_minflt(void)
 {
@@ -32,13 +41,15 @@ long fl_thread_minflt(void)
 
 static void sleep_until(clockid_t clk, uint64_t deadline)
 {
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
-                          .tv_nsec = (long)(deadline % 1000000000ull)};
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
     while (clock_nanosleep(clk, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
 }
 
-void fl_sleep_until_ns(uint64_t deadline) { sleep_until(CLOCK_MONOTONIC, deadline); }
+void fl_sleep_until_ns(uint64_t deadline)
+{
+    sleep_until(CLOCK_MONOTONIC, deadline);
+}
 
 /* A sleep alone wakes late by a scheduler's whim: sleep until FL_SPIN_NS
  * before the deadline, then spin. Async-signal-safe. */
@@ -133,9 +144,12 @@ int fl_cpu_for(enum fl_cpus c, bool handler)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     switch (c) {
-    case FL_CPUS_SAME: return 0;
-    case FL_CPUS_SPLIT: return handler && n > 1 ? 1 : 0;
-    default: return -1;
+    case FL_CPUS_SAME:
+        return 0;
+    case FL_CPUS_SPLIT:
+        return handler && n > 1 ? 1 : 0;
+    default:
+        return -1;
     }
 }
 
@@ -158,11 +172,16 @@ static int parse_size(const char *v, uint64_t *out)
     if (errno || end == v || v[0] == '-')
         return -1;
     uint64_t mul = 1;
-    if (!*end) mul = 1;
-    else if (!strcmp(end, "KiB") || !strcmp(end, "K")) mul = 1ull << 10;
-    else if (!strcmp(end, "MiB") || !strcmp(end, "M")) mul = 1ull << 20;
-    else if (!strcmp(end, "GiB") || !strcmp(end, "G")) mul = 1ull << 30;
-    else return -1;
+    if (!*end)
+        mul = 1;
+    else if (!strcmp(end, "KiB") || !strcmp(end, "K"))
+        mul = 1ull << 10;
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M"))
+        mul = 1ull << 20;
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G"))
+        mul = 1ull << 30;
+    else
+        return -1;
     if (n > UINT64_MAX / mul)
         return -1;
     *out = n * mul;
@@ -300,8 +319,7 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
         return -1;
     long page = sysconf(_SC_PAGESIZE);
     if (cfg->chunk_bytes == 0 || cfg->chunk_bytes % (uint64_t)page) {
-        fl_errf(err, errlen, "chunk %llu bytes is not a multiple of the page size (%ld bytes)",
-                (unsigned long long)cfg->chunk_bytes, page);
+        fl_errf(err, errlen, "chunk %llu bytes is not a multiple of the page size (%ld bytes)", (unsigned long long)cfg->chunk_bytes, page);
         return -1;
     }
     if (cfg->region_bytes == 0) {
@@ -309,8 +327,8 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
         return -1;
     }
     if (cfg->region_bytes % cfg->chunk_bytes) {
-        fl_errf(err, errlen, "region %llu bytes is not a multiple of the chunk (%llu bytes)",
-                (unsigned long long)cfg->region_bytes, (unsigned long long)cfg->chunk_bytes);
+        fl_errf(err, errlen, "region %llu bytes is not a multiple of the chunk (%llu bytes)", (unsigned long long)cfg->region_bytes,
+                (unsigned long long)cfg->chunk_bytes);
         return -1;
     }
     if (cfg->corrupt_offset >= 0 && (uint64_t)cfg->corrupt_offset >= cfg->region_bytes) {

@@ -74,8 +74,8 @@ struct pm_scan_arg {
     __u64 category_anyof_mask;
     __u64 return_mask;
 };
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_PRESENT (1 << 3)
+#define PAGEMAP_SCAN          _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_PRESENT       (1 << 3)
 #define FL_PAGEMAP_SCAN_LOCAL 1
 #endif
 #ifndef PAGE_IS_PRESENT
@@ -122,25 +122,44 @@ static void jw_sep(struct fl_jbuf *w)
 static const char *errno_name(int e)
 {
     switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EINVAL: return "EINVAL";
-    case ENOMEM: return "ENOMEM";
-    case ENOSYS: return "ENOSYS";
-    case ENOTTY: return "ENOTTY";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case EAGAIN: return "EAGAIN";
-    case ENODEV: return "ENODEV";
-    case ENXIO: return "ENXIO";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case EROFS: return "EROFS";
-    case EIO: return "EIO";
-    default: return "E?";
+    case EPERM:
+        return "EPERM";
+    case ENOENT:
+        return "ENOENT";
+    case EACCES:
+        return "EACCES";
+    case EFAULT:
+        return "EFAULT";
+    case EINVAL:
+        return "EINVAL";
+    case ENOMEM:
+        return "ENOMEM";
+    case ENOSYS:
+        return "ENOSYS";
+    case ENOTTY:
+        return "ENOTTY";
+    case EBUSY:
+        return "EBUSY";
+    case EEXIST:
+        return "EEXIST";
+    case EAGAIN:
+        return "EAGAIN";
+    case ENODEV:
+        return "ENODEV";
+    case ENXIO:
+        return "ENXIO";
+    case EOPNOTSUPP:
+        return "EOPNOTSUPP";
+    case EMFILE:
+        return "EMFILE";
+    case ENFILE:
+        return "ENFILE";
+    case EROFS:
+        return "EROFS";
+    case EIO:
+        return "EIO";
+    default:
+        return "E?";
     }
 }
 
@@ -187,8 +206,7 @@ static void cpu_model(char *out, size_t len)
     char line[512];
     while (fgets(line, sizeof line, f)) {
         /* x86: "model name"; arm64 has no model name, fall back to others. */
-        if (!strncmp(line, "model name", 10) || (!out[0] && (!strncmp(line, "Hardware", 8) ||
-                                                            !strncmp(line, "cpu model", 9)))) {
+        if (!strncmp(line, "model name", 10) || (!out[0] && (!strncmp(line, "Hardware", 8) || !strncmp(line, "cpu model", 9)))) {
             char *c = strchr(line, ':');
             if (!c)
                 continue;
@@ -221,11 +239,15 @@ static void try_uffd(struct attempt a[3])
     a[2] = (struct attempt){"dev-userfaultfd", -1, 0};
 #ifdef SYS_userfaultfd
     long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd >= 0) a[0].fd = (int)fd;
-    else a[0].err = errno;
+    if (fd >= 0)
+        a[0].fd = (int)fd;
+    else
+        a[0].err = errno;
     fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-    if (fd >= 0) a[1].fd = (int)fd;
-    else a[1].err = errno;
+    if (fd >= 0)
+        a[1].fd = (int)fd;
+    else
+        a[1].err = errno;
 #else
     a[0].err = a[1].err = ENOSYS;
 #endif
@@ -234,8 +256,10 @@ static void try_uffd(struct attempt a[3])
         a[2].err = errno;
     } else {
         int fd2 = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-        if (fd2 >= 0) a[2].fd = fd2;
-        else a[2].err = errno;
+        if (fd2 >= 0)
+            a[2].fd = fd2;
+        else
+            a[2].err = errno;
         close(dev);
     }
 }
@@ -316,8 +340,7 @@ static const struct name_bit ioctl_names[] = {
     {1ull << _UFFDIO_API, "API"},
 };
 
-static void jw_bits(struct fl_jbuf *w, const char *key, uint64_t v, const struct name_bit *names,
-                    size_t nnames, const char *implicit)
+static void jw_bits(struct fl_jbuf *w, const char *key, uint64_t v, const struct name_bit *names, size_t nnames, const char *implicit)
 {
     jw_key(w, key);
     fl_jput(w, "[");
@@ -370,8 +393,7 @@ static void report_uffd_api(struct fl_jbuf *w, int fd)
     snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)api.features);
     jw_kstr(w, "features_hex", hex);
     /* MISSING mode has no feature bit: it is what UFFD_API itself provides. */
-    jw_bits(w, "features", api.features, feature_names,
-            sizeof feature_names / sizeof feature_names[0], "MISSING");
+    jw_bits(w, "features", api.features, feature_names, sizeof feature_names / sizeof feature_names[0], "MISSING");
     snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)api.ioctls);
     jw_kstr(w, "ioctls_hex", hex);
     jw_bits(w, "ioctls", api.ioctls, ioctl_names, sizeof ioctl_names / sizeof ioctl_names[0], NULL);
@@ -392,15 +414,13 @@ static void report_uffd_api(struct fl_jbuf *w, int fd)
         int last = 0;
         bool done = false;
         for (size_t i = 0; i < 2 && !done; i++) {
-            struct uffdio_register reg = {.range = {.start = (uintptr_t)m, .len = (uint64_t)page},
-                                          .mode = modes[i].mode};
+            struct uffdio_register reg = {.range = {.start = (uintptr_t)m, .len = (uint64_t)page}, .mode = modes[i].mode};
             if (ioctl(fd, UFFDIO_REGISTER, &reg) == 0) {
                 done = true;
                 jw_kstr(w, "range_register_mode", modes[i].name);
                 snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)reg.ioctls);
                 jw_kstr(w, "range_ioctls_hex", hex);
-                jw_bits(w, "range_ioctls", reg.ioctls, ioctl_names,
-                        sizeof ioctl_names / sizeof ioctl_names[0], NULL);
+                jw_bits(w, "range_ioctls", reg.ioctls, ioctl_names, sizeof ioctl_names / sizeof ioctl_names[0], NULL);
                 struct uffdio_range r = {.start = (uintptr_t)m, .len = (uint64_t)page};
                 ioctl(fd, UFFDIO_UNREGISTER, &r);
             } else {
@@ -456,8 +476,7 @@ static void report_pagemap_scan(struct fl_jbuf *w)
             jw_kstr(w, "errno", errno_name(e));
             jw_kstr(w, "error", strerror(e));
         } else {
-            bool sane = n == 1 && vec[0].start == (uintptr_t)m &&
-                        vec[0].end == (uintptr_t)m + 2 * (size_t)page;
+            bool sane = n == 1 && vec[0].start == (uintptr_t)m && vec[0].end == (uintptr_t)m + 2 * (size_t)page;
             jw_kbool(w, "supported", true);
             jw_kint(w, "regions", n);
             jw_kbool(w, "result_as_expected", sane);
@@ -494,8 +513,7 @@ static void report_soft_dirty(struct fl_jbuf *w)
     jw_key(w, "soft_dirty");
     fl_jput(w, "{");
     long page = sysconf(_SC_PAGESIZE);
-    volatile uint8_t *m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    volatile uint8_t *m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (m == MAP_FAILED || fd < 0) {
         int e = errno;
@@ -519,8 +537,9 @@ static void report_soft_dirty(struct fl_jbuf *w)
                 jw_kbool(w, "bit55_set_after_write", set);
                 jw_kbool(w, "supported", cleared && set);
                 if (!set)
-                    jw_kstr(w, "reason", "clear_refs accepts 4 but writes never set pagemap bit 55 "
-                                         "(kernel without CONFIG_MEM_SOFT_DIRTY)");
+                    jw_kstr(w, "reason",
+                            "clear_refs accepts 4 but writes never set pagemap bit 55 "
+                            "(kernel without CONFIG_MEM_SOFT_DIRTY)");
             } else {
                 jw_kbool(w, "supported", false);
                 jw_kstr(w, "error", "pagemap read failed");
@@ -622,8 +641,7 @@ int fl_doctor(char *out, size_t outlen)
     fl_jput(&w, "}");
 
     if (w.used >= w.len) {
-        fl_errf(out, outlen, "fl_doctor: output buffer too small (%zu bytes, need %zu)", outlen,
-                w.used + 1);
+        fl_errf(out, outlen, "fl_doctor: output buffer too small (%zu bytes, need %zu)", outlen, w.used + 1);
         return -1;
     }
     return 0;

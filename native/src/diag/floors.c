@@ -50,8 +50,7 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
-
-#define FLOOR_ERR_LEN 200
+#define FLOOR_ERR_LEN    200
 #define FLOORS_MAX_PAGES (1ull << 24) /* 64 GiB of 4 KiB pages */
 
 /* ---- results --------------------------------------------------------------- */
@@ -61,8 +60,8 @@ struct floor_res {
     char err[FLOOR_ERR_LEN];
     uint64_t n, p50, p99, min, max;
     double mean;
-    uint64_t faults;   /* faults served by the handler (uffd, sigsegv); 0 otherwise */
-    long minflt;       /* minor faults counted on the measuring thread */
+    uint64_t faults; /* faults served by the handler (uffd, sigsegv); 0 otherwise */
+    long minflt; /* minor faults counted on the measuring thread */
     uint64_t bad_words; /* 8-byte words that did not verify */
     const char *note;
 };
@@ -120,8 +119,8 @@ static uint64_t nonzero_words(const void *buf, size_t len)
  * Identical in shape to the workloads' access loop. expect_pattern: scratch must
  * equal fl_fill(FLOORS_SEED, offset); otherwise it must be all zero.
  * write_dir: copy scratch INTO the page instead (anon_touch_write only). */
-static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir,
-                         struct floor_res *f, struct fl_samples *sp)
+static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir, struct floor_res *f,
+                         struct fl_samples *sp)
 {
     struct fl_samples s = *sp;
     uint8_t *scratch = fr->scratch;
@@ -140,8 +139,7 @@ static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_patte
         sum += t1 - t0;
         if (!write_dir) {
             uint64_t first_bad;
-            bad += expect_pattern ? fl_verify(scratch, page, FLOORS_SEED, i * page, &first_bad)
-                                  : nonzero_words(scratch, page);
+            bad += expect_pattern ? fl_verify(scratch, page, FLOORS_SEED, i * page, &first_bad) : nonzero_words(scratch, page);
         }
     }
     f->minflt = fl_thread_minflt() - flt0;
@@ -150,8 +148,7 @@ static void measure_into(struct floors_run *fr, uint8_t *base, bool expect_patte
     summarise(f, sp, sum);
 }
 
-static void measure(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir,
-                    struct floor_res *f)
+static void measure(struct floors_run *fr, uint8_t *base, bool expect_pattern, bool write_dir, struct floor_res *f)
 {
     struct fl_samples s;
     if (fl_samples_init(&s, fr->pages)) {
@@ -252,14 +249,12 @@ static void *uffd_handler_main(void *arg)
         if (msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
         uintptr_t pg = (uintptr_t)msg.arg.pagefault.address & ~(uintptr_t)(h->page - 1);
-        struct uffdio_copy c = {.dst = pg, .src = (uintptr_t)(h->src + (pg - h->base)),
-                                .len = h->page, .mode = 0};
+        struct uffdio_copy c = {.dst = pg, .src = (uintptr_t)(h->src + (pg - h->base)), .len = h->page, .mode = 0};
         int rc;
         while ((rc = ioctl(h->fd, UFFDIO_COPY, &c)) < 0 && errno == EAGAIN)
             c.copy = 0;
         if (rc < 0 && errno != EEXIST) {
-            fl_errf(h->err, sizeof h->err, "UFFDIO_COPY at offset 0x%llx: %s",
-                    (unsigned long long)(pg - h->base), strerror(errno));
+            fl_errf(h->err, sizeof h->err, "UFFDIO_COPY at offset 0x%llx: %s", (unsigned long long)(pg - h->base), strerror(errno));
             break;
         }
         h->served++;
@@ -295,16 +290,15 @@ static void floor_uffd(struct floors_run *fr, struct floor_res *f)
         return;
     }
     size_t len = fr->pages * fr->page;
-    struct uffdio_register reg = {.range = {.start = (uintptr_t)m, .len = len},
-                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    struct uffdio_register reg = {.range = {.start = (uintptr_t)m, .len = len}, .mode = UFFDIO_REGISTER_MODE_MISSING};
     if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
         res_error(f, "UFFDIO_REGISTER (missing): %s", strerror(errno));
         munmap(m, len);
         close(fd);
         return;
     }
-    struct uffd_handler h = {.fd = fd, .cpu = fr->handler_cpu, .base = (uintptr_t)m, .len = len,
-                             .page = fr->page, .src = fr->src, .expect = fr->pages};
+    struct uffd_handler h = {
+        .fd = fd, .cpu = fr->handler_cpu, .base = (uintptr_t)m, .len = len, .page = fr->page, .src = fr->src, .expect = fr->pages};
     atomic_init(&h.stop, 0);
     pthread_t th;
     int e = pthread_create(&th, NULL, uffd_handler_main, &h);
@@ -377,8 +371,7 @@ static void sg_handler(int sig, siginfo_t *si, void *uc)
 }
 
 /* Kept out of line so that nothing live in the caller is clobbered by siglongjmp. */
-static __attribute__((noinline)) int sg_measure(struct floors_run *fr, uint8_t *m, struct floor_res *f,
-                                                struct fl_samples *s)
+static __attribute__((noinline)) int sg_measure(struct floors_run *fr, uint8_t *m, struct floor_res *f, struct fl_samples *s)
 {
     if (sigsetjmp(sg.abort_jmp, 1))
         return -1;
@@ -457,9 +450,8 @@ static void jw_floor(struct fl_jbuf *w, const struct floor_res *f, bool first)
         fl_jput(w, "}");
         return;
     }
-    fl_jput(w, "\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,\"min_ns\":%llu,\"max_ns\":%llu,\"n\":%llu",
-       (unsigned long long)f->p50, (unsigned long long)f->p99, f->mean, (unsigned long long)f->min,
-       (unsigned long long)f->max, (unsigned long long)f->n);
+    fl_jput(w, "\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,\"min_ns\":%llu,\"max_ns\":%llu,\"n\":%llu", (unsigned long long)f->p50,
+            (unsigned long long)f->p99, f->mean, (unsigned long long)f->min, (unsigned long long)f->max, (unsigned long long)f->n);
     if (f->faults)
         fl_jput(w, ",\"faults\":%llu", (unsigned long long)f->faults);
     if (f->name && strcmp(f->name, "timer"))
@@ -551,9 +543,8 @@ int fl_floors(const char *spec, char *out, size_t outlen)
     } else {
         pthread_join(th, NULL);
         struct fl_jbuf w = {.p = out, .len = outlen};
-        fl_jput(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,",
-           fl_cpus_name(fr->cpus), (unsigned long long)fr->pages, fr->page, fr->workload_cpu,
-           fr->handler_cpu);
+        fl_jput(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,", fl_cpus_name(fr->cpus),
+                (unsigned long long)fr->pages, fr->page, fr->workload_cpu, fr->handler_cpu);
         fl_jput(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
         if (fr->uffd_path)
             fl_jstr(&w, fr->uffd_path);
@@ -564,8 +555,7 @@ int fl_floors(const char *spec, char *out, size_t outlen)
             jw_floor(&w, &fr->res[i], i == 0);
         fl_jput(&w, "}}");
         if (w.used >= w.len)
-            fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen,
-                    w.used + 1);
+            fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen, w.used + 1);
         else
             rc = 0;
     }

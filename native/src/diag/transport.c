@@ -14,7 +14,7 @@
 struct transport_args {
     struct fl_config cfg;
     uint64_t requests;
-    int ping;  /* op=ping: empty round trips (the RTT probe), not READs */
+    int ping; /* op=ping: empty round trips (the RTT probe), not READs */
     int trace; /* op=ping trace=1: each round trip's send and receive times too */
     int land_region; /* land=region: each READ lands at its own offset of a populated
                         region-sized mapping, as a fault's fetch does, instead of in
@@ -78,8 +78,8 @@ static void *transport_main(void *arg)
             uint64_t at; /* when it was sent, by the timing thread itself: no preemption after in between */
             uint64_t dt = src->ops->ping_ns(conn, 1, &at);
             if (!dt) {
-                fl_errf(a->out, a->outlen, "ping %llu of %llu: no answer (connection broken or timed out)",
-                        (unsigned long long)i + 1, (unsigned long long)a->requests);
+                fl_errf(a->out, a->outlen, "ping %llu of %llu: no answer (connection broken or timed out)", (unsigned long long)i + 1,
+                        (unsigned long long)a->requests);
                 goto out;
             }
             total += dt;
@@ -131,8 +131,7 @@ static void *transport_main(void *arg)
              "\"throughput_mibps\":%.3f,\"verified\":%s}",
              (unsigned long long)cfg->chunk_bytes, land ? "region" : "buffer", (unsigned long long)a->requests,
              (unsigned long long)fl_samples_quantile(&s, 0.5), (unsigned long long)fl_samples_quantile(&s, 0.99),
-             (unsigned long long)fl_samples_quantile(&s, 1.0), (double)total / (double)a->requests, mibps,
-             bad ? "false" : "true");
+             (unsigned long long)fl_samples_quantile(&s, 1.0), (double)total / (double)a->requests, mibps, bad ? "false" : "true");
     a->rc = 0;
 out:
     fl_samples_free(&s);

@@ -30,7 +30,10 @@ static int adaptive_init(struct fl_pf_policy *p, const char *arg, char *err, siz
     return 0;
 }
 
-static uint64_t cap(const struct fl_pf_policy *p, uint64_t i) { return i < p->nchunks ? i : p->nchunks; }
+static uint64_t cap(const struct fl_pf_policy *p, uint64_t i)
+{
+    return i < p->nchunks ? i : p->nchunks;
+}
 
 static void adaptive_fault(struct fl_pf_policy *p, uint64_t idx)
 {

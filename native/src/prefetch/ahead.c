@@ -18,7 +18,10 @@ static int ahead_init(struct fl_pf_policy *p, const char *arg, char *err, size_t
     return 0;
 }
 
-static uint64_t cap(const struct fl_pf_policy *p, uint64_t i) { return i < p->nchunks ? i : p->nchunks; }
+static uint64_t cap(const struct fl_pf_policy *p, uint64_t i)
+{
+    return i < p->nchunks ? i : p->nchunks;
+}
 
 static void ahead_fault(struct fl_pf_policy *p, uint64_t idx)
 {

@@ -5,7 +5,7 @@
  * reset to 64 KiB on every page fault. */
 #include "prefetch/prefetch.h"
 
-#define CRIU_XFER (64u << 10)
+#define CRIU_XFER     (64u << 10)
 #define CRIU_XFER_MAX (4u << 20)
 
 static int criu_init(struct fl_pf_policy *p, const char *arg, char *err, size_t errlen)

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define HINTS 1024 /* a full ring drops hints: they are advice, never correctness */
+#define HINTS           1024 /* a full ring drops hints: they are advice, never correctness */
 #define DEFAULT_REQUEST (1u << 20)
 
 struct hint_cell {
@@ -41,7 +41,7 @@ struct queue {
     struct fl_conn *conn;
     int fd;
     struct slot *slots; /* ring of per_conn */
-    uint8_t *bufs;      /* per_conn * slot_bytes, when the target has no landing place */
+    uint8_t *bufs; /* per_conn * slot_bytes, when the target has no landing place */
     int head, count;
     atomic_int installing;
 };
@@ -88,11 +88,9 @@ struct fl_pf_engine {
     atomic_uint_fast64_t prefetched, bytes, requests, filled_ns;
 };
 
-static const struct fl_pf_policy_ops *const policies[] = {&fl_pf_none, &fl_pf_ahead, &fl_pf_adaptive,
-                                                          &fl_pf_background, &fl_pf_criu};
+static const struct fl_pf_policy_ops *const policies[] = {&fl_pf_none, &fl_pf_ahead, &fl_pf_adaptive, &fl_pf_background, &fl_pf_criu};
 
-int fl_pf_policy_init(struct fl_pf_policy *p, const char *spec, uint64_t nchunks, uint64_t chunk_bytes, char *err,
-                      size_t errlen)
+int fl_pf_policy_init(struct fl_pf_policy *p, const char *spec, uint64_t nchunks, uint64_t chunk_bytes, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
     char name[32];
@@ -123,7 +121,8 @@ static void wake_engine(struct fl_pf_engine *e)
 {
     int saved = errno;
     uint64_t one = 1;
-    if (write(e->hintfd, &one, sizeof one) < 0) { /* the counter is full: the engine is awake anyway */ }
+    if (write(e->hintfd, &one, sizeof one) < 0) { /* the counter is full: the engine is awake anyway */
+    }
     errno = saved;
 }
 
@@ -149,13 +148,20 @@ static void hint(struct fl_pf_engine *e, uint64_t v)
     wake_engine(e);
 }
 
-void fl_pf_hint_fault(struct fl_pf_engine *e, uint64_t idx) { hint(e, idx << 1); }
-void fl_pf_hint_trigger(struct fl_pf_engine *e, uint64_t idx) { hint(e, idx << 1 | 1); }
+void fl_pf_hint_fault(struct fl_pf_engine *e, uint64_t idx)
+{
+    hint(e, idx << 1);
+}
+void fl_pf_hint_trigger(struct fl_pf_engine *e, uint64_t idx)
+{
+    hint(e, idx << 1 | 1);
+}
 
 static void drain_hints(struct fl_pf_engine *e)
 {
     uint64_t junk;
-    if (read(e->hintfd, &junk, sizeof junk) < 0) { /* EAGAIN: nothing new */ }
+    if (read(e->hintfd, &junk, sizeof junk) < 0) { /* EAGAIN: nothing new */
+    }
     for (;;) {
         struct hint_cell *c = &e->hints[e->hint_head % HINTS];
         if (atomic_load_explicit(&c->seq, memory_order_acquire) != e->hint_head + 1)
@@ -405,8 +411,8 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
-int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_pf_target *t, struct fl_pf_engine **out,
-                char *err, size_t errlen)
+int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_pf_target *t, struct fl_pf_engine **out, char *err,
+                size_t errlen)
 {
     *out = NULL;
     struct fl_pf_policy p;
@@ -441,8 +447,8 @@ int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_p
         struct queue *q = &e->q[c];
         q->slots = calloc((size_t)e->per_conn, sizeof *q->slots);
         if (!t->landing) {
-            void *b = mmap(NULL, (uint64_t)e->per_conn * e->slot_bytes, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            void *b = mmap(NULL, (uint64_t)e->per_conn * e->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                           -1, 0);
             q->bufs = b == MAP_FAILED ? NULL : b;
         }
         if (!q->slots || (!t->landing && !q->bufs)) {
@@ -488,7 +494,10 @@ fail:
     return -1;
 }
 
-bool fl_pf_fills_region(const struct fl_pf_engine *e) { return e && e->p.ops->fills_region; }
+bool fl_pf_fills_region(const struct fl_pf_engine *e)
+{
+    return e && e->p.ops->fills_region;
+}
 
 int fl_pf_wait_filled(struct fl_pf_engine *e, int timeout_ms)
 {
@@ -523,7 +532,8 @@ void fl_pf_stop(struct fl_pf_engine *e)
     }
     atomic_store(&e->stop, true);
     uint64_t one = 1;
-    if (write(e->stopfd, &one, sizeof one) < 0) { /* cannot fail: a fresh eventfd */ }
+    if (write(e->stopfd, &one, sizeof one) < 0) { /* cannot fail: a fresh eventfd */
+    }
     pthread_join(e->thread, NULL);
     e->started = false;
     stop_installer(e);

@@ -32,12 +32,12 @@ struct fl_pf_policy {
     const struct fl_pf_policy_ops *ops;
     uint64_t nchunks, chunk_bytes;
     uint64_t next, end, trigger;
-    uint64_t n;          /* ahead: N; adaptive: largest window */
-    uint64_t window;     /* adaptive: chunks; criu: bytes per request */
+    uint64_t n; /* ahead: N; adaptive: largest window */
+    uint64_t window; /* adaptive: chunks; criu: bytes per request */
     uint64_t min_window; /* adaptive: smallest window */
     uint64_t last_fault;
-    uint64_t max_run;    /* chunks per request */
-    int max_depth;       /* requests in flight the policy allows (0: the region's depth) */
+    uint64_t max_run; /* chunks per request */
+    int max_depth; /* requests in flight the policy allows (0: the region's depth) */
 };
 
 struct fl_pf_policy_ops {
@@ -56,8 +56,7 @@ struct fl_pf_policy_ops {
 extern const struct fl_pf_policy_ops fl_pf_none, fl_pf_ahead, fl_pf_adaptive, fl_pf_background, fl_pf_criu;
 
 /* Parse "ahead:8" etc. and initialise p. */
-int fl_pf_policy_init(struct fl_pf_policy *p, const char *spec, uint64_t nchunks, uint64_t chunk_bytes, char *err,
-                      size_t errlen);
+int fl_pf_policy_init(struct fl_pf_policy *p, const char *spec, uint64_t nchunks, uint64_t chunk_bytes, char *err, size_t errlen);
 
 /* ---- the engine ------------------------------------------------------------ */
 
@@ -84,18 +83,18 @@ struct fl_pf_target {
 
 struct fl_pf_counts {
     uint64_t prefetched; /* chunks installed or staged by the engine */
-    uint64_t bytes;      /* bytes it fetched */
-    uint64_t requests;   /* READs it sent */
-    uint64_t filled_ns;  /* fills_region: when every chunk was there (0: not yet) */
-    int conns;           /* connections it pulls over */
+    uint64_t bytes; /* bytes it fetched */
+    uint64_t requests; /* READs it sent */
+    uint64_t filled_ns; /* fills_region: when every chunk was there (0: not yet) */
+    int conns; /* connections it pulls over */
 };
 
 struct fl_pf_engine;
 
 /* Start the engine for region r (its own connection and thread), or set
  * *out = NULL when the policy is none. */
-int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_pf_target *t, struct fl_pf_engine **out,
-                char *err, size_t errlen);
+int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_pf_target *t, struct fl_pf_engine **out, char *err,
+                size_t errlen);
 /* Async-signal-safe: a miss / a trigger reached (from uffd handlers and signal handlers). */
 void fl_pf_hint_fault(struct fl_pf_engine *e, uint64_t idx);
 void fl_pf_hint_trigger(struct fl_pf_engine *e, uint64_t idx);

@@ -52,9 +52,9 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
         return -1;
     if (taken)
         return 0;
-    static const char *const nums[] = {"period_ms", "max_rounds", "converge_chunks", "intervals",
-                                       "bg_threads", "out_fd", "ready_fd", "go_fd"};
-    uint64_t *dst[] = {&o->period_ms, &o->max_rounds, &o->converge, &o->intervals, &o->bg_threads,
+    static const char *const nums[] = {"period_ms",  "max_rounds", "converge_chunks", "intervals",
+                                       "bg_threads", "out_fd",     "ready_fd",        "go_fd"};
+    uint64_t *dst[] = {&o->period_ms,          &o->max_rounds,           &o->converge,         &o->intervals, &o->bg_threads,
                        (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd};
     for (int i = 0; i < 8; i++) {
         if (strcmp(k, nums[i]))
@@ -75,8 +75,15 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
 /* Take the migrate keys out of spec; the rest (region keys) goes to rest. */
 static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, char *err, size_t errlen)
 {
-    *o = (struct mopts){.wo = {FL_PAT_HOT, 0.01, 4096}, .period_ms = 10, .max_rounds = 8, .converge = 0,
-                        .intervals = 0, .bg_threads = 2, .out_fd = -1, .ready_fd = -1, .go_fd = -1};
+    *o = (struct mopts){.wo = {FL_PAT_HOT, 0.01, 4096},
+                        .period_ms = 10,
+                        .max_rounds = 8,
+                        .converge = 0,
+                        .intervals = 0,
+                        .bg_threads = 2,
+                        .out_fd = -1,
+                        .ready_fd = -1,
+                        .go_fd = -1};
     strcpy(o->tracker, "uffd-wp");
     rest[0] = 0;
     struct mspec p = {.o = o, .rest = rest, .restlen = restlen};
@@ -171,8 +178,7 @@ static int push(struct msrc *m, uint64_t n, char *err, size_t errlen)
         uint64_t off = m->idx[i] * chunk, len = (j - i) * chunk;
         char cause[FL_ERR_LEN];
         if (m->src->ops->write(m->conn, off, m->base + off, len, cause, sizeof cause)) {
-            fl_errf(err, errlen, "push of 0x%llx+%llu failed: %s", (unsigned long long)off, (unsigned long long)len,
-                    cause);
+            fl_errf(err, errlen, "push of 0x%llx+%llu failed: %s", (unsigned long long)off, (unsigned long long)len, cause);
             return -1;
         }
         m->bytes_pushed += len;
@@ -201,8 +207,7 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     m->base = b;
     madvise(m->base, len, MADV_NOHUGEPAGE);
     fl_fill(m->base, len, m->cfg.seed ^ FL_MIGRATE_SALT, 0);
-    tr = fl_tracker_create(m->o.tracker, m->base, len, m->cfg.chunk_bytes, false, fl_cpu_for(m->cfg.cpus, true), err,
-                           errlen);
+    tr = fl_tracker_create(m->o.tracker, m->base, len, m->cfg.chunk_bytes, false, fl_cpu_for(m->cfg.cpus, true), err, errlen);
     if (!tr)
         goto out;
     int e = pthread_create(&wt, NULL, writer_main, m);
@@ -265,11 +270,11 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
         goto out;
     t_cut = fl_now();
     uint64_t done = atomic_load(&m->intervals_done);
-    fl_jput(j, "{\"role\":\"source\",\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,",
-            m->o.tracker, fl_pattern_name(m->o.wo.pattern), m->o.wo.fraction, (unsigned long long)m->w.write_bytes);
+    fl_jput(j, "{\"role\":\"source\",\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,", m->o.tracker,
+            fl_pattern_name(m->o.wo.pattern), m->o.wo.fraction, (unsigned long long)m->w.write_bytes);
     fl_jput(j, "\"t_start_ns\":%llu,\"t_stop_ns\":%llu,\"t_cutover_ns\":%llu,\"precopy_ns\":%llu,\"final_push_ns\":%llu,",
-            (unsigned long long)t_start, (unsigned long long)t_stop, (unsigned long long)t_cut,
-            (unsigned long long)(t_stop - t_start), (unsigned long long)(t_cut - t_stop));
+            (unsigned long long)t_start, (unsigned long long)t_stop, (unsigned long long)t_cut, (unsigned long long)(t_stop - t_start),
+            (unsigned long long)(t_cut - t_stop));
     fl_jput(j, "\"precopy_rounds\":%llu,\"round_dirty_chunks\":\"", (unsigned long long)rounds);
     for (uint64_t i = 0; i < rounds && i < 64; i++)
         fl_jput(j, "%s%llu", i ? ";" : "", (unsigned long long)dirty[i]);
@@ -560,8 +565,8 @@ static void *dest_main(void *arg)
         fetched += ts[i].st.bytes_fetched;
     }
     struct fl_jbuf j = {.p = a->out, .len = a->outlen};
-    fl_jput(&j, "{\"role\":\"destination\",\"strategy\":\"%s\",\"handler_threads\":%d,\"bg_threads\":%llu,",
-            r->ops->name, r->cfg.handler_threads, (unsigned long long)d.o.bg_threads);
+    fl_jput(&j, "{\"role\":\"destination\",\"strategy\":\"%s\",\"handler_threads\":%d,\"bg_threads\":%llu,", r->ops->name,
+            r->cfg.handler_threads, (unsigned long long)d.o.bg_threads);
     fl_jput(&j, "\"t_go_ns\":%llu,\"t_begin_ns\":%llu,\"t_first_served_ns\":%llu,\"t_all_present_ns\":%llu,\"first_access_ns\":%llu,",
             (unsigned long long)t_go, (unsigned long long)t_begin, (unsigned long long)ts[0].t_first, (unsigned long long)t_all,
             (unsigned long long)ts[0].first_ns);
@@ -570,8 +575,8 @@ static void *dest_main(void *arg)
             (unsigned long long)fl_samples_quantile(&ts[0].access_ns, 0.99),
             (unsigned long long)fl_samples_quantile(&ts[0].access_ns, 1.0));
     fl_jput(&j, "\"pull_ns\":%llu,\"faults\":%llu,\"bytes_fetched\":%llu,\"verified\":%s,\"bad_chunks\":%llu",
-            (unsigned long long)(t_all - t_begin), (unsigned long long)faults, (unsigned long long)fetched,
-            bad ? "false" : "true", (unsigned long long)bad);
+            (unsigned long long)(t_all - t_begin), (unsigned long long)faults, (unsigned long long)fetched, bad ? "false" : "true",
+            (unsigned long long)bad);
     if (bad)
         fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)first_bad);
     fl_jput(&j, "}");

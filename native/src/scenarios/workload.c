@@ -11,7 +11,10 @@
 
 static const char *const names[] = {"first-chunk", "read-seq", "read-random", "read-zipf", "read-sparse"};
 
-const char *fl_workload_name(enum fl_workload w) { return names[w]; }
+const char *fl_workload_name(enum fl_workload w)
+{
+    return names[w];
+}
 
 static int parse_double(const char *v, double lo, double hi, bool lo_open, double *out)
 {

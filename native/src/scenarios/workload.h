@@ -10,10 +10,10 @@ enum fl_workload { FL_W_FIRST_CHUNK, FL_W_READ_SEQ, FL_W_READ_RANDOM, FL_W_READ_
 struct fl_workload_opts {
     enum fl_workload w;
     uint64_t seed;
-    double zipf_s;         /* read-zipf: skew (0 = uniform; 1 = classic Zipf) */
+    double zipf_s; /* read-zipf: skew (0 = uniform; 1 = classic Zipf) */
     double touch_fraction; /* read-sparse: share of the chunks touched */
-    int app_threads;       /* threads faulting at once, each on its own share of the order */
-    bool wait_fill;        /* after the accesses, wait for a region-filling prefetch and verify all */
+    int app_threads; /* threads faulting at once, each on its own share of the order */
+    bool wait_fill; /* after the accesses, wait for a region-filling prefetch and verify all */
 };
 
 /* Parse the run spec (see faultlab.h). */

@@ -138,8 +138,7 @@ static uint64_t timed_writes(struct wt *t, uint8_t *base, uint64_t interval, str
 }
 
 /* Push chunks idx[0..n) (ascending), one WRITE per run of consecutive chunks. */
-static int push(struct wt *t, struct fl_source *src, struct fl_conn *c, const uint8_t *base, uint64_t n, char *err,
-                size_t errlen)
+static int push(struct wt *t, struct fl_source *src, struct fl_conn *c, const uint8_t *base, uint64_t n, char *err, size_t errlen)
 {
     const uint64_t chunk = t->cfg.chunk_bytes;
     for (uint64_t i = 0; i < n;) {
@@ -149,8 +148,7 @@ static int push(struct wt *t, struct fl_source *src, struct fl_conn *c, const ui
         uint64_t off = t->idx[i] * chunk, len = (j - i) * chunk;
         char cause[FL_ERR_LEN];
         if (src->ops->write(c, off, base + off, len, cause, sizeof cause)) {
-            fl_errf(err, errlen, "push of 0x%llx+%llu failed: %s", (unsigned long long)off, (unsigned long long)len,
-                    cause);
+            fl_errf(err, errlen, "push of 0x%llx+%llu failed: %s", (unsigned long long)off, (unsigned long long)len, cause);
             return -1;
         }
         t->bytes_pushed += len;
@@ -257,8 +255,7 @@ static int run(struct wt *t, char *err, size_t errlen)
     unmap_mem(&u);
 
     /* 2. The remote, equal to the region's starting contents. */
-    src = !strcmp(t->cfg.source, "tcp") ? fl_source_tcp_create(&t->cfg, err, errlen)
-                                        : fl_source_local_create(&t->cfg, err, errlen);
+    src = !strcmp(t->cfg.source, "tcp") ? fl_source_tcp_create(&t->cfg, err, errlen) : fl_source_local_create(&t->cfg, err, errlen);
     if (!src || src->ops->connect(src, &conn, err, errlen))
         goto out;
     if (map_mem(&m, len, t->inject, t->cfg.seed, err, errlen))
@@ -334,41 +331,38 @@ static void json(struct wt *t, char *out, size_t outlen)
         mx = sorted[t->intervals - 1];
         free(sorted);
     }
-    fl_jput(&j, "{\"strategy\":\"%s\",\"tracker\":\"%s\",\"scenario\":\"write-track\",\"source\":\"%s\",", t->tracker,
-            t->tracker, t->cfg.source);
+    fl_jput(&j, "{\"strategy\":\"%s\",\"tracker\":\"%s\",\"scenario\":\"write-track\",\"source\":\"%s\",", t->tracker, t->tracker,
+            t->cfg.source);
     fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,",
             (unsigned long long)t->cfg.region_bytes, (unsigned long long)t->cfg.chunk_bytes, fl_cpus_name(t->cfg.cpus),
             fl_pattern_name(t->wo.pattern), t->wo.fraction);
     fl_jput(&j, "\"write_bytes\":%llu,\"intervals\":%llu,\"writes_per_interval\":%llu,\"writes\":%llu,\"bytes_written\":%llu,",
-            (unsigned long long)t->w.write_bytes, (unsigned long long)t->intervals,
-            (unsigned long long)t->w.per_interval, (unsigned long long)writes, (unsigned long long)written);
+            (unsigned long long)t->w.write_bytes, (unsigned long long)t->intervals, (unsigned long long)t->w.per_interval,
+            (unsigned long long)writes, (unsigned long long)written);
     fl_jput(&j, "\"write_ns\":%llu,\"write_ns_untracked\":%llu,\"write_slowdown\":%.3f,\"write_overhead_ns\":%.1f,",
             (unsigned long long)t->write_total, (unsigned long long)t->untracked_total,
             t->untracked_total ? (double)t->write_total / (double)t->untracked_total : 0.0,
             ((double)t->write_total - (double)t->untracked_total) / (double)writes);
     fl_jput(&j, "\"write_ns_p50\":%llu,\"write_ns_p99\":%llu,\"write_ns_max\":%llu,\"write_untracked_ns_p50\":%llu,",
             (unsigned long long)fl_samples_quantile(&t->wr, 0.5), (unsigned long long)fl_samples_quantile(&t->wr, 0.99),
-            (unsigned long long)fl_samples_quantile(&t->wr, 1.0),
-            (unsigned long long)fl_samples_quantile(&t->wr_untracked, 0.5));
+            (unsigned long long)fl_samples_quantile(&t->wr, 1.0), (unsigned long long)fl_samples_quantile(&t->wr_untracked, 0.5));
     fl_jput(&j, "\"collect_ns_p50\":%llu,\"collect_ns_max\":%llu,\"collect_ns_total\":%llu,\"push_ns_total\":%llu,",
-            (unsigned long long)(t->collect_total / t->intervals), (unsigned long long)t->collect_max,
-            (unsigned long long)t->collect_total, (unsigned long long)t->push_total);
+            (unsigned long long)(t->collect_total / t->intervals), (unsigned long long)t->collect_max, (unsigned long long)t->collect_total,
+            (unsigned long long)t->push_total);
     fl_jput(&j, "\"dirty_chunks\":\"");
     for (uint64_t i = 0; i < t->intervals; i++)
         fl_jput(&j, "%s%llu", i ? ";" : "", (unsigned long long)t->dirty_per[i]);
     fl_jput(&j, "\",\"dirty_chunks_p50\":%llu,\"dirty_chunks_max\":%llu,\"bytes_pushed\":%llu,\"push_requests\":%llu,",
-            (unsigned long long)p50, (unsigned long long)mx, (unsigned long long)t->bytes_pushed,
-            (unsigned long long)t->requests);
+            (unsigned long long)p50, (unsigned long long)mx, (unsigned long long)t->bytes_pushed, (unsigned long long)t->requests);
     fl_jput(&j, "\"write_amplification\":%.4f,\"faults\":%llu,\"missed_chunks\":%llu,\"extra_chunks\":%llu,",
-            written ? (double)t->bytes_pushed / (double)written : 0.0, (unsigned long long)t->faults,
-            (unsigned long long)t->missed, (unsigned long long)t->extra);
+            written ? (double)t->bytes_pushed / (double)written : 0.0, (unsigned long long)t->faults, (unsigned long long)t->missed,
+            (unsigned long long)t->extra);
     fl_jput(&j, "\"compare_ns\":%llu,", (unsigned long long)t->compare_ns);
-    fl_jput(&j, "\"tracker_exact\":%s,\"init_push_ns\":%llu,\"inject_untracked\":%s,",
-            t->missed || t->extra ? "false" : "true", (unsigned long long)t->init_push_ns, t->inject ? "true" : "false");
+    fl_jput(&j, "\"tracker_exact\":%s,\"init_push_ns\":%llu,\"inject_untracked\":%s,", t->missed || t->extra ? "false" : "true",
+            (unsigned long long)t->init_push_ns, t->inject ? "true" : "false");
     if (t->injected >= 0)
         fl_jput(&j, "\"injected_offset\":%lld,", (long long)t->injected);
-    fl_jput(&j, "\"verified\":%s,\"bad_chunks\":%llu", t->bad_chunks ? "false" : "true",
-            (unsigned long long)t->bad_chunks);
+    fl_jput(&j, "\"verified\":%s,\"bad_chunks\":%llu", t->bad_chunks ? "false" : "true", (unsigned long long)t->bad_chunks);
     if (t->bad_chunks)
         fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)t->first_bad);
     fl_jput(&j, "}");

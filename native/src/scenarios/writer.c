@@ -23,9 +23,12 @@ int fl_write_opts_take(const char *k, const char *v, struct fl_write_opts *o, in
     char *end;
     *taken = 1;
     if (!strcmp(k, "pattern")) {
-        if (!strcmp(v, "seq")) o->pattern = FL_PAT_SEQ;
-        else if (!strcmp(v, "random")) o->pattern = FL_PAT_RANDOM;
-        else if (!strcmp(v, "hot")) o->pattern = FL_PAT_HOT;
+        if (!strcmp(v, "seq"))
+            o->pattern = FL_PAT_SEQ;
+        else if (!strcmp(v, "random"))
+            o->pattern = FL_PAT_RANDOM;
+        else if (!strcmp(v, "hot"))
+            o->pattern = FL_PAT_HOT;
         else {
             fl_errf(err, errlen, "pattern must be seq, random or hot, got '%s'", v);
             return -1;
@@ -48,13 +51,13 @@ int fl_write_opts_take(const char *k, const char *v, struct fl_write_opts *o, in
     return 0;
 }
 
-int fl_writer_init(struct fl_writer *w, const struct fl_write_opts *o, uint64_t seed, uint64_t nchunks,
-                   uint64_t chunk, char *err, size_t errlen)
+int fl_writer_init(struct fl_writer *w, const struct fl_write_opts *o, uint64_t seed, uint64_t nchunks, uint64_t chunk, char *err,
+                   size_t errlen)
 {
     memset(w, 0, sizeof *w);
     if (o->write_bytes > chunk) {
-        fl_errf(err, errlen, "write_bytes %llu is larger than the chunk (%llu bytes)",
-                (unsigned long long)o->write_bytes, (unsigned long long)chunk);
+        fl_errf(err, errlen, "write_bytes %llu is larger than the chunk (%llu bytes)", (unsigned long long)o->write_bytes,
+                (unsigned long long)chunk);
         return -1;
     }
     w->pattern = o->pattern;

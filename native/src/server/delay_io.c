@@ -33,13 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DIO_SLOTS 1024                /* connections per hub */
-#define DIO_READ_BYTES (256u << 10)   /* one read, one DATA record at most */
-#define DIO_MAX_UNSENT (32u << 20)    /* stop reading a connection with this much unsent... */
-#define DIO_MAX_ITEMS 65536u          /* ...or this many answers queued */
-#define DIO_RING 4096u                /* send times kept for fl_dio_sent */
-#define DIO_HEAD_MAX 256u             /* answer bytes copied in (headers, HELLO) */
-#define DIO_IOV 64                    /* iovecs per sendmsg */
+#define DIO_SLOTS      1024 /* connections per hub */
+#define DIO_READ_BYTES (256u << 10) /* one read, one DATA record at most */
+#define DIO_MAX_UNSENT (32u << 20) /* stop reading a connection with this much unsent... */
+#define DIO_MAX_ITEMS  65536u /* ...or this many answers queued */
+#define DIO_RING       4096u /* send times kept for fl_dio_sent */
+#define DIO_HEAD_MAX   256u /* answer bytes copied in (headers, HELLO) */
+#define DIO_IOV        64 /* iovecs per sendmsg */
 
 struct item {
     struct item *next;
@@ -207,8 +207,7 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-int64_t fl_dio_send(struct fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len,
-                    const uint8_t *body, size_t body_len)
+int64_t fl_dio_send(struct fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len)
 {
     if (head_len == 0 || head_len > DIO_HEAD_MAX)
         return -EINVAL;

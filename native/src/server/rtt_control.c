@@ -141,7 +141,7 @@ int fl_rtt_control(const char *spec, char *out, size_t outlen)
     snprintf(tspec, sizeof tspec, "op=ping requests=%llu source=tcp host=127.0.0.1 port=%d region=%llu seed=%llu chunk=4096 cpus=free",
              (unsigned long long)pings, ntohs(a.sin_port), (unsigned long long)c.region, (unsigned long long)c.seed);
     int rc = fl_transport(tspec, out, outlen); /* connects, pings, disconnects */
-    shutdown(c.listen_fd, SHUT_RDWR);            /* accept() fails: the server thread ends */
+    shutdown(c.listen_fd, SHUT_RDWR); /* accept() fails: the server thread ends */
     pthread_join(t, NULL);
     close(c.listen_fd);
     if (rc)

@@ -69,7 +69,10 @@ static int local_poll_fd(struct fl_conn *c)
     return -1;
 }
 
-static void local_disconnect(struct fl_conn *c) { free(c); }
+static void local_disconnect(struct fl_conn *c)
+{
+    free(c);
+}
 
 static void local_destroy(struct fl_source *s)
 {
@@ -100,8 +103,7 @@ struct fl_source *fl_source_local_create(const struct fl_config *cfg, char *err,
     }
     l->data = mmap(NULL, cfg->region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (l->data == MAP_FAILED) {
-        fl_errf(err, errlen, "cannot allocate the local source (%llu bytes): out of memory",
-                (unsigned long long)cfg->region_bytes);
+        fl_errf(err, errlen, "cannot allocate the local source (%llu bytes): out of memory", (unsigned long long)cfg->region_bytes);
         free(l);
         return NULL;
     }

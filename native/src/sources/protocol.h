@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define FL_PROTO_MAGIC 0x42414c46u /* "FLAB" */
+#define FL_PROTO_MAGIC   0x42414c46u /* "FLAB" */
 #define FL_PROTO_VERSION 1u
 #define FL_PROTO_MAX_LEN (16u << 20) /* largest READ/WRITE payload */
 
@@ -13,8 +13,8 @@ enum fl_op { FL_OP_HELLO = 1, FL_OP_READ = 2, FL_OP_WRITE = 3, FL_OP_PING = 4 };
 
 enum fl_status {
     FL_ST_OK = 0,
-    FL_ST_BOUNDS = 1,    /* range outside the region, or offset+len overflows */
-    FL_ST_BAD_OP = 2,    /* unknown op: connection stays usable */
+    FL_ST_BOUNDS = 1, /* range outside the region, or offset+len overflows */
+    FL_ST_BAD_OP = 2, /* unknown op: connection stays usable */
     FL_ST_TOO_LARGE = 3, /* len > FL_PROTO_MAX_LEN: server closes after answering */
     FL_ST_MALFORMED = 4, /* reserved bits set / len on HELLO or PING */
 };

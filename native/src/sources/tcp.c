@@ -35,8 +35,8 @@
 #include <unistd.h>
 
 #define TCP_MAX_INFLIGHT 4096 /* pipelined requests one connection may have outstanding */
-#define TCP_MAX_PINGS 128 /* ping_ns keeps its samples on the stack */
-#define TCP_CAUSE_LEN 128
+#define TCP_MAX_PINGS    128 /* ping_ns keeps its samples on the stack */
+#define TCP_CAUSE_LEN    128
 
 struct tcp_source {
     struct fl_source base;
@@ -77,12 +77,24 @@ static void t_errno(struct fl_text *t, int e, int timeout_ms)
         fl_text_u64(t, (uint64_t)timeout_ms);
         fl_text_str(t, " ms");
         break;
-    case EPIPE: fl_text_str(t, "server closed the connection"); break;
-    case ECONNRESET: fl_text_str(t, "connection reset by the server"); break;
-    case ETIMEDOUT: fl_text_str(t, "connection timed out"); break;
-    case EHOSTUNREACH: fl_text_str(t, "host unreachable"); break;
-    case ENETUNREACH: fl_text_str(t, "network unreachable"); break;
-    case ENETDOWN: fl_text_str(t, "network is down"); break;
+    case EPIPE:
+        fl_text_str(t, "server closed the connection");
+        break;
+    case ECONNRESET:
+        fl_text_str(t, "connection reset by the server");
+        break;
+    case ETIMEDOUT:
+        fl_text_str(t, "connection timed out");
+        break;
+    case EHOSTUNREACH:
+        fl_text_str(t, "host unreachable");
+        break;
+    case ENETUNREACH:
+        fl_text_str(t, "network unreachable");
+        break;
+    case ENETDOWN:
+        fl_text_str(t, "network is down");
+        break;
     default:
         fl_text_str(t, "socket error (errno ");
         fl_text_u64(t, (uint64_t)e);
@@ -429,7 +441,10 @@ static int tcp_recv_read(struct fl_conn *c, uint64_t off, void *dst, size_t len,
     return rc;
 }
 
-static int tcp_poll_fd(struct fl_conn *c) { return c->fd; }
+static int tcp_poll_fd(struct fl_conn *c)
+{
+    return c->fd;
+}
 
 /* Median of n PING round trips (n capped at TCP_MAX_PINGS); 0 if a ping fails
  * (the connection is then refused for further requests, so a run fails loudly). */
@@ -468,8 +483,7 @@ static uint64_t tcp_ping(struct fl_conn *c, int n, uint64_t *sent_at)
 /* ---- connecting (normal context: malloc and stdio are fine here) ------------- */
 
 /* Connect to addr within timeout_ms; returns the fd or -1 with err set. */
-static int open_socket(const char *where, const struct sockaddr *addr, socklen_t addrlen, int timeout_ms, char *err,
-                       size_t errlen)
+static int open_socket(const char *where, const struct sockaddr *addr, socklen_t addrlen, int timeout_ms, char *err, size_t errlen)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -517,10 +531,8 @@ static int open_socket(const char *where, const struct sockaddr *addr, socklen_t
     int flags = fcntl(fd, F_GETFL);
     int one = 1;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
         fl_errf(err, errlen, "cannot set up the connection to %s: %s", where, strerror(errno));
         close(fd);
         return -1;
@@ -544,8 +556,8 @@ static int hello(struct fl_conn *c, char *err, size_t errlen)
     if (resp[0] != FL_ST_OK || len != sizeof body) {
         /* Not our protocol (an HTTP server, say) or an incompatible server. */
         if (resp[0] <= FL_ST_MALFORMED && len == 0)
-            fl_errf(err, errlen, "%s answered HELLO with status %u (%s): not a compatible faultlab chunk server",
-                    t->where, resp[0], status_name(resp[0]));
+            fl_errf(err, errlen, "%s answered HELLO with status %u (%s): not a compatible faultlab chunk server", t->where, resp[0],
+                    status_name(resp[0]));
         else
             fl_errf(err, errlen, "%s is not a faultlab chunk server (unexpected answer to HELLO)", t->where);
         return -1;
@@ -569,13 +581,12 @@ static int hello(struct fl_conn *c, char *err, size_t errlen)
      * whole matrix of region sizes. */
     if (region < t->base.region_bytes) {
         fl_errf(err, errlen, "server region is %llu bytes, smaller than this run's %llu (start the server with --region %llu or more)",
-                (unsigned long long)region, (unsigned long long)t->base.region_bytes,
-                (unsigned long long)t->base.region_bytes);
+                (unsigned long long)region, (unsigned long long)t->base.region_bytes, (unsigned long long)t->base.region_bytes);
         return -1;
     }
     if (seed != t->base.seed) {
-        fl_errf(err, errlen, "server seed is %llu, expected %llu (start the server with --seed %llu)",
-                (unsigned long long)seed, (unsigned long long)t->base.seed, (unsigned long long)t->base.seed);
+        fl_errf(err, errlen, "server seed is %llu, expected %llu (start the server with --seed %llu)", (unsigned long long)seed,
+                (unsigned long long)t->base.seed, (unsigned long long)t->base.seed);
         return -1;
     }
     return 0;
@@ -617,7 +628,10 @@ static void tcp_disconnect(struct fl_conn *c)
     free(c);
 }
 
-static void tcp_destroy(struct fl_source *s) { free(s); }
+static void tcp_destroy(struct fl_source *s)
+{
+    free(s);
+}
 
 static const struct fl_source_ops tcp_ops = {
     .name = "tcp",

@@ -15,10 +15,10 @@
 
 struct sigsegv_state {
     int memfd;
-    uint8_t *fill_view;  /* RW view of the same memory: where fetches land */
+    uint8_t *fill_view; /* RW view of the same memory: where fetches land */
     struct fl_chunks chunks; /* per chunk: who installs it, and when it is there */
     bool owned;
-    uint64_t span;       /* chunks a miss fetches and opens together (vma_span) */
+    uint64_t span; /* chunks a miss fetches and opens together (vma_span) */
     long max_map_count;
     atomic_uint_fast64_t opened; /* chunks opened so far (for the VMA-limit message) */
     struct fl_pf_engine *pf;
@@ -34,7 +34,8 @@ static void give_up(struct fl_region *r, uint64_t off, const char *cause)
     if (w && w->r == r && w->jmp_armed)
         siglongjmp(w->abort_jmp, 1);
     /* A thread faultlab did not prepare touched the region: nothing to return to. */
-    if (write(2, msg, strlen(msg)) < 0 || write(2, "\n", 1) < 0) { /* exiting anyway */ }
+    if (write(2, msg, strlen(msg)) < 0 || write(2, "\n", 1) < 0) { /* exiting anyway */
+    }
     abort();
 }
 
@@ -68,8 +69,7 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
 /* A miss on chunk idx (claimed by us): fetch it, or with vma_span > 1 every
  * absent chunk of its aligned span, pipelined on this thread's connection,
  * then open each run. Returns chunks installed. */
-static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct fl_wctx *w,
-                           struct fl_handler_stats *st, uint64_t idx)
+static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct fl_wctx *w, struct fl_handler_stats *st, uint64_t idx)
 {
     const uint64_t chunk = r->cfg.chunk_bytes, S = s->span;
     const struct fl_source_ops *src = r->source->ops;

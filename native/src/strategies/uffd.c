@@ -48,15 +48,15 @@ struct uffd_state {
     struct uffd_handler h[FL_MAX_HANDLERS];
     struct fl_chunks chunks; /* who fetches each chunk: one fetch per chunk, even with prefetch */
     struct fl_pf_engine *pf;
-    uint8_t *marker;         /* the bytes of the one prefetched chunk held back as a trigger */
+    uint8_t *marker; /* the bytes of the one prefetched chunk held back as a trigger */
     atomic_bool marker_busy;
-    uint64_t held_bytes;     /* how much of that chunk its trigger fault installs: the first page
-                                with UFFDIO_COPY (the rest goes in when it is staged, off the
-                                fault path), all of it with continue and move (a cheap map) */
-    uint8_t *zero;           /* a chunk of zeros to unblock faults where UFFDIO_ZEROPAGE cannot (hugetlb) */
-    int memfd;               /* uffd_install=continue: the region's memory ... */
-    uint8_t *fill_view;      /* ... and its second, writable view where fetches land;
-                                uffd_install=move: the populated mirror where they land */
+    uint64_t held_bytes; /* how much of that chunk its trigger fault installs: the first page
+                            with UFFDIO_COPY (the rest goes in when it is staged, off the
+                            fault path), all of it with continue and move (a cheap map) */
+    uint8_t *zero; /* a chunk of zeros to unblock faults where UFFDIO_ZEROPAGE cannot (hugetlb) */
+    int memfd; /* uffd_install=continue: the region's memory ... */
+    uint8_t *fill_view; /* ... and its second, writable view where fetches land;
+                           uffd_install=move: the populated mirror where they land */
     enum fl_uffd_install mode;
 };
 
@@ -332,7 +332,8 @@ static void uffd_destroy(struct fl_region *r)
     r->chunks = NULL;
     if (s->stopfd >= 0) {
         uint64_t one = 1;
-        if (write(s->stopfd, &one, sizeof one) < 0) { /* nothing more to do */ }
+        if (write(s->stopfd, &one, sizeof one) < 0) { /* nothing more to do */
+        }
     }
     for (int i = 0; i < FL_MAX_HANDLERS; i++) {
         struct uffd_handler *h = &s->h[i];
@@ -374,7 +375,8 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     r->strategy_state = s;
     const bool hugetlb = !strcmp(r->cfg.huge, "hugetlb");
     if (hugetlb && s->mode == FL_INSTALL_MOVE) {
-        fl_errf(err, errlen, "uffd_install=move moves small anonymous pages: use huge=none or thp, or uffd_install=copy|continue for hugetlb");
+        fl_errf(err, errlen,
+                "uffd_install=move moves small anonymous pages: use huge=none or thp, or uffd_install=copy|continue for hugetlb");
         goto fail;
     }
     if (hugetlb && (r->cfg.chunk_bytes % (2u << 20) || r->cfg.region_bytes % (2u << 20))) {
@@ -405,7 +407,8 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         void *mirror = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mirror == MAP_FAILED || madvise(mirror, r->cfg.region_bytes, MADV_NOHUGEPAGE) ||
             madvise(mirror, r->cfg.region_bytes, MADV_POPULATE_WRITE)) {
-            fl_errf(err, errlen, "uffd_install=move: cannot populate a %llu-byte mirror: %s", (unsigned long long)r->cfg.region_bytes, strerror(errno));
+            fl_errf(err, errlen, "uffd_install=move: cannot populate a %llu-byte mirror: %s", (unsigned long long)r->cfg.region_bytes,
+                    strerror(errno));
             if (mirror != MAP_FAILED)
                 munmap(mirror, r->cfg.region_bytes);
             goto fail;
@@ -432,13 +435,16 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "out of memory for the chunk states");
         goto fail;
     }
-    uint64_t features = s->mode == FL_INSTALL_MOVE ? UFFD_FEATURE_MOVE
-                        : s->mode == FL_INSTALL_COPY ? 0 : hugetlb ? UFFD_FEATURE_MINOR_HUGETLBFS : UFFD_FEATURE_MINOR_SHMEM;
+    uint64_t features = s->mode == FL_INSTALL_MOVE   ? UFFD_FEATURE_MOVE
+                        : s->mode == FL_INSTALL_COPY ? 0
+                        : hugetlb                    ? UFFD_FEATURE_MINOR_HUGETLBFS
+                                                     : UFFD_FEATURE_MINOR_SHMEM;
     if ((s->uffd = fl_uffd_open(&s->how, err, errlen)) < 0)
         goto fail;
     if (fl_uffd_api(s->uffd, features, err, errlen)) {
         if (s->mode == FL_INSTALL_MOVE) /* say what is missing, not only the errno */
-            fl_errf(err, errlen, "uffd_install=move needs UFFD_FEATURE_MOVE (Linux 6.8+), which this kernel refused; use uffd_install=copy");
+            fl_errf(err, errlen,
+                    "uffd_install=move needs UFFD_FEATURE_MOVE (Linux 6.8+), which this kernel refused; use uffd_install=copy");
         goto fail;
     }
     r->uffd_path = s->how; /* a string literal: outlives the state */
@@ -453,8 +459,12 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         goto fail;
     }
     /* The engine first: a handler reads s->pf, so it must be set before they start. */
-    struct fl_pf_target t = {.arg = r, .landing = s->fill_view ? pf_landing : NULL, .install = pf_install,
-                             .stage = pf_stage, .unstage = pf_unstage, .abandon = pf_abandon,
+    struct fl_pf_target t = {.arg = r,
+                             .landing = s->fill_view ? pf_landing : NULL,
+                             .install = pf_install,
+                             .stage = pf_stage,
+                             .unstage = pf_unstage,
+                             .abandon = pf_abandon,
                              .install_copies = s->mode == FL_INSTALL_COPY};
     if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
         goto fail;

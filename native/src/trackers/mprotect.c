@@ -27,7 +27,8 @@ static void on_write_fault(void *arg, uintptr_t addr)
         /* The write would fault forever: stop with a message (async-signal-safe). */
         static const char msg[] = "faultlab: mprotect tracker: cannot open a chunk for writing "
                                   "(ENOMEM: vm.max_map_count reached?)\n";
-        if (write(2, msg, sizeof msg - 1) < 0) { /* aborting anyway */ }
+        if (write(2, msg, sizeof msg - 1) < 0) { /* aborting anyway */
+        }
         abort();
     }
     fl_dirty_set(&s->dirty, idx);

@@ -21,7 +21,10 @@ static int none_collect(struct fl_tracker *t, uint64_t *idx, uint64_t *n, char *
     return 0;
 }
 
-static void none_destroy(struct fl_tracker *t) { (void)t; }
+static void none_destroy(struct fl_tracker *t)
+{
+    (void)t;
+}
 
 const struct fl_tracker_ops fl_tracker_none = {
     .name = "none",

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define PM_SOFT_DIRTY (1ull << 55)
-#define PM_BATCH 4096 /* pagemap entries per pread */
+#define PM_BATCH      4096 /* pagemap entries per pread */
 
 struct sd_state {
     int pagemap, clear_refs;
@@ -56,8 +56,9 @@ static int probe(struct fl_tracker *t, struct sd_state *s, char *err, size_t err
             fl_errf(err, errlen, "soft-dirty probe: pagemap read failed: %s", strerror(errno));
             rc = -1;
         } else if (!(e & PM_SOFT_DIRTY)) {
-            fl_errf(err, errlen, "soft-dirty unsupported by this kernel (CONFIG_MEM_SOFT_DIRTY): a write after "
-                                 "clear_refs left pagemap bit 55 clear");
+            fl_errf(err, errlen,
+                    "soft-dirty unsupported by this kernel (CONFIG_MEM_SOFT_DIRTY): a write after "
+                    "clear_refs left pagemap bit 55 clear");
             rc = -1;
         }
     }

@@ -16,8 +16,8 @@ static const struct fl_tracker_ops *const trackers[] = {
 };
 const char fl_tracker_names[] = "uffd-wp, uffd-wp-async, mprotect, soft-dirty, none";
 
-struct fl_tracker *fl_tracker_create(const char *name, void *base, uint64_t len, uint64_t chunk, bool shared,
-                                     int handler_cpu, char *err, size_t errlen)
+struct fl_tracker *fl_tracker_create(const char *name, void *base, uint64_t len, uint64_t chunk, bool shared, int handler_cpu, char *err,
+                                     size_t errlen)
 {
     const struct fl_tracker_ops *ops = NULL;
     for (size_t i = 0; i < sizeof trackers / sizeof *trackers; i++)
@@ -111,13 +111,11 @@ int fl_uffd_wp_range(int fd, void *start, uint64_t len, bool protect, char *err,
     while ((rc = ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) && errno == EAGAIN)
         ; /* the mm is changing under us (fork/remap): retry */
     if (rc)
-        fl_errf(err, errlen, "UFFDIO_WRITEPROTECT (%s) failed: %s", protect ? "protect" : "unprotect",
-                strerror(errno));
+        fl_errf(err, errlen, "UFFDIO_WRITEPROTECT (%s) failed: %s", protect ? "protect" : "unprotect", strerror(errno));
     return rc;
 }
 
-int fl_uffd_wp_arm(struct fl_tracker *t, uint64_t features, uint64_t required, const char *why, char *err,
-                   size_t errlen)
+int fl_uffd_wp_arm(struct fl_tracker *t, uint64_t features, uint64_t required, const char *why, char *err, size_t errlen)
 {
     uint64_t have = fl_uffd_kernel_features();
     if ((have & required) != required) {
@@ -132,16 +130,13 @@ int fl_uffd_wp_arm(struct fl_tracker *t, uint64_t features, uint64_t required, c
     /* Optional features only when offered: older kernels refuse unknown bits. */
     if (fl_uffd_api(fd, features & have, err, errlen))
         goto fail;
-    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)t->base, .len = t->len},
-                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)t->base, .len = t->len}, .mode = UFFDIO_REGISTER_MODE_WP};
     if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
-        fl_errf(err, errlen, "UFFDIO_REGISTER (WP, %s memory) failed: %s", t->shared ? "shared memfd" : "anonymous",
-                strerror(errno));
+        fl_errf(err, errlen, "UFFDIO_REGISTER (WP, %s memory) failed: %s", t->shared ? "shared memfd" : "anonymous", strerror(errno));
         goto fail;
     }
     if (!(reg.ioctls & (1ull << _UFFDIO_WRITEPROTECT))) {
-        fl_errf(err, errlen, "UFFDIO_WRITEPROTECT is not offered for this range (ioctls 0x%llx)",
-                (unsigned long long)reg.ioctls);
+        fl_errf(err, errlen, "UFFDIO_WRITEPROTECT is not offered for this range (ioctls 0x%llx)", (unsigned long long)reg.ioctls);
         goto fail;
     }
     if (fl_uffd_wp_range(fd, t->base, t->len, true, err, errlen))

@@ -25,15 +25,15 @@ struct fl_tracker {
     const struct fl_tracker_ops *ops;
     uint8_t *base;
     uint64_t len, chunk, nchunks, page;
-    bool shared;         /* base is a MAP_SHARED memfd view (else anonymous private) */
-    int handler_cpu;     /* where a handler thread runs (-1: unpinned) */
+    bool shared; /* base is a MAP_SHARED memfd view (else anonymous private) */
+    int handler_cpu; /* where a handler thread runs (-1: unpinned) */
     atomic_ulong faults; /* write faults taken (uffd-wp, mprotect) */
     void *state;
 };
 
 /* name: uffd-wp, uffd-wp-async, mprotect, soft-dirty, none. NULL + err on failure. */
-struct fl_tracker *fl_tracker_create(const char *name, void *base, uint64_t len, uint64_t chunk, bool shared,
-                                     int handler_cpu, char *err, size_t errlen);
+struct fl_tracker *fl_tracker_create(const char *name, void *base, uint64_t len, uint64_t chunk, bool shared, int handler_cpu, char *err,
+                                     size_t errlen);
 int fl_tracker_collect(struct fl_tracker *t, uint64_t *idx, uint64_t *n, char *err, size_t errlen);
 void fl_tracker_destroy(struct fl_tracker *t);
 extern const char fl_tracker_names[]; /* "uffd-wp, uffd-wp-async, ..." for messages */
@@ -78,7 +78,6 @@ extern const struct fl_tracker_ops fl_tracker_none;
 /* Shared by the two uffd trackers: open a userfaultfd with `features`
  * (those in `required` must be offered, or a message names what is missing),
  * register the region in WP mode and write-protect all of it. Returns the fd. */
-int fl_uffd_wp_arm(struct fl_tracker *t, uint64_t features, uint64_t required, const char *why, char *err,
-                   size_t errlen);
+int fl_uffd_wp_arm(struct fl_tracker *t, uint64_t features, uint64_t required, const char *why, char *err, size_t errlen);
 /* UFFDIO_WRITEPROTECT on [start, start+len): protect, or unprotect (and wake). */
 int fl_uffd_wp_range(int fd, void *start, uint64_t len, bool protect, char *err, size_t errlen);

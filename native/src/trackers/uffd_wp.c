@@ -91,7 +91,8 @@ static void wp_destroy(struct fl_tracker *t)
         return;
     if (s->started) {
         uint64_t one = 1;
-        if (write(s->stopfd, &one, sizeof one) != sizeof one) { /* the join below would hang: nothing better to do */ }
+        if (write(s->stopfd, &one, sizeof one) != sizeof one) { /* the join below would hang: nothing better to do */
+        }
         pthread_join(s->thread, NULL);
     }
     if (s->uffd >= 0)

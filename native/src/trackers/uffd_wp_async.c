@@ -21,8 +21,7 @@ struct page_region {
     __u64 start, end, categories;
 };
 struct pm_scan_arg {
-    __u64 size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask,
-        category_anyof_mask, return_mask;
+    __u64 size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask, category_anyof_mask, return_mask;
 };
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
@@ -30,7 +29,7 @@ struct pm_scan_arg {
 #define PAGE_IS_WRITTEN (1 << 1)
 #endif
 #ifndef PM_SCAN_WP_MATCHING
-#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_WP_MATCHING   (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #endif
 
