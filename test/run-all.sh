@@ -13,6 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 export FAULTLAB_SKIP_LOG="$tmp/skips.jsonl"
 : >"$FAULTLAB_SKIP_LOG"
 failed_parts=()
+passed_parts=()
 
 echo "== build"
 if ! npm run --silent build; then
@@ -34,10 +35,17 @@ for variant in "plain::tests" "asan:SANITIZE=1:tests" "tsan:SANITIZE=thread:tsan
   native_reports+=(--native "$tmp/native-$label.json")
 done
 
+echo "== formatting (prettier --check over the TypeScript; npm run format fixes it)"
+if npx prettier --check "**/*.{ts,mjs}"; then
+  passed_parts+=(--passed-part "formatting: prettier --check")
+else
+  failed_parts+=(--failed-part "formatting: prettier --check found files to format (npm run format)")
+fi
+
 echo "== vitest"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$tmp/vitest.json"
 vitest_rc=$?
 [ -s "$tmp/vitest.json" ] || failed_parts+=(--failed-part "vitest: no report (exit $vitest_rc)")
 
 echo "== summary"
-node test/summary.mjs "${native_reports[@]}" --vitest "$tmp/vitest.json" --vitest-exit "$vitest_rc" --skips "$FAULTLAB_SKIP_LOG" "${failed_parts[@]}"
+node test/summary.mjs "${native_reports[@]}" --vitest "$tmp/vitest.json" --vitest-exit "$vitest_rc" --skips "$FAULTLAB_SKIP_LOG" "${passed_parts[@]}" "${failed_parts[@]}"

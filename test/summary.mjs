@@ -3,7 +3,7 @@
 // and each skipped test named (a skip with its reason), then
 // "N passed, N failed, N skipped" alone on the last line.
 //
-//   node test/summary.mjs [--native FILE]... [--vitest FILE --vitest-exit N] [--skips FILE] [--failed-part NAME]...
+//   node test/summary.mjs [--native FILE]... [--vitest FILE --vitest-exit N] [--skips FILE] [--passed-part NAME]... [--failed-part NAME]...
 //
 // A part whose report is missing or unreadable counts as one failure.
 // Exit status: 0 when nothing failed, 1 otherwise.
@@ -17,10 +17,11 @@ const { values } = parseArgs({
     'vitest-exit': { type: 'string', default: '0' },
     skips: { type: 'string' },
     'failed-part': { type: 'string', multiple: true, default: [] },
+    'passed-part': { type: 'string', multiple: true, default: [] },
   },
 });
 
-const passed = [];
+const passed = [...values['passed-part']];
 const failed = values['failed-part'].map((n) => n);
 const skipped = [];
 const read = (file) => {
