@@ -164,6 +164,42 @@ void fl_dio_detach(fl_dio_conn *c);
 /* Detach what is left and stop the hub; the caller closes *notify_fd. */
 void fl_dio_close(fl_dio_hub *h);
 
+/* An NBD server (the Network Block Device protocol, NetworkBlockDevice/nbd
+ * doc/proto.md) on two threads of this process (native/src/server/nbd_server.h):
+ * one export whose bytes are fl_fill(seed, offset) until written; writes live
+ * in a sparse store of 4 KiB pages. Fixed newstyle handshake; NBD_OPT_EXPORT_NAME,
+ * NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
+ * NBD_CMD_READ, WRITE, FLUSH and DISC. Each reply leaves at its request's
+ * kernel receive time + rtt_us, in order per connection.
+ * Spec keys (defaults in brackets):
+ *   listen=ADDR                 [127.0.0.1] IPv4 or IPv6 literal; anything but loopback must be asked for
+ *   port=N                      [0] 0 = any free port (fl_nbd_port tells which)
+ *   region=BYTES seed=N         [64MiB, 1] export size (K/M/G/TiB suffixes) and contents
+ *   rtt_us=N                    [0] emulated round trip, at most 10 s
+ *   export=NAME                 [faultlab] its name; the empty name (the default export) reaches it too
+ *   max_conns=N                 [1024] connections past this are accepted and closed at once
+ *   queue_cap=BYTES             [64MiB] queued reply bytes per connection (>= one 32 MiB READ reply)
+ *   total_cap=BYTES             [256MiB] queued reply bytes in all (>= queue_cap)
+ *   store_cap=BYTES             [4GiB] written bytes kept (whole pages); past it, WRITE gets ENOSPC
+ *   handshake_timeout_ms=N      [10000] from accept to transmission
+ *   idle_timeout_ms=N           [60000] nothing read or sent (a reply held for its RTT is not idle)
+ *   payload_timeout_ms=N        [10000] from a WRITE's header to its last payload byte
+ *   log_fd=N                    [2] one line per refused or closed-for-cause connection; -1 = none
+ * A connection is not read while its replies fill queue_cap or all replies
+ * fill total_cap. On a bad spec returns NULL with one line in err. */
+typedef struct fl_nbd_server fl_nbd_server;
+fl_nbd_server *fl_nbd_start(const char *spec, char *err, size_t errlen);
+/* The port it listens on. */
+int fl_nbd_port(fl_nbd_server *s);
+/* Counters as one JSON object: requests, reads, writes, flushes, errors (error
+ * replies), bytes_read, bytes_written, conns_accepted/refused/closed/
+ * closed_for_cause/open, queued_bytes, max_queued_bytes, max_conn_queued_bytes,
+ * paused_reads, late_samples, late_p50_ns (of the last 65536 replies) and
+ * late_max_ns (reply send start - deadline). 0, or -1 with a message in json. */
+int fl_nbd_stats(fl_nbd_server *s, char *json, size_t len);
+/* Close every connection, join both threads, free everything. NULL is allowed. */
+void fl_nbd_stop(fl_nbd_server *s);
+
 #ifdef __cplusplus
 }
 #endif

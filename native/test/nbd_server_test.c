@@ -1,0 +1,750 @@
+/* server/nbd_server.c over real loopback sockets: the handshake both ways,
+ * contents (procedural, written, partly written), errors that keep the
+ * connection and violations that close it, RTT timing against an RTT-0
+ * baseline, pipelining, the caps and timeouts under misbehaving clients, a
+ * 1 TiB region that costs nothing, and a stop that leaves nothing behind. Each
+ * test starts its own server and checks that no descriptor or thread is left. */
+#define _GNU_SOURCE
+#include "unit.h"
+#include "proc_count.h"
+#include "nbd_client.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define MiB (1ull << 20)
+
+/* A thread that pthread_join has returned for may still be listed in
+ * /proc/self/task for a moment: counts are read once they stop moving, and
+ * the leak check waits up to 2 s for the baseline (as delay_io_test.c does). */
+static long settled_count(const char *dir, long want)
+{
+    long n = count_dir(dir);
+    for (int i = 0; i < 200 && (want >= 0 ? n != want : 1); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        long again = count_dir(dir);
+        if (want < 0 && again == n)
+            break;
+        n = again;
+    }
+    return n;
+}
+
+/* One server, its log in a memfd (a pipe could fill and block the server). */
+struct srv {
+    fl_nbd_server *s;
+    int port, log;
+    long fds0, threads0;
+};
+
+static int srv_start(struct srv *f, const char *spec)
+{
+    char full[512], err[256] = "";
+    *f = (struct srv){.log = memfd_create("nbd-log", MFD_CLOEXEC)};
+    f->fds0 = settled_count("/proc/self/fd", -1), f->threads0 = settled_count("/proc/self/task", -1);
+    snprintf(full, sizeof full, "%s log_fd=%d", spec, f->log);
+    f->s = fl_nbd_start(full, err, sizeof err);
+    CHECK(f->s != NULL, "the server starts with '%s' (%s)", spec, f->s ? "ok" : err);
+    f->port = fl_nbd_port(f->s);
+    return f->s ? 0 : -1;
+}
+
+/* After fl_nbd_stop and the clients' close: nothing of the server may remain. */
+static void srv_check_gone(struct srv *f)
+{
+    long fds1 = settled_count("/proc/self/fd", f->fds0), threads1 = settled_count("/proc/self/task", f->threads0);
+    CHECK(fds1 == f->fds0 && threads1 == f->threads0, "stop leaves no descriptor or thread (fds %ld -> %ld, threads %ld -> %ld)", f->fds0,
+          fds1, f->threads0, threads1);
+    close(f->log);
+}
+
+static void srv_stop(struct srv *f)
+{
+    fl_nbd_stop(f->s);
+    f->s = NULL;
+    srv_check_gone(f);
+}
+
+static bool log_has(struct srv *f, const char *needle)
+{
+    static char buf[1 << 20];
+    ssize_t n = pread(f->log, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static long long stat_of(struct srv *f, const char *key)
+{
+    char json[4096], pat[64];
+    if (fl_nbd_stats(f->s, json, sizeof json))
+        return -1;
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? atoll(p + strlen(pat)) : -1;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* READ [off, off+len) on fd and compare it with want. */
+static bool read_equals(int fd, uint64_t off, uint32_t len, const uint8_t *want)
+{
+    uint8_t *got = malloc(len);
+    bool ok = got && nc_read(fd, off, len, got) == 0 && !memcmp(got, want, len);
+    free(got);
+    return ok;
+}
+
+static bool read_is_fill(int fd, uint64_t seed, uint64_t off, uint32_t len)
+{
+    uint8_t *want = malloc(len);
+    nc_expected(want, seed, off, len);
+    bool ok = read_equals(fd, off, len, want);
+    free(want);
+    return ok;
+}
+
+/* ---- handshake ---- */
+
+static void handshake_via_export_name(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB seed=5"))
+        return;
+    uint16_t hflags = 0;
+    uint8_t b[134];
+    int fd = nc_connect(f.port);
+    CHECK(nc_greeting(fd, &hflags) == 0 && hflags == (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES),
+          "greeting: NBDMAGIC, IHAVEOPT, flags FIXED_NEWSTYLE|NO_ZEROES (0x%x)", hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    nc_option(fd, NBD_OPT_EXPORT_NAME, "faultlab", 8);
+    CHECK(nc_recv(fd, b, 10, 2000) == 0 && nbd_get64(b) == MiB && nbd_get16(b + 8) == (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH),
+          "EXPORT_NAME 'faultlab': size 1 MiB, transmission flags HAS_FLAGS|SEND_FLUSH");
+    CHECK(read_is_fill(fd, 5, 0, 4096), "NO_ZEROES honoured: the next bytes are the first READ's reply");
+    close(fd);
+
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE);
+    nc_option(fd, NBD_OPT_EXPORT_NAME, "", 0);
+    bool zeroes = nc_recv(fd, b, sizeof b, 2000) == 0 && nbd_get64(b) == MiB;
+    for (size_t i = 10; i < sizeof b; i++)
+        zeroes = zeroes && b[i] == 0;
+    CHECK(zeroes, "EXPORT_NAME '' (the default export) without NO_ZEROES: size, flags, then 124 zero bytes");
+    CHECK(read_is_fill(fd, 5, MiB - 4096, 4096), "then READ works");
+    close(fd);
+
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE);
+    nc_option(fd, NBD_OPT_EXPORT_NAME, "nope", 4);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "faultlab nbd 127.0.0.1:") && log_has(&f, "unknown export 'nope'"),
+          "EXPORT_NAME of an unknown export closes the connection, one log line naming the peer");
+    close(fd);
+    srv_stop(&f);
+}
+
+static void handshake_via_go_with_block_sizes(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=3MiB"))
+        return;
+    uint16_t hflags;
+    uint8_t d[512];
+    uint32_t opt, type, len;
+    struct nc_info info;
+    int fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+
+    nc_option(fd, NBD_OPT_LIST, NULL, 0);
+    int rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+    CHECK(rc == 0 && opt == NBD_OPT_LIST && type == NBD_REP_SERVER && len == 12 && nbd_get32(d) == 8 && !memcmp(d + 4, "faultlab", 8),
+          "LIST: one NBD_REP_SERVER naming 'faultlab'");
+    rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+    CHECK(rc == 0 && type == NBD_REP_ACK && len == 0, "LIST ends with NBD_REP_ACK");
+    nc_option(fd, NBD_OPT_LIST, "x", 1);
+    rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+    CHECK(rc == 0 && type == NBD_REP_ERR_INVALID, "LIST with data: NBD_REP_ERR_INVALID");
+
+    uint32_t last = nc_info_go(fd, NBD_OPT_INFO, "", &info);
+    CHECK(last == NBD_REP_ACK && info.size == 3 * MiB && info.tflags == (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH),
+          "INFO: NBD_INFO_EXPORT size 3 MiB, flags HAS_FLAGS|SEND_FLUSH, then ACK");
+    CHECK(info.min == 1 && info.pref == 4096 && info.max == 32 * MiB, "INFO: block sizes 1 / 4096 / 32 MiB (%u/%u/%u)", info.min, info.pref,
+          info.max);
+
+    uint32_t unknown[] = {NBD_OPT_STRUCTURED_REPLY, NBD_OPT_STARTTLS, 42};
+    for (int i = 0; i < 3; i++) {
+        nc_option(fd, unknown[i], NULL, 0);
+        rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+        CHECK(rc == 0 && opt == unknown[i] && type == NBD_REP_ERR_UNSUP, "option %u: NBD_REP_ERR_UNSUP", unknown[i]);
+    }
+    CHECK(nc_info_go(fd, NBD_OPT_GO, "other", &info) == NBD_REP_ERR_UNKNOWN, "GO to an unknown export: NBD_REP_ERR_UNKNOWN");
+    uint8_t bad[10] = {0, 0, 0, 100}; /* a name of 100 bytes in 10 bytes of data */
+    nc_option(fd, NBD_OPT_GO, bad, sizeof bad);
+    rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+    CHECK(rc == 0 && type == NBD_REP_ERR_INVALID, "GO with malformed data: NBD_REP_ERR_INVALID");
+
+    last = nc_info_go(fd, NBD_OPT_GO, "faultlab", &info);
+    CHECK(last == NBD_REP_ACK && info.size == 3 * MiB && info.max == 32 * MiB, "GO 'faultlab': the same information, then ACK");
+    CHECK(read_is_fill(fd, 1, 3 * MiB - 100, 100), "transmission after GO: READ works");
+    close(fd);
+
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE);
+    nc_option(fd, NBD_OPT_ABORT, NULL, 0);
+    rc = nc_option_reply(fd, &opt, &type, d, sizeof d, &len);
+    CHECK(rc == 0 && opt == NBD_OPT_ABORT && type == NBD_REP_ACK && nc_closed(fd, 2000), "ABORT: NBD_REP_ACK, then the server closes");
+    close(fd);
+
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE | 4);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "unknown client flags 0x5"), "unknown client flags close the connection (logged)");
+    close(fd);
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, 0);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "fixed newstyle"), "a client without FIXED_NEWSTYLE is closed (logged)");
+    close(fd);
+    srv_stop(&f);
+}
+
+/* ---- contents ---- */
+
+static void reads_equal_fill(void)
+{
+    const uint64_t size = MiB + 4100; /* not a page multiple: the last page is short */
+    char spec[128];
+    snprintf(spec, sizeof spec, "region=%llu seed=99", (unsigned long long)size);
+    struct srv f;
+    if (srv_start(&f, spec))
+        return;
+    struct nc_info info;
+    int fd = nc_open(f.port, &info);
+    CHECK(fd >= 0 && info.size == size, "GO: size %llu", (unsigned long long)info.size);
+    struct {
+        uint64_t off;
+        uint32_t len;
+    } at[] = {{0, 4096}, {1, 3}, {4095, 10}, {12345, 70000}, {size - 4096, 4096}, {size - 7, 7}, {size - 1, 1}, {0, (uint32_t)size}};
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++)
+        CHECK(read_is_fill(fd, 99, at[i].off, at[i].len), "READ %u bytes at %llu equals fill(99, offset)", at[i].len,
+              (unsigned long long)at[i].off);
+    CHECK(stat_of(&f, "reads") == 8 && stat_of(&f, "bytes_read") == (long long)(4096 + 3 + 10 + 70000 + 4096 + 7 + 1 + size),
+          "stats count the reads and their bytes");
+    close(fd);
+    srv_stop(&f);
+}
+
+static void write_then_read(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB seed=3"))
+        return;
+    int fd = nc_open(f.port, NULL), other = nc_open(f.port, NULL);
+    uint8_t data[8192], want[16384];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    CHECK(nc_write(fd, 4096, sizeof data, data) == 0, "WRITE 8 KiB at 4096");
+    nc_expected(want, 3, 0, sizeof want);
+    memcpy(want + 4096, data, sizeof data);
+    CHECK(read_equals(fd, 0, sizeof want, want), "READ 0..16 KiB: fill, the written 8 KiB, fill");
+    CHECK(read_equals(other, 0, sizeof want, want), "another connection reads the same");
+    CHECK(stat_of(&f, "writes") == 1 && stat_of(&f, "bytes_written") == 8192 && stat_of(&f, "requests") == 3,
+          "stats: 1 write of 8192 bytes, 3 requests");
+    close(fd);
+    close(other);
+    srv_stop(&f);
+}
+
+static void partial_page_write(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB seed=4"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    const uint64_t a = 3 * 4096 + 100, b = 5 * 4096 - 3;
+    CHECK(nc_write(fd, a, 5, "ABCDE") == 0 && nc_write(fd, b, 10, "0123456789") == 0,
+          "WRITE 5 bytes inside page 3, 10 bytes across pages 4 and 5");
+    uint8_t want[3 * 4096];
+    nc_expected(want, 4, 3 * 4096, sizeof want);
+    memcpy(want + (a - 3 * 4096), "ABCDE", 5);
+    memcpy(want + (b - 3 * 4096), "0123456789", 10);
+    CHECK(read_equals(fd, 3 * 4096, sizeof want, want), "pages 3-5 keep their procedural bytes around the written ones");
+    CHECK(read_equals(fd, b + 1, 4, want + (b + 1 - 3 * 4096)), "an unaligned READ inside the written bytes");
+    close(fd);
+    srv_stop(&f);
+}
+
+/* ---- commands ---- */
+
+static void flush_and_disc(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    uint64_t cookie;
+    uint32_t err = 99;
+    nc_request(fd, NBD_CMD_FLUSH, 0, 5, 0, 0);
+    CHECK(nc_reply(fd, &cookie, &err, NULL, 0, 2000) == 0 && cookie == 5 && err == 0, "FLUSH: no error");
+    nc_request(fd, NBD_CMD_FLUSH, 0, 6, 4096, 0);
+    CHECK(nc_reply(fd, &cookie, &err, NULL, 0, 2000) == 0 && cookie == 6 && err == NBD_EINVAL, "FLUSH with an offset: EINVAL");
+    CHECK(stat_of(&f, "flushes") == 1, "stats: one flush");
+    uint8_t buf[4096];
+    nc_request(fd, NBD_CMD_READ, 0, 7, 0, sizeof buf);
+    nc_request(fd, NBD_CMD_DISC, 0, 8, 0, 0);
+    CHECK(nc_reply(fd, &cookie, &err, buf, sizeof buf, 2000) == 0 && cookie == 7 && err == 0,
+          "DISC right after a READ: the READ is still answered");
+    CHECK(nc_closed(fd, 2000), "then the server closes");
+    close(fd);
+    srv_stop(&f);
+}
+
+static void out_of_range_gets_error_and_connection_stays(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    uint64_t cookie;
+    uint32_t err;
+    struct {
+        uint16_t type, flags;
+        uint64_t off;
+        uint32_t len, want;
+        const char *what;
+    } bad[] = {
+        {NBD_CMD_READ, 0, MiB - 10, 20, NBD_EINVAL, "READ across the end"},
+        {NBD_CMD_READ, 0, MiB + 4096, 1, NBD_EINVAL, "READ past the end"},
+        {NBD_CMD_READ, 0, 0, 0, NBD_EINVAL, "READ of 0 bytes"},
+        {NBD_CMD_READ, 0, 0, 32 * MiB + 1, NBD_EINVAL, "READ over the 32 MiB maximum"},
+        {NBD_CMD_READ, 1 << 2 /* DF */, 0, 4096, NBD_EINVAL, "READ with a flag never advertised"},
+        {NBD_CMD_TRIM, 0, 0, 4096, NBD_EINVAL, "TRIM (not advertised)"},
+        {NBD_CMD_WRITE_ZEROES, 0, 0, 4096, NBD_EINVAL, "WRITE_ZEROES (not advertised)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        nc_request(fd, bad[i].type, bad[i].flags, 100 + i, bad[i].off, bad[i].len);
+        int rc = nc_reply(fd, &cookie, &err, NULL, 0, 2000);
+        CHECK(rc == 0 && cookie == 100 + i && err == bad[i].want, "%s: error %u (want %u)", bad[i].what, err, bad[i].want);
+    }
+    static uint8_t payload[8192];
+    nc_request(fd, NBD_CMD_WRITE, 0, 200, MiB - 100, sizeof payload);
+    nc_send(fd, payload, sizeof payload);
+    CHECK(nc_reply(fd, &cookie, &err, NULL, 0, 2000) == 0 && cookie == 200 && err == NBD_ENOSPC,
+          "WRITE across the end: ENOSPC (as the protocol asks of a write), its payload consumed");
+    CHECK(read_is_fill(fd, 1, 0, 4096) && read_is_fill(fd, 1, MiB - 100, 100), "the connection stays usable, nothing was written");
+    CHECK(stat_of(&f, "errors") == 8 && stat_of(&f, "conns_closed_for_cause") == 0, "stats: 8 error replies, no connection closed");
+    close(fd);
+    srv_stop(&f);
+}
+
+static void violations_close(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    uint8_t junk[28] = {0xde, 0xad, 0xbe, 0xef};
+    nc_send(fd, junk, sizeof junk);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "bad request magic 0xdeadbeef"), "a request with a bad magic closes (logged)");
+    close(fd);
+    fd = nc_open(f.port, NULL);
+    nc_request(fd, 9, 0, 1, 0, 0);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "unknown command 9"), "an unknown command closes (logged)");
+    close(fd);
+    fd = nc_open(f.port, NULL);
+    nc_request(fd, NBD_CMD_WRITE, 0, 1, 0, 32 * MiB + 1);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "more than the maximum block"), "a WRITE over 32 MiB closes (logged)");
+    close(fd);
+    uint16_t hflags;
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE);
+    nc_send(fd, "NOTHAVEOPT......", 16);
+    CHECK(nc_closed(fd, 2000) && log_has(&f, "bad option magic"), "an option with a bad magic closes (logged)");
+    close(fd);
+    fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE);
+    nc_option(fd, NBD_OPT_GO, NULL, 0); /* announces nothing too long, but: */
+    uint32_t o, t, l;
+    uint8_t d[256];
+    nc_option_reply(fd, &o, &t, d, sizeof d, &l);
+    uint8_t big[16];
+    nbd_put64(big, NBD_IHAVEOPT);
+    nbd_put32(big + 8, NBD_OPT_INFO);
+    nbd_put32(big + 12, 1u << 20);
+    nc_send(fd, big, sizeof big);
+    CHECK(t == NBD_REP_ERR_INVALID && nc_closed(fd, 2000) && log_has(&f, "bytes of data (at most"),
+          "an option announcing 1 MiB of data closes (logged)");
+    close(fd);
+    CHECK(stat_of(&f, "conns_closed_for_cause") == 5, "stats: 5 closed for cause (%lld)", stat_of(&f, "conns_closed_for_cause"));
+    srv_stop(&f);
+}
+
+/* ---- timing ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* n sequential 4 KiB READs on a fresh server with this rtt: round trips, sorted. */
+#define RT_N 40
+static void round_trips(int rtt_us, uint64_t *rt, long long *late_p50)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, "region=1MiB rtt_us=%d", rtt_us);
+    struct srv f;
+    memset(rt, 0, RT_N * sizeof *rt);
+    if (srv_start(&f, spec))
+        return;
+    int fd = nc_open(f.port, NULL);
+    uint8_t buf[4096];
+    for (int i = 0; i < RT_N; i++) {
+        uint64_t t0 = fl_now_ns();
+        if (nc_read(fd, (uint64_t)i * 4096, sizeof buf, buf))
+            break;
+        rt[i] = fl_now_ns() - t0;
+    }
+    *late_p50 = stat_of(&f, "late_p50_ns");
+    close(fd);
+    srv_stop(&f);
+    qsort(rt, RT_N, sizeof *rt, cmp_u64);
+}
+
+static void rtt_reply_never_early(void)
+{
+    const uint64_t rtt = 3000000;
+    uint64_t base[RT_N], delayed[RT_N];
+    long long late0, late;
+    round_trips(0, base, &late0);
+    round_trips((int)(rtt / 1000), delayed, &late);
+    /* Margin: the RTT-0 baseline's p95 (loopback, the client, the server's
+     * own work) plus 1 ms for a wake-up on a busy machine. */
+    uint64_t margin = base[RT_N * 95 / 100] + 1000000;
+    CHECK(base[0] > 0 && delayed[0] >= rtt, "no reply before its RTT: fastest %llu us for an RTT of %llu us",
+          (unsigned long long)delayed[0] / 1000, (unsigned long long)rtt / 1000);
+    CHECK(delayed[RT_N / 2] <= rtt + margin, "median %llu us <= RTT + margin %llu us (baseline p50 %llu us, p95 %llu us)",
+          (unsigned long long)delayed[RT_N / 2] / 1000, (unsigned long long)(rtt + margin) / 1000,
+          (unsigned long long)base[RT_N / 2] / 1000, (unsigned long long)base[RT_N * 95 / 100] / 1000);
+    CHECK(late >= 0 && (uint64_t)late <= margin, "the server's own p50 lateness %lld us is within the margin (RTT 0: %lld us)", late / 1000,
+          late0 / 1000);
+}
+
+static void pipelined_requests_overlap(void)
+{
+    const uint64_t rtt = 50000000;
+    const int n = 32;
+    struct srv f;
+    if (srv_start(&f, "region=1MiB rtt_us=50000"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    static uint8_t buf[4096];
+    uint64_t t0 = fl_now_ns();
+    for (int i = 0; i < n; i++)
+        nc_request(fd, NBD_CMD_READ, 0, 1000 + i, (uint64_t)i * 4096, sizeof buf);
+    bool in_order = true;
+    for (int i = 0; i < n; i++) {
+        uint64_t cookie;
+        uint32_t err;
+        in_order = in_order && nc_reply(fd, &cookie, &err, buf, sizeof buf, 5000) == 0 && cookie == 1000u + i && err == 0;
+    }
+    uint64_t took = fl_now_ns() - t0;
+    CHECK(in_order, "%d pipelined READs answered in order", n);
+    CHECK(took >= rtt && took < rtt + rtt / 2, "they took %llu ms at an RTT of %llu ms: about one RTT, not %d",
+          (unsigned long long)took / 1000000, (unsigned long long)rtt / 1000000, n);
+    close(fd);
+    srv_stop(&f);
+}
+
+/* ---- misbehaving clients ---- */
+
+static void missing_payload_and_idle_close(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB payload_timeout_ms=300 idle_timeout_ms=400"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    static uint8_t part[100];
+    uint64_t t0 = fl_now_ns();
+    nc_request(fd, NBD_CMD_WRITE, 0, 1, 0, 4096);
+    nc_send(fd, part, sizeof part);
+    bool closed = nc_closed(fd, 3000);
+    uint64_t took = (fl_now_ns() - t0) / 1000000;
+    CHECK(closed && took >= 300 && took < 1000, "a WRITE whose payload stops is closed after %llu ms (timeout 300 ms)",
+          (unsigned long long)took);
+    CHECK(log_has(&f, "WRITE payload of 4096 bytes not received within 300 ms (3996 missing)"), "one log line says why");
+    close(fd);
+
+    fd = nc_open(f.port, NULL);
+    t0 = fl_now_ns();
+    closed = nc_closed(fd, 3000);
+    took = (fl_now_ns() - t0) / 1000000;
+    CHECK(closed && took >= 400 && took < 1100 && log_has(&f, "idle for 400 ms"),
+          "an idle connection is closed after %llu ms (timeout 400 ms), logged", (unsigned long long)took);
+    close(fd);
+    CHECK(stat_of(&f, "conns_closed_for_cause") == 2, "stats: 2 closed for cause (%lld)", stat_of(&f, "conns_closed_for_cause"));
+    srv_stop(&f);
+}
+
+/* A client that asks for 1.6 GB and reads nothing: the server stops reading
+ * it at queue_cap; two such clients share total_cap. Then they read it all. */
+static void unread_replies_stay_under_caps(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=2GiB seed=8 total_cap=96MiB"))
+        return;
+    const int reads = 100;
+    int fd[2];
+    for (int c = 0; c < 2; c++) {
+        fd[c] = nc_open(f.port, NULL);
+        uint8_t page[4096];
+        memset(page, 0xa0 + c, sizeof page);
+        nc_request(fd[c], NBD_CMD_WRITE, 0, 1, (uint64_t)c * 4096, sizeof page);
+        nc_send(fd[c], page, sizeof page);
+        for (int i = 0; i < reads; i++)
+            nc_request(fd[c], NBD_CMD_READ, 0, 2 + i, (uint64_t)i * 16 * MiB, 16 * MiB);
+    }
+    long long queued = 0, before;
+    do { /* until the server has stopped taking requests in */
+        before = queued;
+        sleep_ms(200);
+        queued = stat_of(&f, "queued_bytes");
+    } while (queued != before);
+    long long max_conn = stat_of(&f, "max_conn_queued_bytes"), max_total = stat_of(&f, "max_queued_bytes");
+    CHECK(max_conn > 0 && max_conn <= 64 * (long long)MiB, "one connection's queued replies stay within queue_cap 64 MiB (%lld MiB)",
+          max_conn >> 20);
+    CHECK(max_total <= 96 * (long long)MiB && queued <= 96 * (long long)MiB,
+          "all queued replies stay within total_cap 96 MiB (max %lld MiB, now %lld MiB)", max_total >> 20, queued >> 20);
+    CHECK(stat_of(&f, "paused_reads") >= 2 && stat_of(&f, "requests") < 2 * (reads + 1), "reading stopped: %lld of %d requests taken in",
+          stat_of(&f, "requests"), 2 * (reads + 1));
+    uint8_t *buf = malloc(16 * MiB);
+    for (int c = 0; c < 2; c++) {
+        uint64_t cookie;
+        uint32_t err;
+        bool ok = nc_reply(fd[c], &cookie, &err, NULL, 0, 10000) == 0 && cookie == 1 && err == 0;
+        for (int i = 0; i < reads && ok; i++) {
+            ok = nc_reply(fd[c], &cookie, &err, buf, 16 * MiB, 20000) == 0 && cookie == 2u + i && err == 0;
+            if (i == 0) { /* its own page written; the other client's may or may not be yet */
+                uint8_t want[4096], rest[8192];
+                memset(want, 0xa0 + c, sizeof want);
+                nc_expected(rest, 8, 8192, sizeof rest);
+                ok = ok && !memcmp(buf + c * 4096, want, sizeof want) && !memcmp(buf + 8192, rest, sizeof rest);
+            }
+        }
+        CHECK(ok, "client %d then reads all %d replies, in order, its write in the first", c, reads + 1);
+        close(fd[c]);
+    }
+    free(buf);
+    srv_stop(&f);
+}
+
+static int raise_fd_limit(rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return -1;
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_max < want)
+        return -1;
+    rl.rlim_cur = want;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void idle_connections_cannot_exhaust(void)
+{
+    enum { IDLE = 1100, CAP = 1024 };
+    if (raise_fd_limit(IDLE + CAP + 64)) {
+        unit_skip("needs %d descriptors (RLIMIT_NOFILE's hard limit is lower)", IDLE + CAP + 64);
+        return;
+    }
+    struct srv f;
+    if (srv_start(&f, "region=1MiB handshake_timeout_ms=500"))
+        return;
+    static int idle[IDLE];
+    int opened = 0;
+    uint64_t t0 = fl_now_ns();
+    for (int i = 0; i < IDLE; i++)
+        if ((idle[i] = nc_connect(f.port)) >= 0)
+            opened++;
+    uint64_t took = (fl_now_ns() - t0) / 1000000;
+    int fd = -1;
+    for (int i = 0; i < 100 && stat_of(&f, "conns_accepted") + stat_of(&f, "conns_refused") < IDLE; i++)
+        sleep_ms(10);
+    long long refused = stat_of(&f, "conns_refused"), open_now = stat_of(&f, "conns_open");
+    CHECK(opened == IDLE && refused == IDLE - CAP && open_now == CAP,
+          "%d idle connections opened in %llu ms: %lld refused, %lld open (max_conns %d)", opened, (unsigned long long)took, refused,
+          open_now, CAP);
+    CHECK(log_has(&f, "refused: 1024 connections open (max_conns)"), "each refusal is logged");
+    uint64_t t1 = fl_now_ns();
+    int tries = 0;
+    while (fl_now_ns() - t1 < 5000000000ull) {
+        tries++;
+        if ((fd = nc_open(f.port, NULL)) >= 0)
+            break;
+        sleep_ms(50);
+    }
+    uint64_t waited = (fl_now_ns() - t1) / 1000000;
+    CHECK(fd >= 0 && read_is_fill(fd, 1, 0, 4096), "a well-behaved client is served after %llu ms (%d tries), once idle ones timed out",
+          (unsigned long long)waited, tries);
+    for (int i = 0; i < 200 && stat_of(&f, "conns_closed_for_cause") < CAP; i++)
+        sleep_ms(10);
+    CHECK(stat_of(&f, "conns_closed_for_cause") >= CAP && log_has(&f, "handshake not finished within 500 ms"),
+          "the idle connections were closed for cause (%lld), logged", stat_of(&f, "conns_closed_for_cause"));
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < IDLE; i++)
+        if (idle[i] >= 0)
+            close(idle[i]);
+    srv_stop(&f);
+}
+
+/* ---- size, stop, spec ---- */
+
+static long rss_kib(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (fp) {
+        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(fp);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void terabyte_region_costs_nothing(void)
+{
+    const uint64_t tib = 1ull << 40;
+    static uint8_t want[MiB], got[MiB]; /* the client's buffers, resident before the baseline */
+    memset(want, 1, sizeof want);
+    memset(got, 1, sizeof got);
+    long rss0 = rss_kib();
+    struct srv f;
+    if (srv_start(&f, "region=1TiB seed=11"))
+        return;
+    struct nc_info info;
+    int fd = nc_open(f.port, &info);
+    CHECK(fd >= 0 && info.size == tib, "GO: size 1 TiB (%llu)", (unsigned long long)info.size);
+    fl_fill(want, MiB, 11, tib - MiB);
+    CHECK(nc_read(fd, tib - MiB, (uint32_t)MiB, got) == 0 && !memcmp(got, want, MiB), "a 1 MiB READ at the end equals fill(11, offset)");
+    CHECK(nc_read(fd, tib - 4096, 4096, got) == 0 && !memcmp(got, want + MiB - 4096, 4096) && nc_read(fd, tib - 1, 1, got) == 0 &&
+              got[0] == want[MiB - 1],
+          "so do the last page and the last byte");
+    uint8_t page[4096];
+    memset(page, 0x5a, sizeof page);
+    CHECK(nc_write(fd, tib - 4096, sizeof page, page) == 0 && read_equals(fd, tib - 4096, sizeof page, page),
+          "a WRITE at the end reads back");
+    long grew = rss_kib() - rss0;
+    CHECK(grew < 4096, "the process grew by %ld KiB (< 4 MiB) for a 1 TiB region", grew);
+    close(fd);
+    srv_stop(&f);
+}
+
+static void stop_with_everything_pending(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1GiB rtt_us=1000000"))
+        return;
+    uint16_t hflags;
+    int mid = nc_connect(f.port); /* in its handshake */
+    nc_greeting(mid, &hflags);
+    int held = nc_open(f.port, NULL); /* a reply held for its RTT (the handshake also takes one) */
+    nc_request(held, NBD_CMD_READ, 0, 1, 0, 4096);
+    int partial = nc_open(f.port, NULL); /* a WRITE's payload half there */
+    nc_request(partial, NBD_CMD_WRITE, 0, 1, 0, 8192);
+    nc_send(partial, "half", 4);
+    int flood = nc_open(f.port, NULL); /* replies queued to the cap */
+    for (int i = 0; i < 20; i++)
+        nc_request(flood, NBD_CMD_READ, 0, 1, (uint64_t)i * 16 * MiB, 16 * MiB);
+    sleep_ms(200);
+    CHECK(mid >= 0 && held >= 0 && partial >= 0 && flood >= 0 && stat_of(&f, "queued_bytes") > 0, "four clients, replies pending");
+    uint64_t t0 = fl_now_ns();
+    fl_nbd_stop(f.s);
+    uint64_t took = (fl_now_ns() - t0) / 1000000;
+    CHECK(took < 500, "stop returns at once (%llu ms), not after the 1 s RTT", (unsigned long long)took);
+    CHECK(nc_closed(mid, 1000) && nc_closed(held, 1000) && nc_closed(partial, 1000) && nc_closed(flood, 1000),
+          "every client sees its connection closed");
+    close(mid), close(held), close(partial), close(flood);
+    srv_check_gone(&f);
+}
+
+static void bad_specs_refused(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB"))
+        return;
+    char taken[64], json[2048];
+    snprintf(taken, sizeof taken, "port=%d", f.port);
+    CHECK(fl_nbd_stats(f.s, json, sizeof json) == 0 && strstr(json, "\"listen\":\"127.0.0.1\""),
+          "the default listen address is loopback (%s)", json);
+    CHECK(fl_nbd_stats(f.s, json, 10) == -1, "stats into a short buffer: -1 (%s)", json);
+    struct {
+        const char *spec, *want;
+    } bad[] = {
+        {"region=0", "bad value for 'region'"},
+        {"listen=example.com", "bad value for 'listen'"},
+        {"bogus=1", "bad value for 'bogus'"},
+        {"justaword", "expected key=value"},
+        {"rtt_us=20000000", "bad value for 'rtt_us'"},
+        {"max_conns=0", "bad value for 'max_conns'"},
+        {"queue_cap=1MiB", "less than the largest reply"},
+        {"total_cap=32MiB", "less than queue_cap"},
+        {"log_fd=999", "not an open descriptor"},
+        {taken, "cannot listen on 127.0.0.1 port"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char err[256] = "";
+        fl_nbd_server *s = fl_nbd_start(bad[i].spec, err, sizeof err);
+        CHECK(!s && strstr(err, bad[i].want), "'%s' is refused: %s", bad[i].spec, err);
+        fl_nbd_stop(s);
+    }
+    fl_nbd_stop(NULL);
+    CHECK(fl_nbd_port(NULL) == -1 && fl_nbd_stats(NULL, json, sizeof json) == -1, "NULL is allowed");
+    srv_stop(&f);
+}
+
+static const struct unit_test tests[] = {
+    {"handshake-via-export-name", 0, handshake_via_export_name},
+    {"handshake-via-go-with-block-sizes", 0, handshake_via_go_with_block_sizes},
+    {"reads-equal-fill", 0, reads_equal_fill},
+    {"write-then-read", 0, write_then_read},
+    {"partial-page-write", 0, partial_page_write},
+    {"flush-and-disc", 0, flush_and_disc},
+    {"out-of-range-gets-error-and-connection-stays", 0, out_of_range_gets_error_and_connection_stays},
+    {"violations-close", 0, violations_close},
+    {"rtt-reply-never-early", 0, rtt_reply_never_early},
+    {"pipelined-requests-overlap", 0, pipelined_requests_overlap},
+    {"missing-payload-and-idle-close", 0, missing_payload_and_idle_close},
+    {"unread-replies-stay-under-caps", 0, unread_replies_stay_under_caps},
+    {"idle-connections-cannot-exhaust", 0, idle_connections_cannot_exhaust},
+    {"terabyte-region-costs-nothing", 0, terabyte_region_costs_nothing},
+    {"stop-with-everything-pending", 0, stop_with_everything_pending},
+    {"bad-specs-refused", 0, bad_specs_refused},
+};
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+int main(int argc, char **argv)
+{
+    /* ThreadSanitizer starts a helper thread at the first pthread_create:
+     * start one first, so every test's baseline holds it. */
+    pthread_t t;
+    if (!pthread_create(&t, NULL, nothing, NULL))
+        pthread_join(t, NULL);
+    return unit_main(argc, argv, tests, UNIT_COUNT(tests));
+}
