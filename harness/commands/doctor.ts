@@ -7,13 +7,11 @@ export const doctorCommand: CommandModule = {
   command: 'doctor',
   describe: 'kernel, userfaultfd access and features, limits, huge pages, CPU, guest memory, netem',
   builder: (y) =>
-    y
-      .option('json', { type: 'boolean', default: false })
-      .option('clean', {
-        type: 'boolean',
-        default: false,
-        describe: 'remove what dead faultlab runs left behind (netem namespaces, their veths and servers), then exit',
-      }),
+    y.option('json', { type: 'boolean', default: false }).option('clean', {
+      type: 'boolean',
+      default: false,
+      describe: 'remove what dead faultlab runs left behind (netem namespaces, their veths and servers), then exit',
+    }),
   handler: (a) => {
     if (a.clean) {
       const removed = cleanStaleNetem();
