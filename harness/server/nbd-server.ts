@@ -1,0 +1,131 @@
+// The C NBD server (native/src/server/nbd_server.h) from TypeScript: start,
+// port, counters, stop. It runs on C threads of this process, so it keeps
+// serving while the event loop is busy. `faultlab serve` is to use it (issue 18).
+import koffi from 'koffi';
+import { libraryPath } from '../native.js';
+
+const lib = koffi.load(libraryPath);
+const c = {
+  start: lib.func('void *fl_nbd_start(const char *spec, _Out_ uint8_t *err, size_t errlen)'),
+  port: lib.func('int fl_nbd_port(void *s)'),
+  stats: lib.func('int fl_nbd_stats(void *s, _Out_ uint8_t *json, size_t len)'),
+  stop: lib.func('void fl_nbd_stop(void *s)'),
+};
+
+export interface NbdServerOptions {
+  /** Address to bind (default 127.0.0.1); any other must be asked for. */
+  listen?: string;
+  /** TCP port; 0 (default) picks a free one. */
+  port?: number;
+  regionBytes: number | bigint;
+  seed?: number | bigint;
+  /** Emulated round trip: each reply leaves at its request's kernel receive time + this. */
+  rttUs?: number;
+  /** Export name (default 'faultlab'); the empty name reaches it too. */
+  exportName?: string;
+  maxConns?: number;
+  queueCapBytes?: number | bigint;
+  totalCapBytes?: number | bigint;
+  storeCapBytes?: number | bigint;
+  handshakeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  payloadTimeoutMs?: number;
+  /** Where each refusal or close for cause is logged, one line each (default 2, stderr; -1 none). Should not block. */
+  logFd?: number;
+}
+
+/** fl_nbd_stats' JSON (include/faultlab.h). */
+export interface NbdServerStats {
+  listen: string;
+  port: number;
+  region: number;
+  rtt_us: number;
+  requests: number;
+  reads: number;
+  writes: number;
+  flushes: number;
+  errors: number;
+  bytes_read: number;
+  bytes_written: number;
+  conns_accepted: number;
+  conns_refused: number;
+  conns_closed: number;
+  conns_closed_for_cause: number;
+  conns_open: number;
+  queued_bytes: number;
+  max_queued_bytes: number;
+  max_conn_queued_bytes: number;
+  queue_cap: number;
+  total_cap: number;
+  paused_reads: number;
+  late_samples: number;
+  late_p50_ns: number;
+  late_max_ns: number;
+}
+
+const KEYS: [keyof NbdServerOptions, string][] = [
+  ['listen', 'listen'],
+  ['port', 'port'],
+  ['regionBytes', 'region'],
+  ['seed', 'seed'],
+  ['rttUs', 'rtt_us'],
+  ['exportName', 'export'],
+  ['maxConns', 'max_conns'],
+  ['queueCapBytes', 'queue_cap'],
+  ['totalCapBytes', 'total_cap'],
+  ['storeCapBytes', 'store_cap'],
+  ['handshakeTimeoutMs', 'handshake_timeout_ms'],
+  ['idleTimeoutMs', 'idle_timeout_ms'],
+  ['payloadTimeoutMs', 'payload_timeout_ms'],
+  ['logFd', 'log_fd'],
+];
+
+/** The C server's spec for these options; the C side checks the values. */
+export function nbdSpec(opts: NbdServerOptions): string {
+  const parts: string[] = [];
+  for (const [name, key] of KEYS) {
+    const v = opts[name];
+    if (v === undefined) continue;
+    const text = String(v);
+    if (text === '' || /\s/.test(text)) throw new Error(`nbd server: ${name} '${text}' cannot be passed (empty or with spaces)`);
+    parts.push(`${key}=${text}`);
+  }
+  return parts.join(' ');
+}
+
+function cString(buf: Buffer): string {
+  const end = buf.indexOf(0);
+  return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
+}
+
+export class NbdServer {
+  private handle: unknown;
+  readonly port: number;
+
+  private constructor(handle: unknown) {
+    this.handle = handle;
+    this.port = c.port(handle) as number;
+  }
+
+  /** Starts listening at once; throws the C side's one-line reason on a bad option. */
+  static start(opts: NbdServerOptions): NbdServer {
+    const err = Buffer.alloc(512);
+    const h = c.start(nbdSpec(opts), err, err.length);
+    if (!h) throw new Error(cString(err) || 'nbd server: start failed');
+    return new NbdServer(h);
+  }
+
+  stats(): NbdServerStats {
+    if (!this.handle) throw new Error('nbd server: stopped');
+    const out = Buffer.alloc(4096);
+    if (c.stats(this.handle, out, out.length) !== 0) throw new Error(cString(out));
+    return JSON.parse(cString(out)) as NbdServerStats;
+  }
+
+  /** Closes every connection and frees the server; a second call does nothing. */
+  stop(): void {
+    if (!this.handle) return;
+    c.stop(this.handle);
+    this.handle = null;
+  }
+}
