@@ -87,24 +87,6 @@ struct fx {
     long fds0, threads0;
 };
 
-/* A thread that pthread_join has returned for may still be listed in
- * /proc/self/task for a moment (the kernel wakes the joiner before the thread
- * is reaped): counts are read once they stop moving, and the leak check waits
- * up to 2 s for them to come back to the baseline. */
-static long settled_count(const char *dir, long want)
-{
-    long n = count_dir(dir);
-    for (int i = 0; i < 200 && (want >= 0 ? n != want : 1); i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        long again = count_dir(dir);
-        if (want < 0 && again == n)
-            break;
-        n = again;
-    }
-    return n;
-}
-
 static void fx_release(struct fx *f)
 {
     if (f->c)

@@ -16,23 +16,6 @@
 
 #define MiB (1ull << 20)
 
-/* A thread that pthread_join has returned for may still be listed in
- * /proc/self/task for a moment: counts are read once they stop moving, and
- * the leak check waits up to 2 s for the baseline (as delay_io_test.c does). */
-static long settled_count(const char *dir, long want)
-{
-    long n = count_dir(dir);
-    for (int i = 0; i < 200 && (want >= 0 ? n != want : 1); i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        long again = count_dir(dir);
-        if (want < 0 && again == n)
-            break;
-        n = again;
-    }
-    return n;
-}
-
 /* One server, its log in a memfd (a pipe could fill and block the server). */
 struct srv {
     fl_nbd_server *s;
