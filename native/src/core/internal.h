@@ -210,6 +210,8 @@ uint64_t fl_now(void); /* CLOCK_MONOTONIC, ns */
 long fl_thread_minflt(void);
 uint64_t fl_clock_ns(clockid_t clk);
 uint64_t fl_ts_ns(struct timespec t);
+struct msghdr;
+uint64_t fl_rx_time(struct msghdr *m); /* SCM_TIMESTAMPNS of a recvmsg on CLOCK_MONOTONIC, else now */
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
 #define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
 void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -341,4 +342,19 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
 int fl_touch(uintptr_t addr)
 {
     return *(volatile const uint8_t *)addr;
+}
+
+/* The kernel's receive time of what recvmsg returned, on CLOCK_MONOTONIC; without a stamp, now, which is never early. */
+uint64_t fl_rx_time(struct msghdr *m)
+{
+    uint64_t mono = fl_now(), real = fl_clock_ns(CLOCK_REALTIME);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+        uint64_t at = fl_ts_ns(ts) - (real - mono);
+        return at < mono ? at : mono;
+    }
+    return mono;
 }

@@ -287,20 +287,6 @@ static int emit_record(struct fl_dio_hub *h, uint32_t id, uint32_t kind, uint32_
     return emit(h, (const uint8_t *)&r, sizeof r);
 }
 
-static uint64_t rx_time(struct msghdr *m)
-{
-    uint64_t mono = fl_now(), real = fl_clock_ns(CLOCK_REALTIME);
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
-            continue;
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(cm), sizeof ts);
-        uint64_t at = fl_ts_ns(ts) - (real - mono); /* to CLOCK_MONOTONIC */
-        return at < mono ? at : mono;
-    }
-    return mono; /* no stamp: now is later than the arrival, never early */
-}
-
 /* One read of a readable connection: a DATA, EOF or ERROR record. Nonzero when stopping. */
 static int read_conn(struct fl_dio_hub *h, uint32_t id)
 {
@@ -335,7 +321,7 @@ static int read_conn(struct fl_dio_hub *h, uint32_t id)
         return 0;
     if (n <= 0)
         return emit_record(h, id, n == 0 ? FL_DIO_EOF : FL_DIO_ERROR, n == 0 ? 0 : (uint32_t)e, fl_now());
-    *r = (struct fl_dio_record){.id = id, .kind = FL_DIO_DATA, .len = (uint32_t)n, .ts_ns = rx_time(&m)};
+    *r = (struct fl_dio_record){.id = id, .kind = FL_DIO_DATA, .len = (uint32_t)n, .ts_ns = fl_rx_time(&m)};
     return emit(h, h->buf, sizeof *r + (size_t)n);
 }
 

@@ -189,22 +189,6 @@ static void accept_all(struct fl_nbd_server *s)
     }
 }
 
-/* The kernel's receive time of what recvmsg returned, on CLOCK_MONOTONIC (as
- * delay_io.c reads it); without a stamp, now, which is never early. */
-static uint64_t rx_time(struct msghdr *m)
-{
-    uint64_t mono = fl_now(), real = fl_clock_ns(CLOCK_REALTIME);
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
-            continue;
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(cm), sizeof ts);
-        uint64_t at = fl_ts_ns(ts) - (real - mono);
-        return at < mono ? at : mono;
-    }
-    return mono;
-}
-
 static void on_readable(struct fl_nbd_server *s, struct nbd_conn *c, uint32_t events)
 {
     pthread_mutex_lock(&s->mu);
@@ -239,7 +223,7 @@ static void on_readable(struct fl_nbd_server *s, struct nbd_conn *c, uint32_t ev
         finish(s, c);
         return;
     }
-    c->rx_ns = rx_time(&m);
+    c->rx_ns = fl_rx_time(&m);
     atomic_store(&c->last_active, fl_now());
     c->in_have += (size_t)n;
     after_process(s, c, nbd_session_process(s, c));
