@@ -9,7 +9,8 @@
  * Region spec keys (defaults in brackets):
  *   strategy=uffd|sigsegv|memory|disk|eager   [uffd]
  *   source=local|tcp                          [local]
- *   host=127.0.0.1 port=N                     (source=tcp)
+ *   host=127.0.0.1 port=N                     (source=tcp) an NBD server (docs/protocol.md)
+ *   export=NAME                               [""] (source=tcp) the NBD export ("" = the server's default)
  *   region=BYTES  chunk=BYTES                 [64MiB, 4096]; chunk a page multiple
  *   seed=N                                    [1] contents = fl_fill(seed, offset)
  *   handler_threads=N                         [1] (uffd)
@@ -73,8 +74,9 @@ int fl_floors(const char *spec, char *out, size_t outlen);
 /* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source
  * alone (no faults), in order over the region, each timed; bytes verified.
  * Spec: the region keys host, port, region, seed, chunk, cpus, fetch_timeout_ms,
- * plus requests=N and op=read|ping [read]; op=ping times empty round trips
- * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them);
+ * plus export, requests=N and op=read|ping [read]; op=ping times empty round
+ * trips instead (NBD_CMD_FLUSH, the RTT probe: p50/p5/p95/min/max_ns as the
+ * tcp source sees them);
  * with trace=1 (op=ping, at most 4096 requests) also sent_ns and received_ns,
  * each round trip's CLOCK_MONOTONIC send and receive times. */
 int fl_transport(const char *spec, char *out, size_t outlen);
@@ -86,7 +88,7 @@ int fl_transport(const char *spec, char *out, size_t outlen);
 int fl_rtt_control(const char *spec, char *out, size_t outlen);
 
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
- * Spec: the region keys source, host, port, region, chunk, seed, cpus,
+ * Spec: the region keys source, host, port, export, region, chunk, seed, cpus,
  * fetch_timeout_ms, plus
  *   tracker=uffd-wp|uffd-wp-async|mprotect|soft-dirty|none   [uffd-wp]
  *   pattern=seq|random|hot        [random]  which chunks each interval writes
