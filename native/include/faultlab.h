@@ -170,7 +170,8 @@ void fl_dio_close(fl_dio_hub *h);
  * doc/proto.md) on two threads of this process (native/src/server/nbd_server.h):
  * one export whose bytes are fl_fill(seed, offset) until written; writes live
  * in a sparse store of 4 KiB pages. Fixed newstyle handshake; NBD_OPT_EXPORT_NAME,
- * NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
+ * NBD_OPT_GO, NBD_OPT_INFO (NBD_INFO_DESCRIPTION "faultlab seed=N" when asked
+ * for), NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
  * NBD_CMD_READ, WRITE, FLUSH and DISC. Each reply leaves at its request's
  * kernel receive time + rtt_us, in order per connection.
  * Spec keys (defaults in brackets):
