@@ -18,7 +18,7 @@
 
 /* A thread that pthread_join has returned for may still be listed in
  * /proc/self/task for a moment: counts are read once they stop moving, and
- * the leak check waits up to 2 s for the baseline (as delay_io_test.c does). */
+ * the leak check waits up to 2 s for the baseline. */
 static long settled_count(const char *dir, long want)
 {
     long n = count_dir(dir);

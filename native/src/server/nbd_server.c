@@ -190,7 +190,7 @@ static void accept_all(struct fl_nbd_server *s)
 }
 
 /* The kernel's receive time of what recvmsg returned, on CLOCK_MONOTONIC (as
- * delay_io.c reads it); without a stamp, now, which is never early. */
+ * the kernel stamps it); without a stamp, now, which is never early. */
 static uint64_t rx_time(struct msghdr *m)
 {
     uint64_t mono = fl_now(), real = fl_clock_ns(CLOCK_REALTIME);
