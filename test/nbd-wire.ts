@@ -105,21 +105,33 @@ export function simpleReply(error: number, cookie: bigint): Buffer {
 /** A byte stream read in exact pieces, with a timeout per piece. */
 export class Reader {
   private buf = Buffer.alloc(0);
-  private waiter: (() => void) | null = null;
+  private readonly waiters = new Set<() => void>();
   private ended: Error | null = null;
 
   constructor(readonly sock: net.Socket) {
     sock.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
-      this.waiter?.();
+      for (const w of [...this.waiters]) w();
     });
     const end = (e?: Error) => {
       this.ended ??= e ?? new Error('closed by the server');
-      this.waiter?.();
+      for (const w of [...this.waiters]) w();
     };
     sock.on('end', () => end());
     sock.on('close', () => end());
     sock.on('error', (e) => end(e));
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
   }
 
   /** Bytes received and not yet taken. */
@@ -133,14 +145,7 @@ export class Reader {
       if (this.ended) throw new Error(`${this.ended.message} (wanted ${n} bytes, had ${this.buf.length})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timeout: wanted ${n} bytes, had ${this.buf.length}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.waiter = null;
+      await this.wait(left);
     }
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
@@ -153,14 +158,7 @@ export class Reader {
     while (!this.ended) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.waiter = null;
+      await this.wait(left);
       this.buf = Buffer.alloc(0);
     }
     return true;
