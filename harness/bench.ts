@@ -6,7 +6,8 @@ import { NativeRegion, rttProbeNative } from './native.js';
 import { regionSpec, runSpec, validateCell } from './cell.js';
 import { usesSource, type CellParams } from './params.js';
 import type { Row } from './columns.js';
-import { ChunkServer } from './server/chunk-server.js';
+import { NbdServer, rttUs } from './server/nbd-server.js';
+import { parseRemote, type RemoteTarget } from './remote.js';
 import { writeTrackReps } from './write-track.js';
 import { migrateReps } from './migrate.js';
 import { startNetemRemote } from './netem.js';
@@ -35,12 +36,9 @@ export function summarize(reps: Row[]): Row {
   return out;
 }
 
-async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: number }) => Promise<T>): Promise<T> {
+async function withRemote<T>(p: CellParams, fn: (remote?: RemoteTarget) => Promise<T>): Promise<T> {
   if (p.source !== 'remote' || !usesSource(p.strategy)) return fn(undefined);
-  if (p.remote) {
-    const i = p.remote.lastIndexOf(':');
-    return fn({ host: p.remote.slice(0, i), port: Number(p.remote.slice(i + 1)) });
-  }
+  if (p.remote) return fn(parseRemote(p.remote));
   if (p.latency === 'netem') {
     const link = await startNetemRemote({ rttMs: p.rttMs, regionBytes: p.regionBytes, seed: p.seed });
     try {
@@ -51,12 +49,12 @@ async function withRemote<T>(p: CellParams, fn: (remote?: { host: string; port: 
   }
   // No --remote: an embedded server on loopback, so `--source remote` needs no set-up
   // (answering at once under client-delay: the client holds the answers).
-  const server = await ChunkServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttMs: p.latency === 'client-delay' ? 0 : p.rttMs });
+  // A C server on its own threads: nothing to warm up.
+  const server = NbdServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttUs: rttUs(p.latency === 'client-delay' ? 0 : p.rttMs) });
   try {
-    await server.warmUp();
     return await fn({ host: server.host, port: server.port });
   } finally {
-    await server.close();
+    server.stop();
   }
 }
 

@@ -2,6 +2,7 @@
 // validation, and the native specs they become.
 import { UsageError } from './errors.js';
 import { PARAM_LIST, RULES, usesSource, type CellParams } from './params.js';
+import { remoteSpec, type RemoteTarget } from './remote.js';
 
 // For code that builds a cell by hand ({ ...DEFAULTS, strategy, ... }).
 export { DEFAULTS, type CellParams } from './params.js';
@@ -36,10 +37,10 @@ export function runSpec(p: CellParams): string {
 }
 
 /** The native library's region spec (see native/include/faultlab.h); the source keys say where the server is. */
-export function regionSpec(p: CellParams, remote?: { host: string; port: number }): string {
+export function regionSpec(p: CellParams, remote?: RemoteTarget): string {
   const parts = specWords(p, 'region');
   if (usesSource(p.strategy)) {
-    if (remote) parts.push('source=tcp', `host=${remote.host}`, `port=${remote.port}`);
+    if (remote) parts.push('source=tcp', remoteSpec(remote));
     else parts.push('source=local');
     if (remote && p.latency === 'client-delay') parts.push(`client_rtt_us=${Math.round(p.rttMs * 1000)}`);
   }

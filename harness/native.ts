@@ -30,19 +30,11 @@ const c = {
   doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
-  rttControl: lib.func('int fl_rtt_control(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   touch: lib.func('int fl_touch(uintptr_t addr)'),
   writeTrack: lib.func('int fl_write_track(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateDest: lib.func('int fl_migrate_dest(void *r, const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   nowNs: lib.func('uint64_t fl_now_ns(void)'),
-  dioOpen: lib.func('void *fl_dio_open(_Out_ int *notify_fd, _Out_ uint8_t *err, size_t errlen)'),
-  dioAttach: lib.func('void *fl_dio_attach(void *h, int fd, _Out_ uint32_t *id, _Out_ uint8_t *err, size_t errlen)'),
-  dioSend: lib.func('int64_t fl_dio_send(void *c, uint64_t deadline, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len)'),
-  dioFinish: lib.func('void fl_dio_finish(void *c)'),
-  dioSent: lib.func('uint64_t fl_dio_sent(void *c, uint64_t from, _Out_ uint64_t *sent_ns, uint32_t max)'),
-  dioDetach: lib.func('void fl_dio_detach(void *c)'),
-  dioClose: lib.func('void fl_dio_close(void *h)'),
 };
 
 function cString(buf: Buffer): string {
@@ -174,16 +166,18 @@ export const transportNative = (spec: string) => jsonCall((cb) => c.transport.as
 export interface ProbeTarget {
   host: string;
   port: number;
-  /** The server's region and seed: its HELLO must match them. */
+  /** The NBD export (default: the server's default export). */
+  exportName?: string;
+  /** The run's region and seed: the export must be at least this large, and a faultlab server's seed must match. */
   regionBytes: number;
   seed: number | bigint;
   /** latency client-delay: the RTT the client holds each answer for (ms). */
   clientRttMs?: number;
 }
 
-/** fl_transport's spec for `pings` empty round trips to t. */
+/** fl_transport's spec for `pings` empty round trips (NBD_CMD_FLUSH) to t. */
 const pingSpec = (t: ProbeTarget, pings: number, fetchTimeoutMs: number, trace: boolean) =>
-  `op=ping trace=${trace ? 1 : 0} requests=${pings} source=tcp host=${t.host} port=${t.port} region=${t.regionBytes} seed=${t.seed} ` +
+  `op=ping trace=${trace ? 1 : 0} requests=${pings} source=tcp host=${t.host} port=${t.port}${t.exportName ? ` export=${t.exportName}` : ''} region=${t.regionBytes} seed=${t.seed} ` +
   `chunk=4096 fetch_timeout_ms=${fetchTimeoutMs} cpus=free client_rtt_us=${Math.round((t.clientRttMs ?? 0) * 1000)}`;
 
 /** RTT as the strategies' tcp source sees it: `pings` empty round trips on one fresh connection. */
@@ -204,12 +198,6 @@ function pingStats(r: Record<string, unknown>, samples: number) {
   return { medianMs: ms('p50_ns'), p5Ms: ms('p5_ns'), p95Ms: ms('p95_ns'), minMs: ms('min_ns'), maxMs: ms('max_ns'), samples };
 }
 
-/** The same PINGs against a minimal C server delaying each by rttMs (fl_rtt_control): the platform's share of an RTT error. */
-export async function rttControlNative(rttMs: number, pings: number) {
-  const r = await jsonCall((cb) => c.rttControl.async(`rtt_us=${Math.round(rttMs * 1000)} pings=${pings}`, cb.out, cb.out.length, cb.done));
-  return pingStats(r, pings);
-}
-
 /** The write-track scenario (fl_write_track). */
 export const writeTrackNative = (spec: string) => jsonCall((cb) => c.writeTrack.async(spec, cb.out, cb.out.length, cb.done));
 
@@ -220,30 +208,3 @@ export const migrateSourceNative = (spec: string) => jsonCall((cb) => c.migrateS
 export const touch = (addr: bigint): number => c.touch(addr);
 
 export const nowNs = (): bigint => BigInt(c.nowNs());
-
-/** The chunk server's precisely timed I/O (native/src/server/delay_io.c), wrapped by harness/server/delayed-io.ts. */
-export const dio = {
-  /** A hub and the descriptor its records arrive on. */
-  open(): { hub: unknown; notifyFd: number } {
-    const fd = new Int32Array(1);
-    const err = Buffer.alloc(256);
-    const hub = c.dioOpen(fd, err, err.length);
-    if (!hub) throw new Error(cString(err));
-    return { hub, notifyFd: fd[0] };
-  },
-  attach(hub: unknown, fd: number): { conn: unknown; id: number } {
-    const id = new Uint32Array(1);
-    const err = Buffer.alloc(256);
-    const conn = c.dioAttach(hub, fd, id, err, err.length);
-    if (!conn) throw new Error(cString(err));
-    return { conn, id: id[0] };
-  },
-  /** Sequence number, or -errno. body must stay alive until sent() counts it. */
-  send: (conn: unknown, deadlineNs: bigint, head: Buffer, body: Buffer | null): number =>
-    Number(c.dioSend(conn, deadlineNs, head, head.length, body, body ? body.length : 0)),
-  finish: (conn: unknown): void => c.dioFinish(conn),
-  /** Answers sent so far; when the sends of sequence numbers from.. began, into sentNs (0: no longer known). */
-  sent: (conn: unknown, from: number, sentNs: BigUint64Array): number => Number(c.dioSent(conn, BigInt(from), sentNs, sentNs.length)),
-  detach: (conn: unknown): void => c.dioDetach(conn),
-  close: (hub: unknown): void => c.dioClose(hub),
-};

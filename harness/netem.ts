@@ -121,6 +121,7 @@ export async function startNetemRemote(o: { rttMs: number; regionBytes: number; 
       process.execPath,
       cli,
       'serve',
+      '--allow-remote', // the namespace's own veth address, reachable from this machine only
       '--listen',
       `${nsAddr}:${port}`,
       '--region',
@@ -145,7 +146,7 @@ export async function startNetemRemote(o: { rttMs: number; regionBytes: number; 
   if (!ready) {
     server.kill('SIGKILL');
     cleanup();
-    throw new Error('--latency netem: the chunk server in the namespace did not start');
+    throw new Error('--latency netem: the NBD server in the namespace did not start');
   }
   return {
     host: nsAddr,

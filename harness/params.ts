@@ -7,6 +7,7 @@
 // follow the table (RULES).
 import { availableParallelism, freemem } from 'node:os';
 import { UsageError } from './errors.js';
+import { remoteError } from './remote.js';
 import { choice, isFraction, isInt, isNum, number, onOff, size, text, whole, type Check, type Kind } from './param-kinds.js';
 import { formatSize } from './sizes.js';
 
@@ -39,7 +40,7 @@ export interface CellParams {
   seed: number;
   repeat: number;
   fetchTimeoutMs: number;
-  /** HOST:PORT of a running chunk server; absent: bench starts one on loopback. */
+  /** An NBD server, nbd://HOST:PORT[/EXPORT] or HOST:PORT; absent: bench starts one on loopback. */
   remote?: string;
   /** How RTT is emulated: a per-request delay in the embedded server (default),
    * tc netem on a veth link into a namespace the harness makes, or client-delay:
@@ -264,11 +265,11 @@ export const PARAMS: ParamTable = {
 
   // bench only (the runner passes --remote and --latency itself).
   remote: {
-    // spec: host= port= (cell.ts)
+    // spec: host= port= [export=] (cell.ts, remote.ts)
     kind: text,
     flag: 'remote',
-    help: 'HOST:PORT of a running `faultlab serve` (default: start one on loopback)',
-    check: (v) => (/^[^:\s]+:\d{1,5}$/.test(v) ? null : `bad --remote '${v}': use HOST:PORT`),
+    help: 'an NBD server, nbd://HOST:PORT[/EXPORT] or HOST:PORT: `faultlab serve`, nbdkit, qemu-nbd... (default: start one on loopback)',
+    check: remoteError,
   },
   latency: {
     // runs.csv's latency column says what a run used (none when local, external for --remote): bench writes it.

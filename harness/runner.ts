@@ -12,7 +12,7 @@ import { UsageError } from './errors.js';
 import { Matrix, MatrixCell } from './matrix.js';
 import { COLUMNS, type Row } from './columns.js';
 import { collectEnv, envColumns, EnvInfo } from './env.js';
-import { ChunkServer } from './server/chunk-server.js';
+import { NbdServer, rttUs } from './server/nbd-server.js';
 import { PARAM_LIST, usesSource, type CellParams } from './params.js';
 import { Progress } from './progress.js';
 import { formatSize } from './sizes.js';
@@ -25,8 +25,9 @@ export interface RunOptions {
   runId: string;
   resume: boolean;
   cellTimeoutMs: number;
-  /** HOST:PORT of a running chunk server (`faultlab serve`, on this machine or
-   * another) that serves every remote cell instead of one the runner starts. */
+  /** An NBD server (nbd://HOST:PORT[/EXPORT] or HOST:PORT: `faultlab serve` on
+   * this machine or another, nbdkit, ...) that serves every remote cell instead
+   * of one the runner starts. */
   remote?: string;
   /** How remote cells emulate their RTT (server-delay: the runner's servers; client-delay: the C client). */
   latency?: 'server-delay' | 'client-delay';
@@ -269,7 +270,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
   const serverRegion = new Map<string, number>();
   for (const c of todo) serverRegion.set(serverKey(c), Math.max(serverRegion.get(serverKey(c)) ?? 0, c.params.regionBytes));
-  let server: ChunkServer | null = null;
+  let server: NbdServer | null = null;
   let serverFor = '';
   let failed = 0;
   let killChild: (() => void) | null = null;
@@ -289,15 +290,14 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
         server = null;
         serverFor = key;
         if (key && !o.remote) {
-          server = await ChunkServer.start({
+          server = NbdServer.start({
             regionBytes: serverRegion.get(key)!,
             seed: c.params.seed,
-            rttMs: o.latency === 'client-delay' ? 0 : c.params.rttMs,
+            rttUs: rttUs(o.latency === 'client-delay' ? 0 : c.params.rttMs),
           });
-          await server.warmUp();
         }
       }
-      const remote = server ? `${server.host}:${server.port}` : o.remote && needsServer(c) ? o.remote : undefined;
+      const remote = server ? server.uri : o.remote && needsServer(c) ? o.remote : undefined;
       progress.start(i, describe(c));
       // On a terminal, a long cell shows its accesses and ETA as it runs.
       const args = childArgs(c, remote, o.latency);

@@ -4,7 +4,7 @@
 import { floorsNative, transportNative } from './native.js';
 import { runCell } from './bench.js';
 import { DEFAULTS, type CellParams } from './cell.js';
-import { ChunkServer } from './server/chunk-server.js';
+import { NbdServer, rttUs } from './server/nbd-server.js';
 
 export interface Series {
   name: string;
@@ -108,9 +108,8 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
 export async function remoteBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
   const s: Record<string, number[]> = {};
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
-  const server = await ChunkServer.start({ regionBytes, seed: 1, rttMs: 0 });
+  const server = NbdServer.start({ regionBytes, seed: 1 });
   try {
-    await server.warmUp();
     const tspec = (chunk: number, n: number) =>
       `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
     // The raw transport is measured right before each remote run it is
@@ -183,7 +182,7 @@ export async function prefetchBenchmark(
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
   const rtts = opts.rtts ?? [10, 25];
   const policies = opts.policies ?? PREFETCH_POLICIES;
-  const servers = await Promise.all(rtts.map((rttMs) => ChunkServer.start({ regionBytes, seed: 1, rttMs })));
+  const servers = rtts.map((rttMs) => NbdServer.start({ regionBytes, seed: 1, rttUs: rttUs(rttMs) }));
   try {
     for (let i = 0; i < rounds; i++) {
       for (const [k, rttMs] of rtts.entries()) {
@@ -230,7 +229,7 @@ export async function prefetchBenchmark(
       );
     }
   } finally {
-    await Promise.all(servers.map((x) => x.close()));
+    for (const x of servers) x.stop();
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }

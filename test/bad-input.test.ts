@@ -98,8 +98,16 @@ describe('environment errors: one line naming what failed, exit 1', () => {
 });
 
 describe('security: serve beyond loopback', () => {
-  it('serve --listen 0.0.0.0 warns on stderr that anyone can read and overwrite the region, and still serves', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--listen', '0.0.0.0:0', '--region', '64KiB'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  it('serve --listen 0.0.0.0 is refused without --allow-remote (NBD has no authentication)', () => {
+    const r = faultlab(['serve', '--listen', '0.0.0.0:0', '--region', '64KiB']);
+    expect(r.status).toBe(2);
+    expect(oneLine(r.stderr)).toMatch(/^faultlab: --listen 0\.0\.0\.0:0 is not loopback: NBD has no authentication, .*add --allow-remote/);
+  });
+
+  it('serve --listen 0.0.0.0 --allow-remote warns on stderr that NBD has no authentication and anyone can read and overwrite the region, and still serves', async () => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--allow-remote', '--listen', '0.0.0.0:0', '--region', '64KiB'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -119,7 +127,9 @@ describe('security: serve beyond loopback', () => {
     child.kill('SIGTERM');
     const code = await new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
     expect(listening, err).toBe(true);
-    expect(err).toMatch(/warning: the chunk server listens on 0\.0\.0\.0:\d+, not loopback: anyone who can reach it can read and overwrite the region/);
+    expect(err).toMatch(
+      /warning: the NBD server listens on 0\.0\.0\.0:\d+, not loopback, and NBD has no authentication: anyone who can reach it can read and overwrite the region/,
+    );
     expect(code).toBe(0);
   });
 

@@ -1,7 +1,7 @@
 // latency client-delay: the C tcp source holds each answer until its request's
 // send time + RTT (native/src/sources/tcp.c). Real server, real faults, real bytes.
 import { afterAll, describe, expect, it } from 'vitest';
-import { ChunkServer } from '../harness/server/chunk-server.js';
+import { NbdServer } from '../harness/server/nbd-server.js';
 import { rttProbeNative } from '../harness/native.js';
 import { runCell } from '../harness/bench.js';
 import { DEFAULTS } from '../harness/cell.js';
@@ -10,18 +10,18 @@ const bound = (ms: number) => Math.max(0.02 * ms, 0.05);
 // CI machines are shared: the median may be late by this much on top of the bound.
 const SLACK_MS = 0.15;
 
-const servers: ChunkServer[] = [];
+const servers: NbdServer[] = [];
 afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
+  for (const s of servers) s.stop();
 });
-async function start(): Promise<ChunkServer> {
-  const s = await ChunkServer.start({ regionBytes: 8 << 20, seed: 5, rttMs: 0 }); // answers at once
+async function start(): Promise<NbdServer> {
+  const s = NbdServer.start({ regionBytes: 8 << 20, seed: 5 }); // answers at once
   servers.push(s);
   return s;
 }
 
 describe('latency client-delay', () => {
-  it('PING round trips take the configured RTT: never early, the median within the bound (plus CI slack)', async () => {
+  it('FLUSH round trips (the RTT probe) take the configured RTT: never early, the median within the bound (plus CI slack)', async () => {
     const s = await start();
     const target = { host: s.host, port: s.port, regionBytes: 8 << 20, seed: 5 };
     const base = (await rttProbeNative(target, 50)).medianMs;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeRegion } from '../harness/native.js';
-import { ChunkServer } from '../harness/server/chunk-server.js';
+import { NbdServer } from '../harness/server/nbd-server.js';
 import { loadMatrix, cellId } from '../harness/matrix.js';
 import { buildFigures } from '../analysis/figures/index.js';
 import { rowsFromCsv } from '../analysis/runs.js';
@@ -31,13 +31,13 @@ async function run(spec: string, runSpec = 'workload=read-seq') {
 
 const POLICIES = ['none', 'ahead:8', 'adaptive', 'background', 'criu'];
 const LAZY = ['uffd', 'sigsegv'];
-let server: ChunkServer;
+let server: NbdServer;
 const remote = () => `source=tcp host=${server.host} port=${server.port}`;
 
 beforeAll(async () => {
-  server = await ChunkServer.start({ regionBytes: 4 << 20, seed: 1, rttMs: 0 });
+  server = NbdServer.start({ regionBytes: 4 << 20, seed: 1 });
 });
-afterAll(async () => server.close());
+afterAll(() => server.stop());
 
 describe('every prefetch policy reads a real region and verifies it; each chunk is fetched once', () => {
   for (const source of ['local', 'remote'])

@@ -1,32 +1,51 @@
-// A chunk server that misbehaves on purpose, run as a child process by the
+// An NBD server that misbehaves on purpose, run as a child process by the
 // remote-fault tests (test/remote-faults.test.ts, test/hygiene.test.ts):
 //
 //   node --import tsx test/fault-server.ts --mode MODE [--after N] [--region BYTES] [--seed N]
 //
-// It speaks the real protocol (docs/protocol.md) over a region it holds
-// (contents fill(seed, offset); WRITE changes them): HELLO and PING are always
-// answered correctly (so a client connects and measures its RTT), and the
-// first N data requests (READ or WRITE) of each connection are served right
-// (each fetching thread of faultlab owns one connection, so one server serves
-// several runs alike). From a connection's data request number N on
-// (0-based), it does what MODE says:
+// It speaks NBD (docs/protocol.md: fixed newstyle, NBD_OPT_GO with
+// NBD_INFO_DESCRIPTION 'faultlab seed=N', simple replies) over a region it
+// holds (contents fill(seed, offset); WRITE changes them): the handshake and
+// FLUSH (the RTT probe) are always answered correctly (so a client connects and
+// measures its RTT), and the first N data requests (READ or WRITE) of each
+// connection are served right (each fetching thread of faultlab owns one
+// connection, so one server serves several runs alike). From a connection's
+// data request number N on (0-based), it does what MODE says:
 //   ok         keep answering correctly (the control)
 //   die        the process kills itself with SIGKILL (the server dies mid-run)
 //   stall      read the request, never answer it (nor anything after it)
-//   silent     from the start: accept connections, never answer anything, not even HELLO
-//   short      a correct header, then half the body, then nothing (WRITE: half a header)
-//   trickle    a correct header, then the body one byte every 200 ms (WRITE: the header)
-//   oversized  a header announcing 4096 bytes more than asked, and those bytes
-//   malformed  16 bytes of garbage instead of a header
+//   silent     from the start: accept connections, never send anything, not even the greeting
+//   short      a correct reply header, then half the data, then nothing (WRITE: half a reply header)
+//   trickle    a correct reply, one byte every 200 ms
+//   oversized  a correct reply with its data, then 4096 bytes more (NBD replies carry no
+//              length: the client meets them as the next reply's header)
+//   malformed  16 bytes of garbage (0xee) instead of a reply
 //   reset      reset the connection (RST)
-//   wrong      READ: a correct header with bytes of another seed (a chunk that does not
+//   wrong      READ: a correct reply with bytes of another seed (a chunk that does not
 //              verify); WRITE: acknowledged but not stored (the write is lost)
+//   eio        an NBD error reply, EIO (the connection stays usable)
 // Prints "listening PORT" on stdout once it accepts connections.
 import net from 'node:net';
 import { fill } from '../harness/native.js';
-import { HELLO_BODY_BYTES, Op, REQ_HEADER_BYTES, Status, decodeRequest, encodeHello, encodeResponse } from '../harness/server/protocol.js';
+import {
+  Cmd,
+  Err,
+  IHAVEOPT,
+  Info,
+  OPT_HEADER_BYTES,
+  Opt,
+  REQUEST_BYTES,
+  REQUEST_MAGIC,
+  Rep,
+  FLAG_HAS_FLAGS,
+  FLAG_SEND_FLUSH,
+  decodeRequest,
+  greeting,
+  optionReply,
+  simpleReply,
+} from './nbd-wire.js';
 
-export const FAULT_MODES = ['ok', 'die', 'stall', 'silent', 'short', 'trickle', 'oversized', 'malformed', 'reset', 'wrong'] as const;
+export const FAULT_MODES = ['ok', 'die', 'stall', 'silent', 'short', 'trickle', 'oversized', 'malformed', 'reset', 'wrong', 'eio'] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 function arg(name: string, dflt: string): string {
@@ -52,55 +71,101 @@ function otherBytes(off: bigint, len: number): Buffer {
   return b;
 }
 
+/** The replies to NBD_OPT_GO or NBD_OPT_INFO: the export, its block sizes and the description. */
+function infoReplies(opt: number): Buffer {
+  const exp = Buffer.alloc(12);
+  exp.writeUInt16BE(Info.EXPORT, 0);
+  exp.writeBigUInt64BE(BigInt(regionBytes), 2);
+  exp.writeUInt16BE(FLAG_HAS_FLAGS | FLAG_SEND_FLUSH, 10);
+  const sizes = Buffer.alloc(14);
+  sizes.writeUInt16BE(Info.BLOCK_SIZE, 0);
+  sizes.writeUInt32BE(1, 2);
+  sizes.writeUInt32BE(4096, 6);
+  sizes.writeUInt32BE(32 << 20, 10);
+  const desc = Buffer.concat([Buffer.from([0, Info.DESCRIPTION]), Buffer.from(`faultlab seed=${seed}`)]);
+  return Buffer.concat([optionReply(opt, Rep.INFO, exp), optionReply(opt, Rep.INFO, sizes), optionReply(opt, Rep.INFO, desc), optionReply(opt, Rep.ACK)]);
+}
+
 function onConnection(sock: net.Socket): void {
   sockets.add(sock);
   sock.on('close', () => sockets.delete(sock));
   sock.on('error', () => sock.destroy());
   sock.setNoDelay(true);
+  if (mode === 'silent') return;
+  sock.write(greeting());
   let buf = Buffer.alloc(0);
+  let phase: 'flags' | 'options' | 'transmission' = 'flags';
   let stuck = false; // after a stall, short answer or trickle: answer nothing more
   let data = 0; // READs and WRITEs seen so far on this connection
   sock.on('data', (d: Buffer) => {
-    if (mode === 'silent' || stuck) return;
+    if (stuck) return;
     buf = Buffer.concat([buf, d]);
-    while (!stuck && buf.length >= REQ_HEADER_BYTES) {
-      const h = decodeRequest(buf);
-      const need = REQ_HEADER_BYTES + (h.op === Op.WRITE ? h.len : 0);
-      if (buf.length < need) return;
-      const payload = buf.subarray(REQ_HEADER_BYTES, need);
-      buf = buf.subarray(need);
-      if (h.op === Op.HELLO) {
-        sock.write(Buffer.concat([encodeResponse({ status: Status.OK, len: HELLO_BODY_BYTES, value: BigInt(regionBytes) }), encodeHello(regionBytes, seed)]));
-      } else if (h.op === Op.PING) {
-        sock.write(encodeResponse({ status: Status.OK, value: h.offset }));
-      } else if (h.op === Op.READ || h.op === Op.WRITE) {
-        if (h.offset + BigInt(h.len) > BigInt(regionBytes)) {
-          sock.write(encodeResponse({ status: Status.BOUNDS, value: h.offset }));
-          continue;
-        }
-        const off = Number(h.offset);
-        if (mode === 'ok' || data++ < after) {
-          if (h.op === Op.WRITE) {
-            payload.copy(region, off);
-            sock.write(encodeResponse({ status: Status.OK, value: h.offset }));
-          } else {
-            sock.write(Buffer.concat([encodeResponse({ status: Status.OK, len: h.len, value: h.offset }), region.subarray(off, off + h.len)]));
-          }
-          continue;
-        }
-        misbehave(sock, h.op, h.offset, h.len);
-        if (mode === 'stall' || mode === 'short' || mode === 'trickle') stuck = true;
-        if (mode === 'reset' || mode === 'die') return;
+    for (;;) {
+      if (stuck) return;
+      if (phase === 'flags') {
+        if (buf.length < 4) return;
+        buf = buf.subarray(4);
+        phase = 'options';
+      } else if (phase === 'options') {
+        if (buf.length < OPT_HEADER_BYTES) return;
+        const len = buf.readUInt32BE(12);
+        if (buf.readBigUInt64BE(0) !== IHAVEOPT) return void sock.destroy();
+        if (buf.length < OPT_HEADER_BYTES + len) return;
+        const opt = buf.readUInt32BE(8);
+        buf = buf.subarray(OPT_HEADER_BYTES + len);
+        if (opt === Opt.GO || opt === Opt.INFO) {
+          sock.write(infoReplies(opt));
+          if (opt === Opt.GO) phase = 'transmission';
+        } else if (opt === Opt.EXPORT_NAME) {
+          const b = Buffer.alloc(10);
+          b.writeBigUInt64BE(BigInt(regionBytes), 0);
+          b.writeUInt16BE(FLAG_HAS_FLAGS | FLAG_SEND_FLUSH, 8);
+          sock.write(b);
+          phase = 'transmission';
+        } else if (opt === Opt.ABORT) {
+          sock.end(optionReply(opt, Rep.ACK));
+          return;
+        } else sock.write(optionReply(opt, Rep.ERR_UNSUP));
       } else {
-        sock.write(encodeResponse({ status: Status.BAD_OP, value: h.offset }));
+        if (buf.length < REQUEST_BYTES) return;
+        const h = decodeRequest(buf);
+        if (h.magic !== REQUEST_MAGIC) return void sock.destroy();
+        const need = REQUEST_BYTES + (h.type === Cmd.WRITE ? h.len : 0);
+        if (buf.length < need) return;
+        const payload = buf.subarray(REQUEST_BYTES, need);
+        buf = buf.subarray(need);
+        if (h.type === Cmd.DISC) return void sock.end();
+        if (h.type === Cmd.FLUSH) {
+          sock.write(simpleReply(0, h.cookie));
+        } else if (h.type === Cmd.READ || h.type === Cmd.WRITE) {
+          if (h.len === 0 || h.offset + BigInt(h.len) > BigInt(regionBytes)) {
+            sock.write(simpleReply(Err.EINVAL, h.cookie));
+            continue;
+          }
+          const off = Number(h.offset);
+          if (mode === 'ok' || data++ < after) {
+            if (h.type === Cmd.WRITE) {
+              payload.copy(region, off);
+              sock.write(simpleReply(0, h.cookie));
+            } else {
+              sock.write(Buffer.concat([simpleReply(0, h.cookie), region.subarray(off, off + h.len)]));
+            }
+            continue;
+          }
+          misbehave(sock, h.type, h.cookie, h.offset, h.len);
+          if (mode === 'stall' || mode === 'short' || mode === 'trickle') stuck = true;
+          if (mode === 'reset' || mode === 'die') return;
+        } else {
+          sock.write(simpleReply(Err.EINVAL, h.cookie));
+        }
       }
     }
   });
 }
 
-function misbehave(sock: net.Socket, op: number, offset: bigint, len: number): void {
-  const read = op === Op.READ;
-  const header = encodeResponse({ status: Status.OK, len: read ? len : 0, value: offset });
+function misbehave(sock: net.Socket, type: number, cookie: bigint, offset: bigint, len: number): void {
+  const read = type === Cmd.READ;
+  const header = simpleReply(0, cookie);
   const body = read ? Buffer.from(region.subarray(Number(offset), Number(offset) + len)) : Buffer.alloc(0);
   switch (mode) {
     case 'die':
@@ -123,7 +188,7 @@ function misbehave(sock: net.Socket, op: number, offset: bigint, len: number): v
       return;
     }
     case 'oversized':
-      sock.write(Buffer.concat([encodeResponse({ status: Status.OK, len: len + 4096, value: offset }), otherBytes(offset, len + 4096)]));
+      sock.write(Buffer.concat([header, body, otherBytes(offset + BigInt(len), 4096)]));
       return;
     case 'malformed':
       sock.write(Buffer.alloc(16, 0xee));
@@ -133,6 +198,9 @@ function misbehave(sock: net.Socket, op: number, offset: bigint, len: number): v
       return;
     case 'wrong':
       sock.write(read ? Buffer.concat([header, otherBytes(offset, len)]) : header);
+      return;
+    case 'eio':
+      sock.write(simpleReply(Err.EIO, cookie));
       return;
   }
 }

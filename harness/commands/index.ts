@@ -11,6 +11,7 @@ import { runCommand } from './run.js';
 import { startCommand } from './start.js';
 import { transportCommand } from './transport.js';
 import { serveCommand } from './serve.js';
+import { imageCommand } from './image.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -24,5 +25,6 @@ export const commands: CommandModule<any, any>[] = [
   startCommand,
   transportCommand,
   serveCommand,
+  imageCommand,
   calibrateCommand,
 ];

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { applyFilters, loadMatrix } from '../matrix.js';
 import { runMatrix, type RunOptions } from '../runner.js';
 import { UsageError } from '../errors.js';
+import { parseRemote } from '../remote.js';
 import { validateCell } from '../cell.js';
 
 export const defaultResultsDir = fileURLToPath(new URL('../../../results', import.meta.url));
@@ -33,7 +34,7 @@ export const runCommand: CommandModule = {
       .option('remote', {
         type: 'string',
         describe:
-          'HOST:PORT of a running `faultlab serve` for every remote cell (its --seed and --rtt apply, and each cell maps a prefix of its --region; default: the runner starts servers on loopback)',
+          "an NBD server for every remote cell, nbd://HOST:PORT[/EXPORT] or HOST:PORT: `faultlab serve` (its --seed and --rtt apply) or any other (nbdkit, qemu-nbd; its contents must be the seed's, see faultlab image); each cell maps a prefix of its --region; default: the runner starts servers on loopback",
       })
       .option('latency', {
         choices: ['server-delay', 'client-delay'] as const,
@@ -51,7 +52,7 @@ export const runCommand: CommandModule = {
     }
     if (cells.length === 0) throw new UsageError(`no cell of matrix '${m.name}' matches the filters`);
     if (a.resume && !a['run-id']) throw new UsageError('--resume needs --run-id (the folder to finish)');
-    if (a.remote !== undefined && !/^[^:\s]+:\d{1,5}$/.test(a.remote as string)) throw new UsageError(`bad --remote '${a.remote}': use HOST:PORT`);
+    if (a.remote !== undefined) parseRemote(a.remote as string);
     if (a.list) {
       for (const c of cells) console.log(`${c.id}  ${c.group}  ${c.kind}  ${JSON.stringify(c.params)}`);
       return;

@@ -4,14 +4,18 @@ import { rttProbeNative, transportNative } from '../native.js';
 import { paramOption } from './cell-options.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
-import { ChunkServer } from '../server/chunk-server.js';
+import { NbdServer, rttUs } from '../server/nbd-server.js';
+import { parseRemote, remoteSpec, type RemoteTarget } from '../remote.js';
 
 export const transportCommand: CommandModule = {
   command: 'transport',
-  describe: 'raw request/response time of the chunk transport alone (no faults), per chunk size and RTT',
+  describe: 'raw request/response time of the NBD transport alone (no faults), per chunk size and RTT',
   builder: (y) =>
     y
-      .option('remote', { type: 'string', describe: 'HOST:PORT of a chunk server (default: start one on loopback)' })
+      .option('remote', {
+        type: 'string',
+        describe: "an NBD server, nbd://HOST:PORT[/EXPORT] or HOST:PORT (default: start faultlab's on loopback)",
+      })
       .option('region', paramOption('regionBytes'))
       .option('seed', paramOption('seed'))
       .option('chunk', paramOption('chunkBytes'))
@@ -37,21 +41,17 @@ export const transportCommand: CommandModule = {
     const requests = a.requests as number;
     if (!Number.isInteger(requests) || requests < 1) throw new UsageError('--requests must be a whole number from 1');
     const clientRttMs = a.latency === 'client-delay' ? (a.rtt as number) : 0;
-    let server: ChunkServer | null = null;
-    let host: string;
-    let port: number;
-    if (a.remote) {
-      const m = /^(.+):(\d+)$/.exec(a.remote as string);
-      if (!m) throw new UsageError(`bad --remote '${a.remote}': use HOST:PORT`);
-      [host, port] = [m[1], Number(m[2])];
-    } else {
-      server = await ChunkServer.start({ regionBytes: region, seed: a.seed as number, rttMs: clientRttMs ? 0 : (a.rtt as number) });
-      [host, port] = [server.host, server.port];
+    let server: NbdServer | null = null;
+    let target: RemoteTarget;
+    if (a.remote !== undefined) target = parseRemote(a.remote as string);
+    else {
+      // A C server on its own threads: nothing to warm up.
+      server = NbdServer.start({ regionBytes: region, seed: a.seed as number, rttUs: rttUs(clientRttMs ? 0 : (a.rtt as number)) });
+      target = { host: server.host, port: server.port };
     }
     try {
-      await server?.warmUp();
-      const rtt = await rttProbeNative({ host, port, regionBytes: region, seed: a.seed as number, clientRttMs }, 10);
-      const spec = `source=tcp host=${host} port=${port} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} land=${a.land} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
+      const rtt = await rttProbeNative({ ...target, regionBytes: region, seed: a.seed as number, clientRttMs }, 10);
+      const spec = `source=tcp ${remoteSpec(target)} region=${region} seed=${a.seed} chunk=${chunk} cpus=${a.cpus} requests=${requests} land=${a.land} client_rtt_us=${Math.round(clientRttMs * 1000)}`;
       const reps = [];
       for (let i = 0; i < (a.repeat as number); i++) reps.push(await transportNative(spec));
       const out = { chunk_bytes: chunk, land: a.land, rtt_ms: a.rtt, rtt_measured_ms: Number(rtt.medianMs.toFixed(4)), latency: a.latency, reps };
@@ -62,7 +62,7 @@ export const transportCommand: CommandModule = {
             `chunk ${chunk} B into ${r.land}: p50 ${(Number(r.p50_ns) / 1000).toFixed(1)} us, p99 ${(Number(r.p99_ns) / 1000).toFixed(1)} us, ${Number(r.throughput_mibps).toFixed(1)} MiB/s, verified ${r.verified}`,
           );
     } finally {
-      await server?.close();
+      server?.stop();
     }
   },
 };

@@ -1,8 +1,10 @@
 // The C NBD server (native/src/server/nbd_server.h) from TypeScript: start,
 // port, counters, stop. It runs on C threads of this process, so it keeps
-// serving while the event loop is busy. `faultlab serve` is to use it (issue 18).
+// serving while the event loop is busy: `faultlab serve`, the runner's and
+// bench's embedded servers, transport and calibrate use it (issue 18).
 import koffi from 'koffi';
 import { libraryPath } from '../native.js';
+import { formatHostPort } from '../remote.js';
 
 const lib = koffi.load(libraryPath);
 const c = {
@@ -98,13 +100,19 @@ function cString(buf: Buffer): string {
   return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
 }
 
+/** Milliseconds of emulated RTT as the server's rtt_us. */
+export const rttUs = (rttMs: number): number => Math.round(rttMs * 1000);
+
 export class NbdServer {
   private handle: unknown;
   readonly port: number;
+  /** The address it listens on. */
+  readonly host: string;
 
-  private constructor(handle: unknown) {
+  private constructor(handle: unknown, host: string) {
     this.handle = handle;
     this.port = c.port(handle) as number;
+    this.host = host;
   }
 
   /** Starts listening at once; throws the C side's one-line reason on a bad option. */
@@ -112,7 +120,22 @@ export class NbdServer {
     const err = Buffer.alloc(512);
     const h = c.start(nbdSpec(opts), err, err.length);
     if (!h) throw new Error(cString(err) || 'nbd server: start failed');
-    return new NbdServer(h);
+    return new NbdServer(h, opts.listen ?? '127.0.0.1');
+  }
+
+  /** host:port ([v6]:port). */
+  get address(): string {
+    return formatHostPort(this.host, this.port);
+  }
+
+  /** As an nbd:// URI of its default export. */
+  get uri(): string {
+    return `nbd://${this.address}`;
+  }
+
+  /** stop(), for callers that await a close. */
+  async close(): Promise<void> {
+    this.stop();
   }
 
   stats(): NbdServerStats {

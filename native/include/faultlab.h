@@ -9,7 +9,8 @@
  * Region spec keys (defaults in brackets):
  *   strategy=uffd|sigsegv|memory|disk|eager   [uffd]
  *   source=local|tcp                          [local]
- *   host=127.0.0.1 port=N                     (source=tcp)
+ *   host=127.0.0.1 port=N                     (source=tcp) an NBD server (docs/protocol.md)
+ *   export=NAME                               [""] (source=tcp) the NBD export ("" = the server's default)
  *   region=BYTES  chunk=BYTES                 [64MiB, 4096]; chunk a page multiple
  *   seed=N                                    [1] contents = fl_fill(seed, offset)
  *   handler_threads=N                         [1] (uffd)
@@ -73,20 +74,15 @@ int fl_floors(const char *spec, char *out, size_t outlen);
 /* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source
  * alone (no faults), in order over the region, each timed; bytes verified.
  * Spec: the region keys host, port, region, seed, chunk, cpus, fetch_timeout_ms,
- * plus requests=N and op=read|ping [read]; op=ping times empty round trips
- * instead (the RTT probe: p50/p5/p95/min/max_ns as the tcp source sees them);
+ * plus export, requests=N and op=read|ping [read]; op=ping times empty round
+ * trips instead (NBD_CMD_FLUSH, the RTT probe: p50/p5/p95/min/max_ns as the
+ * tcp source sees them);
  * with trace=1 (op=ping, at most 4096 requests) also sent_ns and received_ns,
  * each round trip's CLOCK_MONOTONIC send and receive times. */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
-/* The platform's share of an RTT error: PINGs from the tcp source to a minimal
- * C server on a thread of this process that delays each answer precisely by
- * rtt_us (spec: rtt_us=N pings=N [100]). JSON as fl_transport op=ping, plus
- * server_late_ns_mean. See server/rtt_control.c. */
-int fl_rtt_control(const char *spec, char *out, size_t outlen);
-
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
- * Spec: the region keys source, host, port, region, chunk, seed, cpus,
+ * Spec: the region keys source, host, port, export, region, chunk, seed, cpus,
  * fetch_timeout_ms, plus
  *   tracker=uffd-wp|uffd-wp-async|mprotect|soft-dirty|none   [uffd-wp]
  *   pattern=seq|random|hot        [random]  which chunks each interval writes
@@ -135,40 +131,12 @@ int fl_touch(uintptr_t addr);
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the timer every figure uses. */
 uint64_t fl_now_ns(void);
 
-/* Emulated server-side latency with precise timing, for the chunk server's
- * connections with rtt > 0 (native/src/server/delay_io.c, harness/server/delayed-io.ts).
- * A hub reads every attached socket with kernel receive timestamps and writes
- * records into *notify_fd (the caller reads it); each connection's sender thread
- * sends the answers it is given at their deadlines, in order. */
-typedef struct fl_dio_hub fl_dio_hub;
-typedef struct fl_dio_conn fl_dio_conn;
-enum { FL_DIO_DATA = 1, FL_DIO_EOF = 2, FL_DIO_ERROR = 3, FL_DIO_DONE = 4 };
-struct fl_dio_record {
-    uint32_t id, kind; /* connection (from fl_dio_attach), FL_DIO_* */
-    uint32_t len, err; /* DATA: bytes that follow; ERROR, DONE: errno of the failure or 0 */
-    uint64_t ts_ns; /* DATA: kernel receive time (CLOCK_MONOTONIC); else when it happened */
-};
-fl_dio_hub *fl_dio_open(int *notify_fd, char *err, size_t errlen);
-/* Reads a dup of fd from now on (the caller must not read it). */
-fl_dio_conn *fl_dio_attach(fl_dio_hub *h, int fd, uint32_t *id, char *err, size_t errlen);
-/* Queue an answer: head (copied, 1..256 bytes) then body (not copied: keep it
- * alive until fl_dio_sent counts it). Returns its sequence number or -errno. */
-int64_t fl_dio_send(fl_dio_conn *c, uint64_t deadline_ns, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len);
-/* After the queued answers: shut down writing, then a DONE record. */
-void fl_dio_finish(fl_dio_conn *c);
-/* Answers sent so far (a count); when the sends of sequence numbers from.. began, into
- * sent_ns (at most max; 0 = no longer kept). */
-uint64_t fl_dio_sent(fl_dio_conn *c, uint64_t from, uint64_t *sent_ns, uint32_t max);
-/* Stop at once (queued answers dropped), join its sender, close the dup. */
-void fl_dio_detach(fl_dio_conn *c);
-/* Detach what is left and stop the hub; the caller closes *notify_fd. */
-void fl_dio_close(fl_dio_hub *h);
-
 /* An NBD server (the Network Block Device protocol, NetworkBlockDevice/nbd
  * doc/proto.md) on two threads of this process (native/src/server/nbd_server.h):
  * one export whose bytes are fl_fill(seed, offset) until written; writes live
  * in a sparse store of 4 KiB pages. Fixed newstyle handshake; NBD_OPT_EXPORT_NAME,
- * NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
+ * NBD_OPT_GO, NBD_OPT_INFO (NBD_INFO_DESCRIPTION "faultlab seed=N" when asked
+ * for), NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
  * NBD_CMD_READ, WRITE, FLUSH and DISC. Each reply leaves at its request's
  * kernel receive time + rtt_us, in order per connection.
  * Spec keys (defaults in brackets):

@@ -3,15 +3,15 @@
  * (/proc/self/fd), threads (/proc/self/task) and mappings (/proc/self/maps
  * lines) exactly where they started.
  *
- * The tcp cases talk to a small chunk server on a thread of this test (the
- * protocol of src/sources/protocol.h, READ/HELLO/PING only) that can also misbehave:
- * reset the connection or stop answering after a few READs. The server thread
+ * The tcp cases talk to a small NBD server on a thread of this test (the
+ * handshake of test_server.h, then READ, FLUSH and DISC) that can also
+ * misbehave: reset the connection or stop answering after a few READs. The server thread
  * and its listening socket exist before the baseline is taken; its accepted
  * connections are waited out before every count. */
 #define _GNU_SOURCE
 #include "../include/faultlab.h"
-#include "../src/sources/protocol.h"
 #include "unit.h"
+#include "test_server.h"
 #include "proc_count.h"
 
 #include <dirent.h>
@@ -47,7 +47,7 @@ struct counts {
     long fds, tasks, maps;
 };
 
-/* ---- a chunk server on a thread -------------------------------------------------- */
+/* ---- an NBD server on a thread -------------------------------------------------- */
 
 enum srv_mode { SRV_OK, SRV_RESET, SRV_STALL };
 #define SRV_MAX_CONNS 64
@@ -67,37 +67,6 @@ struct srv_conn {
     int stalled;
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static int full_recv(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t k = recv(fd, p, n, 0);
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static void srv_close(struct srv_conn *c, int reset)
 {
     if (reset) {
@@ -112,26 +81,23 @@ static void srv_close(struct srv_conn *c, int reset)
 /* One request from c (its header is readable). */
 static void srv_serve(struct srv_conn *c, uint8_t *buf)
 {
-    uint8_t req[16], resp[16 + sizeof(struct fl_hello)];
-    if (full_recv(c->fd, req, sizeof req)) {
+    uint8_t req[NBD_REQUEST_BYTES], resp[NBD_REPLY_BYTES];
+    if (ts_recv(c->fd, req, sizeof req) || nbd_get32(req) != NBD_REQUEST_MAGIC) {
+        srv_close(c, 0);
+        return;
+    }
+    uint16_t type = nbd_get16(req + 6);
+    uint64_t off = nbd_get64(req + 16);
+    uint32_t len = nbd_get32(req + 24), err = 0;
+    if (type == NBD_CMD_DISC) {
         srv_close(c, 0);
         return;
     }
     if (c->stalled)
         return; /* read and dropped: the client waits for nothing */
-    uint8_t op = req[0];
-    uint32_t len = get32(req + 4);
-    uint64_t off = get64(req + 8);
-    memset(resp, 0, sizeof resp);
-    if (op == FL_OP_HELLO) {
-        put32(resp + 4, sizeof(struct fl_hello));
-        put64(resp + 8, SRV_REGION);
-        put32(resp + 16, FL_PROTO_MAGIC);
-        put32(resp + 20, FL_PROTO_VERSION);
-        put64(resp + 24, SRV_REGION);
-        put64(resp + 32, SRV_SEED);
-        send(c->fd, resp, sizeof resp, MSG_NOSIGNAL);
-    } else if (op == FL_OP_READ && len <= SRV_REGION && off <= SRV_REGION - len && len % 8 == 0) {
+    nbd_put32(resp, NBD_SIMPLE_REPLY_MAGIC);
+    memcpy(resp + 8, req + 8, 8); /* the cookie */
+    if (type == NBD_CMD_READ && len <= SRV_REGION && off <= SRV_REGION - len && len % 8 == 0) {
         if (c->reads++ >= atomic_load(&srv_after) && atomic_load(&srv_mode) != SRV_OK) {
             if (atomic_load(&srv_mode) == SRV_RESET)
                 srv_close(c, 1);
@@ -139,16 +105,16 @@ static void srv_serve(struct srv_conn *c, uint8_t *buf)
                 c->stalled = 1;
             return;
         }
-        put32(resp + 4, len);
-        put64(resp + 8, off);
+        nbd_put32(resp + 4, 0);
         fl_fill(buf, len, SRV_SEED, off);
-        send(c->fd, resp, 16, MSG_NOSIGNAL | MSG_MORE);
+        send(c->fd, resp, sizeof resp, MSG_NOSIGNAL | MSG_MORE);
         send(c->fd, buf, len, MSG_NOSIGNAL);
-    } else {
-        resp[0] = op == FL_OP_PING ? FL_ST_OK : op == FL_OP_READ ? FL_ST_BOUNDS : FL_ST_BAD_OP;
-        put64(resp + 8, off);
-        send(c->fd, resp, 16, MSG_NOSIGNAL);
+        return;
     }
+    if (type != NBD_CMD_FLUSH)
+        err = NBD_EINVAL; /* no WRITE here: its payload would follow */
+    nbd_put32(resp + 4, err);
+    send(c->fd, resp, sizeof resp, MSG_NOSIGNAL);
 }
 
 static void *srv_main(void *arg)
@@ -188,6 +154,11 @@ static void *srv_main(void *arg)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 conns[slot] = (struct srv_conn){.fd = fd};
                 atomic_fetch_add(&srv_open, 1);
+                /* The handshake at once, blocking: the clients are threads of this process. */
+                struct ts_export x = {
+                    .size = SRV_REGION, .tflags = NBD_FLAG_SEND_FLUSH | NBD_FLAG_READ_ONLY, .description = "faultlab seed=1"};
+                if (ts_handshake(fd, &x))
+                    srv_close(&conns[slot], 0);
             } else if (conns[idx[k]].fd >= 0) {
                 srv_serve(&conns[idx[k]], buf);
             }
@@ -279,12 +250,12 @@ static const struct counts *baseline(void)
     socklen_t alen = sizeof a;
     if (srv_listen < 0 || bind(srv_listen, (struct sockaddr *)&a, sizeof a) || listen(srv_listen, 64) ||
         getsockname(srv_listen, (struct sockaddr *)&a, &alen)) {
-        CHECK(0, "hygiene: cannot start the test's chunk server: %s", strerror(errno));
+        CHECK(0, "hygiene: cannot start the test's NBD server: %s", strerror(errno));
         return NULL;
     }
     srv_port = ntohs(a.sin_port);
     if (pthread_create(&srv_thread, NULL, srv_main, NULL)) {
-        CHECK(0, "hygiene: cannot start the test's chunk server thread");
+        CHECK(0, "hygiene: cannot start the test's NBD server thread");
         return NULL;
     }
     srv_running = 1;

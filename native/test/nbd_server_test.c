@@ -200,6 +200,56 @@ static void handshake_via_go_with_block_sizes(void)
     srv_stop(&f);
 }
 
+/* NBD_INFO_DESCRIPTION "faultlab seed=N" when the client asks for it (the
+ * faultlab client checks N against its seed), and not otherwise. */
+static void description_names_the_seed(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB seed=12345678901"))
+        return;
+    uint16_t hflags;
+    uint8_t d[512];
+    int fd = nc_connect(f.port);
+    nc_greeting(fd, &hflags);
+    nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    for (int ask = 1; ask >= 0; ask--) {
+        /* INFO for the default export with 2 or 1 requests: BLOCK_SIZE, then DESCRIPTION when asked. */
+        nbd_put32(d, 0);
+        nbd_put16(d + 4, (uint16_t)(1 + ask));
+        nbd_put16(d + 6, NBD_INFO_BLOCK_SIZE);
+        nbd_put16(d + 8, NBD_INFO_DESCRIPTION);
+        nc_option(fd, NBD_OPT_INFO, d, 8 + 2u * ask);
+        bool seen = false, ok = true, acked = false;
+        char desc[128] = "";
+        for (;;) {
+            uint32_t opt, type, len;
+            if (nc_option_reply(fd, &opt, &type, d, sizeof d, &len) || opt != NBD_OPT_INFO) {
+                ok = false;
+                break;
+            }
+            if (type == NBD_REP_ACK) {
+                acked = true;
+                break;
+            }
+            if (type == NBD_REP_INFO && len >= 2 && nbd_get16(d) == NBD_INFO_DESCRIPTION) {
+                seen = true;
+                size_t n = len - 2 < sizeof desc - 1 ? len - 2 : sizeof desc - 1;
+                memcpy(desc, d + 2, n);
+                desc[n] = 0;
+            }
+        }
+        if (ask)
+            CHECK(ok && acked && seen && !strcmp(desc, "faultlab seed=12345678901"),
+                  "INFO asking for NBD_INFO_DESCRIPTION: 'faultlab seed=12345678901' (got '%s'), then ACK", desc);
+        else
+            CHECK(ok && acked && !seen, "INFO not asking for it: no NBD_INFO_DESCRIPTION");
+    }
+    struct nc_info info;
+    CHECK(nc_info_go(fd, NBD_OPT_GO, "", &info) == NBD_REP_ACK && read_is_fill(fd, 12345678901ull, 4096, 4096), "then GO and READ work");
+    close(fd);
+    srv_stop(&f);
+}
+
 /* ---- contents ---- */
 
 static void reads_equal_fill(void)
@@ -702,6 +752,7 @@ static void bad_specs_refused(void)
 static const struct unit_test tests[] = {
     {"handshake-via-export-name", 0, handshake_via_export_name},
     {"handshake-via-go-with-block-sizes", 0, handshake_via_go_with_block_sizes},
+    {"description-names-the-seed", 0, description_names_the_seed},
     {"reads-equal-fill", 0, reads_equal_fill},
     {"write-then-read", 0, write_then_read},
     {"partial-page-write", 0, partial_page_write},

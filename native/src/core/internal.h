@@ -42,6 +42,7 @@ struct fl_config {
         FL_INSTALL_MOVE, /* fetch into a populated anonymous mirror, UFFDIO_MOVE its pages in (no copy) */
     } uffd_install;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (sources/tcp.c), 0 = none */
+    char export_name[256]; /* tcp: the NBD export to open ("" = the server's default) */
 };
 
 /* Split a "key=value ..." spec into its pairs and hand each to `each` in order;
@@ -78,17 +79,24 @@ struct fl_source_ops {
     int (*read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
     /* Write [off, off+len) from src (push strategies). */
     int (*write)(struct fl_conn *c, uint64_t off, const void *src, size_t len, char *err, size_t errlen);
-    /* Median round trip of n empty requests, in ns (0 for in-process sources);
-     * sent_at, if not NULL: when the last one was sent (CLOCK_MONOTONIC). */
+    /* Median round trip of n empty requests (tcp: NBD_CMD_FLUSH), in ns (0 for
+     * in-process sources); sent_at, if not NULL: when the last one was sent
+     * (CLOCK_MONOTONIC). */
     uint64_t (*ping_ns)(struct fl_conn *c, int n, uint64_t *sent_at);
     void (*disconnect)(struct fl_conn *c);
     void (*destroy)(struct fl_source *s);
-    /* Pipelining (prefetch): send a READ of [off, off+len) without waiting,
-     * then receive the answers in the order sent, each with the same off/len.
-     * Several requests stay in flight on one connection, so a round trip is
-     * paid once per batch, not once per chunk. Async-signal-safe like read. */
-    int (*send_read)(struct fl_conn *c, uint64_t off, size_t len, char *err, size_t errlen);
+    /* Pipelining (prefetch): send a READ of [off, off+len) into dst without
+     * waiting, then receive the answers in the order sent, each with the same
+     * off/dst/len. Several requests stay in flight on one connection, so a
+     * round trip is paid once per batch, not once per chunk. The server may
+     * answer in any order, so dst may be written from the send on, whenever
+     * the connection reads replies. Async-signal-safe like read. */
+    int (*send_read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
     int (*recv_read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
+    /* Nonzero when the oldest send_read's answer is in already, so recv_read
+     * will not wait and poll_fd may never turn readable for it (it was read
+     * while waiting for another answer). NULL: answers are immediate (local). */
+    int (*ready)(struct fl_conn *c);
     /* fd that turns readable when an answer arrives; -1: answers are immediate (local). */
     int (*poll_fd)(struct fl_conn *c);
 };

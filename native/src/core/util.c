@@ -288,6 +288,8 @@ static int config_key(const char *k, const char *v, void *ctx, char *err, size_t
         strcpy(c->huge, v);
     } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
         c->client_rtt_ns = u * 1000;
+    } else if (!strcmp(k, "export") && strlen(v) < sizeof c->export_name) {
+        strcpy(c->export_name, v);
     } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
         c->cpus = !strcmp(v, "same") ? FL_CPUS_SAME : !strcmp(v, "split") ? FL_CPUS_SPLIT : FL_CPUS_FREE;
     } else {

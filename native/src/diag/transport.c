@@ -14,7 +14,7 @@
 struct transport_args {
     struct fl_config cfg;
     uint64_t requests;
-    int ping; /* op=ping: empty round trips (the RTT probe), not READs */
+    int ping; /* op=ping: empty round trips (NBD_CMD_FLUSH: the RTT probe), not READs */
     int trace; /* op=ping trace=1: each round trip's send and receive times too */
     int land_region; /* land=region: each READ lands at its own offset of a populated
                         region-sized mapping, as a fault's fetch does, instead of in

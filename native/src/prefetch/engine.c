@@ -1,6 +1,7 @@
 /* The prefetch engine: one thread with its own source connection pulls what
  * the policy asks for, keeping up to `depth` READs in flight (pipelined on
- * one connection; the server answers in order), and hands each answer to the
+ * one connection; the source hands the answers out in the order sent,
+ * whatever order the server sent them in), and hands each answer to the
  * strategy to install. Faults reach it through a lock-free ring plus an
  * eventfd, both usable from a signal handler. Where the install copies every
  * byte (uffd's UFFDIO_COPY, whose cost per MiB is of the order of receiving
@@ -9,7 +10,7 @@
  *
  * One server connection's throughput stops growing with the pipeline's depth
  * well before several connections' does, so `depth` is spread over pf_conns
- * connections (default one per 16 requests, at most 8), each answering in order. */
+ * connections (default one per 16 requests, at most 8). */
 #include "prefetch/prefetch.h"
 
 #include <errno.h>
@@ -241,7 +242,7 @@ static void issue(struct fl_pf_engine *e)
         char cause[FL_ERR_LEN];
         q->count++;
         e->count++;
-        if (e->r->source->ops->send_read(q->conn, i * chunk, n * chunk, cause, sizeof cause)) {
+        if (e->r->source->ops->send_read(q->conn, i * chunk, s->dst, n * chunk, cause, sizeof cause)) {
             engine_fail(e, i, cause);
             return;
         }
@@ -387,6 +388,16 @@ static void *engine_main(void *arg)
             receive_one(e, &e->q[0]);
             continue;
         }
+        /* An answer read while the source waited for an earlier one (the
+         * server may answer out of order) leaves nothing for poll to see. */
+        bool took = false;
+        for (int c = 0; c < e->nconns; c++)
+            if (e->q[c].count && r->source->ops->ready && r->source->ops->ready(e->q[c].conn)) {
+                receive_one(e, &e->q[c]);
+                took = true;
+            }
+        if (took)
+            continue;
         for (int c = 0; c < e->nconns; c++)
             pf[2 + c] = (struct pollfd){.fd = e->q[c].count ? e->q[c].fd : -1, .events = POLLIN};
         int k = poll(pf, (nfds_t)(2 + e->nconns), r->cfg.fetch_timeout_ms);

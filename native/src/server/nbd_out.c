@@ -162,7 +162,7 @@ static void flush(struct fl_nbd_server *s, struct nbd_conn *c)
     }
     c->sending = true;
     pthread_mutex_unlock(&s->mu);
-    uint64_t t = fl_now(); /* sent when the send starts, as delay_io.c counts it */
+    uint64_t t = fl_now(); /* sent when the send starts */
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
     ssize_t k = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
     int e = errno;

@@ -9,6 +9,7 @@
 #include "server/nbd_proto.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +139,18 @@ static int opt_info_go(struct fl_nbd_server *s, struct nbd_conn *c, uint32_t opt
     nbd_put32(sizes + 6, NBD_PREF_BLOCK);
     nbd_put32(sizes + 10, NBD_MAX_BLOCK);
     opt_reply(&r, opt, NBD_REP_INFO, sizes, sizeof sizes);
+    /* The description only when asked for: "faultlab seed=N" tells a faultlab
+     * client which contents to expect (sources/tcp.c checks it against its seed). */
+    uint16_t nreq = nbd_get16(d + 4 + name_len);
+    for (uint16_t i = 0; i < nreq; i++) {
+        if (nbd_get16(d + 6 + name_len + 2u * i) != NBD_INFO_DESCRIPTION)
+            continue;
+        uint8_t desc[2 + 64];
+        nbd_put16(desc, NBD_INFO_DESCRIPTION);
+        int n = snprintf((char *)desc + 2, sizeof desc - 2, "faultlab seed=%llu", (unsigned long long)s->o.seed);
+        opt_reply(&r, opt, NBD_REP_INFO, desc, (uint32_t)(2 + n));
+        break;
+    }
     opt_reply(&r, opt, NBD_REP_ACK, NULL, 0);
     int rc = send_bytes(s, c, r.b, r.n, true);
     if (rc == RUN_OK && opt == NBD_OPT_GO)

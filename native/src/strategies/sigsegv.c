@@ -102,7 +102,7 @@ static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct 
                 j++;
             runs[nr][0] = a;
             runs[nr][1] = j - a;
-            if (src->send_read(w->conn, a * chunk, (j - a) * chunk, cause, sizeof cause))
+            if (src->send_read(w->conn, a * chunk, s->fill_view + a * chunk, (j - a) * chunk, cause, sizeof cause))
                 give_up(r, a * chunk, cause);
             nr++;
         }
