@@ -50,7 +50,7 @@ export class NativeRegion {
   }
 
   /** Creating a tcp-sourced region connects and does the NBD handshake: off the event loop,
-   * which a test's own NBD server (test/fault-server.ts) may share. */
+   * so a server on this process's event loop (a test's own) can still answer. */
   static create(spec: string): Promise<NativeRegion> {
     const err = Buffer.alloc(512);
     return new Promise((resolve, reject) => {
