@@ -49,8 +49,8 @@ export class NativeRegion {
     this.handle = handle;
   }
 
-  /** Creating a tcp-sourced region connects and says HELLO: off the event loop,
-   * which may be the one serving it (an embedded chunk server). */
+  /** Creating a tcp-sourced region connects and does the NBD handshake: off the event loop,
+   * so a server on this process's event loop (a test's own) can still answer. */
   static create(spec: string): Promise<NativeRegion> {
     const err = Buffer.alloc(512);
     return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { cellFromArgv, cellOptions } from './cell-options.js';
 
 /** A failed cell as one line naming the strategy. Native messages already
  * start with it and name the offset and the cause ("uffd: fetch failed at
- * offset 0x8000: timeout after 500 ms"); set-up errors (connect, HELLO, RTT
+ * offset 0x8000: timeout after 500 ms"); set-up errors (connect, NBD handshake, RTT
  * probe) get the strategy in front. Usage errors stay as they are (exit 2). */
 export function cellError(strategy: string, e: unknown): Error {
   if (e instanceof UsageError) return e;
