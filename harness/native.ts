@@ -30,6 +30,7 @@ const c = {
   doctor: lib.func('int fl_doctor(_Out_ uint8_t *out, size_t outlen)'),
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  tcpFloor: lib.func('int fl_tcp_floor(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   touch: lib.func('int fl_touch(uintptr_t addr)'),
   writeTrack: lib.func('int fl_write_track(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
@@ -162,6 +163,9 @@ export const floorsNative = (spec: string) => jsonCall((cb) => c.floors.async(sp
 
 /** The tcp source alone: timed READs with no faults, or op=ping round trips (fl_transport). */
 export const transportNative = (spec: string) => jsonCall((cb) => c.transport.async(spec, cb.out, cb.out.length, cb.done));
+
+/** The network floor, no NBD: a minimal C TCP request/response pair on loopback (fl_tcp_floor). */
+export const tcpFloorNative = (spec: string) => jsonCall((cb) => c.tcpFloor.async(spec, cb.out, cb.out.length, cb.done));
 
 export interface ProbeTarget {
   host: string;

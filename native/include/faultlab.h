@@ -81,6 +81,15 @@ int fl_floors(const char *spec, char *out, size_t outlen);
  * each round trip's CLOCK_MONOTONIC send and receive times. */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
+/* The network floor, no NBD in it: a minimal C TCP client and server on loopback
+ * (threads of this process). Per request the client sends a 28-byte header and
+ * the server answers with `bytes` bytes; each round trip is timed. Spec keys
+ * bytes=N [4096] (multiple of 8, at most 64 MiB), requests=N [1000],
+ * cpus=same|split|free [same] (the client thread's placement, as the tcp
+ * source's; the server thread is unpinned, as the NBD server's). JSON: bytes,
+ * n, p50/p5/p95/min/max_ns, mean_ns, throughput_mibps, verified. */
+int fl_tcp_floor(const char *spec, char *out, size_t outlen);
+
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
  * Spec: the region keys source, host, port, export, region, chunk, seed, cpus,
  * fetch_timeout_ms, plus

@@ -357,7 +357,50 @@ static void floors_chain_sigsegv_to_previous_handler(void)
     signal(SIGSEGV, SIG_DFL);
 }
 
+/* A top-level number of a flat JSON object; -1 when absent. */
+static double top_field(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* The network floor: every placement, a page and a 1 MiB reply, each round trip's
+ * bytes verified, every fd closed (its server thread is joined before it returns). */
+static void tcp_floor_runs_and_verifies(void)
+{
+    static const char *sizes[] = {"4096", "1048576"};
+    for (int m = 0; m < 3; m++)
+        for (int b = 0; b < 2; b++) {
+            char spec[96];
+            snprintf(spec, sizeof spec, "bytes=%s requests=200 cpus=%s", sizes[b], modes[m]);
+            int fds0 = count_fds();
+            int rc = fl_tcp_floor(spec, out, sizeof out);
+            printf("# tcp floor %s: %s\n", spec, out);
+            CHECK(rc == 0 && json_valid(out), "fl_tcp_floor(%s) returns 0 and valid JSON", spec);
+            CHECK(strstr(out, "\"verified\":true") && top_field(out, "n") == 200 && top_field(out, "bytes") == atof(sizes[b]),
+                  "fl_tcp_floor(%s) timed 200 verified round trips of %s bytes", spec, sizes[b]);
+            CHECK(top_field(out, "min_ns") > 0 && top_field(out, "p50_ns") >= top_field(out, "min_ns") &&
+                      top_field(out, "max_ns") >= top_field(out, "p50_ns") && top_field(out, "throughput_mibps") > 0,
+                  "fl_tcp_floor(%s) quantiles in order", spec);
+            CHECK(count_fds() == fds0, "fl_tcp_floor(%s) closes every fd", spec);
+        }
+}
+
+static void tcp_floor_bad_specs_refused(void)
+{
+    static const char *bad[][2] = {{"bytes=0", "bytes"},       {"bytes=4097", "bytes"},     {"bytes=134217728", "bytes"},
+                                   {"requests=0", "requests"}, {"cpus=everywhere", "cpus"}, {"colour=blue", "colour"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = fl_tcp_floor(bad[i][0], out, sizeof out);
+        CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_tcp_floor refuses %s: %s", bad[i][0], out);
+    }
+}
+
 static const struct unit_test tests[] = {
+    {"tcp-floor-runs-and-verifies", 0, tcp_floor_runs_and_verifies},
+    {"tcp-floor-bad-specs-refused", 0, tcp_floor_bad_specs_refused},
     {"doctor-reports-every-key", 0, doctor_reports_every_key},
     {"doctor-small-buffer-fails-cleanly", 0, doctor_small_buffer_fails_cleanly},
     {"doctor-names-the-size-it-needs", 0, doctor_names_the_size_it_needs},

@@ -1,0 +1,218 @@
+/* fl_tcp_floor: the network floor, with no NBD in it. A minimal C TCP pair on
+ * loopback: the client sends a fixed 28-byte request header (the size of an NBD
+ * request), the server answers with `bytes` bytes from a prefilled buffer, and
+ * the client times each round trip until the last byte is in. Neither side
+ * parses anything, so `faultlab targets remote` can compare the NBD server and
+ * client (and the fault path around them) with what TCP alone costs here.
+ *
+ * Placement as the remote benchmark's: the client thread is pinned per cpus=
+ * (as the tcp source's workload and handler threads are); the server thread is
+ * never pinned, as the NBD server's threads are not. Both sockets TCP_NODELAY,
+ * kernel default buffers. The reply bytes are fl_fill(1, 0..bytes), verified
+ * after each round trip (untimed).
+ */
+#include "core/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TF_HEADER      28 /* bytes per request, as an NBD request header */
+#define TF_WARMUP      16 /* untimed round trips first: a fresh connection is slower */
+#define TF_MAX_BYTES   (64ull << 20)
+#define TF_TIMEOUT_SEC 10 /* per send/recv: a stuck peer fails the floor, never hangs it */
+
+struct tf_args {
+    uint64_t bytes, requests;
+    enum fl_cpus cpus;
+    int listen_fd;
+    char err[FL_ERR_LEN]; /* the server thread's failure, if any */
+};
+
+static int tf_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = TF_TIMEOUT_SEC};
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) ||
+           setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* 1 when all len bytes moved, 0 at end of stream (recv, before any byte), -1 on error. */
+static int tf_full(int fd, void *buf, size_t len, bool sending)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = sending ? send(fd, (char *)buf + done, len - done, MSG_NOSIGNAL) : recv(fd, (char *)buf + done, len - done, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 && done == 0 && !sending ? 0 : -1;
+        done += (size_t)n;
+    }
+    return 1;
+}
+
+/* Answers every header with the reply until the client closes. */
+static void *tf_server(void *arg)
+{
+    struct tf_args *a = arg;
+    int fd = accept(a->listen_fd, NULL, NULL);
+    uint8_t *reply = malloc(a->bytes);
+    uint8_t hdr[TF_HEADER];
+    if (fd < 0 || !reply || tf_timeouts(fd)) {
+        snprintf(a->err, sizeof a->err, "server: %s", fd < 0 ? strerror(errno) : !reply ? "out of memory" : "setsockopt failed");
+        goto out;
+    }
+    fl_fill(reply, a->bytes, 1, 0);
+    for (;;) {
+        int r = tf_full(fd, hdr, sizeof hdr, false);
+        if (r == 0)
+            break;
+        if (r < 0 || tf_full(fd, reply, a->bytes, true) < 0) {
+            snprintf(a->err, sizeof a->err, "server: %s", strerror(errno));
+            break;
+        }
+    }
+out:
+    free(reply);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static int tf_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
+{
+    struct tf_args *a = ctx;
+    if (!strcmp(k, "bytes")) {
+        if (fl_parse_u64(v, 8, TF_MAX_BYTES, &a->bytes) || a->bytes % 8) {
+            fl_errf(err, errlen, "tcp floor spec: bytes must be a multiple of 8 from 8 to %llu, got '%s'", TF_MAX_BYTES, v);
+            return -1;
+        }
+    } else if (!strcmp(k, "requests")) {
+        if (fl_parse_u64(v, 1, 10000000, &a->requests)) {
+            fl_errf(err, errlen, "tcp floor spec: requests must be 1 to 10000000, got '%s'", v);
+            return -1;
+        }
+    } else if (!strcmp(k, "cpus")) {
+        if (!strcmp(v, "same"))
+            a->cpus = FL_CPUS_SAME;
+        else if (!strcmp(v, "split"))
+            a->cpus = FL_CPUS_SPLIT;
+        else if (!strcmp(v, "free"))
+            a->cpus = FL_CPUS_FREE;
+        else {
+            fl_errf(err, errlen, "tcp floor spec: cpus must be same, split or free, got '%s'", v);
+            return -1;
+        }
+    } else {
+        fl_errf(err, errlen, "tcp floor spec: unknown key '%s' (keys: bytes, requests, cpus)", k);
+        return -1;
+    }
+    return 0;
+}
+
+struct tf_client {
+    struct tf_args *a;
+    int port;
+    char *out;
+    size_t outlen;
+    int rc;
+};
+
+/* The client, on its own (pinned) thread: the caller's thread is never pinned. */
+static void *tf_client_main(void *arg)
+{
+    struct tf_client *c = arg;
+    struct tf_args *a = c->a;
+    struct fl_samples s = {0};
+    uint8_t hdr[TF_HEADER] = {0};
+    uint8_t *buf = malloc(a->bytes);
+    uint64_t total = 0, bad = 0, first_bad;
+    c->rc = -1;
+    fl_pin_cpu(fl_cpu_for(a->cpus, false));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (!buf || fl_samples_init(&s, a->requests)) {
+        fl_errf(c->out, c->outlen, "tcp floor: out of memory");
+        goto out;
+    }
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) || tf_timeouts(fd)) {
+        fl_errf(c->out, c->outlen, "tcp floor: cannot connect on loopback: %s", strerror(errno));
+        goto out;
+    }
+    for (uint64_t i = 0; i < TF_WARMUP + a->requests; i++) {
+        memcpy(hdr + 16, &i, sizeof i); /* where NBD's offset would be: no two requests alike */
+        errno = 0;
+        uint64_t t0 = fl_now();
+        if (tf_full(fd, hdr, sizeof hdr, true) < 0 || tf_full(fd, buf, a->bytes, false) <= 0) {
+            fl_errf(c->out, c->outlen, "tcp floor: round trip %llu: %s", (unsigned long long)i + 1,
+                    errno ? strerror(errno) : "connection closed");
+            goto out;
+        }
+        uint64_t dt = fl_now() - t0;
+        if (i >= TF_WARMUP) {
+            total += dt;
+            fl_samples_add(&s, dt);
+        }
+        bad += fl_verify(buf, a->bytes, 1, 0, &first_bad);
+    }
+    snprintf(c->out, c->outlen,
+             "{\"bytes\":%llu,\"header_bytes\":%d,\"cpus\":\"%s\",\"n\":%llu,\"p50_ns\":%llu,\"p5_ns\":%llu,\"p95_ns\":%llu,"
+             "\"min_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f,\"throughput_mibps\":%.3f,\"verified\":%s}",
+             (unsigned long long)a->bytes, TF_HEADER, fl_cpus_name(a->cpus), (unsigned long long)a->requests,
+             (unsigned long long)fl_samples_quantile(&s, 0.5), (unsigned long long)fl_samples_quantile(&s, 0.05),
+             (unsigned long long)fl_samples_quantile(&s, 0.95), (unsigned long long)fl_samples_quantile(&s, 0.0),
+             (unsigned long long)fl_samples_quantile(&s, 1.0), (double)total / (double)a->requests,
+             total ? (double)(a->requests * a->bytes) / (1 << 20) / ((double)total / 1e9) : 0.0, bad ? "false" : "true");
+    c->rc = 0;
+out:
+    if (fd >= 0)
+        close(fd); /* the server sees the end of stream and returns */
+    fl_samples_free(&s);
+    free(buf);
+    return NULL;
+}
+
+int fl_tcp_floor(const char *spec, char *out, size_t outlen)
+{
+    struct tf_args a = {.bytes = 4096, .requests = 1000, .cpus = FL_CPUS_SAME, .listen_fd = -1};
+    if (fl_spec_each(spec, "tcp floor spec", tf_key, &a, out, outlen))
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    a.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (a.listen_fd < 0 || bind(a.listen_fd, (struct sockaddr *)&sa, sizeof sa) || listen(a.listen_fd, 1) ||
+        getsockname(a.listen_fd, (struct sockaddr *)&sa, &salen)) {
+        fl_errf(out, outlen, "tcp floor: cannot listen on loopback: %s", strerror(errno));
+        if (a.listen_fd >= 0)
+            close(a.listen_fd);
+        return -1;
+    }
+    struct tf_client c = {.a = &a, .port = ntohs(sa.sin_port), .out = out, .outlen = outlen, .rc = -1};
+    pthread_t server, client;
+    if (pthread_create(&server, NULL, tf_server, &a)) {
+        fl_errf(out, outlen, "tcp floor: cannot start the server thread");
+        close(a.listen_fd);
+        return -1;
+    }
+    if (pthread_create(&client, NULL, tf_client_main, &c)) {
+        fl_errf(out, outlen, "tcp floor: cannot start the client thread");
+        shutdown(a.listen_fd, SHUT_RDWR); /* wakes the server's accept */
+    } else {
+        pthread_join(client, NULL);
+    }
+    shutdown(a.listen_fd, SHUT_RDWR);
+    pthread_join(server, NULL);
+    close(a.listen_fd);
+    if (c.rc == 0 && a.err[0]) {
+        fl_errf(out, outlen, "tcp floor: %s", a.err);
+        return -1;
+    }
+    return c.rc;
+}
