@@ -1,25 +1,33 @@
 // Side-by-side benchmarks: the strategies against the floors, interleaved in one
 // run (round by round, so drift on a shared VM hits both sides alike), reported
 // as medians with spread and as ratios computed within each round.
-import { floorsNative, transportNative } from './native.js';
+import { floorsNative, tcpFloorNative, transportNative } from './native.js';
+import { hostileReaderGrowthMiB, idleConnectionsAnswerSeconds, terabyteRegionPeakMiB } from './server-memory.js';
 import { runCell } from './bench.js';
 import { DEFAULTS, type CellParams } from './cell.js';
+import { stringify } from 'csv-stringify/sync';
 import { NbdServer, rttUs } from './server/nbd-server.js';
 
 export interface Series {
   name: string;
   values: number[];
+  /** Why this measure did not run (then values is empty). */
+  skipped?: string;
   /** The issue's target for this measure, judged at the median; `spans`: the
    * middle half of the rounds (q1..q3) lies on both sides of it, so another
    * run on this noisy VM may well judge it the other way. */
   target?: { op: '<=' | '>='; value: number; met: boolean; spans: boolean };
 }
 
-/** The issues' targets, by measure name: issue 2 (floors), 3 (remote), 6 (prefetch). */
+/** The issues' targets, by measure name: issue 2 (floors), 3 and 18 (remote), 6 (prefetch). */
 const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/^(uffd|sigsegv) \/ floor$/, '<=', 1.1],
-  [/^(uffd|sigsegv) \/ \(transport \+ local\)$/, '<=', 1.25],
+  [/^(uffd|sigsegv) 4 KiB \/ \(C TCP \+ C handler\)$/, '<=', 1.25],
   [/^\S+ 1 MiB \/ transport 1 MiB$/, '>=', 0.7],
+  [/^\S+ 1 MiB ahead:2 \/ transport 1 MiB$/, '>=', 0.8],
+  [/^server growth, unread 100 x 16 MiB READs @\d+ms \(MiB\)$/, '<=', 128],
+  [/^server peak resident, 1 TiB region \(MiB\)$/, '<=', 256],
+  [/^nbdinfo answered with 1100 idle connections open \(1 = yes\)$/, '>=', 1],
   [/ (ahead:\d+|adaptive|background) @10ms \(MiB\/s\)$/, '>=', 1000],
   [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
   [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
@@ -29,7 +37,7 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
 export function judge(series: Series[]): Series[] {
   return series.map((r) => {
     const t = TARGETS.find(([re]) => re.test(r.name));
-    if (!t) return r;
+    if (!t || !r.values.length) return r;
     const { median, q1, q3 } = stats(r.values);
     return { ...r, target: { op: t[1], value: t[2], met: t[1] === '<=' ? median <= t[2] : median >= t[2], spans: q1 < t[2] && t[2] < q3 } };
   });
@@ -47,6 +55,10 @@ export function formatSeries(rows: Series[], unit: string, digits = 2): string {
     `${'measure'.padEnd(w)}  ${'median'.padStart(10)}  ${'q1..q3'.padStart(21)}  ${'min..max'.padStart(21)}  target (${unit}, n=${rows[0]?.values.length ?? 0})`,
   ];
   for (const r of rows) {
+    if (!r.values.length) {
+      lines.push(`${r.name.padEnd(w)}  skipped: ${r.skipped ?? 'no values'}`);
+      continue;
+    }
     const s = stats(r.values);
     const f = (x: number) => x.toFixed(digits);
     const t = r.target
@@ -102,35 +114,52 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
   ['sigsegv', { strategy: 'sigsegv' }],
 ];
 
-/** Issue 3's targets over loopback at RTT 0: 4 KiB per-fault time vs (transport
- * floor + local per-fault cost); 1 MiB chunk throughput vs raw 1 MiB transport
- * (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, and each also with prefetch ahead:2). */
+/** Issues 3 and 18's targets over loopback at RTT 0, against floors taken in the
+ * same round: a 4 KiB remote fault vs (the C TCP 4 KiB request/response floor +
+ * the minimal C handler floor), no NBD and no faultlab code in either; 1 MiB
+ * chunks (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, each also with
+ * prefetch ahead:2) vs a C client's raw 1 MiB READs from the same NBD server
+ * (fl_transport); then the NBD server's memory, each in its own `faultlab
+ * serve` process. Lines without a target decompose the result. */
 export async function remoteBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
   const s: Record<string, number[]> = {};
+  const skipped: Record<string, string> = {};
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
   const server = NbdServer.start({ regionBytes, seed: 1 });
   try {
     const tspec = (chunk: number, n: number) =>
       `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
-    // The raw transport is measured right before each remote run it is
-    // compared with, so a ratio compares two measurements a few ms apart (a
-    // VM's speed drifts within a round).
+    // Each reference is measured right before the remote run it is compared
+    // with, so a ratio compares two measurements a few ms apart (a VM's speed
+    // drifts within a round).
+    const tcp = async (bytes: number, n: number) => {
+      const r = await tcpFloorNative(`bytes=${bytes} requests=${n} cpus=same`);
+      if (r.verified !== true) throw new Error(`the C TCP floor's ${bytes}-byte replies did not verify`);
+      return r;
+    };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     const transport1MiB = async (land: 'buffer' | 'region') =>
       Number((await transportNative(`${tspec(1 << 20, Math.max(16, regionBytes >> 20))} land=${land}`)).throughput_mibps);
     for (let i = 0; i < rounds; i++) {
+      const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
       for (const [name, variant] of VARIANTS) {
         const base = { ...DEFAULTS, ...variant, scenario: 'read-seq' as const, regionBytes, cpus: 'same' as const };
         const remote = `${server.host}:${server.port}`;
         if (!variant.uffdInstall) {
+          const handler = floors[name].p50_ns / 1000;
+          push(`C handler floor ${name} p50 (us)`, handler);
           const local = Number((await runCell({ ...base, chunkBytes: 4096 })).summary.fault_ns_p50) / 1000;
           const t4k = await transport4KiB();
-          push('transport 4 KiB p50 (us)', t4k);
+          push('NBD transport 4 KiB p50 (us)', t4k);
+          const c4k = Number((await tcp(4096, 4000)).p50_ns) / 1000;
+          push('C TCP 4 KiB p50 (us)', c4k);
+          push('NBD transport 4 KiB / C TCP 4 KiB', t4k / c4k);
           const small = await runCell({ ...base, chunkBytes: 4096, source: 'remote', remote });
           if (small.summary.verified !== true) throw new Error(`${name} did not verify`);
           const r4k = Number(small.summary.fault_ns_p50) / 1000;
           push(`${name} 4 KiB remote p50 (us)`, r4k);
-          push(`${name} / (transport + local)`, r4k / (t4k + local));
+          push(`${name} 4 KiB / (C TCP + C handler)`, r4k / (c4k + handler));
+          push(`${name} 4 KiB / (NBD transport + local)`, r4k / (t4k + local));
         }
         // 1 MiB: the fault path alone, then with the next chunks requested while
         // the application copies this one (ahead:2), each against the transport.
@@ -138,9 +167,15 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
           const t1m = await transport1MiB('buffer');
           push('transport 1 MiB (MiB/s)', t1m);
           // The decomposition: the same requests landing in a region-sized
-          // mapping, cache-cold as a fault's fetch lands (not the target's yardstick).
+          // mapping, cache-cold as a fault's fetch lands (not the target's yardstick);
+          // and what TCP alone moves in 1 MiB round trips.
           const t1mRegion = prefetch === 'none' ? await transport1MiB('region') : 0;
           if (t1mRegion) push('transport 1 MiB landing in a region (MiB/s)', t1mRegion);
+          if (prefetch === 'none' && name === 'uffd') {
+            const c1m = Number((await tcp(1 << 20, 64)).throughput_mibps);
+            push('C TCP 1 MiB (MiB/s)', c1m);
+            push('transport 1 MiB / C TCP 1 MiB', t1m / c1m);
+          }
           const big = await runCell({ ...base, chunkBytes: 1 << 20, source: 'remote', remote, prefetch });
           if (big.summary.verified !== true) throw new Error(`${name} prefetch=${prefetch} did not verify`);
           const tag = prefetch === 'none' ? '' : ` ${prefetch}`;
@@ -157,12 +192,27 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
           }
         }
       }
-      log(`round ${i + 1}/${rounds} done`);
+      // The server's memory, each measure in a fresh `faultlab serve` process.
+      for (const rttMs of [0, 1]) push(`server growth, unread 100 x 16 MiB READs @${rttMs}ms (MiB)`, await hostileReaderGrowthMiB(rttMs));
+      push('server peak resident, 1 TiB region (MiB)', await terabyteRegionPeakMiB());
+      const idle = await idleConnectionsAnswerSeconds();
+      if ('skipped' in idle) skipped['nbdinfo answered with 1100 idle connections open (1 = yes)'] = idle.skipped;
+      else {
+        push('nbdinfo answered with 1100 idle connections open (1 = yes)', idle.seconds === null ? 0 : 1);
+        if (idle.seconds !== null) push('nbdinfo answer with 1100 idle connections open (s)', idle.seconds);
+      }
+      log(
+        `round ${i + 1}/${rounds}: ${['uffd', 'sigsegv'].map((n) => `${n} 4 KiB ${s[`${n} 4 KiB / (C TCP + C handler)`].at(-1)!.toFixed(2)}x floors`).join(', ')}, ` +
+          `uffd 1 MiB ahead:2 ${s['uffd 1 MiB ahead:2 / transport 1 MiB'].at(-1)!.toFixed(2)} of the transport`,
+      );
     }
   } finally {
     await server.close();
   }
-  return Object.entries(s).map(([name, values]) => ({ name, values }));
+  return [
+    ...Object.entries(s).map(([name, values]) => ({ name, values })),
+    ...Object.entries(skipped).map(([name, why]) => ({ name, values: [], skipped: why })),
+  ];
 }
 
 export const PREFETCH_POLICIES = ['none', 'ahead:64', 'adaptive', 'background', 'criu'] as const;
@@ -232,4 +282,34 @@ export async function prefetchBenchmark(
     for (const x of servers) x.stop();
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
+}
+
+/** `targets --out FILE`: one CSV row per measure, its rounds' values (`;`
+ * separated, in round order), their median and spread, the target and the
+ * verdict, and the command and commit that produced it (docs quote these files). */
+export function seriesCsv(rows: Series[], meta: { command: string; commit: string; date: string }): string {
+  const header = ['measure', 'n', 'median', 'q1', 'q3', 'min', 'max', 'target_op', 'target', 'met', 'spans', 'skipped', 'values', 'command', 'commit', 'date'];
+  const lines = rows.map((r) => {
+    const st = r.values.length ? stats(r.values) : null;
+    const num = (x: number | undefined) => (x === undefined ? '' : String(Number(x.toPrecision(6))));
+    return [
+      r.name,
+      String(r.values.length),
+      num(st?.median),
+      num(st?.q1),
+      num(st?.q3),
+      num(st?.min),
+      num(st?.max),
+      r.target?.op ?? '',
+      num(r.target?.value),
+      r.target ? String(r.target.met) : '',
+      r.target ? String(r.target.spans) : '',
+      r.skipped ?? '',
+      r.values.map(num).join(';'),
+      meta.command,
+      meta.commit,
+      meta.date,
+    ];
+  });
+  return stringify([header, ...lines]);
 }

@@ -198,22 +198,52 @@ describe('benchmark targets', () => {
   it('each measure an issue sets a target for is judged at its median, and the summary names what missed', async () => {
     const { judge, formatSeries } = await import('../harness/targets.js');
     const s = judge([
-      { name: 'uffd / (transport + local)', values: [1.1, 1.2, 1.3] },
+      { name: 'uffd 4 KiB / (C TCP + C handler)', values: [1.1, 1.2, 1.3] },
       { name: 'uffd 1 MiB / transport 1 MiB', values: [0.4, 0.45, 0.5] },
       { name: 'sigsegv 1 MiB / transport 1 MiB', values: [0.7, 0.8, 0.9] },
-      { name: 'uffd 1 MiB ahead:2 / transport 1 MiB', values: [0.4, 0.4, 0.4] }, // no target with prefetch
+      { name: 'uffd 1 MiB ahead:2 / transport 1 MiB', values: [0.7, 0.75, 0.78] },
       { name: 'sigsegv adaptive @10ms (MiB/s)', values: [900, 1000, 1100] },
       { name: 'sigsegv criu @25ms (MiB/s)', values: [40, 40, 40] }, // not a pipelined policy: no target
-      { name: 'transport 4 KiB p50 (us)', values: [60, 70, 80] },
+      { name: 'C TCP 4 KiB p50 (us)', values: [60, 70, 80] },
+      { name: 'server growth, unread 100 x 16 MiB READs @1ms (MiB)', values: [48, 48, 48] },
+      { name: 'nbdinfo answered with 1100 idle connections open (1 = yes)', values: [], skipped: 'nbdinfo not installed' },
     ]);
-    expect(s.map((r) => r.target?.met)).toEqual([true, false, true, undefined, true, undefined, undefined]);
+    expect(s.map((r) => r.target?.met)).toEqual([true, false, true, false, true, undefined, undefined, true, undefined]);
     // q1..q3 of [1.1, 1.2, 1.3] is 1.2..1.3: on both sides of 1.25.
-    expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, undefined, false, undefined, undefined]);
+    expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, false, false, undefined, undefined, false, undefined]);
     expect(s[0].target).toMatchObject({ op: '<=', value: 1.25 });
+    expect(s[3].target).toMatchObject({ op: '>=', value: 0.8 });
+    expect(s[7].target).toMatchObject({ op: '<=', value: 128 });
     const text = formatSeries(s, 'see names');
     expect(text).toMatch(/uffd 1 MiB \/ transport 1 MiB .* ≥ 0\.7: MISSED$/m);
-    expect(text).toMatch(/uffd \/ \(transport \+ local\) .* ≤ 1\.25: met \(q1\.\.q3 spans it\)$/m);
+    expect(text).toMatch(/uffd 4 KiB \/ \(C TCP \+ C handler\) .* ≤ 1\.25: met \(q1\.\.q3 spans it\)$/m);
     expect(text).toMatch(/sigsegv adaptive @10ms \(MiB\/s\) .* ≥ 1000: met$/m);
-    expect(text.trim().split('\n').at(-1)).toBe('targets at the median: 3 of 4 met; missed: uffd 1 MiB / transport 1 MiB (1 with q1..q3 spanning the target)');
+    expect(text).toMatch(/^nbdinfo answered with 1100 idle connections open \(1 = yes\) +skipped: nbdinfo not installed$/m);
+    expect(text.trim().split('\n').at(-1)).toBe(
+      'targets at the median: 4 of 6 met; missed: uffd 1 MiB / transport 1 MiB; uffd 1 MiB ahead:2 / transport 1 MiB (1 with q1..q3 spanning the target)',
+    );
+  });
+
+  it('--out writes one CSV row per measure: its rounds, median, spread, target, verdict, command and commit', async () => {
+    const { judge, seriesCsv } = await import('../harness/targets.js');
+    const csv = seriesCsv(
+      judge([
+        { name: 'sigsegv 4 KiB / (C TCP + C handler)', values: [1.3, 1.1, 1.2] },
+        { name: 'nbdinfo answered with 1100 idle connections open (1 = yes)', values: [], skipped: 'nbdinfo not installed' },
+      ]),
+      { command: 'faultlab targets remote --rounds 3', commit: 'abc123', date: '2026-12-03T00:00:00.000Z' },
+    );
+    const rows = csv.trim().split('\n');
+    expect(rows[0]).toBe('measure,n,median,q1,q3,min,max,target_op,target,met,spans,skipped,values,command,commit,date');
+    expect(rows[1]).toBe(
+      'sigsegv 4 KiB / (C TCP + C handler),3,1.2,1.2,1.3,1.1,1.3,<=,1.25,true,true,,1.3;1.1;1.2,faultlab targets remote --rounds 3,abc123,2026-12-03T00:00:00.000Z',
+    );
+    expect(rows[2]).toMatch(/^nbdinfo answered with 1100 idle connections open \(1 = yes\),0,,,,,,,,,,nbdinfo not installed,,/);
+  });
+
+  it('targets --out with no file name is refused with one line', () => {
+    const r = faultlab(['targets', 'floors', '--out', '']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^faultlab: --out needs a file name$/);
   });
 });

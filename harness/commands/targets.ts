@@ -1,20 +1,29 @@
 // `faultlab targets floors|remote|prefetch`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
-import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark } from '../targets.js';
+import { writeFileSync } from 'node:fs';
+import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark, seriesCsv } from '../targets.js';
+import { projectCommit } from '../env.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 
 export const targetsCommand: CommandModule = {
   command: 'targets <which>',
-  describe: 'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT)',
+  describe:
+    "performance targets: floors (strategies vs minimal C handlers), remote (vs C TCP and handler floors, the raw transport, and the server's memory), prefetch (policies at 10 and 25 ms RTT)",
   builder: (y) =>
     y
       .positional('which', { choices: ['floors', 'remote', 'prefetch'] as const, demandOption: true })
       .option('rounds', { type: 'number', default: 7, describe: 'interleaved rounds (medians and spread over rounds)' })
       .option('region', { type: 'string', describe: 'region for the remote (default 64MiB) and prefetch (default 256MiB) benchmarks' })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false })
+      .option('out', {
+        type: 'string',
+        describe: 'also write the results as CSV to FILE (one row per measure: per-round values, median, spread, target, command, commit)',
+      }),
   handler: async (a) => {
     const rounds = a.rounds as number;
+    const out = a.out as string | undefined;
+    if (out !== undefined && !out.trim()) throw new UsageError('--out needs a file name');
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds must be a whole number from 1');
     const log = (s: string) => console.error(s);
     const region = (d: string) => parseSize((a.region as string | undefined) ?? d, 'region');
@@ -25,6 +34,11 @@ export const targetsCommand: CommandModule = {
           ? await prefetchBenchmark(rounds, region('256MiB'), log)
           : await remoteBenchmark(rounds, region('64MiB'), log),
     );
+    if (out) {
+      const command = ['faultlab', ...process.argv.slice(2)].join(' ');
+      writeFileSync(out, seriesCsv(series, { command, commit: projectCommit(), date: new Date().toISOString() }));
+      log(`wrote ${out}`);
+    }
     if (a.json) console.log(JSON.stringify(series));
     else console.log(formatSeries(series, 'see names'));
   },
