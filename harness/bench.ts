@@ -11,6 +11,7 @@ import { parseRemote, type RemoteTarget } from './remote.js';
 import { writeTrackReps } from './write-track.js';
 import { migrateReps } from './migrate.js';
 import { startNetemRemote } from './netem.js';
+import { startNbdkitDelay } from './nbdkit.js';
 
 export interface CellResult {
   /** Medians over repetitions (numbers), all-true for verified. */
@@ -39,6 +40,14 @@ export function summarize(reps: Row[]): Row {
 async function withRemote<T>(p: CellParams, fn: (remote?: RemoteTarget) => Promise<T>): Promise<T> {
   if (p.source !== 'remote' || !usesSource(p.strategy)) return fn(undefined);
   if (p.remote) return fn(parseRemote(p.remote));
+  if (p.latency === 'nbdkit-delay') {
+    const nbdkit = await startNbdkitDelay({ rttMs: p.rttMs, regionBytes: p.regionBytes, seed: p.seed });
+    try {
+      return await fn({ host: nbdkit.host, port: nbdkit.port });
+    } finally {
+      await nbdkit.close();
+    }
+  }
   if (p.latency === 'netem') {
     const link = await startNetemRemote({ rttMs: p.rttMs, regionBytes: p.regionBytes, seed: p.seed });
     try {

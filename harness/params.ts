@@ -22,7 +22,7 @@ export const UFFD_INSTALLS = ['copy', 'continue', 'move'] as const;
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
-export const LATENCIES = ['server-delay', 'netem', 'client-delay'] as const;
+export const LATENCIES = ['server-delay', 'netem', 'client-delay', 'nbdkit-delay'] as const;
 
 export type Strategy = (typeof STRATEGIES)[number];
 export type Scenario = (typeof SCENARIOS)[number];
@@ -74,9 +74,9 @@ export interface CellParams {
 }
 
 /** Which part of the cell id a parameter is in (matrix.ts cellId): the cell's
- * own part, always hashed; or push / design-space, hashed only for cells that
- * set one of the part's parameters, so ids from before a part existed stay the same. */
-export type IdPart = 'cell' | 'push' | 'design-space';
+ * own part, always hashed; or push / design-space / latency, hashed only for
+ * cells that set one of the part's parameters, so ids from before a part existed stay the same. */
+export type IdPart = 'cell' | 'push' | 'design-space' | 'latency';
 
 // Method syntax on purpose: a Param<number> is then usable where any param is.
 export interface Param<T> {
@@ -263,7 +263,7 @@ export const PARAMS: ParamTable = {
     check: (v) => (Number.isInteger(v) && v >= 1 ? null : 'fetch timeout must be a positive whole number of ms'),
   },
 
-  // bench only (the runner passes --remote and --latency itself).
+  // bench only (the runner passes --remote itself, and --latency unless a cell sets it).
   remote: {
     // spec: host= port= [export=] (cell.ts, remote.ts)
     kind: text,
@@ -276,7 +276,14 @@ export const PARAMS: ParamTable = {
     kind: choice(LATENCIES, 'latency'),
     flag: 'latency',
     flagDefault: 'server-delay',
-    help: 'RTT emulation: per-request server delay, tc netem on a veth link (where the kernel has netem), or client-delay (the C client holds each answer until due)',
+    help:
+      'RTT emulation: per-request server delay, tc netem on a veth link (where the kernel has netem), client-delay (the C client holds each answer until due), ' +
+      "or nbdkit-delay (nbdkit's delay filter in front of `nbdkit file` serving the region's image)",
+    // A matrix axis so one run compares methods (scenarios/latency-methods.json); unset, a cell takes the run's --latency.
+    matrix: { key: 'latency' },
+    id: 'latency',
+    filter: { unset: 'server-delay' },
+    label: 'value',
   },
   diskDir: { kind: text, flag: 'disk-dir', help: 'folder for the disk baseline file (default /tmp)', spec: { region: 'disk_dir' } },
   corrupt: { kind: size('corrupt offset'), flag: 'corrupt', hidden: true, help: 'tests: flip one source byte at this offset', spec: { region: 'corrupt' } },
@@ -460,6 +467,14 @@ export const RULES: ((p: CellParams) => string | null)[] = [
       ? '--latency netem needs --source remote and no --remote (it starts its own server behind a delayed link)'
       : null,
   (p) => (p.latency === 'client-delay' && p.source !== 'remote' ? '--latency client-delay needs --source remote' : null),
+  (p) =>
+    p.latency === 'nbdkit-delay' && (p.source !== 'remote' || p.remote)
+      ? '--latency nbdkit-delay needs --source remote and no --remote (it starts its own nbdkit)'
+      : null,
+  (p) =>
+    p.latency === 'nbdkit-delay' && !Number.isInteger(p.rttMs)
+      ? `--latency nbdkit-delay takes whole ms (nbdkit's delay filter counts in ms), not --rtt ${p.rttMs}`
+      : null,
   // Trackers run write-track only; migrate pulls with uffd or sigsegv from a remote.
   (p) => (p.scenario === 'write-track' && !isTracker(p) ? `write-track needs a tracker strategy (${TRACKERS.join(', ')}), not ${p.strategy}` : null),
   (p) => (p.scenario !== 'write-track' && isTracker(p) ? `${p.strategy} is a tracker: use it with --scenario write-track (or as migrate's --tracker)` : null),

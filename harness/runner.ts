@@ -29,9 +29,16 @@ export interface RunOptions {
    * this machine or another, nbdkit, ...) that serves every remote cell instead
    * of one the runner starts. */
   remote?: string;
-  /** How remote cells emulate their RTT (server-delay: the runner's servers; client-delay: the C client). */
-  latency?: 'server-delay' | 'client-delay';
+  /** How remote cells emulate their RTT unless a cell sets its own (server-delay: the
+   * runner's servers; client-delay: the C client; nbdkit-delay: each cell's bench
+   * starts nbdkit's delay filter). */
+  latency?: 'server-delay' | 'client-delay' | 'nbdkit-delay';
 }
+
+/** A cell's RTT emulation: its own (a matrix axis), else the run's. */
+const latencyOf = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => c.params.latency ?? o.latency ?? 'server-delay';
+/** Methods whose bench child starts its own server: the runner starts none and passes no --remote. */
+const OWN_SERVER = new Set(['nbdkit-delay', 'netem']);
 
 /** The child's command line for a cell. */
 function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'] = 'server-delay'): string[] {
@@ -58,7 +65,7 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
       '--rtt',
       String(p.rttMs),
       '--latency',
-      latency,
+      latency === 'client-delay' ? latency : 'server-delay', // transport cells always pull from the runner's server
     ];
   // bench's flag for every parameter a matrix sets (params.ts), then the runner's own.
   const args = [
@@ -67,7 +74,8 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
     ...PARAM_LIST.filter(([name, d]) => d.matrix && p[name] !== undefined).flatMap(([name, d]) => [`--${d.flag}`, String(p[name])]),
   ];
   if (remote) args.push('--remote', remote);
-  if (latency === 'client-delay' && p.source === 'remote') args.push('--latency', latency);
+  // A cell's own latency came with its parameters above.
+  if (latency !== 'server-delay' && p.source === 'remote' && p.latency === undefined) args.push('--latency', latency);
   return args;
 }
 
@@ -75,14 +83,17 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
 const paramColumns = (p: CellParams): Row =>
   Object.fromEntries(PARAM_LIST.filter(([name, d]) => d.column && p[name] !== undefined).map(([name, d]) => [d.column!, p[name] as string | number | boolean]));
 
-const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
+const needsServer = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) =>
+  c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && !OWN_SERVER.has(latencyOf(c, o)));
 /** Cells that share a server: one per RTT and seed, holding the largest region
  * among them (a cell maps a prefix of it). write-track and migrate change the
  * server's contents: they get one per region, never shared with read cells. */
 const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
-const serverKey = (c: MatrixCell) => {
-  if (!needsServer(c)) return '';
-  return `${c.params.rttMs}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w` : ''}`;
+const serverKey = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => {
+  if (!needsServer(c, o)) return '';
+  // client-delay's server answers at once: never shared with a server-delay cell's.
+  const rtt = latencyOf(c, o) === 'client-delay' ? 'c' : c.params.rttMs;
+  return `${rtt}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w` : ''}`;
 };
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
@@ -139,7 +150,10 @@ function runChild(args: string[], timeoutMs: number, onChild: (kill: () => void)
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       stderr += partial;
-      const lastErr = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
+      const errLines = stderr.trim().split('\n').filter(Boolean);
+      // A crashed Node child ends with its version line: the message is its error line.
+      const crash = /^Node\.js v\d/.test(errLines.at(-1) ?? '') ? [...errLines].reverse().find((l) => /^\w*Error\b|^\S+Error:/.test(l.trim())) : undefined;
+      const lastErr = crash ? `crashed: ${crash.trim()}` : (errLines.pop() ?? '');
       const lastOut = stdout.trim().split('\n').pop() ?? '';
       let json: Record<string, unknown> | undefined;
       try {
@@ -266,10 +280,10 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   // With one external server (--remote) for everything, cells that write run
   // after every cell that reads: reads verify against the server's original contents.
   const last = (c: MatrixCell) => (o.remote && writes(c) ? 1 : 0);
-  const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => last(a) - last(b) || serverKey(a).localeCompare(serverKey(b)));
+  const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => last(a) - last(b) || serverKey(a, o).localeCompare(serverKey(b, o)));
   const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
   const serverRegion = new Map<string, number>();
-  for (const c of todo) serverRegion.set(serverKey(c), Math.max(serverRegion.get(serverKey(c)) ?? 0, c.params.regionBytes));
+  for (const c of todo) serverRegion.set(serverKey(c, o), Math.max(serverRegion.get(serverKey(c, o)) ?? 0, c.params.regionBytes));
   let server: NbdServer | null = null;
   let serverFor = '';
   let failed = 0;
@@ -284,7 +298,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   try {
     for (const [i, c] of todo.entries()) {
       if (interrupted) break;
-      const key = serverKey(c);
+      const key = serverKey(c, o);
       if (key !== serverFor) {
         await server?.close();
         server = null;
@@ -293,11 +307,11 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
           server = NbdServer.start({
             regionBytes: serverRegion.get(key)!,
             seed: c.params.seed,
-            rttUs: rttUs(o.latency === 'client-delay' ? 0 : c.params.rttMs),
+            rttUs: rttUs(latencyOf(c, o) === 'client-delay' ? 0 : c.params.rttMs),
           });
         }
       }
-      const remote = server ? server.uri : o.remote && needsServer(c) ? o.remote : undefined;
+      const remote = server ? server.uri : o.remote && needsServer(c, o) ? o.remote : undefined;
       progress.start(i, describe(c));
       // On a terminal, a long cell shows its accesses and ETA as it runs.
       const args = childArgs(c, remote, o.latency);
@@ -319,7 +333,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
       }
       // uffd_path: the path the cell's own region used (its JSON) beats doctor's guess from this process.
       // The cell saw our server as a --remote ('external'); its latency is ours.
-      const latency: Row = server ? { latency: o.latency ?? 'server-delay' } : {};
+      const latency: Row = server ? { latency: latencyOf(c, o) } : {};
       rows = rows.map((row) => ({
         ...row,
         ...envCols,

@@ -352,3 +352,31 @@ describe('paper', () => {
     await expect(generatePaper({ inDir, paperPath: paper })).rejects.toThrow(/required column "throughput_mibps" is missing/);
   });
 });
+
+describe('latency-methods figure', () => {
+  // A second run made of the fixture's remote first-chunk and read-seq rows, once per latency emulation.
+  const remote = rows.filter((r) => r.source === 'remote' && (r.scenario === 'first-chunk' || r.scenario === 'read-seq'));
+  const methods = ['server-delay', 'nbdkit-delay'].flatMap((latency) => remote.map((r) => ({ ...r, runId: 'methods', latency })));
+
+  it('is drawn from the run with nbdkit-delay rows only, and that run feeds no other figure', async () => {
+    const { figures } = buildFigures([...rows, ...methods], { thesis });
+    const fig = figures.find((f) => f.name === 'latency-methods');
+    expect(fig?.runs).toEqual(['methods']);
+    for (const f of figures.filter((f) => f.name !== 'latency-methods')) expect(f.runs, f.name).toEqual(['fixture']);
+    const drawn = (fig!.spec as { data: { values: { method: string; strategy: string }[] } }).data.values;
+    expect(new Set(drawn.map((v) => v.method))).toEqual(new Set(['server-delay', 'nbdkit-delay']));
+    const logger = collectingLogger();
+    compile(fig!.spec, { logger });
+    expect(logger.warnings).toEqual([]);
+    const { warnings } = await specToSvg(fig!.spec);
+    expect(warnings).toEqual([]);
+  });
+
+  it('is skipped when no row used nbdkit-delay', () => {
+    const { skipped } = buildFigures(
+      methods.filter((r) => r.latency === 'server-delay'),
+      { thesis },
+    );
+    expect(skipped).toContain('latency-methods');
+  });
+});

@@ -18,6 +18,7 @@ import { lazyEagerCrossover } from './lazy-eager-crossover.js';
 import { prefetchVsRtt } from './prefetch-vs-rtt.js';
 import { threadScaling } from './thread-scaling.js';
 import { hugePages } from './huge-pages.js';
+import { latencyMethodRuns, latencyMethods } from './latency-methods.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -36,6 +37,8 @@ export const FIGURES: FigureDef[] = [
   threadScaling,
   chunkSweep,
   hugePages,
+  // two latency emulations (matrix `latency-methods`): skipped for runs without nbdkit-delay rows
+  latencyMethods,
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
@@ -57,13 +60,17 @@ export interface BuildOptions {
  * alone give it data, in the order the runs first appear. Design-space runs
  * combined with others: see splitDesignSpaceRuns.
  */
-export function buildFigures(rows: RunRow[], opts: BuildOptions = {}): { figures: Figure[]; skipped: string[] } {
-  const part = splitDesignSpaceRuns(rows);
+export function buildFigures(allRows: RunRow[], opts: BuildOptions = {}): { figures: Figure[]; skipped: string[] } {
+  // A run that compares latency emulations feeds its own figure only: its
+  // server-delay rows are that figure's baseline, not more thesis cells.
+  const methodRuns = latencyMethodRuns(allRows);
+  const methodRows = allRows.filter((r) => methodRuns.has(r.runId));
+  const part = splitDesignSpaceRuns(allRows.filter((r) => !methodRuns.has(r.runId)));
   const thesis = opts.thesis ?? loadThesisReference();
   const figures: Figure[] = [];
   const skipped: string[] = [];
   for (const def of FIGURES) {
-    const ok = okRows(partFor(def, part));
+    const ok = okRows(def === latencyMethods ? methodRows : partFor(def, part));
     const runIds = [...new Set(ok.map((r) => r.runId).filter(Boolean))];
     let runs = runIds;
     if (runIds.length > 1) {

@@ -6,6 +6,7 @@ import { runMatrix, type RunOptions } from '../runner.js';
 import { UsageError } from '../errors.js';
 import { parseRemote } from '../remote.js';
 import { validateCell } from '../cell.js';
+import { nbdkitMissing } from '../nbdkit.js';
 
 export const defaultResultsDir = fileURLToPath(new URL('../../../results', import.meta.url));
 
@@ -37,10 +38,10 @@ export const runCommand: CommandModule = {
           "an NBD server for every remote cell, nbd://HOST:PORT[/EXPORT] or HOST:PORT: `faultlab serve` (its --seed and --rtt apply) or any other (nbdkit, qemu-nbd; its contents must be the seed's, see faultlab image); each cell maps a prefix of its --region; default: the runner starts servers on loopback",
       })
       .option('latency', {
-        choices: ['server-delay', 'client-delay'] as const,
+        choices: ['server-delay', 'client-delay', 'nbdkit-delay'] as const,
         default: 'server-delay' as const,
         describe:
-          "RTT emulation of remote cells: delay in the runner's servers (the thesis's method), or held by the C client (precise; see faultlab calibrate)",
+          "RTT emulation of remote cells that set none (a matrix's latency axis): delay in the runner's servers (the thesis's method), held by the C client (precise; see faultlab calibrate), or nbdkit's delay filter (each cell starts its own nbdkit)",
       })
       .option('list', { type: 'boolean', default: false, describe: 'print the cells and exit' }),
   handler: async (a) => {
@@ -59,10 +60,16 @@ export const runCommand: CommandModule = {
     }
     // Every cell's parameters are checked before the first one runs (a region
     // larger than memory, cpus=split on one CPU, ...): one line, exit 2.
+    const runLatency = a.latency as RunOptions['latency'];
+    const nbdkitCells = cells.filter((c) => c.kind === 'cell' && c.params.source === 'remote' && (c.params.latency ?? runLatency) === 'nbdkit-delay');
+    const noNbdkit = nbdkitCells.length ? nbdkitMissing() : null;
+    if (noNbdkit) throw new UsageError(`matrix '${m.name}': ${nbdkitCells.length} cell(s) use latency nbdkit-delay, but ${noNbdkit}`);
     for (const c of cells) {
       if (c.kind !== 'cell') continue;
+      // A remote cell that sets no latency takes the run's.
+      const own = c.params.latency || runLatency === 'server-delay' || c.params.source !== 'remote' ? c.params : { ...c.params, latency: runLatency };
       try {
-        validateCell(c.params);
+        validateCell(own);
       } catch (e) {
         throw new UsageError(`matrix '${m.name}', group '${c.group}' (cell ${c.id}): ${(e as Error).message}`);
       }
@@ -77,7 +84,7 @@ export const runCommand: CommandModule = {
       resume: a.resume as boolean,
       cellTimeoutMs: (a['cell-timeout'] as number) * 1000,
       remote: a.remote as string | undefined,
-      latency: a.latency as RunOptions['latency'],
+      latency: runLatency,
     });
     console.log(`results: ${r.dir}/runs.csv (${r.complete ? 'complete' : 'INCOMPLETE: rerun with --resume'}; ${r.failed} failed cell(s))`);
     if (!r.complete) process.exitCode = 130;
