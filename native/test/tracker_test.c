@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "run_json.h"
@@ -324,7 +325,26 @@ TRACKER_TEST(concurrent, none, "none")
 
 /* The concurrent tests race on purpose (the writer against the copies of
  * collected chunks), which ThreadSanitizer would report. */
+/* write-track unmaps its working memory twice on the way out: the second time
+ * must close nothing (it once closed fd 0, stdin, which crashed a Node host
+ * when libuv later met a socket that had taken that number). fd 0..2 are the
+ * same files afterwards, with and without the memfd of inject_untracked. */
+static void write_track_leaves_std_fds_alone(void)
+{
+    static const char *specs[] = {"tracker=mprotect region=1MiB", "tracker=mprotect region=1MiB inject_untracked=1"};
+    for (size_t i = 0; i < 2; i++) {
+        struct stat before[3], after[3];
+        for (int fd = 0; fd < 3; fd++)
+            CHECK(fstat(fd, &before[fd]) == 0, "fd %d open before", fd);
+        fl_write_track(specs[i], out, sizeof out);
+        for (int fd = 0; fd < 3; fd++)
+            CHECK(fstat(fd, &after[fd]) == 0 && after[fd].st_ino == before[fd].st_ino && after[fd].st_dev == before[fd].st_dev,
+                  "%s: fd %d still open, the same file", specs[i], fd);
+    }
+}
+
 static const struct unit_test tests[] = {
+    {"write-track-leaves-std-fds-alone", 0, write_track_leaves_std_fds_alone},
     {"exact-sets-anon-uffd-wp", NEED_UFFD, exact_sets_anon_uffd_wp},
     {"exact-sets-anon-uffd-wp-async", NEED_UFFD, exact_sets_anon_uffd_wp_async},
     {"exact-sets-anon-mprotect", 0, exact_sets_anon_mprotect},

@@ -122,6 +122,7 @@ static void unmap_mem(struct mem *m)
     if (m->memfd >= 0)
         close(m->memfd);
     memset(m, 0, sizeof *m);
+    m->memfd = -1; /* unmapped: a second unmap_mem closes nothing (0 is stdin) */
 }
 
 static uint64_t timed_writes(struct wt *t, uint8_t *base, uint64_t interval, struct fl_samples *s)
@@ -235,7 +236,7 @@ static int verify(struct wt *t, struct fl_source *src, struct fl_conn *c, const 
 static int run(struct wt *t, char *err, size_t errlen)
 {
     const uint64_t len = t->cfg.region_bytes, chunk = t->cfg.chunk_bytes;
-    struct mem m = {0}, u = {0};
+    struct mem m = {.memfd = -1}, u = {.memfd = -1};
     struct fl_source *src = NULL;
     struct fl_conn *conn = NULL;
     struct fl_tracker *tr = NULL;
