@@ -749,7 +749,35 @@ static void bad_specs_refused(void)
     srv_stop(&f);
 }
 
+/* At RTT 0 the event loop sends each reply itself: the sender thread must not
+ * be woken for it (a wake-up per reply is a context switch per request). At
+ * RTT > 0 it is the sender that sends, so it is woken (it spins instead of
+ * waiting when the next deadline is near, so not once per reply). */
+static void rtt0_replies_do_not_wake_the_sender(void)
+{
+    for (int rtt = 0; rtt < 2; rtt++) {
+        struct srv f;
+        if (srv_start(&f, rtt ? "region=1MiB rtt_us=200" : "region=1MiB"))
+            return;
+        int fd = nc_open(f.port, NULL);
+        long long before = stat_of(&f, "sender_wakeups");
+        bool ok = fd >= 0;
+        for (int i = 0; ok && i < 200; i++)
+            ok = read_is_fill(fd, 1, (uint64_t)(i % 256) * 4096, 4096);
+        long long woken = stat_of(&f, "sender_wakeups") - before;
+        CHECK(ok, "rtt_us=%d: 200 READs of 4 KiB answered with fill", rtt ? 200 : 0);
+        if (rtt)
+            CHECK(woken >= 1, "rtt_us=200: the sender was woken to send the replies (%lld wake-ups for 200)", woken);
+        else
+            CHECK(woken <= 5, "rtt_us=0: the sender was not woken for replies the loop sent (%lld wake-ups for 200)", woken);
+        if (fd >= 0)
+            close(fd);
+        srv_stop(&f);
+    }
+}
+
 static const struct unit_test tests[] = {
+    {"rtt0-replies-do-not-wake-the-sender", 0, rtt0_replies_do_not_wake_the_sender},
     {"handshake-via-export-name", 0, handshake_via_export_name},
     {"handshake-via-go-with-block-sizes", 0, handshake_via_go_with_block_sizes},
     {"description-names-the-seed", 0, description_names_the_seed},

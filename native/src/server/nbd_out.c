@@ -208,9 +208,12 @@ void nbd_out_kick(struct fl_nbd_server *s, struct nbd_conn *c)
     pthread_mutex_lock(&s->mu);
     if (c->heap_idx >= 0 && c->head->deadline <= fl_now())
         flush(s, c);
+    /* Wake the sender only for a reply it has to send: one this loop just sent
+     * (RTT 0) left nothing, and a wake-up per reply would cost a context switch each. */
     if (s->min_changed) {
         s->min_changed = false;
-        pthread_cond_signal(&s->send_cv);
+        if (s->nheap)
+            pthread_cond_signal(&s->send_cv);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -256,6 +259,7 @@ void *nbd_sender_main(void *arg)
         s->min_changed = false;
         if (!s->nheap) {
             pthread_cond_wait(&s->send_cv, &s->mu);
+            s->sender_wakeups++;
             continue;
         }
         struct nbd_conn *c = s->heap[0];
@@ -264,6 +268,7 @@ void *nbd_sender_main(void *arg)
             uint64_t t = due - FL_SPIN_NS;
             struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
             pthread_cond_timedwait(&s->send_cv, &s->mu, &ts);
+            s->sender_wakeups++;
         } else if (due > now) { /* spin the last stretch without the lock */
             atomic_store(&s->next_deadline, due);
             pthread_mutex_unlock(&s->mu);

@@ -453,6 +453,7 @@ int fl_nbd_stats(fl_nbd_server *s, char *json, size_t len)
     uint64_t nlate = s->nlate < NBD_LATE_RING ? s->nlate : NBD_LATE_RING;
     memcpy(late, s->late, nlate * sizeof *late);
     uint64_t queued = s->total_queued, max_q = s->max_total_queued, max_cq = s->max_conn_queued, pauses = s->pauses;
+    uint64_t wakeups = s->sender_wakeups;
     uint64_t late_max = s->late_max, samples = s->nlate;
     pthread_mutex_unlock(&s->mu);
     qsort(late, nlate, sizeof *late, cmp_u64);
@@ -466,7 +467,7 @@ int fl_nbd_stats(fl_nbd_server *s, char *json, size_t len)
                      "\"conns_accepted\":%llu,\"conns_refused\":%llu,\"conns_closed\":%llu,\"conns_closed_for_cause\":%llu,"
                      "\"conns_open\":%llu,\"queued_bytes\":%llu,\"max_queued_bytes\":%llu,\"max_conn_queued_bytes\":%llu,"
                      "\"queue_cap\":%llu,\"total_cap\":%llu,\"paused_reads\":%llu,\"late_samples\":%llu,"
-                     "\"late_p50_ns\":%llu,\"late_max_ns\":%llu}",
+                     "\"late_p50_ns\":%llu,\"late_max_ns\":%llu,\"sender_wakeups\":%llu}",
                      s->o.listen, s->port, (unsigned long long)s->o.region, (unsigned long long)(s->o.rtt_ns / 1000),
                      (unsigned long long)atomic_load(&t->requests), (unsigned long long)atomic_load(&t->reads),
                      (unsigned long long)atomic_load(&t->writes), (unsigned long long)atomic_load(&t->flushes),
@@ -476,7 +477,7 @@ int fl_nbd_stats(fl_nbd_server *s, char *json, size_t len)
                      (unsigned long long)atomic_load(&t->closed_for_cause), (unsigned long long)(accepted - closed),
                      (unsigned long long)queued, (unsigned long long)max_q, (unsigned long long)max_cq, (unsigned long long)s->o.queue_cap,
                      (unsigned long long)s->o.total_cap, (unsigned long long)pauses, (unsigned long long)samples, (unsigned long long)p50,
-                     (unsigned long long)late_max);
+                     (unsigned long long)late_max, (unsigned long long)wakeups);
     if (n < 0 || (size_t)n >= len) {
         fl_errf(json, len, "stats: buffer too small");
         return -1;

@@ -97,6 +97,7 @@ struct fl_nbd_server {
     uint32_t nheap, npaused;
     bool sender_stop, min_changed;
     uint64_t total_queued, max_total_queued, max_conn_queued, pauses;
+    uint64_t sender_wakeups; /* the sender's cond waits that returned: each a context switch */
     uint64_t *late, nlate, late_max;
     _Atomic uint64_t next_deadline; /* the sender spins until this (an earlier reply shortens it) */
 };

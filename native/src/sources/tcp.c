@@ -19,8 +19,9 @@
  * hands them out in the order sent, each once its own reply is in.
  *
  * Timeouts: each request (and the handshake) has one deadline,
- * fetch_timeout_ms after it starts; every send/recv first polls until the
- * socket is ready or the deadline passes. So a fetch fails after
+ * fetch_timeout_ms after it starts; a send/recv that would block (each is
+ * tried first with MSG_DONTWAIT) polls until the socket is ready or the
+ * deadline passes. So a fetch fails after
  * fetch_timeout_ms even when the server trickles its answer a byte at a time
  * (a per-recv timeout alone, SO_RCVTIMEO, would restart with every byte and
  * never fire; it is kept as a backstop). After a timeout, an EOF or a reply
@@ -217,26 +218,29 @@ static void start_deadline(struct fl_conn *c)
     c->deadline_ns = fl_now() + (uint64_t)c->src->base.fetch_timeout_ms * 1000000ull;
 }
 
+/* send and recv try first without blocking (MSG_DONTWAIT) and wait with
+ * poll only when the socket is not ready: a request's header and an answer's
+ * data usually are, and each poll saved is a system call per round trip. */
 static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, char *err, size_t errlen)
 {
     const uint8_t *p = buf;
     while (len) {
-        int w = wait_ready(c, POLLOUT);
-        ssize_t k = w ? -1 : send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (w)
-            errno = w;
+        ssize_t k = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
         if (k > 0) {
             p += k;
             len -= (size_t)k;
-        } else if (k < 0 && errno == EINTR) {
             continue;
-        } else {
-            char cause[TCP_CAUSE_LEN];
-            struct fl_text t;
-            fl_text_init(&t, cause, sizeof cause);
-            t_errno(&t, k < 0 ? errno : EPIPE, c->src->base.fetch_timeout_ms);
-            return conn_break(c, cause, err, errlen);
         }
+        int e = k < 0 ? errno : EPIPE;
+        if (e == EINTR)
+            continue;
+        if ((e == EAGAIN || e == EWOULDBLOCK) && !(e = wait_ready(c, POLLOUT)))
+            continue;
+        char cause[TCP_CAUSE_LEN];
+        struct fl_text t;
+        fl_text_init(&t, cause, sizeof cause);
+        t_errno(&t, e, c->src->base.fetch_timeout_ms);
+        return conn_break(c, cause, err, errlen);
     }
     return 0;
 }
@@ -259,14 +263,14 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
 static ssize_t recv_stamped(struct fl_conn *c, void *buf, size_t len)
 {
     if (!c->src->client_rtt_ns)
-        return recv(c->fd, buf, len, 0);
+        return recv(c->fd, buf, len, MSG_DONTWAIT);
     union {
         char b[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
-    ssize_t k = recvmsg(c->fd, &m, 0);
+    ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
     if (k > 0) {
         c->rx.tv_sec = 0;
         for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
@@ -282,24 +286,24 @@ static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t 
 {
     uint8_t *p = buf;
     while (len) {
-        int w = wait_ready(c, POLLIN);
-        ssize_t k = w ? -1 : recv_stamped(c, p, len);
-        if (w)
-            errno = w;
+        ssize_t k = recv_stamped(c, p, len);
         if (k > 0) {
             p += k;
             len -= (size_t)k;
-        } else if (k == 0) {
-            return conn_break(c, "server closed the connection", err, errlen);
-        } else if (errno == EINTR) {
             continue;
-        } else {
-            char cause[TCP_CAUSE_LEN];
-            struct fl_text t;
-            fl_text_init(&t, cause, sizeof cause);
-            t_errno(&t, errno, c->src->base.fetch_timeout_ms);
-            return conn_break(c, cause, err, errlen);
         }
+        if (k == 0)
+            return conn_break(c, "server closed the connection", err, errlen);
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if ((e == EAGAIN || e == EWOULDBLOCK) && !(e = wait_ready(c, POLLIN)))
+            continue;
+        char cause[TCP_CAUSE_LEN];
+        struct fl_text t;
+        fl_text_init(&t, cause, sizeof cause);
+        t_errno(&t, e, c->src->base.fetch_timeout_ms);
+        return conn_break(c, cause, err, errlen);
     }
     return 0;
 }
