@@ -63,6 +63,8 @@ export interface NbdServerStats {
   late_samples: number;
   late_p50_ns: number;
   late_max_ns: number;
+  /** The sender thread's waits that ended (a reply the event loop sent itself wakes it not). */
+  sender_wakeups: number;
 }
 
 const KEYS: [keyof NbdServerOptions, string][] = [

@@ -172,7 +172,9 @@ int fl_nbd_port(fl_nbd_server *s);
  * replies), bytes_read, bytes_written, conns_accepted/refused/closed/
  * closed_for_cause/open, queued_bytes, max_queued_bytes, max_conn_queued_bytes,
  * paused_reads, late_samples, late_p50_ns (of the last 65536 replies) and
- * late_max_ns (reply send start - deadline). 0, or -1 with a message in json. */
+ * late_max_ns (reply send start - deadline), sender_wakeups (the sender thread's
+ * waits that ended: replies the event loop sends itself at RTT 0 wake it not).
+ * 0, or -1 with a message in json. */
 int fl_nbd_stats(fl_nbd_server *s, char *json, size_t len);
 /* Close every connection, join both threads, free everything. NULL is allowed. */
 void fl_nbd_stop(fl_nbd_server *s);
