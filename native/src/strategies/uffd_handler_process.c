@@ -233,8 +233,10 @@ static void *watch_main(void *arg)
     snprintf(msg, sizeof msg, "uffd: the handler process (pid %d) %s during the run; its faults were released as zero pages, so the run is not verified",
              (int)hp->pid, how);
     fl_region_fail(r, msg);
+    /* Unregistering wakes the blocked faults of a MISSING registration only;
+     * MINOR ones (uffd_install=continue) need the wake as well. */
     struct uffdio_range all = {.start = (uint64_t)(uintptr_t)r->base, .len = r->cfg.region_bytes};
-    if (ioctl(hp->uffd, UFFDIO_UNREGISTER, &all)) { /* the run failed already: nothing more to do */
+    if (ioctl(hp->uffd, UFFDIO_UNREGISTER, &all) | ioctl(hp->uffd, UFFDIO_WAKE, &all)) { /* the run failed already: nothing more to do */
     }
     return NULL;
 }
