@@ -93,5 +93,6 @@ export function policyLabel(r: WithDesignSpace & { strategy: string; source: str
         ? ', no prefetch'
         : '';
   const install = r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? ` ${r.designSpace.uffdInstall.toUpperCase()}` : '';
-  return `${r.strategy}${install}${src}${pf}`;
+  const handler = r.designSpace?.handler === 'process' ? ' (handler process)' : '';
+  return `${r.strategy}${install}${handler}${src}${pf}`;
 }

@@ -438,7 +438,7 @@ export const PARAMS: ParamTable = {
   handler: {
     kind: choice(HANDLERS, 'handler'),
     flag: 'handler',
-    help: "uffd: handler threads in the application (default), or a handler process the uffd is sent to over a Unix socket (sigsegv has none: its handler runs on the faulting thread)",
+    help: 'uffd: handler threads in the application (default), or a handler process the uffd is sent to over a Unix socket (sigsegv has none: its handler runs on the faulting thread)',
     matrix: { key: 'handler' },
     column: 'handler',
     spec: { region: 'handler' },

@@ -254,9 +254,7 @@ export async function handlerBenchmark(rounds: number, regionBytes: number, log:
       push(`handler process, cpus ${cpus} p50 (us)`, p50.process);
       push(`handler process / thread, cpus ${cpus}`, p50.process / p50.thread);
     }
-    log(
-      `round ${i + 1}/${rounds}: ${['same', 'split', 'free'].map((c) => `${c} ${s[`handler process / thread, cpus ${c}`].at(-1)!.toFixed(2)}x`).join(', ')}`,
-    );
+    log(`round ${i + 1}/${rounds}: ${['same', 'split', 'free'].map((c) => `${c} ${s[`handler process / thread, cpus ${c}`].at(-1)!.toFixed(2)}x`).join(', ')}`);
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }

@@ -12,8 +12,7 @@ import { groupBy, spread, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
 const METHODS = ['uffd, handler thread', 'uffd, handler process', 'sigsegv (reference)'];
-const method = (r: RunRow) =>
-  r.strategy === 'sigsegv' ? METHODS[2] : r.designSpace?.handler === 'process' ? METHODS[1] : METHODS[0];
+const method = (r: RunRow) => (r.strategy === 'sigsegv' ? METHODS[2] : r.designSpace?.handler === 'process' ? METHODS[1] : METHODS[0]);
 const condition = (r: RunRow) => (r.source === 'remote' ? `remote, RTT ${r.rttMs} ms` : 'local source');
 const MEASURES = ['per-fault cost, read-seq (µs, median fault)', 'first-chunk latency (µs)'];
 
@@ -29,17 +28,21 @@ function points(rows: RunRow[], measure: string, value: (r: RunRow) => number | 
   const same = rows.filter((r) => r.cpus === 'same');
   // Only conditions where both handlers ran, so each pair differs in the handler alone.
   const both = new Set(
-    [...groupBy(
-      same.filter((r) => r.strategy === 'uffd'),
-      condition,
-    ).entries()]
+    [
+      ...groupBy(
+        same.filter((r) => r.strategy === 'uffd'),
+        condition,
+      ).entries(),
+    ]
       .filter(([, g]) => new Set(g.map(method)).size === 2)
       .map(([c]) => c),
   );
-  return [...groupBy(
-    same.filter((r) => both.has(condition(r))),
-    (r) => `${condition(r)}\u0000${method(r)}`,
-  ).values()]
+  return [
+    ...groupBy(
+      same.filter((r) => both.has(condition(r))),
+      (r) => `${condition(r)}\u0000${method(r)}`,
+    ).values(),
+  ]
     .map((g) => {
       const s = spread(values(g, value));
       return { measure, condition: condition(g[0]), method: method(g[0]), median: s.median, min: s.min, max: s.max, reps: s.n };
@@ -63,7 +66,9 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     ),
   ];
   if (!pts.some((p) => p.method === METHODS[1])) return null;
-  const conditions = [...new Set(pts.map((p) => p.condition))].sort((a, b) => (a === 'local source' ? -1 : b === 'local source' ? 1 : parseFloat(a.slice(12)) - parseFloat(b.slice(12))));
+  const conditions = [...new Set(pts.map((p) => p.condition))].sort((a, b) =>
+    a === 'local source' ? -1 : b === 'local source' ? 1 : parseFloat(a.slice(12)) - parseFloat(b.slice(12)),
+  );
   const x = { field: 'condition', type: 'nominal' as const, title: null, sort: conditions, axis: { labelAngle: 0 } };
   const color = { field: 'method', type: 'nominal' as const, title: null, sort: METHODS, scale: { domain: METHODS, range: ['#4c78a8', '#d9822b', '#9aa5b1'] } };
   return {
@@ -114,7 +119,7 @@ export const handlerProcess: FigureDef = {
   name: 'handler-process',
   caption:
     "uffd's handler as a thread of the application against a process of its own that received the userfaultfd over a Unix socket " +
-    '(the thesis\'s set-up), with sigsegv for reference: per-fault cost of a sequential read (the application\'s median fault) and ' +
+    "(the thesis's set-up), with sigsegv for reference: per-fault cost of a sequential read (the application's median fault) and " +
     'first-chunk latency, local and remote against RTT, --cpus same (matrix `handler`). A condition is drawn only where both handlers ran.',
   build,
 };

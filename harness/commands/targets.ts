@@ -6,7 +6,8 @@ import { UsageError } from '../errors.js';
 
 export const targetsCommand: CommandModule = {
   command: 'targets <which>',
-  describe: 'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT), handler (uffd handler process vs threads)',
+  describe:
+    'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT), handler (uffd handler process vs threads)',
   builder: (y) =>
     y
       .positional('which', { choices: ['floors', 'remote', 'prefetch', 'handler'] as const, demandOption: true })
