@@ -116,7 +116,8 @@ static void refusals(void)
     static const struct {
         const char *spec, *run, *want;
     } cases[] = {
-        {"strategy=uffd handler=process uffd_install=move region=1MiB", NULL, "UFFDIO_MOVE moves pages within the application's own memory"},
+        {"strategy=uffd handler=process uffd_install=move region=1MiB", NULL,
+         "UFFDIO_MOVE moves pages within the application's own memory"},
         {"strategy=sigsegv handler=process region=1MiB", NULL, "signal handler, which runs on the faulting thread"},
         {"strategy=memory handler=process region=1MiB", NULL, "handler=process is for uffd"},
         {"strategy=uffd handler=fork region=1MiB", NULL, "bad value for 'handler'"},
@@ -160,8 +161,10 @@ static void killed_handler_fails_the_run(void)
     const char *installs[] = {"copy", "continue"};
     for (int i = 0; i < 2; i++) {
         char spec[256], err[512];
-        snprintf(spec, sizeof spec, "strategy=uffd handler=process uffd_install=%s region=8MiB chunk=4KiB fetch_timeout_ms=5000 source=tcp host=127.0.0.1 port=%d",
-                 installs[i], slow.port);
+        snprintf(
+            spec, sizeof spec,
+            "strategy=uffd handler=process uffd_install=%s region=8MiB chunk=4KiB fetch_timeout_ms=5000 source=tcp host=127.0.0.1 port=%d",
+            installs[i], slow.port);
         fl_region *r = fl_region_create(spec, err, sizeof err);
         CHECK(r != NULL, "%s: created (%s)", installs[i], r ? "ok" : err);
         if (!r)

@@ -399,7 +399,9 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
     double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
     fl_jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
-            r->source ? r->source->ops->name : uses_source(r) ? r->cfg.source : "none");
+            r->source        ? r->source->ops->name
+            : uses_source(r) ? r->cfg.source
+                             : "none");
     fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
             (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
             r->cfg.handler_threads);
@@ -472,7 +474,8 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         return -1;
     }
     if (a->o.wait_fill && r->cfg.handler == FL_HANDLER_PROCESS) {
-        fl_errf(out, outlen, "wait_fill=1 waits on the prefetch engine, which handler=process runs in the handler process: use handler=thread");
+        fl_errf(out, outlen,
+                "wait_fill=1 waits on the prefetch engine, which handler=process runs in the handler process: use handler=thread");
         free(a);
         return -1;
     }

@@ -230,7 +230,8 @@ static void *watch_main(void *arg)
      * unregister, so that the woken faults find the run failed. */
     char how[96], msg[FL_ERR_LEN];
     describe_end(hp, how, sizeof how);
-    snprintf(msg, sizeof msg, "uffd: the handler process (pid %d) %s during the run; its faults were released as zero pages, so the run is not verified",
+    snprintf(msg, sizeof msg,
+             "uffd: the handler process (pid %d) %s during the run; its faults were released as zero pages, so the run is not verified",
              (int)hp->pid, how);
     fl_region_fail(r, msg);
     /* Unregistering wakes the blocked faults of a MISSING registration only;
@@ -245,8 +246,10 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
 {
     char path[PATH_MAX];
     if (handler_path(path, sizeof path) || access(path, X_OK)) {
-        fl_errf(err, errlen, "handler=process: cannot find the handler executable faultlab-handler beside the library (%s): build it with make -C native",
-                path);
+        fl_errf(
+            err, errlen,
+            "handler=process: cannot find the handler executable faultlab-handler beside the library (%s): build it with make -C native",
+            path);
         return -1;
     }
     if (fl_samples_init(&r->hstats[0].fetch_ns, r->nchunks) || fl_samples_init(&r->hstats[0].install_ns, r->nchunks)) {
@@ -282,7 +285,8 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
         return -1;
     }
     *out = hp; /* from here fl_uffd_hp_destroy ends the process */
-    struct hp_hello hello = {.version = HP_VERSION, .config_size = sizeof(struct fl_config), .base = (uint64_t)(uintptr_t)r->base, .cfg = r->cfg};
+    struct hp_hello hello = {
+        .version = HP_VERSION, .config_size = sizeof(struct fl_config), .base = (uint64_t)(uintptr_t)r->base, .cfg = r->cfg};
     int fds[2] = {uffd, memfd};
     int nfds = memfd >= 0 ? 2 : 1;
     char ctl[CMSG_SPACE(sizeof fds)];
@@ -338,8 +342,8 @@ void fl_uffd_hp_collect(struct fl_region *r, struct fl_uffd_hp *hp)
     if (pthread_timedjoin_np(hp->watcher, NULL, &dl)) {
         atomic_store(&hp->closing, true);
         char msg[FL_ERR_LEN];
-        snprintf(msg, sizeof msg, "uffd: the handler process (pid %d) did not report its statistics within %d s of the run's end", (int)hp->pid,
-                 r->cfg.fetch_timeout_ms / 1000 + 10);
+        snprintf(msg, sizeof msg, "uffd: the handler process (pid %d) did not report its statistics within %d s of the run's end",
+                 (int)hp->pid, r->cfg.fetch_timeout_ms / 1000 + 10);
         fl_region_fail(r, msg);
         kill(hp->pid, SIGKILL);
         pthread_join(hp->watcher, NULL);
@@ -445,7 +449,8 @@ int fl_uffd_handler_process_main(int sock)
     struct hp_hello hello;
     int uffd, memfd;
     if (recv_hello(sock, &hello, &uffd, &memfd)) {
-        fprintf(stderr, "faultlab-handler: no valid HELLO with a uffd on fd %d (it is started by libfaultlab with handler=process)\n", sock);
+        fprintf(stderr, "faultlab-handler: no valid HELLO with a uffd on fd %d (it is started by libfaultlab with handler=process)\n",
+                sock);
         return 2;
     }
     char err[FL_ERR_LEN] = "";
@@ -462,7 +467,8 @@ int fl_uffd_handler_process_main(int sock)
     r->base = (uint8_t *)(uintptr_t)hello.base;
     hp_sock = sock;
     r->on_fail = forward_fail;
-    r->source = !strcmp(r->cfg.source, "tcp") ? fl_source_tcp_create(&r->cfg, err, sizeof err) : fl_source_local_create(&r->cfg, err, sizeof err);
+    r->source =
+        !strcmp(r->cfg.source, "tcp") ? fl_source_tcp_create(&r->cfg, err, sizeof err) : fl_source_local_create(&r->cfg, err, sizeof err);
     int rc = !r->source || fl_uffd_adopt(r, uffd, memfd, err, sizeof err) ? 1 : 0; /* adopt owns the fds, also on failure */
     if (!r->source) {
         close(uffd);

@@ -23,7 +23,7 @@
 /* UFFDIO_MOVE takes both its source and destination in the mm that registered
  * the uffd: pages in the handler process's own memory cannot be moved in. */
 #define FL_UFFD_HP_NO_MOVE                                                                                                                 \
-    "uffd_install=move with handler=process: UFFDIO_MOVE moves pages within the application's own memory, not from the handler "        \
+    "uffd_install=move with handler=process: UFFDIO_MOVE moves pages within the application's own memory, not from the handler "           \
     "process's; use uffd_install=copy or continue"
 
 struct fl_uffd_hp;
