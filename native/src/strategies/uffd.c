@@ -541,7 +541,6 @@ int fl_uffd_adopt(struct fl_region *r, int uffd, int memfd, char *err, size_t er
     s->stopfd = -1;
     s->mode = r->cfg.uffd_install;
     s->adopted = true;
-    s->how = "adopted";
     r->strategy_state = s;
     const uint64_t chunk = r->cfg.chunk_bytes;
     if (s->mode == FL_INSTALL_CONTINUE) { /* our own view of the application's memfd: fetches land in it */

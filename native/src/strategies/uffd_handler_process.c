@@ -252,10 +252,6 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
             path);
         return -1;
     }
-    if (fl_samples_init(&r->hstats[0].fetch_ns, r->nchunks) || fl_samples_init(&r->hstats[0].install_ns, r->nchunks)) {
-        fl_errf(err, errlen, "out of memory for statistics");
-        return -1;
-    }
     struct fl_uffd_hp *hp = calloc(1, sizeof *hp);
     int sv[2];
     if (!hp || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
@@ -326,6 +322,13 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
         return -1;
     }
     hp->watching = true;
+    /* Last: the region frees these only once it exists, so nothing after them may fail. */
+    if (fl_samples_init(&r->hstats[0].fetch_ns, r->nchunks) || fl_samples_init(&r->hstats[0].install_ns, r->nchunks)) {
+        fl_samples_free(&r->hstats[0].fetch_ns);
+        fl_samples_free(&r->hstats[0].install_ns);
+        fl_errf(err, errlen, "out of memory for statistics");
+        return -1;
+    }
     return 0;
 }
 
