@@ -3,7 +3,7 @@
 // separate process, faultlab's main runs with a thread. Per-fault cost
 // (read-seq, the application's median fault) and first-chunk latency, cell by
 // cell: a condition is drawn only where the run has both handlers, so each
-// pair of bars differs in where the handler runs alone; sigsegv (whose handler
+// pair of dots differs in where the handler runs alone; sigsegv (whose handler
 // runs on the faulting thread) beside them for reference.
 import type { TopLevelSpec } from 'vega-lite';
 import type { RunRow } from '../runs.js';
@@ -75,7 +75,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: "uffd's handler: a thread against a process of its own",
-      subtitle: [...provenance(runId, false, '--cpus same, no prefetch'), 'bar: median; rule: min..max over repetitions; log scale'],
+      subtitle: [...provenance(runId, false, '--cpus same, no prefetch'), 'dot: median; rule: min..max over repetitions; log scale'],
     },
     config: CONFIG,
     data: { values: pts },
@@ -86,7 +86,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       height: 200,
       layer: [
         {
-          mark: { type: 'bar' },
+          mark: { type: 'point', filled: true, size: 90 },
           encoding: {
             x,
             xOffset: { field: 'method', type: 'nominal', sort: METHODS },
