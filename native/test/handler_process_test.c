@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "proc_count.h"
 #include "run_json.h"
 #include "test_server.h"
 
@@ -208,12 +209,18 @@ static void handler_failure_forwarded(void)
 static void no_handler_outlives_its_region(void)
 {
     char err[512];
+    long fds = settled_count("/proc/self/fd", -1), threads = settled_count("/proc/self/task", -1);
     fl_region *r = fl_region_create("strategy=uffd handler=process region=1MiB", err, sizeof err);
     CHECK(r != NULL && handler_children(NULL) == 1, "a region with handler=process has one handler process (%s)", r ? "ok" : err);
     fl_region_destroy(r); /* never run */
     CHECK(handler_children(NULL) == 0, "destroying the region without a run ends and reaps it");
     int rc = run("strategy=uffd handler=process region=1MiB", "workload=first-chunk");
     CHECK(rc == 0 && jtrue(out, "verified") && handler_children(NULL) == 0, "after a run, none is left either (%s)", rc ? out : "ran");
+    rc = run("strategy=uffd handler=process region=1MiB source=tcp port=1", "workload=first-chunk");
+    CHECK(rc != 0 && handler_children(NULL) == 0, "nor after a handler process that could not start serving (%s)", out);
+    long fds_after = settled_count("/proc/self/fd", fds), threads_after = settled_count("/proc/self/task", threads);
+    CHECK(fds_after == fds && threads_after == threads, "fds (%ld, then %ld) and threads (%ld, then %ld) back where they started", fds,
+          fds_after, threads, threads_after);
 }
 
 static const struct unit_test tests[] = {
