@@ -20,6 +20,8 @@ export interface DesignSpaceFields {
   prefetched: number | null;
   bytesFetched: number | null;
   wallNs: number | null;
+  /** uffd's handler: thread or process; empty in rows before the column (all thread) and for hand-made rows. */
+  handler?: string;
 }
 
 /** A row as far as these functions read it. */
@@ -46,14 +48,21 @@ export function designSpaceFields(r: Record<string, string | undefined>): Design
     prefetched: num(r.prefetched),
     bytesFetched: num(r.bytes_fetched),
     wallNs: num(r.wall_ns),
+    handler: r.handler?.trim() || '',
   };
 }
 
-/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
+/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages, uffd's handler a thread. */
 export function isThesisLike(r: WithDesignSpace): boolean {
   const b = r.designSpace;
   return (
-    !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'))
+    !b ||
+    (b.prefetch === 'none' &&
+      b.appThreads === 1 &&
+      (b.vmaSpan ?? 1) === 1 &&
+      b.huge === 'none' &&
+      (b.uffdInstall === 'none' || b.uffdInstall === 'copy') &&
+      b.handler !== 'process')
   );
 }
 
@@ -84,5 +93,6 @@ export function policyLabel(r: WithDesignSpace & { strategy: string; source: str
         ? ', no prefetch'
         : '';
   const install = r.designSpace?.uffdInstall === 'continue' || r.designSpace?.uffdInstall === 'move' ? ` ${r.designSpace.uffdInstall.toUpperCase()}` : '';
-  return `${r.strategy}${install}${src}${pf}`;
+  const handler = r.designSpace?.handler === 'process' ? ' (handler process)' : '';
+  return `${r.strategy}${install}${handler}${src}${pf}`;
 }

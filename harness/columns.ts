@@ -108,4 +108,5 @@ export const COLUMNS = [
   'uffd_install',
   'tlb_shootdowns',
   'app_minor_faults',
+  'handler',
 ] as const;

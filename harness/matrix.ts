@@ -157,6 +157,7 @@ export function cellId(c: MatrixCell): string {
     ...ifSet(values('push')),
     ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG]),
     ...ifSet(values('latency'), ['latency']),
+    ...ifSet(values('handler'), ['handler']),
   ].join('/');
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
@@ -181,6 +182,7 @@ const FILTERS: Record<string, Getter> = {
   ...filtersOf('push'),
   ...filtersOf('design-space'),
   ...filtersOf('latency'),
+  ...filtersOf('handler'),
   kind: (c) => c.kind,
 };
 /** A filter's value as its getter returns it (sizes parsed, numbers as numbers). */

@@ -19,6 +19,8 @@ export const SOURCES = ['local', 'remote'] as const;
 export const HUGE = ['none', 'thp', 'hugetlb'] as const;
 /** How uffd maps a fetched chunk: UFFDIO_COPY, UFFDIO_CONTINUE (memfd), UFFDIO_MOVE (populated mirror). */
 export const UFFD_INSTALLS = ['copy', 'continue', 'move'] as const;
+/** Where uffd's handler runs: threads of the application, or a process of its own the uffd is sent to (SCM_RIGHTS). */
+export const HANDLERS = ['thread', 'process'] as const;
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
@@ -71,12 +73,14 @@ export interface CellParams {
   vmaSpan?: number | 'auto';
   huge?: (typeof HUGE)[number];
   uffdInstall?: UffdInstall;
+  /** uffd's handler: threads in the application (absent: the default) or a handler process. */
+  handler?: (typeof HANDLERS)[number];
 }
 
 /** Which part of the cell id a parameter is in (matrix.ts cellId): the cell's
- * own part, always hashed; or push / design-space / latency, hashed only for
- * cells that set one of the part's parameters, so ids from before a part existed stay the same. */
-export type IdPart = 'cell' | 'push' | 'design-space' | 'latency';
+ * own part, always hashed; or push / design-space / latency / handler, hashed
+ * only for cells that set one of the part's parameters, so ids from before a part existed stay the same. */
+export type IdPart = 'cell' | 'push' | 'design-space' | 'latency' | 'handler';
 
 // Method syntax on purpose: a Param<number> is then usable where any param is.
 export interface Param<T> {
@@ -436,6 +440,19 @@ export const PARAMS: ParamTable = {
     label: 'column',
     filter: (p) => (p.strategy === 'uffd' ? (p.uffdInstall ?? 'copy') : 'none'), // as the rows say
   },
+
+  // Issue 19: uffd's handler in a process of its own (native/src/strategies/uffd_handler_process.h).
+  handler: {
+    kind: choice(HANDLERS, 'handler'),
+    flag: 'handler',
+    help: 'uffd: handler threads in the application (default), or a handler process the uffd is sent to over a Unix socket (sigsegv has none: its handler runs on the faulting thread)',
+    matrix: { key: 'handler' },
+    column: 'handler',
+    spec: { region: 'handler' },
+    id: 'handler',
+    label: 'column',
+    filter: (p) => (p.strategy === 'uffd' ? (p.handler ?? 'thread') : 'none'), // as the rows say
+  },
 };
 
 /** The table as [field, declaration] pairs, in its order. */
@@ -485,6 +502,15 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.appThreads !== undefined && p.appThreads > 1 && p.scenario === 'first-chunk' ? 'first-chunk is one access: --app-threads must be 1' : null),
   (p) => (p.vmaSpan !== undefined && p.strategy !== 'sigsegv' ? '--vma-span is for sigsegv (the strategy that splits its mapping)' : null),
   (p) => (p.uffdInstall !== undefined && p.strategy !== 'uffd' ? '--uffd-install is for uffd' : null),
+  (p) =>
+    p.handler === 'process' && p.strategy === 'sigsegv'
+      ? "--handler process is for uffd: sigsegv's handler is a signal handler, which runs on the faulting thread, so it has no process of its own"
+      : null,
+  (p) => (p.handler !== undefined && p.strategy !== 'uffd' && p.strategy !== 'sigsegv' ? `--handler is for uffd, not ${p.strategy}` : null),
+  (p) =>
+    p.handler === 'process' && p.uffdInstall === 'move'
+      ? "--handler process with --uffd-install move: UFFDIO_MOVE moves pages within the application's own memory, not from the handler process's; use copy or continue"
+      : null,
   (p) =>
     p.uffdInstall === 'move' && p.huge === 'hugetlb'
       ? '--uffd-install move moves small anonymous pages: use --huge none or thp, or --uffd-install copy|continue for hugetlb'

@@ -19,7 +19,7 @@ export interface Series {
   target?: { op: '<=' | '>='; value: number; met: boolean; spans: boolean };
 }
 
-/** The issues' targets, by measure name: issue 2 (floors), 3 and 18 (remote), 6 (prefetch). */
+/** The issues' targets, by measure name: issue 2 (floors), 3 and 18 (remote), 6 (prefetch), 19 (handler). */
 const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/^(uffd|sigsegv) \/ floor$/, '<=', 1.1],
   [/^(uffd|sigsegv) 4 KiB \/ \(C TCP \+ C handler\)$/, '<=', 1.25],
@@ -31,6 +31,7 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/ (ahead:\d+|adaptive|background) @10ms \(MiB\/s\)$/, '>=', 1000],
   [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
   [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
+  [/^handler process \/ thread, cpus same$/, '<=', 1.3],
 ];
 
 /** Each series with the target it answers to, judged at its median. */
@@ -312,4 +313,28 @@ export function seriesCsv(rows: Series[], meta: { command: string; commit: strin
     ];
   });
   return stringify([header, ...lines]);
+}
+
+/** Issue 19's target: uffd's per-fault cost (read-seq, 4 KiB chunks, local
+ * source, RTT 0) with the handler in a process of its own against handler
+ * threads, at --cpus same (the target), split and free (reported). Thread and
+ * process alternate within each round, their order swapped every round. */
+export async function handlerBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
+  const s: Record<string, number[]> = {};
+  const push = (k: string, v: number) => (s[k] ??= []).push(v);
+  for (let i = 0; i < rounds; i++) {
+    for (const cpus of ['same', 'split', 'free'] as const) {
+      const p50: Record<string, number> = {};
+      for (const handler of i % 2 ? (['process', 'thread'] as const) : (['thread', 'process'] as const)) {
+        const r = await runCell({ ...DEFAULTS, strategy: 'uffd', scenario: 'read-seq', regionBytes, chunkBytes: 4096, cpus, handler });
+        if (r.summary.verified !== true) throw new Error(`uffd handler=${handler} cpus=${cpus} did not verify`);
+        p50[handler] = Number(r.summary.fault_ns_p50) / 1000;
+      }
+      push(`handler thread, cpus ${cpus} p50 (us)`, p50.thread);
+      push(`handler process, cpus ${cpus} p50 (us)`, p50.process);
+      push(`handler process / thread, cpus ${cpus}`, p50.process / p50.thread);
+    }
+    log(`round ${i + 1}/${rounds}: ${['same', 'split', 'free'].map((c) => `${c} ${s[`handler process / thread, cpus ${c}`].at(-1)!.toFixed(2)}x`).join(', ')}`);
+  }
+  return Object.entries(s).map(([name, values]) => ({ name, values }));
 }

@@ -19,6 +19,7 @@ import { prefetchVsRtt } from './prefetch-vs-rtt.js';
 import { threadScaling } from './thread-scaling.js';
 import { hugePages } from './huge-pages.js';
 import { latencyMethodRuns, latencyMethods } from './latency-methods.js';
+import { handlerProcess } from './handler-process.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -39,10 +40,11 @@ export const FIGURES: FigureDef[] = [
   hugePages,
   // two latency emulations (matrix `latency-methods`): skipped for runs without nbdkit-delay rows
   latencyMethods,
+  handlerProcess,
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
-const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages];
+const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages, handlerProcess];
 const rowsFor = (def: FigureDef, rows: RunRow[]) => (DESIGN_SPACE_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
 /** The runs' rows a figure may draw: a design-space figure, the design-space runs' (splitDesignSpaceRuns); every other, the other runs'. */
 const partFor = (def: FigureDef, part: { thesis: RunRow[]; designSpace: RunRow[] }) => (DESIGN_SPACE_FIGURES.includes(def) ? part.designSpace : part.thesis);

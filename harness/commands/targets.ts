@@ -1,7 +1,7 @@
-// `faultlab targets floors|remote|prefetch`: the performance targets, side by side in one run.
+// `faultlab targets floors|remote|prefetch|handler`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
 import { writeFileSync } from 'node:fs';
-import { floorsBenchmark, formatSeries, judge, prefetchBenchmark, remoteBenchmark, seriesCsv } from '../targets.js';
+import { floorsBenchmark, formatSeries, handlerBenchmark, judge, prefetchBenchmark, remoteBenchmark, seriesCsv } from '../targets.js';
 import { projectCommit } from '../env.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
@@ -9,12 +9,12 @@ import { UsageError } from '../errors.js';
 export const targetsCommand: CommandModule = {
   command: 'targets <which>',
   describe:
-    "performance targets: floors (strategies vs minimal C handlers), remote (vs C TCP and handler floors, the raw transport, and the server's memory), prefetch (policies at 10 and 25 ms RTT)",
+    "performance targets: floors (strategies vs minimal C handlers), remote (vs C TCP and handler floors, the raw transport, and the server's memory), prefetch (policies at 10 and 25 ms RTT), handler (uffd handler process vs threads)",
   builder: (y) =>
     y
-      .positional('which', { choices: ['floors', 'remote', 'prefetch'] as const, demandOption: true })
+      .positional('which', { choices: ['floors', 'remote', 'prefetch', 'handler'] as const, demandOption: true })
       .option('rounds', { type: 'number', default: 7, describe: 'interleaved rounds (medians and spread over rounds)' })
-      .option('region', { type: 'string', describe: 'region for the remote (default 64MiB) and prefetch (default 256MiB) benchmarks' })
+      .option('region', { type: 'string', describe: 'region for the remote and handler (default 64MiB) and prefetch (default 256MiB) benchmarks' })
       .option('json', { type: 'boolean', default: false })
       .option('out', {
         type: 'string',
@@ -32,7 +32,9 @@ export const targetsCommand: CommandModule = {
         ? await floorsBenchmark(rounds, log)
         : a.which === 'prefetch'
           ? await prefetchBenchmark(rounds, region('256MiB'), log)
-          : await remoteBenchmark(rounds, region('64MiB'), log),
+          : a.which === 'handler'
+            ? await handlerBenchmark(rounds, region('64MiB'), log)
+            : await remoteBenchmark(rounds, region('64MiB'), log),
     );
     if (out) {
       const command = ['faultlab', ...process.argv.slice(2)].join(' ');

@@ -14,6 +14,9 @@
  *   region=BYTES  chunk=BYTES                 [64MiB, 4096]; chunk a page multiple
  *   seed=N                                    [1] contents = fl_fill(seed, offset)
  *   handler_threads=N                         [1] (uffd)
+ *   handler=thread|process                    [thread] (uffd) handler threads in this process, or a
+ *                                             handler process (faultlab-handler, beside the library)
+ *                                             that gets the uffd over a Unix socket
  *   cpus=same|split|free                      [same] workload vs handler placement
  *   fetch_timeout_ms=N                        [5000]
  *   client_rtt_us=N                           [0] (source=tcp) emulated RTT held by the client:

@@ -13,5 +13,7 @@ void fl_region_fail(struct fl_region *r, const char *msg)
             r->fail_msg[i] = msg[i];
         r->fail_msg[i] = 0;
         atomic_store(&r->failed, 2); /* message complete */
+        if (r->on_fail)
+            r->on_fail(r);
     }
 }

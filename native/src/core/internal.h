@@ -41,6 +41,10 @@ struct fl_config {
         FL_INSTALL_CONTINUE, /* memfd + MINOR faults + UFFDIO_CONTINUE (no copy) */
         FL_INSTALL_MOVE, /* fetch into a populated anonymous mirror, UFFDIO_MOVE its pages in (no copy) */
     } uffd_install;
+    enum fl_handler_kind {
+        FL_HANDLER_THREAD, /* uffd: handler threads in this process */
+        FL_HANDLER_PROCESS, /* uffd: a handler process gets the uffd over a socket (strategies/uffd_handler_process.c) */
+    } handler;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (sources/tcp.c), 0 = none */
     char export_name[256]; /* tcp: the NBD export to open ("" = the server's default) */
 };
@@ -59,6 +63,7 @@ int fl_spec_pass(char *rest, size_t restlen, const char *key, const char *value,
 int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen);
 const char *fl_cpus_name(enum fl_cpus c);
 const char *fl_uffd_install_name(enum fl_uffd_install i);
+const char *fl_handler_name(enum fl_handler_kind h);
 
 /* ---- sources: where chunk contents come from ---------------------------
  * A source hands out connections; each fetching thread owns one, so fetches
@@ -166,6 +171,9 @@ struct fl_region {
      * access and fl_run returns -1 with this message. */
     atomic_int failed;
     char fail_msg[FL_ERR_LEN];
+    /* Called once the first failure's message is complete (NULL: nothing);
+     * the handler process forwards its failures to the application with it. */
+    void (*on_fail)(struct fl_region *r);
 
     /* Handler statistics (uffd: one per handler thread; sigsegv: the workload thread). */
     struct fl_handler_stats hstats[FL_MAX_HANDLERS];
@@ -186,6 +194,9 @@ struct fl_region {
     struct fl_chunks *chunks;
     struct fl_pf_engine *pf;
     uint64_t vma_span;
+    /* handler=process: the engine runs in the handler process, which reports
+     * its counts at the end (NULL: read them from pf). */
+    const struct fl_pf_counts *pf_counts;
 
     /* fl_region_progress: accesses planned, and done per workload thread (one
      * cache line each, so the threads' relaxed stores never share one). */

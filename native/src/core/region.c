@@ -41,6 +41,15 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
         fl_errf(err, errlen, "unknown source '%s' (known: local, tcp)", cfg.source);
         return NULL;
     }
+    if (cfg.handler == FL_HANDLER_PROCESS && ops != &fl_strategy_uffd) {
+        fl_errf(err, errlen,
+                ops == &fl_strategy_sigsegv
+                    ? "handler=process is for uffd: sigsegv's handler is a signal handler, which runs on the faulting thread, so it has no "
+                      "process of its own"
+                    : "handler=process is for uffd (%s takes no faults to hand over)",
+                cfg.strategy);
+        return NULL;
+    }
     struct fl_region *r = aligned_alloc(_Alignof(struct fl_region), sizeof *r); /* its progress counters are cache-line aligned */
     if (!r) {
         fl_errf(err, errlen, "out of memory");
@@ -51,7 +60,8 @@ fl_region *fl_region_create(const char *spec, char *err, size_t errlen)
     r->ops = ops;
     r->page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
     r->nchunks = cfg.region_bytes / cfg.chunk_bytes;
-    if (uses_source(r)) {
+    /* handler=process: the handler process opens the source, and every connection to it. */
+    if (uses_source(r) && cfg.handler != FL_HANDLER_PROCESS) {
         r->source = !strcmp(cfg.source, "tcp") ? fl_source_tcp_create(&cfg, err, errlen) : fl_source_local_create(&cfg, err, errlen);
         if (!r->source) {
             free(r);
@@ -380,6 +390,8 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     }
     struct fl_pf_counts pf;
     fl_pf_counts(r->pf, &pf);
+    if (r->pf_counts)
+        pf = *r->pf_counts;
     fetched += pf.bytes;
     merged_quantiles(r, 0, &fetch_p50);
     merged_quantiles(r, 1, &install_p50);
@@ -387,7 +399,9 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     uint64_t bytes_read = a->touched * r->cfg.chunk_bytes;
     double mibps = total ? (double)bytes_read / (1 << 20) / ((double)total / 1e9) : 0;
     fl_jput(&j, "{\"strategy\":\"%s\",\"scenario\":\"%s\",\"source\":\"%s\",", r->ops->name, fl_workload_name(a->o.w),
-            r->source ? r->source->ops->name : "none");
+            r->source        ? r->source->ops->name
+            : uses_source(r) ? r->cfg.source
+                             : "none");
     fl_jput(&j, "\"region_bytes\":%llu,\"chunk_bytes\":%llu,\"cpus\":\"%s\",\"handler_threads\":%d,",
             (unsigned long long)r->cfg.region_bytes, (unsigned long long)r->cfg.chunk_bytes, fl_cpus_name(r->cfg.cpus),
             r->cfg.handler_threads);
@@ -408,8 +422,9 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     fl_jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
             r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
             (unsigned long long)pf.requests);
-    fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",", pf.conns,
-            r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install));
+    fl_jput(&j, "\"pf_conns\":%d,\"uffd_install\":\"%s\",\"handler\":\"%s\",", pf.conns,
+            r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install),
+            r->ops != &fl_strategy_uffd ? "none" : fl_handler_name(r->cfg.handler));
     fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
             (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
             (unsigned long long)(r->vma_span ? r->vma_span : 1), (unsigned long long)a->map_count);
@@ -455,6 +470,12 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
     }
     a->r = r;
     if (fl_workload_parse(run_spec, &a->o, out, outlen)) {
+        free(a);
+        return -1;
+    }
+    if (a->o.wait_fill && r->cfg.handler == FL_HANDLER_PROCESS) {
+        fl_errf(out, outlen,
+                "wait_fill=1 waits on the prefetch engine, which handler=process runs in the handler process: use handler=thread");
         free(a);
         return -1;
     }

@@ -159,6 +159,11 @@ const char *fl_cpus_name(enum fl_cpus c)
     return c == FL_CPUS_SAME ? "same" : c == FL_CPUS_SPLIT ? "split" : "free";
 }
 
+const char *fl_handler_name(enum fl_handler_kind h)
+{
+    return h == FL_HANDLER_PROCESS ? "process" : "thread";
+}
+
 const char *fl_uffd_install_name(enum fl_uffd_install i)
 {
     return i == FL_INSTALL_CONTINUE ? "continue" : i == FL_INSTALL_MOVE ? "move" : "copy";
@@ -284,6 +289,8 @@ static int config_key(const char *k, const char *v, void *ctx, char *err, size_t
         c->vma_span = !strcmp(v, "auto") ? 0 : (int)n;
     } else if (!strcmp(k, "uffd_install") && (!strcmp(v, "copy") || !strcmp(v, "continue") || !strcmp(v, "move"))) {
         c->uffd_install = !strcmp(v, "copy") ? FL_INSTALL_COPY : !strcmp(v, "continue") ? FL_INSTALL_CONTINUE : FL_INSTALL_MOVE;
+    } else if (!strcmp(k, "handler") && (!strcmp(v, "thread") || !strcmp(v, "process"))) {
+        c->handler = !strcmp(v, "thread") ? FL_HANDLER_THREAD : FL_HANDLER_PROCESS;
     } else if (!strcmp(k, "huge") && (!strcmp(v, "none") || !strcmp(v, "thp") || !strcmp(v, "hugetlb"))) {
         strcpy(c->huge, v);
     } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {

@@ -13,10 +13,15 @@
  * received straight into the mirror and their pages moved into the region with
  * UFFDIO_MOVE (Linux 6.8): no copy, and no page allocated during a fault, where
  * UFFDIO_COPY allocates every page it installs (mostly per-page work: compare
- * install_ns_p50 of copy, move and huge pages in a design-space run). */
+ * install_ns_p50 of copy, move and huge pages in a design-space run).
+ *
+ * handler=process: this process maps and registers the region, then hands the
+ * uffd to a handler process (uffd_handler_process.c), which serves it with the
+ * same code below through fl_uffd_adopt. */
 #include "core/internal.h"
 #include "prefetch/prefetch.h"
 #include "core/uffd_open.h"
+#include "strategies/uffd_handler_process.h"
 
 #include <errno.h>
 #include <linux/userfaultfd.h>
@@ -58,6 +63,8 @@ struct uffd_state {
     uint8_t *fill_view; /* ... and its second, writable view where fetches land;
                            uffd_install=move: the populated mirror where they land */
     enum fl_uffd_install mode;
+    struct fl_uffd_hp *hp; /* handler=process, in the application: the handler process */
+    bool adopted; /* in the handler process: r->base is the application's address, not ours */
 };
 
 static int wake(struct uffd_state *s, uint64_t addr, uint64_t len)
@@ -328,6 +335,7 @@ static void uffd_destroy(struct fl_region *r)
     if (!s)
         return;
     fl_pf_destroy(s->pf); /* first: it installs through the uffd */
+    fl_uffd_hp_destroy(s->hp);
     r->pf = NULL;
     r->chunks = NULL;
     if (s->stopfd >= 0) {
@@ -344,7 +352,7 @@ static void uffd_destroy(struct fl_region *r)
         if (h->buf)
             munmap(h->buf, r->cfg.chunk_bytes);
     }
-    if (r->base)
+    if (r->base && !s->adopted)
         munmap(r->base, r->cfg.region_bytes);
     if (s->uffd >= 0)
         close(s->uffd);
@@ -363,6 +371,8 @@ static void uffd_destroy(struct fl_region *r)
     r->strategy_state = NULL;
 }
 
+static int start_serving(struct fl_region *r, struct uffd_state *s, char *err, size_t errlen);
+
 static int uffd_create(struct fl_region *r, char *err, size_t errlen)
 {
     struct uffd_state *s = calloc(1, sizeof *s);
@@ -374,6 +384,10 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     s->mode = r->cfg.uffd_install;
     r->strategy_state = s;
     const bool hugetlb = !strcmp(r->cfg.huge, "hugetlb");
+    if (r->cfg.handler == FL_HANDLER_PROCESS && s->mode == FL_INSTALL_MOVE) {
+        fl_errf(err, errlen, "%s", FL_UFFD_HP_NO_MOVE);
+        goto fail;
+    }
     if (hugetlb && s->mode == FL_INSTALL_MOVE) {
         fl_errf(err, errlen,
                 "uffd_install=move moves small anonymous pages: use huge=none or thp, or uffd_install=copy|continue for hugetlb");
@@ -454,9 +468,28 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "UFFDIO_REGISTER (%s) failed: %s", s->mode == FL_INSTALL_CONTINUE ? "MINOR" : "MISSING", strerror(errno));
         goto fail;
     }
+    if (r->cfg.handler == FL_HANDLER_PROCESS) {
+        if (fl_uffd_hp_start(r, s->uffd, s->memfd, &s->hp, err, errlen))
+            goto fail;
+        return 0;
+    }
+    if (start_serving(r, s, err, errlen))
+        goto fail;
+    r->chunks = &s->chunks;
+    r->pf = s->pf;
+    return 0;
+fail:
+    uffd_destroy(r);
+    r->base = NULL;
+    return -1;
+}
+
+/* The handler threads and the prefetch engine, on s->uffd. */
+static int start_serving(struct fl_region *r, struct uffd_state *s, char *err, size_t errlen)
+{
     if ((s->stopfd = eventfd(0, EFD_CLOEXEC)) < 0) {
         fl_errf(err, errlen, "eventfd: %s", strerror(errno));
-        goto fail;
+        return -1;
     }
     /* The engine first: a handler reads s->pf, so it must be set before they start. */
     struct fl_pf_target t = {.arg = r,
@@ -467,7 +500,7 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
                              .abandon = pf_abandon,
                              .install_copies = s->mode == FL_INSTALL_COPY};
     if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
-        goto fail;
+        return -1;
     r->nhstats = r->cfg.handler_threads;
     for (int i = 0; i < r->cfg.handler_threads; i++) {
         struct uffd_handler *h = &s->h[i];
@@ -475,36 +508,71 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
         h->stats = &r->hstats[i];
         if (fl_samples_init(&h->stats->fetch_ns, r->nchunks) || fl_samples_init(&h->stats->install_ns, r->nchunks)) {
             fl_errf(err, errlen, "out of memory for statistics");
-            goto fail;
+            return -1;
         }
         h->buf = mmap(NULL, r->cfg.chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (h->buf == MAP_FAILED) {
             h->buf = NULL;
             fl_errf(err, errlen, "cannot map a handler buffer: %s", strerror(errno));
-            goto fail;
+            return -1;
         }
         /* Each handler owns a connection: fetches never share a lock. */
         if (r->source->ops->connect(r->source, &h->conn, err, errlen))
-            goto fail;
+            return -1;
         int e = pthread_create(&h->thread, NULL, handler_main, h);
         if (e) {
             fl_errf(err, errlen, "cannot start handler thread: %s", strerror(e));
-            goto fail;
+            return -1;
         }
         h->started = true;
+    }
+    return 0;
+}
+
+int fl_uffd_adopt(struct fl_region *r, int uffd, int memfd, char *err, size_t errlen)
+{
+    struct uffd_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        fl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->uffd = uffd;
+    s->memfd = memfd;
+    s->stopfd = -1;
+    s->mode = r->cfg.uffd_install;
+    s->adopted = true;
+    r->strategy_state = s;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    if (s->mode == FL_INSTALL_CONTINUE) { /* our own view of the application's memfd: fetches land in it */
+        void *fill = mmap(NULL, r->cfg.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, memfd, 0);
+        s->fill_view = fill == MAP_FAILED ? NULL : fill;
+    }
+    void *marker = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *zero = mmap(NULL, chunk, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    s->marker = marker == MAP_FAILED ? NULL : marker;
+    s->zero = zero == MAP_FAILED ? NULL : zero;
+    s->held_bytes = s->mode == FL_INSTALL_COPY ? (!strcmp(r->cfg.huge, "hugetlb") ? 2u << 20 : r->page_bytes) : chunk;
+    if ((s->mode == FL_INSTALL_CONTINUE && !s->fill_view) || !s->marker || !s->zero || fl_chunks_init(&s->chunks, r->nchunks)) {
+        fl_errf(err, errlen, "handler process: cannot map its buffers: %s", strerror(errno));
+        uffd_destroy(r);
+        return -1;
+    }
+    if (start_serving(r, s, err, errlen)) {
+        uffd_destroy(r);
+        return -1;
     }
     r->chunks = &s->chunks;
     r->pf = s->pf;
     return 0;
-fail:
-    uffd_destroy(r);
-    r->base = NULL;
-    return -1;
 }
 
 static void uffd_quiesce(struct fl_region *r)
 {
     struct uffd_state *s = r->strategy_state;
+    if (s->hp) {
+        fl_uffd_hp_collect(r, s->hp);
+        return;
+    }
     fl_pf_stop(s->pf);
     for (int i = 0; i < r->cfg.handler_threads; i++)
         while (atomic_load(&s->h[i].busy))
