@@ -43,6 +43,8 @@ struct fl_config {
     } uffd_install;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (sources/tcp.c), 0 = none */
     char export_name[256]; /* tcp: the NBD export to open ("" = the server's default) */
+    uint64_t resident_limit; /* uffd, sigsegv: bytes resident at most (0 = no limit; core/resident.h) */
+    char evict[16]; /* the eviction policy past the limit: fifo, clock (evict/evict.h) */
 };
 
 /* Split a "key=value ..." spec into its pairs and hand each to `each` in order;
@@ -186,6 +188,7 @@ struct fl_region {
     struct fl_chunks *chunks;
     struct fl_pf_engine *pf;
     uint64_t vma_span;
+    struct fl_resident *resident; /* resident_limit: the bounded resident set (NULL: none) */
 
     /* fl_region_progress: accesses planned, and done per workload thread (one
      * cache line each, so the threads' relaxed stores never share one). */
