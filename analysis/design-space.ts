@@ -20,6 +20,15 @@ export interface DesignSpaceFields {
   prefetched: number | null;
   bytesFetched: number | null;
   wallNs: number | null;
+  /** --resident-limit rows (issue 19): the limit in bytes, null without one; its policy and counters. */
+  residentLimit?: number | null;
+  evict?: string;
+  evictions?: number | null;
+  refetches?: number | null;
+  writebacks?: number | null;
+  maxResidentBytes?: number | null;
+  faults?: number | null;
+  chunksTouched?: number | null;
 }
 
 /** A row as far as these functions read it. */
@@ -46,14 +55,28 @@ export function designSpaceFields(r: Record<string, string | undefined>): Design
     prefetched: num(r.prefetched),
     bytesFetched: num(r.bytes_fetched),
     wallNs: num(r.wall_ns),
+    residentLimit: num(r.resident_limit),
+    evict: r.evict?.trim() || '',
+    evictions: num(r.evictions),
+    refetches: num(r.refetches),
+    writebacks: num(r.writebacks),
+    maxResidentBytes: num(r.max_resident_bytes),
+    faults: num(r.faults),
+    chunksTouched: num(r.chunks_touched),
   };
 }
 
-/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages. */
+/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages, no resident limit. */
 export function isThesisLike(r: WithDesignSpace): boolean {
   const b = r.designSpace;
   return (
-    !b || (b.prefetch === 'none' && b.appThreads === 1 && (b.vmaSpan ?? 1) === 1 && b.huge === 'none' && (b.uffdInstall === 'none' || b.uffdInstall === 'copy'))
+    !b ||
+    (b.prefetch === 'none' &&
+      b.appThreads === 1 &&
+      (b.vmaSpan ?? 1) === 1 &&
+      b.huge === 'none' &&
+      (b.uffdInstall === 'none' || b.uffdInstall === 'copy') &&
+      (b.residentLimit ?? null) === null)
   );
 }
 

@@ -150,7 +150,14 @@ const DESIGN_SPACE_ID_TAG = 'beyond';
 export function cellId(c: MatrixCell): string {
   const values = (part: IdPart) => partOf(part).map(([name]) => c.params[name]);
   const ifSet = (vs: unknown[], tag: unknown[] = []) => (vs.some((v) => v !== undefined) ? [...tag, ...vs] : []);
-  const key = [c.kind, ...values('cell'), c.count ?? '', ...ifSet(values('push')), ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG])].join('/');
+  const key = [
+    c.kind,
+    ...values('cell'),
+    c.count ?? '',
+    ...ifSet(values('push')),
+    ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG]),
+    ...ifSet(values('resident'), ['resident']),
+  ].join('/');
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 
@@ -173,6 +180,7 @@ const FILTERS: Record<string, Getter> = {
   group: (c) => c.group,
   ...filtersOf('push'),
   ...filtersOf('design-space'),
+  ...filtersOf('resident'),
   kind: (c) => c.kind,
 };
 /** A filter's value as its getter returns it (sizes parsed, numbers as numbers). */

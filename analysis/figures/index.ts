@@ -18,6 +18,7 @@ import { lazyEagerCrossover } from './lazy-eager-crossover.js';
 import { prefetchVsRtt } from './prefetch-vs-rtt.js';
 import { threadScaling } from './thread-scaling.js';
 import { hugePages } from './huge-pages.js';
+import { residentLimit } from './resident-limit.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -36,10 +37,12 @@ export const FIGURES: FigureDef[] = [
   threadScaling,
   chunkSweep,
   hugePages,
+  // regions larger than memory (matrix `resident`): skipped for runs without resident-limit rows
+  residentLimit,
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
-const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages];
+const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages, residentLimit];
 const rowsFor = (def: FigureDef, rows: RunRow[]) => (DESIGN_SPACE_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
 /** The runs' rows a figure may draw: a design-space figure, the design-space runs' (splitDesignSpaceRuns); every other, the other runs'. */
 const partFor = (def: FigureDef, part: { thesis: RunRow[]; designSpace: RunRow[] }) => (DESIGN_SPACE_FIGURES.includes(def) ? part.designSpace : part.thesis);
