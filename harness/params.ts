@@ -503,11 +503,18 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.appThreads !== undefined && p.appThreads > 1 && p.scenario === 'first-chunk' ? 'first-chunk is one access: --app-threads must be 1' : null),
   (p) => (p.vmaSpan !== undefined && p.strategy !== 'sigsegv' ? '--vma-span is for sigsegv (the strategy that splits its mapping)' : null),
   (p) => (p.uffdInstall !== undefined && p.strategy !== 'uffd' ? '--uffd-install is for uffd' : null),
-  (p) => (p.residentLimit !== undefined && !lazy(p) ? `--resident-limit is for uffd and sigsegv (the strategies that fetch on faults), not ${p.strategy}` : null),
+  (p) =>
+    p.residentLimit !== undefined && !lazy(p) ? `--resident-limit is for uffd and sigsegv (the strategies that fetch on faults), not ${p.strategy}` : null,
   (p) => (p.evict !== undefined && p.residentLimit === undefined ? '--evict needs --resident-limit (without a limit nothing is evicted)' : null),
-  (p) => (p.residentLimit !== undefined && p.residentLimit % p.chunkBytes ? `resident limit ${p.residentLimit} bytes is not a multiple of the chunk (${p.chunkBytes} bytes)` : null),
+  (p) =>
+    p.residentLimit !== undefined && p.residentLimit % p.chunkBytes
+      ? `resident limit ${p.residentLimit} bytes is not a multiple of the chunk (${p.chunkBytes} bytes)`
+      : null,
   (p) => (p.scenario === 'write-random' && !lazy(p) ? `write-random is for uffd and sigsegv, not ${p.strategy}` : null),
-  (p) => (p.scenario === 'write-random' && p.appThreads !== undefined && p.appThreads > 1 ? "write-random's second pass reads what its first wrote: --app-threads must be 1" : null),
+  (p) =>
+    p.scenario === 'write-random' && p.appThreads !== undefined && p.appThreads > 1
+      ? "write-random's second pass reads what its first wrote: --app-threads must be 1"
+      : null,
   (p) =>
     p.uffdInstall === 'move' && p.huge === 'hugetlb'
       ? '--uffd-install move moves small anonymous pages: use --huge none or thp, or --uffd-install copy|continue for hugetlb'

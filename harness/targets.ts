@@ -15,7 +15,7 @@ export interface Series {
   target?: { op: '<=' | '>='; value: number; met: boolean; spans: boolean };
 }
 
-/** The issues' targets, by measure name: issue 2 (floors), 3 (remote), 6 (prefetch). */
+/** The issues' targets, by measure name: issue 2 (floors), 3 (remote), 6 (prefetch), 19 (resident). */
 const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/^(uffd|sigsegv) \/ floor$/, '<=', 1.1],
   [/^(uffd|sigsegv) \/ \(transport \+ local\)$/, '<=', 1.25],
@@ -23,6 +23,9 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/ (ahead:\d+|adaptive|background) @10ms \(MiB\/s\)$/, '>=', 1000],
   [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
   [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
+  [/^(uffd|sigsegv) limited \/ no limit$/, '>=', 0.8],
+  [/^(uffd|sigsegv) peak RSS - limit \(MiB\)$/, '<=', 700],
+  [/^(uffd|sigsegv) max_resident_bytes \/ limit$/, '<=', 1],
 ];
 
 /** Each series with the target it answers to, judged at its median. */

@@ -24,23 +24,23 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     .filter((g) => new Set(g.map((r) => r.designSpace!.residentLimit)).size >= 2)
     .flat();
   if (swept.length === 0) return null;
-  const pts = [
-    ...groupBy(swept, (r) => `${r.strategy}\u0000${r.designSpace!.evict}\u0000${r.scenario}\u0000${r.designSpace!.residentLimit}`).values(),
-  ].flatMap((g) => {
-    const d = g[0].designSpace!;
-    const base = {
-      series: `${g[0].strategy}, ${d.evict || 'fifo'}`,
-      scenario: g[0].scenario,
-      limitMiB: d.residentLimit! / 2 ** 20,
-      share: g[0].regionBytes ? d.residentLimit! / g[0].regionBytes : null,
-    };
-    const t = spread(values(g, (r) => r.throughputMibps));
-    const h = spread(values(g, (r) => 1 - (r.designSpace!.faults ?? 0) / (r.designSpace!.chunksTouched ?? 1)));
-    return [
-      { ...base, metric: 'throughput (MiB/s)', median: t.median, reps: t.n },
-      { ...base, metric: 'hit rate', median: h.median, reps: h.n },
-    ];
-  });
+  const pts = [...groupBy(swept, (r) => `${r.strategy}\u0000${r.designSpace!.evict}\u0000${r.scenario}\u0000${r.designSpace!.residentLimit}`).values()].flatMap(
+    (g) => {
+      const d = g[0].designSpace!;
+      const base = {
+        series: `${g[0].strategy}, ${d.evict || 'fifo'}`,
+        scenario: g[0].scenario,
+        limitMiB: d.residentLimit! / 2 ** 20,
+        share: g[0].regionBytes ? d.residentLimit! / g[0].regionBytes : null,
+      };
+      const t = spread(values(g, (r) => r.throughputMibps));
+      const h = spread(values(g, (r) => 1 - (r.designSpace!.faults ?? 0) / (r.designSpace!.chunksTouched ?? 1)));
+      return [
+        { ...base, metric: 'throughput (MiB/s)', median: t.median, reps: t.n },
+        { ...base, metric: 'hit rate', median: h.median, reps: h.n },
+      ];
+    },
+  );
   const series = pts.map((p) => p.series);
   const x = { field: 'limitMiB', type: 'quantitative' as const, title: 'resident limit (MiB, log scale)', scale: { type: 'log' as const, base: 2 } };
   const y = { field: 'median', type: 'quantitative' as const, title: null };

@@ -50,6 +50,10 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
     const uint64_t chunk = r->cfg.chunk_bytes;
     if (!mprotect(r->base + idx * chunk, n * chunk, s->rs ? PROT_READ : PROT_READ | PROT_WRITE)) {
         atomic_fetch_add(&s->opened, n);
+        /* resident_limit: the fill view lets go of its mapping (the memfd keeps
+         * the page), so each resident page is mapped, and counted, once. */
+        if (s->rs)
+            madvise(s->fill_view + idx * chunk, n * chunk, MADV_DONTNEED);
         return 0;
     }
     struct fl_text t;
