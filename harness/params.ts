@@ -510,6 +510,15 @@ export const RULES: ((p: CellParams) => string | null)[] = [
     p.residentLimit !== undefined && p.residentLimit % p.chunkBytes
       ? `resident limit ${p.residentLimit} bytes is not a multiple of the chunk (${p.chunkBytes} bytes)`
       : null,
+  // Every chunk that may be in flight at once needs room: faulting threads, and prefetch's depth x 1 MiB requests
+  // (native/src/core/resident.c, fl_resident_min_chunks).
+  (p) => {
+    if (p.residentLimit === undefined) return null;
+    const inFlight = 32 + (p.prefetch && p.prefetch !== 'none' ? (p.depth ?? 16) * Math.max(1, Math.floor((1 << 20) / p.chunkBytes)) : 0);
+    return p.residentLimit / p.chunkBytes < inFlight
+      ? `resident limit ${p.residentLimit} bytes holds ${p.residentLimit / p.chunkBytes} chunks, fewer than the ${inFlight} that may be in flight at once: raise it to at least ${formatSize(inFlight * p.chunkBytes)}`
+      : null;
+  },
   (p) => (p.scenario === 'write-random' && !lazy(p) ? `write-random is for uffd and sigsegv, not ${p.strategy}` : null),
   (p) =>
     p.scenario === 'write-random' && p.appThreads !== undefined && p.appThreads > 1
