@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 /* The resident set's answer about a candidate: take it (it is now the
- * caller's victim), skip it for now (in flight, held back) or drop it from the
- * policy (gone: no longer resident). */
+ * caller's victim, out of the policy) or skip it for now (in flight, held
+ * back, being marked): it stays, behind the others. */
 enum fl_evict_verdict { FL_EVICT_TAKE, FL_EVICT_SKIP };
 
 struct fl_evict;

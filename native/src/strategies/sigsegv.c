@@ -52,8 +52,10 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
         atomic_fetch_add(&s->opened, n);
         /* resident_limit: the fill view lets go of its mapping (the memfd keeps
          * the page), so each resident page is mapped, and counted, once. */
-        if (s->rs)
+        if (s->rs) {
+            madvise(r->base + idx * chunk, n * chunk, MADV_POPULATE_READ); /* the access after the handler maps nothing */
             madvise(s->fill_view + idx * chunk, n * chunk, MADV_DONTNEED);
+        }
         return 0;
     }
     struct fl_text t;
@@ -87,6 +89,8 @@ static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct 
     if (S <= 1) {
         if (s->rs && fl_resident_admit(s->rs, idx, w->conn, cause, sizeof cause))
             give_up(r, idx * chunk, cause);
+        if (s->rs) /* its pages were punched out: allocate them in one call, not a fault each while receiving */
+            madvise(s->fill_view + idx * chunk, chunk, MADV_POPULATE_WRITE);
         if (src->read(w->conn, idx * chunk, s->fill_view + idx * chunk, chunk, cause, sizeof cause))
             give_up(r, idx * chunk, cause);
         uint64_t t1 = fl_now();
