@@ -77,9 +77,10 @@ const paramColumns = (p: CellParams): Row =>
 
 const needsServer = (c: MatrixCell) => c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy));
 /** Cells that share a server: one per RTT and seed, holding the largest region
- * among them (a cell maps a prefix of it). write-track and migrate change the
- * server's contents: they get one per region, never shared with read cells. */
-const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
+ * among them (a cell maps a prefix of it). write-track, migrate and
+ * write-random change the server's contents: they get one per region, never
+ * shared with read cells. */
+const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate' || c.params.scenario === 'write-random';
 const serverKey = (c: MatrixCell) => {
   if (!needsServer(c)) return '';
   return `${c.params.rttMs}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w` : ''}`;
