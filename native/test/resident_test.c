@@ -177,17 +177,31 @@ static void prefetch_respects_limit(void)
 
 /* A writer keeps writing a few hot chunks while a reader streams the whole
  * region, so the hot chunks are evicted again and again under the writer's
- * feet (uffd: any thread may fault). The last value written to each must be
- * in memory and, after the flush, in the source. */
+ * feet. The last value written to each must be in memory and, after the
+ * flush, in the source. uffd serves any thread; sigsegv serves a thread
+ * through its own connection (fl_tls_wctx), as the workload threads have. */
 struct race {
     struct fl_region *r;
     atomic_int stop;
     uint64_t rounds;
 };
 #define HOT 8
+static int race_thread_ctx(struct fl_region *r, struct fl_wctx *w)
+{
+    char err[256] = "";
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    if (r->source->ops->connect(r->source, &w->conn, err, sizeof err))
+        return -1;
+    fl_tls_wctx = w;
+    return 0;
+}
 static void *writer_main(void *arg)
 {
     struct race *x = arg;
+    struct fl_wctx w;
+    if (race_thread_ctx(x->r, &w))
+        return NULL;
     uint64_t k = 0;
     while (!atomic_load(&x->stop) || k < 2000) {
         k++;
@@ -195,16 +209,25 @@ static void *writer_main(void *arg)
             __atomic_store_n((uint64_t *)(x->r->base + (uint64_t)h * 64 * 4096), k, __ATOMIC_RELAXED);
     }
     x->rounds = k;
+    fl_tls_wctx = NULL;
+    x->r->source->ops->disconnect(w.conn);
     return NULL;
 }
-static void eviction_races_writes(void)
+static void eviction_races_writes_on(const char *strategy)
 {
-    char err[256] = "";
+    char err[256] = "", spec[256];
     struct race x = {0};
-    x.r = fl_region_create("strategy=uffd region=8MiB chunk=4KiB resident_limit=512KiB handler_threads=2 cpus=free", err, sizeof err);
-    CHECK(x.r != NULL, "create: %s", err);
+    struct fl_wctx reader;
+    snprintf(spec, sizeof spec, "%s region=8MiB chunk=4KiB resident_limit=512KiB evict=clock cpus=free", strategy);
+    x.r = fl_region_create(spec, err, sizeof err);
+    CHECK(x.r != NULL, "%s: create: %s", strategy, err);
     if (!x.r)
         return;
+    if (race_thread_ctx(x.r, &reader)) {
+        CHECK(0, "%s: reader connection", strategy);
+        fl_region_destroy(x.r);
+        return;
+    }
     pthread_t t;
     pthread_create(&t, NULL, writer_main, &x);
     volatile uint64_t sink = 0;
@@ -216,23 +239,27 @@ static void eviction_races_writes(void)
     (void)sink;
     struct fl_resident_counts c;
     fl_resident_counts(x.r->resident, &c);
-    CHECK(c.evictions > 0 && c.writebacks > 0, "hot chunks were evicted while written: %llu evictions, %llu writebacks",
+    CHECK(c.evictions > 0 && c.writebacks > 0, "%s: hot chunks were evicted while written: %llu evictions, %llu writebacks", strategy,
           (unsigned long long)c.evictions, (unsigned long long)c.writebacks);
-    CHECK(c.max_resident_bytes <= 512 << 10, "limit kept: %llu", (unsigned long long)c.max_resident_bytes);
+    CHECK(c.max_resident_bytes <= 512 << 10, "%s: limit kept: %llu", strategy, (unsigned long long)c.max_resident_bytes);
     char cause[256] = "";
-    CHECK(!fl_resident_flush(x.r->resident, cause, sizeof cause), "flush: %s", cause);
-    struct fl_conn *conn;
-    CHECK(!x.r->source->ops->connect(x.r->source, &conn, err, sizeof err), "connect");
+    CHECK(!fl_resident_flush(x.r->resident, cause, sizeof cause), "%s: flush: %s", strategy, cause);
     int lost = 0;
     for (int h = 0; h < HOT; h++) {
         uint64_t mem = *(volatile uint64_t *)(x.r->base + (uint64_t)h * 64 * 4096), src = 0;
-        x.r->source->ops->read(conn, (uint64_t)h * 64 * 4096, &src, 8, err, sizeof err);
+        x.r->source->ops->read(reader.conn, (uint64_t)h * 64 * 4096, &src, 8, err, sizeof err);
         lost += mem != x.rounds || src != x.rounds;
     }
-    x.r->source->ops->disconnect(conn);
-    CHECK(!lost, "every hot chunk holds the last of %llu writes, in memory and in the source (%d differ)", (unsigned long long)x.rounds,
-          lost);
+    fl_tls_wctx = NULL;
+    x.r->source->ops->disconnect(reader.conn);
+    CHECK(!lost, "%s: every hot chunk holds the last of %llu writes, in memory and in the source (%d differ)", strategy,
+          (unsigned long long)x.rounds, lost);
     fl_region_destroy(x.r);
+}
+static void eviction_races_writes(void)
+{
+    eviction_races_writes_on("strategy=uffd handler_threads=2");
+    eviction_races_writes_on("strategy=sigsegv");
 }
 
 static void bad_limits_refused(void)
