@@ -276,6 +276,8 @@ static void bad_limits_refused(void)
     CHECK(strstr(out, "vma_span=1"), "span refused: %s", out);
     run("strategy=uffd resident_limit=1MiB evict=lru", "");
     CHECK(strstr(out, "bad value for 'evict'"), "unknown policy refused: %s", out);
+    run("strategy=sigsegv region=4MiB chunk=64KiB resident_limit=2MiB prefetch=background depth=1", "workload=read-seq wait_fill=1");
+    CHECK(strstr(out, "wait_fill=1 waits for every chunk"), "wait_fill refused under a limit: %s", out);
     run("strategy=uffd region=1MiB resident_limit=512KiB", "workload=write-random app_threads=2");
     CHECK(strstr(out, "app_threads must be 1"), "write-random is one thread: %s", out);
 }

@@ -540,6 +540,11 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         free(a);
         return -1;
     }
+    if (a->o.wait_fill && r->resident) {
+        fl_errf(out, outlen, "wait_fill=1 waits for every chunk to be resident, which resident_limit forbids");
+        free(a);
+        return -1;
+    }
     if (r->ran) {
         fl_errf(out, outlen, "a region runs once (its faults are first touches): create a fresh one");
         free(a);
