@@ -248,7 +248,11 @@ static void eviction_races_writes_on(const char *strategy)
     for (int h = 0; h < HOT; h++) {
         uint64_t mem = *(volatile uint64_t *)(x.r->base + (uint64_t)h * 64 * 4096), src = 0;
         x.r->source->ops->read(reader.conn, (uint64_t)h * 64 * 4096, &src, 8, err, sizeof err);
-        lost += mem != x.rounds || src != x.rounds;
+        if (mem != x.rounds || src != x.rounds) {
+            lost++;
+            printf("    # hot chunk %d: memory %llu, source %llu, last written %llu\n", h, (unsigned long long)mem, (unsigned long long)src,
+                   (unsigned long long)x.rounds);
+        }
     }
     fl_tls_wctx = NULL;
     x.r->source->ops->disconnect(reader.conn);
@@ -276,7 +280,7 @@ static void bad_limits_refused(void)
     CHECK(strstr(out, "vma_span=1"), "span refused: %s", out);
     run("strategy=uffd resident_limit=1MiB evict=lru", "");
     CHECK(strstr(out, "bad value for 'evict'"), "unknown policy refused: %s", out);
-    run("strategy=sigsegv region=4MiB chunk=64KiB resident_limit=2MiB prefetch=background depth=1", "workload=read-seq wait_fill=1");
+    run("strategy=sigsegv region=8MiB chunk=64KiB resident_limit=4MiB prefetch=background depth=1", "workload=read-seq wait_fill=1");
     CHECK(strstr(out, "wait_fill=1 waits for every chunk"), "wait_fill refused under a limit: %s", out);
     run("strategy=uffd region=1MiB resident_limit=512KiB", "workload=write-random app_threads=2");
     CHECK(strstr(out, "app_threads must be 1"), "write-random is one thread: %s", out);

@@ -569,10 +569,10 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         a->map_count = count_mappings(); /* before a failed sigsegv run merges its mappings back */
     if (r->ops->after_workload)
         r->ops->after_workload(r);
-    if (r->resident && !atomic_load(&r->failed) && !a->rc)
-        resident_flush(a);
     if (r->ops->quiesce)
         r->ops->quiesce(r);
+    if (r->resident && !atomic_load(&r->failed) && !a->rc)
+        resident_flush(a); /* after quiesce: no prefetch, no handler still marking */
     if (r->resident && a->o.w == FL_W_WRITE_RANDOM && !atomic_load(&r->failed) && !a->rc)
         verify_source(a);
     for (int t = 0; t < a->o.app_threads; t++) {

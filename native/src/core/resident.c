@@ -297,7 +297,15 @@ void fl_resident_wait(struct fl_resident *rs, uint64_t idx)
 int fl_resident_flush(struct fl_resident *rs, char *cause, size_t len)
 {
     for (uint64_t i = 0; i < rs->r->nchunks; i++) {
-        if (!(atomic_load(&rs->flags[i]) & F_DIRTY) || !fl_chunk_move(rs->chunks, i, FL_CHUNK_PRESENT, FL_CHUNK_BUSY))
+        /* A chunk still BUSY (a handler finishing its dirty mark after the
+         * writer went on) is waited for, never skipped: a dirty chunk is resident. */
+        bool mine = false;
+        while ((atomic_load(&rs->flags[i]) & F_DIRTY) && !atomic_load(&rs->r->failed)) {
+            if ((mine = fl_chunk_move(rs->chunks, i, FL_CHUNK_PRESENT, FL_CHUNK_BUSY)) || fl_chunk_get(rs->chunks, i) != FL_CHUNK_BUSY)
+                break;
+            fl_resident_wait(rs, i);
+        }
+        if (!mine)
             continue;
         int rc = rs->h.protect(rs->h.arg, i);
         if (!rc)
