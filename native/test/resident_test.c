@@ -130,6 +130,24 @@ static void dirty_written_back(void)
         }
 }
 
+/* A write-back the server refuses (its store full: NBD_ENOSPC) fails the
+ * run with the cause, and nothing hangs: faults on the chunk left busy give up. */
+static void refused_writeback_fails(void)
+{
+    for (int s = 0; s < 2; s++) {
+        char err[256] = "", spec[256];
+        fl_nbd_server *srv = fl_nbd_start("region=4MiB seed=5 store_cap=64KiB log_fd=-1", err, sizeof err);
+        CHECK(srv != NULL, "server: %s", err);
+        if (!srv)
+            return;
+        snprintf(spec, sizeof spec, "strategy=%s source=tcp port=%d region=4MiB seed=5 resident_limit=1MiB fetch_timeout_ms=2000",
+                 strategies[s], fl_nbd_port(srv));
+        int rc = run(spec, "workload=write-random seed=5");
+        CHECK(rc != 0 && strstr(out, "ENOSPC"), "%s: the refused write-back fails the run, cause named: %.300s", strategies[s], out);
+        fl_nbd_stop(srv);
+    }
+}
+
 /* The check of the server's contents must be able to fail: a chunk changed
  * on the server behind the run's back is caught. */
 static void lost_writes_caught(void)
@@ -292,6 +310,7 @@ static const struct unit_test tests[] = {
     {"limit-never-exceeded", NEED_UFFD, limit_never_exceeded},
     {"dirty-written-back-and-read-back", NEED_UFFD, dirty_written_back},
     {"lost-write-caught", NEED_UFFD, lost_writes_caught},
+    {"refused-write-back-fails", NEED_UFFD, refused_writeback_fails},
     {"prefetch-respects-limit", NEED_UFFD, prefetch_respects_limit},
     {"eviction-races-writes", NEED_UFFD, eviction_races_writes},
     {"bad-limits-refused", 0, bad_limits_refused},

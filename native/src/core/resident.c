@@ -156,8 +156,15 @@ static int evict(struct fl_resident *rs, uint64_t idx, struct fl_conn *conn, cha
         fl_text_str(&t, ")");
         return -1;
     }
-    if ((atomic_load(&rs->flags[idx]) & F_DIRTY) && write_back(rs, idx, conn, cause, len))
+    if ((atomic_load(&rs->flags[idx]) & F_DIRTY) && write_back(rs, idx, conn, cause, len)) {
+        char why[FL_ERR_LEN];
+        fl_text_init(&t, why, sizeof why);
+        fl_text_str(&t, cause);
+        fl_text_init(&t, cause, len);
+        fl_text_str(&t, "resident limit: write-back before eviction failed: ");
+        fl_text_str(&t, why);
         return -1; /* the run fails; the chunk stays BUSY, its bytes in place */
+    }
     if (rs->h.drop(rs->h.arg, idx)) {
         fl_text_init(&t, cause, len);
         fl_text_str(&t, "resident limit: cannot drop an evicted chunk (errno ");

@@ -221,6 +221,8 @@ static void on_fault(void *arg, uintptr_t addr)
         }
         if (c == FL_CHUNK_BUSY) { /* being evicted or marked: look again once it is done */
             fl_resident_wait(s->rs, idx);
+            if (atomic_load(&r->failed)) /* an eviction that failed leaves its chunk busy */
+                give_up(r, off, "run already failed");
             continue;
         }
         if (c == FL_CHUNK_PRESENT && s->rs) {

@@ -225,6 +225,10 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
         }
         if (c == FL_CHUNK_BUSY) { /* being evicted: fetch it again once it is gone */
             fl_resident_wait(s->rs, idx);
+            if (atomic_load(&r->failed)) { /* an eviction that failed leaves its chunk busy */
+                fail_and_unblock(s, r, off, "run already failed");
+                return;
+            }
             continue;
         }
         if (c == FL_CHUNK_CLAIMED && !fl_chunk_move(&s->chunks, idx, FL_CHUNK_CLAIMED, FL_CHUNK_WANTED))
@@ -291,6 +295,11 @@ static void serve_wp(struct uffd_state *s, struct uffd_handler *h, uint64_t addr
         if (m)
             return;
         uint8_t c = fl_chunk_get(&s->chunks, idx);
+        if (atomic_load(&r->failed)) { /* let the write through: the run is over, the writer must not hang */
+            if (rs_unprotect(r, idx))
+                wake(s, (uint64_t)(uintptr_t)(r->base + off), chunk);
+            return;
+        }
         if (c == FL_CHUNK_BUSY) {
             fl_resident_wait(s->rs, idx);
             continue;
