@@ -197,7 +197,9 @@ static void prefetch_respects_limit(void)
  * region, so the hot chunks are evicted again and again under the writer's
  * feet. The last value written to each must be in memory and, after the
  * flush, in the source. uffd serves any thread; sigsegv serves a thread
- * through its own connection (fl_tls_wctx), as the workload threads have. */
+ * through its own connection (fl_tls_wctx), as the workload threads have.
+ * FIFO, so the hot chunks are evicted however often they are written (clock
+ * would rightly keep them, and test nothing). */
 struct race {
     struct fl_region *r;
     atomic_int stop;
@@ -236,7 +238,7 @@ static void eviction_races_writes_on(const char *strategy)
     char err[256] = "", spec[256];
     struct race x = {0};
     struct fl_wctx reader;
-    snprintf(spec, sizeof spec, "%s region=8MiB chunk=4KiB resident_limit=512KiB evict=clock cpus=free", strategy);
+    snprintf(spec, sizeof spec, "%s region=8MiB chunk=4KiB resident_limit=512KiB evict=fifo cpus=free", strategy);
     x.r = fl_region_create(spec, err, sizeof err);
     CHECK(x.r != NULL, "%s: create: %s", strategy, err);
     if (!x.r)
