@@ -22,6 +22,15 @@ export interface DesignSpaceFields {
   wallNs: number | null;
   /** uffd's handler: thread or process; empty in rows before the column (all thread) and for hand-made rows. */
   handler?: string;
+  /** --resident-limit rows (issue 19): the limit in bytes, null without one; its policy and counters. */
+  residentLimit?: number | null;
+  evict?: string;
+  evictions?: number | null;
+  refetches?: number | null;
+  writebacks?: number | null;
+  maxResidentBytes?: number | null;
+  faults?: number | null;
+  chunksTouched?: number | null;
 }
 
 /** A row as far as these functions read it. */
@@ -49,10 +58,18 @@ export function designSpaceFields(r: Record<string, string | undefined>): Design
     bytesFetched: num(r.bytes_fetched),
     wallNs: num(r.wall_ns),
     handler: r.handler?.trim() || '',
+    residentLimit: num(r.resident_limit),
+    evict: r.evict?.trim() || '',
+    evictions: num(r.evictions),
+    refetches: num(r.refetches),
+    writebacks: num(r.writebacks),
+    maxResidentBytes: num(r.max_resident_bytes),
+    faults: num(r.faults),
+    chunksTouched: num(r.chunks_touched),
   };
 }
 
-/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages, uffd's handler a thread. */
+/** The thesis's set-up: no prefetch, one application thread, no VMA span, small pages, uffd's handler a thread, no resident limit. */
 export function isThesisLike(r: WithDesignSpace): boolean {
   const b = r.designSpace;
   return (
@@ -62,7 +79,8 @@ export function isThesisLike(r: WithDesignSpace): boolean {
       (b.vmaSpan ?? 1) === 1 &&
       b.huge === 'none' &&
       (b.uffdInstall === 'none' || b.uffdInstall === 'copy') &&
-      b.handler !== 'process')
+      b.handler !== 'process' &&
+      (b.residentLimit ?? null) === null)
   );
 }
 

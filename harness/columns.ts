@@ -109,4 +109,13 @@ export const COLUMNS = [
   'tlb_shootdowns',
   'app_minor_faults',
   'handler',
+  // regions larger than memory: the bounded resident set (appended likewise; empty without --resident-limit)
+  'resident_limit',
+  'evict',
+  'evictions',
+  'refetches',
+  'writebacks',
+  'max_resident_bytes',
+  'reref_faults',
+  'source_verified',
 ] as const;

@@ -158,6 +158,7 @@ export function cellId(c: MatrixCell): string {
     ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG]),
     ...ifSet(values('latency'), ['latency']),
     ...ifSet(values('handler'), ['handler']),
+    ...ifSet(values('resident'), ['resident']),
   ].join('/');
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
@@ -183,6 +184,7 @@ const FILTERS: Record<string, Getter> = {
   ...filtersOf('design-space'),
   ...filtersOf('latency'),
   ...filtersOf('handler'),
+  ...filtersOf('resident'),
   kind: (c) => c.kind,
 };
 /** A filter's value as its getter returns it (sizes parsed, numbers as numbers). */

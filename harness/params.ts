@@ -13,7 +13,7 @@ import { formatSize } from './sizes.js';
 
 export const TRACKERS = ['uffd-wp', 'uffd-wp-async', 'mprotect', 'soft-dirty', 'none'] as const;
 export const STRATEGIES = ['uffd', 'sigsegv', 'memory', 'disk', 'eager', ...TRACKERS] as const;
-export const SCENARIOS = ['first-chunk', 'read-seq', 'read-random', 'write-track', 'migrate', 'read-zipf', 'read-sparse'] as const;
+export const SCENARIOS = ['first-chunk', 'read-seq', 'read-random', 'write-track', 'migrate', 'read-zipf', 'read-sparse', 'write-random'] as const;
 export const PATTERNS = ['seq', 'random', 'hot'] as const;
 export const SOURCES = ['local', 'remote'] as const;
 export const HUGE = ['none', 'thp', 'hugetlb'] as const;
@@ -24,6 +24,8 @@ export const HANDLERS = ['thread', 'process'] as const;
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
+/** Eviction policies past --resident-limit (native/src/evict/). */
+export const EVICTS = ['fifo', 'clock'] as const;
 export const LATENCIES = ['server-delay', 'netem', 'client-delay', 'nbdkit-delay'] as const;
 
 export type Strategy = (typeof STRATEGIES)[number];
@@ -75,12 +77,16 @@ export interface CellParams {
   uffdInstall?: UffdInstall;
   /** uffd's handler: threads in the application (absent: the default) or a handler process. */
   handler?: (typeof HANDLERS)[number];
+  /** A bounded resident set (native/src/core/resident.h): at most this many
+   * bytes resident, evicted by the policy past it. Absent: no limit. */
+  residentLimit?: number;
+  evict?: (typeof EVICTS)[number];
 }
 
 /** Which part of the cell id a parameter is in (matrix.ts cellId): the cell's
- * own part, always hashed; or push / design-space / latency / handler, hashed
- * only for cells that set one of the part's parameters, so ids from before a part existed stay the same. */
-export type IdPart = 'cell' | 'push' | 'design-space' | 'latency' | 'handler';
+ * own part, always hashed; or push / design-space / latency / handler / resident,
+ * hashed only for cells that set one of the part's parameters, so ids from before a part existed stay the same. */
+export type IdPart = 'cell' | 'push' | 'design-space' | 'latency' | 'handler' | 'resident';
 
 // Method syntax on purpose: a Param<number> is then usable where any param is.
 export interface Param<T> {
@@ -453,6 +459,30 @@ export const PARAMS: ParamTable = {
     label: 'column',
     filter: (p) => (p.strategy === 'uffd' ? (p.handler ?? 'thread') : 'none'), // as the rows say
   },
+  // Regions larger than memory (issue 19): a bounded resident set.
+  residentLimit: {
+    kind: size('resident limit'),
+    flag: 'resident-limit',
+    help: 'uffd/sigsegv: bytes resident at most, a whole number of chunks; past it chunks are evicted (written back first if written). Default: no limit',
+    matrix: { key: 'resident_limit' },
+    column: 'resident_limit',
+    spec: { region: 'resident_limit' },
+    id: 'resident',
+    filter: { unset: '' },
+    label: (v) => `limit=${formatSize(v)}`,
+    check: (v) => (v > 0 ? null : 'resident limit of 0 bytes: give a size such as 256MiB, or leave it out for no limit'),
+  },
+  evict: {
+    kind: choice(EVICTS, 'evict policy'),
+    flag: 'evict',
+    help: 'with --resident-limit: which chunk goes, fifo (the oldest) or clock (second chance for a chunk referenced since); default fifo',
+    matrix: { key: 'evict' },
+    column: 'evict',
+    spec: { region: 'evict' },
+    id: 'resident',
+    filter: { unset: '' },
+    label: 'column',
+  },
 };
 
 /** The table as [field, declaration] pairs, in its order. */
@@ -473,7 +503,9 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.regionBytes % p.chunkBytes ? `region ${p.regionBytes} bytes is not a multiple of the chunk (${p.chunkBytes} bytes)` : null),
   // Region + its local source copy must fit in memory with room to spare.
   (p) => {
-    const need = p.regionBytes * (usesSource(p.strategy) ? 2 : 1);
+    // Under a resident limit only the limit is resident (and the local source's copy, if local).
+    const need =
+      p.residentLimit !== undefined ? p.residentLimit + (p.source === 'local' ? p.regionBytes : 0) : p.regionBytes * (usesSource(p.strategy) ? 2 : 1);
     const free = freemem();
     return need > free * 0.8 ? `region ${p.regionBytes} bytes needs about ${need} bytes, more than the memory available (${free} bytes free)` : null;
   },
@@ -510,6 +542,31 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) =>
     p.handler === 'process' && p.uffdInstall === 'move'
       ? "--handler process with --uffd-install move: UFFDIO_MOVE moves pages within the application's own memory, not from the handler process's; use copy or continue"
+      : null,
+  (p) =>
+    p.residentLimit !== undefined && p.handler === 'process'
+      ? "--resident-limit needs --handler thread: eviction drops pages in the application's own address space, which a handler process cannot do"
+      : null,
+  (p) =>
+    p.residentLimit !== undefined && !lazy(p) ? `--resident-limit is for uffd and sigsegv (the strategies that fetch on faults), not ${p.strategy}` : null,
+  (p) => (p.evict !== undefined && p.residentLimit === undefined ? '--evict needs --resident-limit (without a limit nothing is evicted)' : null),
+  (p) =>
+    p.residentLimit !== undefined && p.residentLimit % p.chunkBytes
+      ? `resident limit ${p.residentLimit} bytes is not a multiple of the chunk (${p.chunkBytes} bytes)`
+      : null,
+  // Every chunk that may be in flight at once needs room: faulting threads, and prefetch's depth x 1 MiB requests
+  // (native/src/core/resident.c, fl_resident_min_chunks).
+  (p) => {
+    if (p.residentLimit === undefined) return null;
+    const inFlight = 32 + (p.prefetch && p.prefetch !== 'none' ? (p.depth ?? 16) * Math.max(1, Math.floor((1 << 20) / p.chunkBytes)) : 0);
+    return p.residentLimit / p.chunkBytes < inFlight
+      ? `resident limit ${p.residentLimit} bytes holds ${p.residentLimit / p.chunkBytes} chunks, fewer than the ${inFlight} that may be in flight at once: raise it to at least ${formatSize(inFlight * p.chunkBytes)}`
+      : null;
+  },
+  (p) => (p.scenario === 'write-random' && !lazy(p) ? `write-random is for uffd and sigsegv, not ${p.strategy}` : null),
+  (p) =>
+    p.scenario === 'write-random' && p.appThreads !== undefined && p.appThreads > 1
+      ? "write-random's second pass reads what its first wrote: --app-threads must be 1"
       : null,
   (p) =>
     p.uffdInstall === 'move' && p.huge === 'hugetlb'

@@ -86,9 +86,10 @@ const paramColumns = (p: CellParams): Row =>
 const needsServer = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) =>
   c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && !OWN_SERVER.has(latencyOf(c, o)));
 /** Cells that share a server: one per RTT and seed, holding the largest region
- * among them (a cell maps a prefix of it). write-track and migrate change the
- * server's contents: they get one per region, never shared with read cells. */
-const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate';
+ * among them (a cell maps a prefix of it). write-track, migrate and
+ * write-random change the server's contents: they get one per region, never
+ * shared with read cells. */
+const writes = (c: MatrixCell) => c.params.scenario === 'write-track' || c.params.scenario === 'migrate' || c.params.scenario === 'write-random';
 const serverKey = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => {
   if (!needsServer(c, o)) return '';
   // client-delay's server answers at once: never shared with a server-delay cell's.

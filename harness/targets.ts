@@ -19,7 +19,7 @@ export interface Series {
   target?: { op: '<=' | '>='; value: number; met: boolean; spans: boolean };
 }
 
-/** The issues' targets, by measure name: issue 2 (floors), 3 and 18 (remote), 6 (prefetch), 19 (handler). */
+/** The issues' targets, by measure name: issue 2 (floors), 3 and 18 (remote), 6 (prefetch), 19 (handler, resident). */
 const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/^(uffd|sigsegv) \/ floor$/, '<=', 1.1],
   [/^(uffd|sigsegv) 4 KiB \/ \(C TCP \+ C handler\)$/, '<=', 1.25],
@@ -32,6 +32,9 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
   [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
   [/^handler process \/ thread, cpus same$/, '<=', 1.3],
+  [/^(uffd|sigsegv) limited \/ no limit$/, '>=', 0.8],
+  [/^(uffd|sigsegv) peak RSS - limit \(MiB\)$/, '<=', 700],
+  [/^(uffd|sigsegv) max_resident_bytes \/ limit$/, '<=', 1],
 ];
 
 /** Each series with the target it answers to, judged at its median. */

@@ -20,6 +20,7 @@ import { threadScaling } from './thread-scaling.js';
 import { hugePages } from './huge-pages.js';
 import { latencyMethodRuns, latencyMethods } from './latency-methods.js';
 import { handlerProcess } from './handler-process.js';
+import { residentLimit } from './resident-limit.js';
 
 export const FIGURES: FigureDef[] = [
   firstChunk0ms,
@@ -41,10 +42,12 @@ export const FIGURES: FigureDef[] = [
   // two latency emulations (matrix `latency-methods`): skipped for runs without nbdkit-delay rows
   latencyMethods,
   handlerProcess,
+  // regions larger than memory (matrix `resident`): skipped for runs without resident-limit rows
+  residentLimit,
 ];
 
 /** Figures that read prefetch / multi-threaded / VMA-span rows; every other figure sees the thesis's set-up only. */
-const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages, handlerProcess];
+const DESIGN_SPACE_FIGURES: FigureDef[] = [prefetchVsRtt, lazyEagerCrossover, threadScaling, chunkSweep, hugePages, handlerProcess, residentLimit];
 const rowsFor = (def: FigureDef, rows: RunRow[]) => (DESIGN_SPACE_FIGURES.includes(def) ? rows : rows.filter(isThesisLike));
 /** The runs' rows a figure may draw: a design-space figure, the design-space runs' (splitDesignSpaceRuns); every other, the other runs'. */
 const partFor = (def: FigureDef, part: { thesis: RunRow[]; designSpace: RunRow[] }) => (DESIGN_SPACE_FIGURES.includes(def) ? part.designSpace : part.thesis);

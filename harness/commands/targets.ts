@@ -1,20 +1,48 @@
-// `faultlab targets floors|remote|prefetch|handler`: the performance targets, side by side in one run.
+// `faultlab targets <which>`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
 import { writeFileSync } from 'node:fs';
-import { floorsBenchmark, formatSeries, handlerBenchmark, judge, prefetchBenchmark, remoteBenchmark, seriesCsv } from '../targets.js';
+import { floorsBenchmark, formatSeries, handlerBenchmark, judge, prefetchBenchmark, remoteBenchmark, seriesCsv, type Series } from '../targets.js';
+import { residentBenchmark } from '../targets-resident.js';
 import { projectCommit } from '../env.js';
 import { parseSize } from '../sizes.js';
 import { UsageError } from '../errors.js';
 
+type Log = (s: string) => void;
+interface Opts {
+  rounds: number;
+  region: (fallback: string) => number;
+  residentLimit: number;
+}
+
+/** One row per benchmark: what it measures (for --help) and how it runs. */
+const BENCHMARKS: Record<string, { what: string; run: (o: Opts, log: Log) => Promise<Series[]> }> = {
+  floors: { what: 'strategies vs minimal C handlers', run: (o, log) => floorsBenchmark(o.rounds, log) },
+  remote: {
+    what: "vs C TCP and handler floors, the raw transport, and the server's memory",
+    run: (o, log) => remoteBenchmark(o.rounds, o.region('64MiB'), log),
+  },
+  prefetch: { what: 'policies at 10 and 25 ms RTT', run: (o, log) => prefetchBenchmark(o.rounds, o.region('256MiB'), log) },
+  handler: { what: 'uffd handler process vs threads', run: (o, log) => handlerBenchmark(o.rounds, o.region('64MiB'), log) },
+  resident: {
+    what: 'a region larger than memory through a resident limit',
+    run: (o, log) => residentBenchmark(o.rounds, o.region('32GiB'), o.residentLimit, log),
+  },
+};
+
 export const targetsCommand: CommandModule = {
   command: 'targets <which>',
-  describe:
-    "performance targets: floors (strategies vs minimal C handlers), remote (vs C TCP and handler floors, the raw transport, and the server's memory), prefetch (policies at 10 and 25 ms RTT), handler (uffd handler process vs threads)",
+  describe: `performance targets: ${Object.entries(BENCHMARKS)
+    .map(([k, b]) => `${k} (${b.what})`)
+    .join(', ')}`,
   builder: (y) =>
     y
-      .positional('which', { choices: ['floors', 'remote', 'prefetch', 'handler'] as const, demandOption: true })
+      .positional('which', { choices: Object.keys(BENCHMARKS), demandOption: true })
       .option('rounds', { type: 'number', default: 7, describe: 'interleaved rounds (medians and spread over rounds)' })
-      .option('region', { type: 'string', describe: 'region for the remote and handler (default 64MiB) and prefetch (default 256MiB) benchmarks' })
+      .option('region', {
+        type: 'string',
+        describe: 'region for remote, handler and migrate (default 64MiB), prefetch (default 256MiB) and resident (default 32GiB)',
+      })
+      .option('resident-limit', { type: 'string', describe: 'resident: the limit the region is read through (default 1GiB)' })
       .option('json', { type: 'boolean', default: false })
       .option('out', {
         type: 'string',
@@ -26,16 +54,12 @@ export const targetsCommand: CommandModule = {
     if (out !== undefined && !out.trim()) throw new UsageError('--out needs a file name');
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds must be a whole number from 1');
     const log = (s: string) => console.error(s);
-    const region = (d: string) => parseSize((a.region as string | undefined) ?? d, 'region');
-    const series = judge(
-      a.which === 'floors'
-        ? await floorsBenchmark(rounds, log)
-        : a.which === 'prefetch'
-          ? await prefetchBenchmark(rounds, region('256MiB'), log)
-          : a.which === 'handler'
-            ? await handlerBenchmark(rounds, region('64MiB'), log)
-            : await remoteBenchmark(rounds, region('64MiB'), log),
-    );
+    const opts: Opts = {
+      rounds,
+      region: (d) => parseSize((a.region as string | undefined) ?? d, 'region'),
+      residentLimit: parseSize((a.residentLimit as string | undefined) ?? '1GiB', 'resident limit'),
+    };
+    const series = judge(await BENCHMARKS[a.which as string].run(opts, log));
     if (out) {
       const command = ['faultlab', ...process.argv.slice(2)].join(' ');
       writeFileSync(out, seriesCsv(series, { command, commit: projectCommit(), date: new Date().toISOString() }));

@@ -47,6 +47,8 @@ struct fl_config {
     } handler;
     uint64_t client_rtt_ns; /* tcp: emulated RTT held in the client (sources/tcp.c), 0 = none */
     char export_name[256]; /* tcp: the NBD export to open ("" = the server's default) */
+    uint64_t resident_limit; /* uffd, sigsegv: bytes resident at most (0 = no limit; core/resident.h) */
+    char evict[16]; /* the eviction policy past the limit: fifo, clock (evict/evict.h) */
 };
 
 /* Split a "key=value ..." spec into its pairs and hand each to `each` in order;
@@ -197,6 +199,7 @@ struct fl_region {
     /* handler=process: the engine runs in the handler process, which reports
      * its counts at the end (NULL: read them from pf). */
     const struct fl_pf_counts *pf_counts;
+    struct fl_resident *resident; /* resident_limit: the bounded resident set (NULL: none) */
 
     /* fl_region_progress: accesses planned, and done per workload thread (one
      * cache line each, so the threads' relaxed stores never share one). */

@@ -3,6 +3,7 @@
 #include "core/internal.h"
 #include "core/jbuf.h"
 #include "prefetch/prefetch.h"
+#include "core/resident.h"
 #include "scenarios/workload.h"
 
 #include <errno.h>
@@ -124,6 +125,8 @@ struct run_args {
     long minflt;
     int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
     int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
+    int source_state; /* write-random with resident_limit: 1 the source holds every write, -1 not, 0 not checked */
+    uint64_t source_bad, source_first_bad;
     uint64_t fill_ns, fill_bad;
     int rc;
     char err[FL_ERR_LEN];
@@ -131,10 +134,11 @@ struct run_args {
 
 /* The timed accesses. Kept in its own function so that nothing live in the
  * caller is clobbered when a signal handler jumps back to the sigsetjmp. */
-static void access_loop(struct worker *w, uint8_t *scratch)
+static void access_loop(struct worker *w, uint8_t *scratch, uint8_t *wbuf)
 {
     struct fl_region *r = w->a->r;
-    const uint64_t chunk = r->cfg.chunk_bytes;
+    const uint64_t chunk = r->cfg.chunk_bytes, seed = r->cfg.seed, half = w->n / 2;
+    const bool writes = w->a->o.w == FL_W_WRITE_RANDOM; /* one thread: its order is both passes */
     /* A strategy that cannot serve a fault (sigsegv) jumps back here. */
     if (sigsetjmp(w->ctx.abort_jmp, 1)) {
         w->ctx.jmp_armed = 0;
@@ -142,9 +146,14 @@ static void access_loop(struct worker *w, uint8_t *scratch)
     }
     w->ctx.jmp_armed = 1;
     for (uint64_t i = 0; i < w->n; i++) {
-        const uint8_t *p = r->base + w->order[i] * chunk;
+        uint8_t *p = r->base + w->order[i] * chunk;
+        const bool chosen = writes && fl_write_chosen(seed, w->order[i]), write = chosen && i < half;
+        if (write)
+            fl_fill(wbuf, chunk, seed ^ FL_WRITE_SEED_XOR, w->order[i] * chunk); /* untimed */
         uint64_t t0 = fl_now();
         memcpy(scratch, p, chunk); /* the access: faults the chunk in if lazy */
+        if (write)
+            memcpy(p, wbuf, chunk);
         uint64_t t1 = fl_now();
         if (atomic_load(&r->failed))
             break;
@@ -155,7 +164,13 @@ static void access_loop(struct worker *w, uint8_t *scratch)
         w->touched++;
         atomic_store_explicit(&r->done[w->index].n, w->touched, memory_order_relaxed);
         uint64_t bad_at;
-        uint64_t bad = fl_verify(scratch, chunk, r->cfg.seed, w->order[i] * chunk, &bad_at);
+        uint64_t bad = fl_verify(scratch, chunk, chosen && i >= half ? seed ^ FL_WRITE_SEED_XOR : seed, w->order[i] * chunk, &bad_at);
+        /* A chosen chunk may already hold the write before the first pass
+         * writes it: an earlier run (a repetition) on the same server wrote
+         * the same bytes there. The second pass and the source check do not
+         * bend. */
+        if (bad && chosen && i < half && !fl_verify(scratch, chunk, seed ^ FL_WRITE_SEED_XOR, w->order[i] * chunk, &bad_at))
+            bad = 0;
         if (bad && !w->bad_words)
             w->first_bad = bad_at;
         w->bad_words += bad;
@@ -196,7 +211,7 @@ static void *worker_main(void *arg)
     struct run_args *a = w->a;
     struct fl_region *r = a->r;
     const uint64_t chunk = r->cfg.chunk_bytes;
-    uint8_t *scratch = NULL;
+    uint8_t *scratch = NULL, *wbuf = NULL;
     w->ctx.r = r;
     w->ctx.stats = &r->hstats[w->index];
     w->rc = -1;
@@ -205,7 +220,8 @@ static void *worker_main(void *arg)
     if (r->source && r->source->ops->connect(r->source, &w->ctx.conn, w->err, sizeof w->err))
         goto ready;
     scratch = aligned_alloc(64, chunk);
-    if (!scratch || fl_samples_init(&w->access_ns, w->n)) {
+    wbuf = a->o.w == FL_W_WRITE_RANDOM ? aligned_alloc(64, chunk) : NULL;
+    if (!scratch || (a->o.w == FL_W_WRITE_RANDOM && !wbuf) || fl_samples_init(&w->access_ns, w->n)) {
         fl_errf(w->err, sizeof w->err, "out of memory for the workload");
         goto ready;
     }
@@ -224,13 +240,14 @@ ready:
         if (w->index == 0)
             a->t_start = fl_now();
         long flt0 = fl_thread_minflt();
-        access_loop(w, scratch);
+        access_loop(w, scratch, wbuf);
         w->minflt = fl_thread_minflt() - flt0;
         if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
             verify_filled(a, w);
     }
     fl_tls_wctx = NULL;
     free(scratch);
+    free(wbuf);
     return NULL;
 }
 
@@ -307,6 +324,53 @@ static int merge_workers(struct run_args *a)
     }
     a->first_ns = a->wk[0].first_ns;
     return 0;
+}
+
+/* resident_limit: after the accesses, push what is still dirty, so the
+ * source holds every write (written-back chunks count in writebacks). */
+static void resident_flush(struct run_args *a)
+{
+    char cause[FL_ERR_LEN];
+    if (fl_resident_flush(a->r->resident, cause, sizeof cause)) {
+        char msg[FL_ERR_LEN];
+        snprintf(msg, sizeof msg, "resident limit: final write-back failed: %.180s", cause);
+        fl_region_fail(a->r, msg);
+    }
+}
+
+/* write-random under a resident limit: read the whole region back from the
+ * source on a fresh connection and compare with what was written, so a
+ * write lost on its way out of a dropped chunk cannot pass. */
+static void verify_source(struct run_args *a)
+{
+    struct fl_region *r = a->r;
+    const uint64_t chunk = r->cfg.chunk_bytes, seed = r->cfg.seed;
+    struct fl_conn *c = NULL;
+    char cause[FL_ERR_LEN];
+    uint8_t *buf = aligned_alloc(64, chunk);
+    a->source_state = -1;
+    if (!buf || r->source->ops->connect(r->source, &c, cause, sizeof cause)) {
+        fl_region_fail(r, "write-random: cannot read the source back to verify it");
+        free(buf);
+        return;
+    }
+    uint64_t bad = 0, at;
+    for (uint64_t i = 0; i < r->nchunks; i++) {
+        if (r->source->ops->read(c, i * chunk, buf, chunk, cause, sizeof cause)) {
+            char msg[FL_ERR_LEN];
+            snprintf(msg, sizeof msg, "write-random: reading the source back: %.180s", cause);
+            fl_region_fail(r, msg);
+            break;
+        }
+        uint64_t b = fl_verify(buf, chunk, fl_write_chosen(seed, i) ? seed ^ FL_WRITE_SEED_XOR : seed, i * chunk, &at);
+        if (b && !a->source_bad)
+            a->source_first_bad = at;
+        bad += b;
+    }
+    r->source->ops->disconnect(c);
+    free(buf);
+    a->source_bad = bad;
+    a->source_state = bad ? -1 : 1;
 }
 
 static uint64_t count_mappings(void)
@@ -446,7 +510,20 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     if (a->fill_state)
         fl_jput(&j, "\"fill_ns\":%llu,\"fill_verified\":%s,\"chunks_present\":%llu,", (unsigned long long)a->fill_ns,
                 a->fill_state > 0 ? "true" : "false", (unsigned long long)fl_chunks_count(r->chunks, FL_CHUNK_PRESENT));
-    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || !a->touched ? "false" : "true", (unsigned long long)a->bad_words);
+    if (r->resident) {
+        struct fl_resident_counts rc;
+        fl_resident_counts(r->resident, &rc);
+        fl_jput(&j, "\"resident_limit\":%llu,\"evict\":\"%s\",\"evictions\":%llu,\"refetches\":%llu,\"writebacks\":%llu,",
+                (unsigned long long)rc.limit_bytes, r->cfg.evict, (unsigned long long)rc.evictions, (unsigned long long)rc.refetches,
+                (unsigned long long)rc.writebacks);
+        fl_jput(&j, "\"max_resident_bytes\":%llu,\"reref_faults\":%llu,", (unsigned long long)rc.max_resident_bytes,
+                (unsigned long long)rc.reref_faults);
+    }
+    if (a->source_state)
+        fl_jput(&j, "\"source_verified\":%s,\"source_bad_words\":%llu,", a->source_state > 0 ? "true" : "false",
+                (unsigned long long)a->source_bad);
+    fl_jput(&j, "\"verified\":%s,\"bad_words\":%llu", a->bad_words || a->source_state < 0 || !a->touched ? "false" : "true",
+            (unsigned long long)a->bad_words);
     if (a->bad_words)
         fl_jput(&j, ",\"first_bad_offset\":%llu", (unsigned long long)a->first_bad);
     fl_jput(&j, "}");
@@ -484,6 +561,11 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         free(a);
         return -1;
     }
+    if (a->o.wait_fill && r->resident) {
+        fl_errf(out, outlen, "wait_fill=1 waits for every chunk to be resident, which resident_limit forbids");
+        free(a);
+        return -1;
+    }
     if (r->ran) {
         fl_errf(out, outlen, "a region runs once (its faults are first touches): create a fresh one");
         free(a);
@@ -510,6 +592,10 @@ int fl_run(fl_region *r, const char *run_spec, char *out, size_t outlen)
         r->ops->after_workload(r);
     if (r->ops->quiesce)
         r->ops->quiesce(r);
+    if (r->resident && !atomic_load(&r->failed) && !a->rc)
+        resident_flush(a); /* after quiesce: no prefetch, no handler still marking */
+    if (r->resident && a->o.w == FL_W_WRITE_RANDOM && !atomic_load(&r->failed) && !a->rc)
+        verify_source(a);
     for (int t = 0; t < a->o.app_threads; t++) {
         if (a->wk[t].ctx.conn)
             r->source->ops->disconnect(a->wk[t].ctx.conn);

@@ -295,6 +295,10 @@ static int config_key(const char *k, const char *v, void *ctx, char *err, size_t
         strcpy(c->huge, v);
     } else if (!strcmp(k, "client_rtt_us") && !parse_size(v, &u) && u <= 10000000) {
         c->client_rtt_ns = u * 1000;
+    } else if (!strcmp(k, "resident_limit") && !parse_size(v, &u)) {
+        c->resident_limit = u;
+    } else if (!strcmp(k, "evict") && (!strcmp(v, "fifo") || !strcmp(v, "clock"))) {
+        strcpy(c->evict, v);
     } else if (!strcmp(k, "export") && strlen(v) < sizeof c->export_name) {
         strcpy(c->export_name, v);
     } else if (!strcmp(k, "cpus") && (!strcmp(v, "same") || !strcmp(v, "split") || !strcmp(v, "free"))) {
@@ -324,6 +328,7 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
     cfg->depth = 16;
     cfg->vma_span = 1;
     strcpy(cfg->huge, "none");
+    strcpy(cfg->evict, "fifo");
 
     if (fl_spec_each(spec, "spec", config_key, cfg, err, errlen))
         return -1;
@@ -339,6 +344,16 @@ int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t e
     if (cfg->region_bytes % cfg->chunk_bytes) {
         fl_errf(err, errlen, "region %llu bytes is not a multiple of the chunk (%llu bytes)", (unsigned long long)cfg->region_bytes,
                 (unsigned long long)cfg->chunk_bytes);
+        return -1;
+    }
+    if (cfg->resident_limit && strcmp(cfg->strategy, "uffd") && strcmp(cfg->strategy, "sigsegv")) {
+        fl_errf(err, errlen, "resident_limit is for uffd and sigsegv (the strategies that fetch on faults), not %s", cfg->strategy);
+        return -1;
+    }
+    if (cfg->resident_limit && cfg->handler == FL_HANDLER_PROCESS) {
+        /* Eviction drops pages with MADV_DONTNEED in the application's mm, which
+         * a handler process cannot do (process_madvise refuses MADV_DONTNEED). */
+        fl_errf(err, errlen, "resident_limit needs handler=thread: eviction drops pages in the application's own address space");
         return -1;
     }
     if (cfg->corrupt_offset >= 0 && (uint64_t)cfg->corrupt_offset >= cfg->region_bytes) {

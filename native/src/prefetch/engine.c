@@ -12,6 +12,7 @@
  * well before several connections' does, so `depth` is spread over pf_conns
  * connections (default one per 16 requests, at most 8). */
 #include "prefetch/prefetch.h"
+#include "core/resident.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -203,6 +204,30 @@ static void abandon_all(struct fl_pf_engine *e)
     fl_chunks_wake(e->chunks); /* waiters see the failure */
 }
 
+/* Claim chunk i for a request: 1 taken, 0 there already or someone else's,
+ * -1 no room under resident_limit now (the engine evicts what it can, then
+ * stops until a fault or an answer frees room: it never installs past it). */
+static int take(struct fl_pf_engine *e, uint64_t i)
+{
+    struct fl_resident *rs = e->r->resident;
+    char cause[FL_ERR_LEN];
+    if (rs) {
+        int rc = fl_resident_reserve(rs, NULL, false, cause, sizeof cause);
+        if (rc < 0)
+            engine_fail(e, i, cause);
+        if (rc)
+            return -1;
+    }
+    if (!fl_chunk_take(e->chunks, i, FL_CHUNK_ABSENT)) {
+        if (rs)
+            fl_resident_unreserve(rs);
+        return 0;
+    }
+    if (rs)
+        fl_resident_insert(rs, i);
+    return 1;
+}
+
 static void issue(struct fl_pf_engine *e)
 {
     const uint64_t chunk = e->p.chunk_bytes;
@@ -221,13 +246,16 @@ static void issue(struct fl_pf_engine *e)
         if (!q)
             return; /* every slot waits for the installer, which wakes us */
         uint64_t i = p->next;
-        if (!fl_chunk_take(e->chunks, i, FL_CHUNK_ABSENT)) {
+        int got = take(e, i);
+        if (got < 0)
+            return;
+        if (!got) {
             p->next++; /* there already, or someone else fetches it */
             continue;
         }
         uint64_t n = 1;
         p->next++;
-        while (n < p->max_run && p->next < p->end && fl_chunk_take(e->chunks, p->next, FL_CHUNK_ABSENT)) {
+        while (n < p->max_run && p->next < p->end && take(e, p->next) > 0) {
             n++;
             p->next++;
         }

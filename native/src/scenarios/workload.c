@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const names[] = {"first-chunk", "read-seq", "read-random", "read-zipf", "read-sparse"};
+static const char *const names[] = {"first-chunk", "read-seq", "read-random", "read-zipf", "read-sparse", "write-random"};
 
 const char *fl_workload_name(enum fl_workload w)
 {
@@ -77,11 +77,15 @@ int fl_workload_parse(const char *spec, struct fl_workload_opts *o, char *err, s
             if (eq)
                 *eq = '=';
             fl_errf(err, errlen,
-                    "bad run option '%s' (workload=first-chunk|read-seq|read-random|read-zipf|read-sparse, seed=N, "
+                    "bad run option '%s' (workload=first-chunk|read-seq|read-random|read-zipf|read-sparse|write-random, seed=N, "
                     "zipf_s=0..10, touch_fraction=(0,1], app_threads=1..%d, wait_fill=0|1)",
                     tok, FL_MAX_HANDLERS);
             return -1;
         }
+    }
+    if (o->w == FL_W_WRITE_RANDOM && o->app_threads > 1) {
+        fl_errf(err, errlen, "write-random's second pass reads what its first wrote: app_threads must be 1");
+        return -1;
     }
     if (o->w == FL_W_FIRST_CHUNK && o->app_threads > 1) {
         fl_errf(err, errlen, "first-chunk is one access: app_threads must be 1");
@@ -153,6 +157,18 @@ uint64_t *fl_workload_order(const struct fl_workload_opts *w, uint64_t nchunks, 
     *n = nchunks;
     if (w->w == FL_W_READ_SEQ)
         return o;
+    if (w->w == FL_W_WRITE_RANDOM) { /* two passes, each in its own order */
+        uint64_t *two = realloc(o, 2 * nchunks * sizeof *o);
+        if (!two) {
+            free(o);
+            return NULL;
+        }
+        memcpy(two + nchunks, two, nchunks * sizeof *two);
+        shuffle(two, nchunks, w->seed);
+        shuffle(two + nchunks, nchunks, w->seed + 1);
+        *n = 2 * nchunks;
+        return two;
+    }
     shuffle(o, nchunks, w->seed);
     if (w->w == FL_W_READ_SPARSE) {
         uint64_t k = (uint64_t)llround(w->touch_fraction * (double)nchunks);

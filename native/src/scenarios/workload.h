@@ -5,7 +5,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum fl_workload { FL_W_FIRST_CHUNK, FL_W_READ_SEQ, FL_W_READ_RANDOM, FL_W_READ_ZIPF, FL_W_READ_SPARSE };
+enum fl_workload { FL_W_FIRST_CHUNK, FL_W_READ_SEQ, FL_W_READ_RANDOM, FL_W_READ_ZIPF, FL_W_READ_SPARSE, FL_W_WRITE_RANDOM };
+
+/* write-random: two passes over every chunk in two random orders. The first
+ * reads each chunk and overwrites the chosen half (fl_write_chosen) with
+ * fl_fill(seed ^ FL_WRITE_SEED_XOR, offset); the second reads each again and
+ * expects what was written, so a chunk written, evicted and fetched back must
+ * return the write (resident_limit). */
+#define FL_WRITE_SEED_XOR 0x5a5a5a5a5a5a5a5aull
+static inline int fl_write_chosen(uint64_t seed, uint64_t idx)
+{
+    uint64_t h = (idx + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    h ^= h >> 29;
+    return (int)((h * 0xBF58476D1CE4E5B9ull) >> 63);
+}
 
 struct fl_workload_opts {
     enum fl_workload w;

@@ -5,6 +5,9 @@
 #include "core/internal.h"
 #include "prefetch/prefetch.h"
 #include "core/sigsegv_dispatch.h"
+#include "core/resident.h"
+
+#include <fcntl.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@ struct sigsegv_state {
     long max_map_count;
     atomic_uint_fast64_t opened; /* chunks opened so far (for the VMA-limit message) */
     struct fl_pf_engine *pf;
+    struct fl_resident *rs; /* resident_limit: chunks open read-only, so the first write says "dirty" */
 };
 
 /* Leave the handler without serving: the workload ends with r->fail_msg. */
@@ -44,8 +48,14 @@ static void give_up(struct fl_region *r, uint64_t off, const char *cause)
 static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t idx, uint64_t n, char *cause, size_t len)
 {
     const uint64_t chunk = r->cfg.chunk_bytes;
-    if (!mprotect(r->base + idx * chunk, n * chunk, PROT_READ | PROT_WRITE)) {
+    if (!mprotect(r->base + idx * chunk, n * chunk, s->rs ? PROT_READ : PROT_READ | PROT_WRITE)) {
         atomic_fetch_add(&s->opened, n);
+        /* resident_limit: the fill view lets go of its mapping (the memfd keeps
+         * the page), so each resident page is mapped, and counted, once. */
+        if (s->rs) {
+            madvise(r->base + idx * chunk, n * chunk, MADV_POPULATE_READ); /* the access after the handler maps nothing */
+            madvise(s->fill_view + idx * chunk, n * chunk, MADV_DONTNEED);
+        }
         return 0;
     }
     struct fl_text t;
@@ -77,6 +87,10 @@ static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct 
     uint64_t s0 = idx / S * S, s1 = s0 + S < r->nchunks ? s0 + S : r->nchunks, installed = 0;
     uint64_t t0 = fl_now();
     if (S <= 1) {
+        if (s->rs && fl_resident_admit(s->rs, idx, w->conn, cause, sizeof cause))
+            give_up(r, idx * chunk, cause);
+        if (s->rs) /* its pages were punched out: allocate them in one call, not a fault each while receiving */
+            madvise(s->fill_view + idx * chunk, chunk, MADV_POPULATE_WRITE);
         if (src->read(w->conn, idx * chunk, s->fill_view + idx * chunk, chunk, cause, sizeof cause))
             give_up(r, idx * chunk, cause);
         uint64_t t1 = fl_now();
@@ -120,6 +134,54 @@ static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct 
     return installed;
 }
 
+/* ---- resident_limit: faults on an installed chunk, and the resident set's hooks */
+
+static int rs_open(void *arg, uint64_t idx, bool writable)
+{
+    struct fl_region *r = arg;
+    return mprotect(r->base + idx * r->cfg.chunk_bytes, r->cfg.chunk_bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ);
+}
+static int rs_open_rw(void *arg, uint64_t idx)
+{
+    return rs_open(arg, idx, true);
+}
+static int rs_protect(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
+    return mprotect(r->base + idx * r->cfg.chunk_bytes, r->cfg.chunk_bytes, PROT_NONE);
+}
+static void rs_reprotect(void *arg, uint64_t idx)
+{
+    if (rs_protect(arg, idx)) /* then the chunk stays open: its next access is not seen, nothing worse */
+        return;
+}
+static const uint8_t *rs_bytes(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
+    return ((struct sigsegv_state *)r->strategy_state)->fill_view + idx * r->cfg.chunk_bytes;
+}
+static int rs_drop(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
+    struct sigsegv_state *s = r->strategy_state;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    return fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(idx * chunk), (off_t)chunk);
+}
+
+/* A fault on an installed chunk: the clock hand closed it (reopen), or the
+ * first write to a read-only one (mark it dirty, open it writable). The
+ * handler is not told read from write, so a read that raced the chunk's
+ * opening is taken for a write: one write-back too many, never one missing. */
+static void resident_fault(struct fl_region *r, struct sigsegv_state *s, uint64_t idx)
+{
+    int rc = fl_resident_reopen(s->rs, idx, rs_open, r);
+    if (!rc && !fl_resident_dirty(s->rs, idx))
+        rc = fl_resident_mark_dirty(s->rs, idx, rs_open_rw, r);
+    if (rc < 0)
+        give_up(r, idx * r->cfg.chunk_bytes, "mprotect failed reopening a resident chunk");
+    /* 0: it changed meanwhile; the access retries and faults again if it must */
+}
+
 static void on_fault(void *arg, uintptr_t addr)
 {
     struct fl_region *r = arg;
@@ -155,6 +217,16 @@ static void on_fault(void *arg, uintptr_t addr)
             fl_samples_add(&st->install_ns, fl_now() - t0);
             st->trigger_faults++;
             fl_pf_hint_trigger(s->pf, idx);
+            return;
+        }
+        if (c == FL_CHUNK_BUSY) { /* being evicted or marked: look again once it is done */
+            fl_resident_wait(s->rs, idx);
+            if (atomic_load(&r->failed)) /* an eviction that failed leaves its chunk busy */
+                give_up(r, off, "run already failed");
+            continue;
+        }
+        if (c == FL_CHUNK_PRESENT && s->rs) {
+            resident_fault(r, s, idx);
             return;
         }
         if (c == FL_CHUNK_CLAIMED && !fl_chunk_move(&s->chunks, idx, FL_CHUNK_CLAIMED, FL_CHUNK_WANTED))
@@ -234,6 +306,8 @@ static void sigsegv_destroy(struct fl_region *r)
     fl_pf_destroy(s->pf); /* first: it installs into the views */
     r->pf = NULL;
     r->chunks = NULL;
+    fl_resident_destroy(s->rs);
+    r->resident = NULL;
     if (s->owned)
         fl_sigsegv_disown(r->base);
     if (r->base)
@@ -255,6 +329,7 @@ static int sigsegv_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "out of memory");
         return -1;
     }
+    s->memfd = -1; /* a failure before memfd_create must not close fd 0 */
     r->strategy_state = s;
     const uint64_t len = r->cfg.region_bytes;
     const bool hugetlb = !strcmp(r->cfg.huge, "hugetlb");
@@ -262,19 +337,25 @@ static int sigsegv_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "huge=hugetlb needs chunk and region multiples of 2 MiB (the huge page size)");
         goto fail;
     }
+    /* A region larger than memory is never populated: its pages come and go with its chunks. */
+    const int populate = r->cfg.resident_limit ? 0 : MAP_POPULATE;
+    if (r->cfg.resident_limit && (r->cfg.vma_span != 1 || strcmp(r->cfg.huge, "none"))) {
+        fl_errf(err, errlen, "resident_limit works with vma_span=1 and huge=none (chunks evicted one by one)");
+        goto fail;
+    }
     s->memfd = memfd_create("faultlab-sigsegv", MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0));
     if (s->memfd < 0 || ftruncate(s->memfd, (off_t)len)) {
         fl_errf(err, errlen, "memfd of %llu bytes: %s", (unsigned long long)len, strerror(errno));
         goto fail;
     }
-    void *fill = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->memfd, 0);
+    void *fill = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | populate, s->memfd, 0);
     /* The region's view gets its page-table entries now, then loses all access:
      * opening a chunk (mprotect) turns its entries back on, so the application's
      * access after the handler returns takes no second, minor fault to map the
      * page (`faultlab targets floors` measures the difference; a 1 MiB chunk
      * saves its 16 fault-arounds). app_minor_faults shows it. Set-up pays
      * instead, outside the timed window. */
-    void *view = fill == MAP_FAILED ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->memfd, 0);
+    void *view = fill == MAP_FAILED ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | populate, s->memfd, 0);
     if (view != MAP_FAILED && mprotect(view, len, PROT_NONE)) {
         int e = errno;
         munmap(view, len);
@@ -303,6 +384,10 @@ static int sigsegv_create(struct fl_region *r, char *err, size_t errlen)
         fl_errf(err, errlen, "out of memory for statistics");
         goto fail;
     }
+    const struct fl_resident_hooks rh = {.arg = r, .protect = rs_protect, .bytes = rs_bytes, .drop = rs_drop, .reprotect = rs_reprotect};
+    if (fl_resident_create(r, &s->chunks, &rh, fl_resident_min_chunks(r), &s->rs, err, errlen))
+        goto fail;
+    r->resident = s->rs;
     if (fl_sigsegv_own(r->base, len, on_fault, r, err, errlen))
         goto fail;
     s->owned = true;

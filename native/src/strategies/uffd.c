@@ -22,6 +22,7 @@
 #include "prefetch/prefetch.h"
 #include "core/uffd_open.h"
 #include "strategies/uffd_handler_process.h"
+#include "core/resident.h"
 
 #include <errno.h>
 #include <linux/userfaultfd.h>
@@ -65,6 +66,7 @@ struct uffd_state {
     enum fl_uffd_install mode;
     struct fl_uffd_hp *hp; /* handler=process, in the application: the handler process */
     bool adopted; /* in the handler process: r->base is the application's address, not ours */
+    struct fl_resident *rs; /* resident_limit: chunks go in write-protected, so the first write says "dirty" */
 };
 
 static int wake(struct uffd_state *s, uint64_t addr, uint64_t len)
@@ -94,7 +96,7 @@ static int install_as(struct uffd_state *s, struct fl_region *r, enum fl_uffd_in
             rc = ioctl(s->uffd, UFFDIO_MOVE, &m);
             done = m.move;
         } else {
-            struct uffdio_copy c = {.dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len};
+            struct uffdio_copy c = {.dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = s->rs ? UFFDIO_COPY_MODE_WP : 0};
             rc = ioctl(s->uffd, UFFDIO_COPY, &c);
             done = c.copy;
         }
@@ -167,6 +169,10 @@ static void serve_miss(struct uffd_state *s, struct uffd_handler *h, uint64_t id
     char cause[FL_ERR_LEN];
     if (s->pf)
         fl_pf_hint_fault(s->pf, idx); /* the window goes out while we fetch */
+    if (s->rs && fl_resident_admit(s->rs, idx, h->conn, cause, sizeof cause)) {
+        fail_and_unblock(s, r, off, cause);
+        return;
+    }
     uint64_t t0 = fl_now();
     uint8_t *dst = s->fill_view ? s->fill_view + off : h->buf;
     if (r->source->ops->read(h->conn, off, dst, chunk, cause, sizeof cause)) {
@@ -224,6 +230,14 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
             fl_pf_hint_trigger(s->pf, idx);
             return;
         }
+        if (c == FL_CHUNK_BUSY) { /* being evicted: fetch it again once it is gone */
+            fl_resident_wait(s->rs, idx);
+            if (atomic_load(&r->failed)) { /* an eviction that failed leaves its chunk busy */
+                fail_and_unblock(s, r, off, "run already failed");
+                return;
+            }
+            continue;
+        }
         if (c == FL_CHUNK_CLAIMED && !fl_chunk_move(&s->chunks, idx, FL_CHUNK_CLAIMED, FL_CHUNK_WANTED))
             continue;
         if (c == FL_CHUNK_CLAIMED || c == FL_CHUNK_WANTED) {
@@ -244,6 +258,68 @@ static void serve_fault(struct uffd_state *s, struct uffd_handler *h, uint64_t a
             fail_and_unblock(s, r, off, "UFFDIO_WAKE failed");
         h->stats->duplicates++;
         return;
+    }
+}
+
+/* ---- resident_limit: the write-protect fault and the resident set's hooks ---- */
+
+static int wp_range(struct fl_region *r, uint64_t idx, uint64_t mode)
+{
+    struct uffd_state *s = r->strategy_state;
+    struct uffdio_writeprotect wp = {
+        .range = {.start = (uint64_t)(uintptr_t)(r->base + idx * r->cfg.chunk_bytes), .len = r->cfg.chunk_bytes}, .mode = mode};
+    return ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+static int rs_protect(void *arg, uint64_t idx)
+{
+    return wp_range(arg, idx, UFFDIO_WRITEPROTECT_MODE_WP);
+}
+static int rs_unprotect(void *arg, uint64_t idx)
+{
+    return wp_range(arg, idx, 0); /* wakes the writer */
+}
+static const uint8_t *rs_bytes(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
+    return r->base + idx * r->cfg.chunk_bytes;
+}
+static int rs_drop(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg; /* anonymous: no uffd-wp marker survives, the next access is a MISSING fault */
+    return madvise(r->base + idx * r->cfg.chunk_bytes, r->cfg.chunk_bytes, MADV_DONTNEED);
+}
+
+/* The first write to a chunk since its fetch: mark it dirty, then let it through. */
+static void serve_wp(struct uffd_state *s, struct uffd_handler *h, uint64_t addr)
+{
+    struct fl_region *r = h->r;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    uint64_t idx = (addr - (uint64_t)(uintptr_t)r->base) / chunk, off = idx * chunk;
+    for (;;) {
+        int m = fl_resident_mark_dirty(s->rs, idx, rs_unprotect, r);
+        if (m < 0)
+            fail_and_unblock(s, r, off, "UFFDIO_WRITEPROTECT failed");
+        if (m)
+            return;
+        uint8_t c = fl_chunk_get(&s->chunks, idx);
+        if (atomic_load(&r->failed)) { /* let the write through: the run is over, the writer must not hang */
+            if (rs_unprotect(r, idx))
+                wake(s, (uint64_t)(uintptr_t)(r->base + off), chunk);
+            return;
+        }
+        if (c == FL_CHUNK_BUSY) {
+            fl_resident_wait(s->rs, idx);
+            continue;
+        }
+        if (c == FL_CHUNK_STAGED) { /* a trigger: install it, then mark it */
+            serve_fault(s, h, (uint64_t)(uintptr_t)(r->base + off));
+            continue;
+        }
+        if (c != FL_CHUNK_PRESENT) { /* dropped since: the write retries as a miss */
+            if (wake(s, (uint64_t)(uintptr_t)(r->base + off), chunk))
+                fail_and_unblock(s, r, off, "UFFDIO_WAKE failed");
+            return;
+        }
     }
 }
 
@@ -322,7 +398,9 @@ static void *handler_main(void *arg)
             atomic_store(&h->busy, false);
             continue; /* EAGAIN: another handler took it */
         }
-        if (msg.event == UFFD_EVENT_PAGEFAULT)
+        if (msg.event == UFFD_EVENT_PAGEFAULT && s->rs && (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
+            serve_wp(s, h, msg.arg.pagefault.address);
+        else if (msg.event == UFFD_EVENT_PAGEFAULT)
             serve_fault(s, h, msg.arg.pagefault.address);
         atomic_store(&h->busy, false);
     }
@@ -352,6 +430,8 @@ static void uffd_destroy(struct fl_region *r)
         if (h->buf)
             munmap(h->buf, r->cfg.chunk_bytes);
     }
+    fl_resident_destroy(s->rs);
+    r->resident = NULL;
     if (r->base && !s->adopted)
         munmap(r->base, r->cfg.region_bytes);
     if (s->uffd >= 0)
@@ -391,6 +471,10 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     if (hugetlb && s->mode == FL_INSTALL_MOVE) {
         fl_errf(err, errlen,
                 "uffd_install=move moves small anonymous pages: use huge=none or thp, or uffd_install=copy|continue for hugetlb");
+        goto fail;
+    }
+    if (r->cfg.resident_limit && (s->mode != FL_INSTALL_COPY || strcmp(r->cfg.huge, "none"))) {
+        fl_errf(err, errlen, "resident_limit works with uffd_install=copy and huge=none (write-protected UFFDIO_COPY, MADV_DONTNEED)");
         goto fail;
     }
     if (hugetlb && (r->cfg.chunk_bytes % (2u << 20) || r->cfg.region_bytes % (2u << 20))) {
@@ -463,7 +547,8 @@ static int uffd_create(struct fl_region *r, char *err, size_t errlen)
     }
     r->uffd_path = s->how; /* a string literal: outlives the state */
     struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)r->base, .len = r->cfg.region_bytes},
-                                  .mode = s->mode == FL_INSTALL_CONTINUE ? UFFDIO_REGISTER_MODE_MINOR : UFFDIO_REGISTER_MODE_MISSING};
+                                  .mode = (s->mode == FL_INSTALL_CONTINUE ? UFFDIO_REGISTER_MODE_MINOR : UFFDIO_REGISTER_MODE_MISSING) |
+                                          (r->cfg.resident_limit ? UFFDIO_REGISTER_MODE_WP : 0)};
     if (ioctl(s->uffd, UFFDIO_REGISTER, &reg)) {
         fl_errf(err, errlen, "UFFDIO_REGISTER (%s) failed: %s", s->mode == FL_INSTALL_CONTINUE ? "MINOR" : "MISSING", strerror(errno));
         goto fail;
@@ -491,6 +576,10 @@ static int start_serving(struct fl_region *r, struct uffd_state *s, char *err, s
         fl_errf(err, errlen, "eventfd: %s", strerror(errno));
         return -1;
     }
+    const struct fl_resident_hooks rh = {.arg = r, .protect = rs_protect, .bytes = rs_bytes, .drop = rs_drop};
+    if (fl_resident_create(r, &s->chunks, &rh, fl_resident_min_chunks(r), &s->rs, err, errlen))
+        return -1;
+    r->resident = s->rs;
     /* The engine first: a handler reads s->pf, so it must be set before they start. */
     struct fl_pf_target t = {.arg = r,
                              .landing = s->fill_view ? pf_landing : NULL,
