@@ -108,4 +108,17 @@ export const COLUMNS = [
   'uffd_install',
   'tlb_shootdowns',
   'app_minor_faults',
+  // migrate's stop rule, rounds and pull (issue 20; appended likewise)
+  'downtime_limit_ms',
+  'max_rounds',
+  'dest_prefetch',
+  'stop_reason',
+  'round_push_ns',
+  'round_collect_ns',
+  'push_bytes_per_s',
+  'dirty_bytes_per_s',
+  'expected_downtime_ns',
+  'push_rtt_ns',
+  'push_requests',
+  'network_faults',
 ] as const;
