@@ -87,7 +87,7 @@ static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, 
                         .period_ms = 10,
                         .max_rounds = 8,
                         .downtime_limit_ms = 300, /* QEMU's default downtime-limit */
-                        .push_depth = 256,
+                        .push_depth = 2048, /* WRITEs in flight: a round of scattered chunks in one round trip */
                         .intervals = 0,
                         .bg_threads = 2,
                         .out_fd = -1,
