@@ -108,7 +108,9 @@ export const COLUMNS = [
   'uffd_install',
   'tlb_shootdowns',
   'app_minor_faults',
-  // migrate's stop rule, rounds and pull (issue 20; appended likewise)
+  // migrate's mode, stop rule, rounds and pull (issue 20; appended likewise)
+  'migrate_mode',
+  'postcopy_after',
   'downtime_limit_ms',
   'max_rounds',
   'dest_prefetch',
@@ -121,4 +123,6 @@ export const COLUMNS = [
   'push_rtt_ns',
   'push_requests',
   'network_faults',
+  'postcopy_faults',
+  'postcopy_ns',
 ] as const;

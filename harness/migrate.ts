@@ -17,8 +17,11 @@ import { fileURLToPath } from 'node:url';
 import { childEnv } from './lifeline.js';
 import type { CellParams } from './params.js';
 import type { Row } from './columns.js';
+import { rttUs } from './server/nbd-server.js';
 
 export const MIGRATE_DEFAULTS = {
+  mode: 'precopy',
+  postcopyAfter: 1,
   pattern: 'hot',
   writeFraction: 0.01,
   tracker: 'uffd-wp',
@@ -72,17 +75,36 @@ function startChild(role: string, ...args: string[]): Child {
 const writerKeys = (p: CellParams) => `pattern=${p.pattern ?? MIGRATE_DEFAULTS.pattern} write_fraction=${p.writeFraction ?? MIGRATE_DEFAULTS.writeFraction}`;
 
 async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
+  const mode = p.migrateMode ?? MIGRATE_DEFAULTS.mode;
   const destPrefetch = p.destPrefetch ?? MIGRATE_DEFAULTS.destPrefetch;
-  const dest = startChild('dest', `${regionSpec} prefetch=${destPrefetch}`, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
+  const tracker = p.tracker ?? MIGRATE_DEFAULTS.tracker;
+  const stopRule =
+    `mode=${mode} postcopy_after=${p.postcopyAfter ?? MIGRATE_DEFAULTS.postcopyAfter} ` +
+    `downtime_limit_ms=${p.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs} max_rounds=${p.maxRounds ?? MIGRATE_DEFAULTS.maxRounds}`;
+  // Post-copy and hybrid: the source serves its own memory, answers held the
+  // RTT as the chunk server holds its (client-delay: the destination's client holds them).
+  const serveRtt = p.latency === 'client-delay' ? 0 : rttUs(p.rttMs);
+  const destChild = (spec: string) => startChild('dest', `${spec} prefetch=${destPrefetch}`, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
+  let dest: Child | null = null;
   let src: Child | null = null;
   try {
-    await dest.next(); // mapped, threads up, connected: its start-up is not downtime
-    const tracker = p.tracker ?? MIGRATE_DEFAULTS.tracker;
-    const stopRule = `downtime_limit_ms=${p.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs} max_rounds=${p.maxRounds ?? MIGRATE_DEFAULTS.maxRounds}`;
-    src = startChild('source', `${regionSpec} tracker=${tracker} ${writerKeys(p)} ${stopRule}`);
+    const srcSpec = `${regionSpec} tracker=${tracker} ${writerKeys(p)} ${stopRule} serve_rtt_us=${serveRtt}`;
+    if (mode === 'precopy') {
+      dest = destChild(regionSpec);
+      await dest.next(); // mapped, threads up, connected: its start-up is not downtime
+      src = startChild('source', srcSpec);
+    } else {
+      // The source first: the destination's region pulls from its server.
+      src = startChild('source', srcSpec);
+      const { serving } = await src.next();
+      dest = destChild(regionSpec.replace(/\bhost=\S+ port=\d+( export=\S+)?/, `host=127.0.0.1 port=${serving}$1`));
+      await dest.next();
+      src.proc.stdin!.write('start\n');
+    }
     const s = await src.next();
     dest.proc.stdin!.write(`intervals=${s.intervals_written}\n`); // the cut-over
     const d = await dest.next();
+    if (mode !== 'precopy') src.proc.stdin!.write('done\n'); // the source may stop serving
     // Let both exit on their own (unmapping, closing sockets) before the next repetition.
     await Promise.race([Promise.all([dest.closed, src.closed]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     const n = (k: string, o: Record<string, unknown>) => Number(o[k]);
@@ -98,6 +120,8 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
       cpus: p.cpus,
       handler_threads: p.handlerThreads,
       bg_threads: d.bg_threads as number,
+      migrate_mode: mode,
+      postcopy_after: mode === 'hybrid' ? n('postcopy_after', s) : null,
       dest_prefetch: d.dest_prefetch as string,
       downtime_limit_ms: n('downtime_limit_ms', s),
       max_rounds: n('max_rounds', s),
@@ -131,6 +155,9 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
       bytes_moved: n('bytes_pushed', s) + n('bytes_fetched', d),
       faults: n('faults', d),
       network_faults: n('network_faults', d),
+      // Post-copy's pull from the source (null in pre-copy, which pulls from the store).
+      postcopy_faults: mode === 'precopy' ? null : n('network_faults', d),
+      postcopy_ns: mode === 'precopy' ? null : n('pull_ns', d),
       prefetched: n('prefetched', d),
       prefetch_requests: n('prefetch_requests', d),
       tracker_faults: n('tracker_faults', s),

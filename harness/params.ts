@@ -20,6 +20,7 @@ export const HUGE = ['none', 'thp', 'hugetlb'] as const;
 /** How uffd maps a fetched chunk: UFFDIO_COPY, UFFDIO_CONTINUE (memfd), UFFDIO_MOVE (populated mirror). */
 export const UFFD_INSTALLS = ['copy', 'continue', 'move'] as const;
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
+export const MIGRATE_MODES = ['precopy', 'postcopy', 'hybrid'] as const;
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
 export const LATENCIES = ['server-delay', 'netem', 'client-delay'] as const;
@@ -59,6 +60,8 @@ export interface CellParams {
   tracker?: (typeof TRACKERS)[number];
   /** migrate: pre-copy's stop rule and the destination's pull (harness/migrate.ts
    * holds their defaults: 300 ms as QEMU, 8 rounds, background). */
+  migrateMode?: (typeof MIGRATE_MODES)[number];
+  postcopyAfter?: number;
   downtimeLimitMs?: number;
   maxRounds?: number;
   destPrefetch?: string;
@@ -325,7 +328,26 @@ export const PARAMS: ParamTable = {
     id: 'push',
     filter: { unset: '' },
   },
-  // migrate's stop rule and pull: an id part of their own, so write-track ids stay as they were.
+  // migrate's mode, stop rule and pull: an id part of their own, so write-track ids stay as they were.
+  migrateMode: {
+    kind: choice(MIGRATE_MODES, 'migrate mode'),
+    flag: 'mode',
+    help: 'migrate: precopy (rounds, then stop and copy), postcopy (stop at once; the destination pulls from the source), hybrid (postcopy after --postcopy-after rounds); default precopy',
+    matrix: { key: 'mode' },
+    column: 'migrate_mode',
+    id: 'migrate',
+    filter: { unset: 'precopy' },
+    label: 'column',
+  },
+  postcopyAfter: {
+    kind: number,
+    flag: 'postcopy-after',
+    help: 'migrate --mode hybrid: pre-copy rounds before the switch to post-copy (default 1)',
+    matrix: { key: 'postcopy_after', check: isInt(1, 64) },
+    column: 'postcopy_after',
+    id: 'migrate',
+    check: (v) => (whole(v, 1, 64) ? null : `postcopy after ${v} must be a whole number of rounds from 1 to 64`),
+  },
   downtimeLimitMs: {
     kind: number,
     flag: 'downtime-limit',
@@ -506,8 +528,14 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.scenario === 'migrate' && !lazy(p) ? `migrate's destination pulls with uffd or sigsegv, not ${p.strategy}` : null),
   (p) => (p.scenario === 'migrate' && p.source !== 'remote' ? "migrate needs --source remote (the destination's store is the chunk server)" : null),
   (p) =>
-    p.scenario !== 'migrate' && (p.downtimeLimitMs !== undefined || p.maxRounds !== undefined || p.destPrefetch !== undefined)
-      ? '--downtime-limit, --max-rounds and --dest-prefetch are for --scenario migrate'
+    p.scenario !== 'migrate' &&
+    [p.migrateMode, p.postcopyAfter, p.downtimeLimitMs, p.maxRounds, p.destPrefetch].some((v) => v !== undefined)
+      ? '--mode, --postcopy-after, --downtime-limit, --max-rounds and --dest-prefetch are for --scenario migrate'
+      : null,
+  (p) => (p.postcopyAfter !== undefined && p.migrateMode !== 'hybrid' ? '--postcopy-after is for --mode hybrid' : null),
+  (p) =>
+    p.migrateMode !== undefined && p.migrateMode !== 'precopy' && p.latency === 'netem'
+      ? `--mode ${p.migrateMode}: the source serves the destination itself, outside the netem link; use --latency server-delay or client-delay`
       : null,
   (p) =>
     p.scenario === 'migrate' && p.prefetch !== undefined && p.prefetch !== 'none'

@@ -151,6 +151,7 @@ static void stop_rule_table(void)
         struct fl_mig_measure m;
         uint64_t rounds, max_rounds, limit_ms;
         enum fl_mig_stop want;
+        uint64_t postcopy_after; /* hybrid */
     } t[] = {
         {"no bandwidth measured: go on", {4 * MiB, 0, 5 * MS, 0}, 1, 8, 300, FL_MIG_GO_ON},
         {"4 MiB at 100 MiB/s + 2 RTT of 5 ms = 50 ms: converged", {4 * MiB, 100 * MiB, 5 * MS, 0}, 1, 8, 300, FL_MIG_CONVERGED},
@@ -161,9 +162,11 @@ static void stop_rule_table(void)
         {"over the limit at max rounds: stop anyway", {64 * MiB, 10 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_MAX_ROUNDS},
         {"under the limit at max rounds: converged wins", {1 * MiB, 100 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_CONVERGED},
         {"limit 0: never converged", {0, 100 * MiB, 0, 1}, 2, 8, 0, FL_MIG_GO_ON},
+        {"hybrid before its round: go on though converged", {0, 100 * MiB, 0, 0}, 1, 8, 300, FL_MIG_GO_ON, 2},
+        {"hybrid at its round: switch though far over the limit", {64 * MiB, 1 * MiB, 5 * MS, 0}, 2, 8, 300, FL_MIG_POSTCOPY_AFTER, 2},
     };
     for (size_t i = 0; i < UNIT_COUNT(t); i++) {
-        enum fl_mig_stop got = fl_mig_decide(&t[i].m, t[i].rounds, t[i].max_rounds, t[i].limit_ms * MS);
+        enum fl_mig_stop got = fl_mig_decide(&t[i].m, t[i].rounds, t[i].max_rounds, t[i].limit_ms * MS, t[i].postcopy_after);
         CHECK(got == t[i].want, "%s: %s (want %s)", t[i].name, fl_mig_stop_name(got), fl_mig_stop_name(t[i].want));
     }
     struct fl_mig_measure m = {.dirty_bytes = 10 * MiB, .bytes_per_s = 100 * MiB, .rtt_ns = 2 * MS, .collect_ns = 1 * MS};

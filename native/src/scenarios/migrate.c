@@ -25,6 +25,7 @@
 #include "trackers/tracker.h"
 #include "scenarios/writer.h"
 #include "scenarios/migrate_plan.h"
+#include "server/nbd_server.h"
 #include "prefetch/prefetch.h"
 #include "core/jbuf.h"
 
@@ -40,7 +41,9 @@
 struct mopts {
     struct fl_write_opts wo;
     char tracker[32];
+    enum { MODE_PRECOPY, MODE_POSTCOPY, MODE_HYBRID } mode;
     uint64_t period_ms, max_rounds, downtime_limit_ms, push_depth, intervals, bg_threads;
+    uint64_t postcopy_after, serve_rtt_us; /* hybrid's switch; the RTT the source's own server holds its answers (post-copy) */
     int64_t out_fd, ready_fd, go_fd; /* cut-over signalling over pipes, -1: none */
 };
 
@@ -60,15 +63,30 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
         return -1;
     if (taken)
         return 0;
-    static const char *const nums[] = {"period_ms", "max_rounds", "downtime_limit_ms", "push_depth", "intervals",
-                                       "bg_threads", "out_fd",     "ready_fd",          "go_fd"};
-    uint64_t *dst[] = {&o->period_ms,  &o->max_rounds,         &o->downtime_limit_ms,    &o->push_depth,        &o->intervals,
-                       &o->bg_threads, (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd};
-    for (int i = 0; i < 9; i++) {
+    static const char *const nums[] = {"period_ms", "max_rounds", "downtime_limit_ms", "push_depth",     "intervals",    "bg_threads",
+                                       "out_fd",    "ready_fd",   "go_fd",             "postcopy_after", "serve_rtt_us"};
+    uint64_t *dst[] = {&o->period_ms,          &o->max_rounds,           &o->downtime_limit_ms,
+                       &o->push_depth,         &o->intervals,            &o->bg_threads,
+                       (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd,
+                       &o->postcopy_after,     &o->serve_rtt_us};
+    for (int i = 0; i < 11; i++) {
         if (strcmp(k, nums[i]))
             continue;
         if (fl_parse_u64(v, 0, UINT64_MAX, dst[i])) {
             fl_errf(err, errlen, "%s must be a whole number, got '%s'", k, v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(k, "mode")) {
+        if (!strcmp(v, "precopy"))
+            o->mode = MODE_PRECOPY;
+        else if (!strcmp(v, "postcopy"))
+            o->mode = MODE_POSTCOPY;
+        else if (!strcmp(v, "hybrid"))
+            o->mode = MODE_HYBRID;
+        else {
+            fl_errf(err, errlen, "mode must be precopy, postcopy or hybrid, got '%s'", v);
             return -1;
         }
         return 0;
@@ -88,6 +106,7 @@ static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, 
                         .max_rounds = 8,
                         .downtime_limit_ms = 300, /* QEMU's default downtime-limit */
                         .push_depth = 2048, /* WRITEs in flight: a round of scattered chunks in one round trip */
+                        .postcopy_after = 1,
                         .intervals = 0,
                         .bg_threads = 2,
                         .out_fd = -1,
@@ -104,6 +123,10 @@ static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, 
     }
     if (o->push_depth < 1 || o->push_depth > 2048 || o->downtime_limit_ms > 3600000) {
         fl_errf(err, errlen, "push_depth must be 1 to 2048 and downtime_limit_ms at most 3600000");
+        return -1;
+    }
+    if (o->postcopy_after < 1 || o->postcopy_after > FL_MIG_MAX_LISTED || o->serve_rtt_us > 10000000) {
+        fl_errf(err, errlen, "postcopy_after must be 1 to %d and serve_rtt_us at most 10000000", FL_MIG_MAX_LISTED);
         return -1;
     }
     return 0;
@@ -163,6 +186,7 @@ struct msrc {
     atomic_ulong intervals_done;
     struct fl_source *src;
     struct fl_conn *conn;
+    fl_nbd_server *srv; /* post-copy and hybrid: this source serving its own memory */
     uint64_t *tail, *merged, *run_off, *run_len; /* nchunks each: the cut-over's lists, a push's runs */
     uint64_t bytes_pushed, requests;
 };
@@ -214,6 +238,35 @@ static int push(struct msrc *m, uint64_t n, char *err, size_t errlen)
     return 0;
 }
 
+/* Post-copy and hybrid: serve this memory over NBD (loopback, any free port,
+ * answers held serve_rtt_us as the chunk server holds its), announce the port
+ * on out_fd, and wait for "start" on go_fd: the caller points the
+ * destination's region at this server before the migration's clock starts. */
+static int start_serving(struct msrc *m, char *err, size_t errlen)
+{
+    if (m->o.out_fd < 0 || m->o.go_fd < 0) {
+        fl_errf(err, errlen, "mode=postcopy and hybrid need out_fd and go_fd (the caller starts the destination between)");
+        return -1;
+    }
+    char spec[256], line[32], cause[FL_ERR_LEN];
+    snprintf(spec, sizeof spec, "listen=127.0.0.1 port=0 region=%llu seed=%llu rtt_us=%llu log_fd=-1",
+             (unsigned long long)m->cfg.region_bytes, (unsigned long long)m->cfg.seed, (unsigned long long)m->o.serve_rtt_us);
+    if (m->cfg.export_name[0] && strlen(m->cfg.export_name) < 200)
+        snprintf(spec + strlen(spec), sizeof spec - strlen(spec), " export=%s", m->cfg.export_name);
+    if (!(m->srv = nbd_start_over(spec, m->base, cause, sizeof cause))) {
+        fl_errf(err, errlen, "migrate source: cannot serve its memory: %s", cause);
+        return -1;
+    }
+    snprintf(line, sizeof line, "{\"serving\":%d}", fl_nbd_port(m->srv));
+    if (put_line((int)m->o.out_fd, line, err, errlen) || get_line((int)m->o.go_fd, line, sizeof line, err, errlen))
+        return -1;
+    if (strcmp(line, "start")) {
+        fl_errf(err, errlen, "migrate source: expected 'start', got '%s'", line);
+        return -1;
+    }
+    return 0;
+}
+
 /* A ';'-separated list of the first k values. */
 static void put_list(struct fl_jbuf *j, const char *key, const uint64_t *v, uint64_t k)
 {
@@ -250,6 +303,9 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     tr = fl_tracker_create(m->o.tracker, m->base, len, chunk, false, fl_cpu_for(m->cfg.cpus, true), err, errlen);
     if (!tr)
         goto out;
+    const bool serving = m->o.mode != MODE_PRECOPY;
+    if (serving && start_serving(m, err, errlen))
+        goto out;
     int e = pthread_create(&wt, NULL, writer_main, m);
     if (e) {
         fl_errf(err, errlen, "cannot start the writer thread: %s", strerror(e));
@@ -262,6 +318,11 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     n = m->nchunks;
     uint64_t pending = 0; /* collected, small enough to leave for the cut-over */
     uint64_t sent = 0, sending_ns = 0, t_prev = t_start;
+    if (m->o.mode == MODE_POSTCOPY) { /* no rounds: stop once the writer has written one interval */
+        why = FL_MIG_POSTCOPY;
+        while (!atomic_load(&m->intervals_done))
+            usleep(100);
+    }
     while (why == FL_MIG_GO_ON) {
         uint64_t p0 = fl_now();
         if (push(m, n, err, errlen))
@@ -281,7 +342,8 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
         t_prev = c1;
         struct fl_mig_measure me = {.dirty_bytes = n * chunk, .bytes_per_s = bw, .rtt_ns = rtt, .collect_ns = c1 - p1};
         expected = fl_mig_expected_downtime_ns(&me);
-        why = fl_mig_decide(&me, rounds, m->o.max_rounds, m->o.downtime_limit_ms * 1000000ull);
+        why = fl_mig_decide(&me, rounds, m->o.max_rounds, m->o.downtime_limit_ms * 1000000ull,
+                            m->o.mode == MODE_HYBRID ? m->o.postcopy_after : 0);
     }
     pending = n;
     /* Cut-over: stop the writer, then push what is still dirty (the chunks
@@ -291,7 +353,9 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     writing = false;
     t_stop = fl_now();
     uint64_t more = 0, *tail = m->tail, k = 0;
-    if (fl_tracker_collect(tr, tail, &more, err, errlen))
+    if (serving) /* post-copy: nothing pushed now; the destination's pulls reach this memory */
+        pending = 0;
+    else if (fl_tracker_collect(tr, tail, &more, err, errlen))
         goto out;
     final_collect_ns = fl_now() - t_stop;
     /* Merge the two ascending lists (without duplicates) into merged, then idx. */
@@ -305,7 +369,10 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
         goto out;
     t_cut = fl_now();
     uint64_t done = atomic_load(&m->intervals_done);
-    fl_jput(j, "{\"role\":\"source\",\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,", m->o.tracker,
+    static const char *const modes[] = {"precopy", "postcopy", "hybrid"};
+    fl_jput(j, "{\"role\":\"source\",\"mode\":\"%s\",\"postcopy_after\":%llu,\"serving_port\":%d,", modes[m->o.mode],
+            (unsigned long long)m->o.postcopy_after, serving ? fl_nbd_port(m->srv) : 0);
+    fl_jput(j, "\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,", m->o.tracker,
             fl_pattern_name(m->o.wo.pattern), m->o.wo.fraction, (unsigned long long)m->w.write_bytes);
     fl_jput(j, "\"t_start_ns\":%llu,\"t_stop_ns\":%llu,\"t_cutover_ns\":%llu,\"precopy_ns\":%llu,\"final_push_ns\":%llu,",
             (unsigned long long)t_start, (unsigned long long)t_stop, (unsigned long long)t_cut, (unsigned long long)(t_stop - t_start),
@@ -330,8 +397,19 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     /* Tell the destination now; unmapping and closing come after. */
     if (m->o.out_fd >= 0 && put_line((int)m->o.out_fd, j->p, err, errlen))
         goto out;
+    if (serving) { /* serve the destination's pulls until the caller says done */
+        char line[32];
+        if (get_line((int)m->o.go_fd, line, sizeof line, err, errlen))
+            goto out;
+        if (strcmp(line, "done")) {
+            fl_errf(err, errlen, "migrate source: expected 'done' after the cut-over, got '%s'", line);
+            goto out;
+        }
+    }
     rc = 0;
 out:
+    if (m->srv) /* before the memory it serves goes */
+        fl_nbd_stop(m->srv);
     if (writing) {
         atomic_store(&m->stop, true);
         pthread_join(wt, NULL);

@@ -10,6 +10,8 @@ enum fl_mig_stop {
     FL_MIG_GO_ON = 0, /* another pre-copy round */
     FL_MIG_CONVERGED, /* the rest fits the downtime limit: stop and copy */
     FL_MIG_MAX_ROUNDS, /* max_rounds pushes made: stop and copy whatever is left */
+    FL_MIG_POSTCOPY_AFTER, /* hybrid: postcopy_after rounds made: stop, the destination pulls the rest from the source */
+    FL_MIG_POSTCOPY, /* post-copy: no rounds at all */
 };
 
 struct fl_mig_measure {
@@ -25,8 +27,11 @@ struct fl_mig_measure {
  * bandwidth measured yet: UINT64_MAX. */
 uint64_t fl_mig_expected_downtime_ns(const struct fl_mig_measure *m);
 
-/* After `rounds` pushes (round 0 included) and a collect measured as m. */
-enum fl_mig_stop fl_mig_decide(const struct fl_mig_measure *m, uint64_t rounds, uint64_t max_rounds, uint64_t limit_ns);
+/* After `rounds` pushes (round 0 included) and a collect measured as m.
+ * postcopy_after > 0 (hybrid): switch after that many rounds, whatever the
+ * estimate (QEMU's postcopy-after-precopy); else pre-copy's rule. */
+enum fl_mig_stop fl_mig_decide(const struct fl_mig_measure *m, uint64_t rounds, uint64_t max_rounds, uint64_t limit_ns,
+                               uint64_t postcopy_after);
 
 const char *fl_mig_stop_name(enum fl_mig_stop s);
 #endif
