@@ -16,7 +16,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "run_json.h"
 
@@ -153,15 +155,15 @@ static void stop_rule_table(void)
         enum fl_mig_stop want;
         uint64_t postcopy_after; /* hybrid */
     } t[] = {
-        {"no bandwidth measured: go on", {4 * MiB, 0, 5 * MS, 0}, 1, 8, 300, FL_MIG_GO_ON},
-        {"4 MiB at 100 MiB/s + 2 RTT of 5 ms = 50 ms: converged", {4 * MiB, 100 * MiB, 5 * MS, 0}, 1, 8, 300, FL_MIG_CONVERGED},
-        {"the same against a 40 ms limit: go on", {4 * MiB, 100 * MiB, 5 * MS, 0}, 1, 8, 40, FL_MIG_GO_ON},
-        {"exactly at the limit: converged", {0, 100 * MiB, 10 * MS, 5 * MS}, 1, 8, 25, FL_MIG_CONVERGED},
-        {"the collect counts: 1 ms over", {0, 100 * MiB, 10 * MS, 6 * MS}, 1, 8, 25, FL_MIG_GO_ON},
-        {"the round trips alone exceed the limit", {0, 1000 * MiB, 200 * MS, 0}, 3, 8, 300, FL_MIG_GO_ON},
-        {"over the limit at max rounds: stop anyway", {64 * MiB, 10 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_MAX_ROUNDS},
-        {"under the limit at max rounds: converged wins", {1 * MiB, 100 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_CONVERGED},
-        {"limit 0: never converged", {0, 100 * MiB, 0, 1}, 2, 8, 0, FL_MIG_GO_ON},
+        {"no bandwidth measured: go on", {4 * MiB, 0, 5 * MS, 0}, 1, 8, 300, FL_MIG_GO_ON, 0},
+        {"4 MiB at 100 MiB/s + 2 RTT of 5 ms = 50 ms: converged", {4 * MiB, 100 * MiB, 5 * MS, 0}, 1, 8, 300, FL_MIG_CONVERGED, 0},
+        {"the same against a 40 ms limit: go on", {4 * MiB, 100 * MiB, 5 * MS, 0}, 1, 8, 40, FL_MIG_GO_ON, 0},
+        {"exactly at the limit: converged", {0, 100 * MiB, 10 * MS, 5 * MS}, 1, 8, 25, FL_MIG_CONVERGED, 0},
+        {"the collect counts: 1 ms over", {0, 100 * MiB, 10 * MS, 6 * MS}, 1, 8, 25, FL_MIG_GO_ON, 0},
+        {"the round trips alone exceed the limit", {0, 1000 * MiB, 200 * MS, 0}, 3, 8, 300, FL_MIG_GO_ON, 0},
+        {"over the limit at max rounds: stop anyway", {64 * MiB, 10 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_MAX_ROUNDS, 0},
+        {"under the limit at max rounds: converged wins", {1 * MiB, 100 * MiB, 5 * MS, 0}, 8, 8, 300, FL_MIG_CONVERGED, 0},
+        {"limit 0: never converged", {0, 100 * MiB, 0, 1}, 2, 8, 0, FL_MIG_GO_ON, 0},
         {"hybrid before its round: go on though converged", {0, 100 * MiB, 0, 0}, 1, 8, 300, FL_MIG_GO_ON, 2},
         {"hybrid at its round: switch though far over the limit", {64 * MiB, 1 * MiB, 5 * MS, 0}, 2, 8, 300, FL_MIG_POSTCOPY_AFTER, 2},
     };
@@ -285,28 +287,134 @@ static void max_rounds_stop(void)
     ts_stop(&s);
 }
 
+/* ---- post-copy and hybrid: the source serves, the destination pulls from it ---- */
+
+struct src_run {
+    char spec[512];
+    char out[1 << 16];
+    int rc;
+};
+
+static void *src_main(void *arg)
+{
+    struct src_run *a = arg;
+    a->rc = fl_migrate_source(a->spec, a->out, sizeof a->out);
+    return NULL;
+}
+
+/* One line from fd (blocking). */
+static int read_line(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        ssize_t k = read(fd, buf + n, 1);
+        if (k != 1)
+            return -1;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = 0;
+    return 0;
+}
+
+static void mode_case(const char *mode, const char *strategy, long long want_rounds, const char *want_reason)
+{
+    struct tsrv s; /* the chunk server: hybrid's rounds push to it */
+    if (start(&s, 0))
+        return;
+    int op[2], gp[2];
+    if (pipe(op) || pipe(gp)) {
+        CHECK(0, "pipes");
+        ts_stop(&s);
+        return;
+    }
+    static struct src_run a;
+    snprintf(a.spec, sizeof a.spec,
+             "mode=%s postcopy_after=2 tracker=uffd-wp source=tcp port=%d region=%u chunk=%u seed=1 pattern=hot write_fraction=0.02 "
+             "period_ms=2 serve_rtt_us=2000 out_fd=%d go_fd=%d",
+             mode, s.port, REGION, CHUNK, op[1], gp[0]);
+    pthread_t th;
+    pthread_create(&th, NULL, src_main, &a);
+    char line[1 << 12];
+    int port = -1;
+    if (!read_line(op[0], line, sizeof line))
+        sscanf(line, "{\"serving\":%d}", &port);
+    CHECK(port > 0, "%s: the source announces the port it serves on (%s)", mode, line);
+    fl_region *r = NULL;
+    if (port > 0) {
+        char rspec[256], err[256];
+        snprintf(rspec, sizeof rspec, "strategy=%s source=tcp port=%d region=%u chunk=%u seed=1 prefetch=background", strategy, port,
+                 REGION, CHUNK);
+        r = fl_region_create(rspec, err, sizeof err);
+        CHECK(r != NULL, "%s: a %s destination on the source's server %s", mode, strategy, r ? "" : err);
+    }
+    if (write(gp[1], "start\n", 6) != 6 || read_line(op[0], a.out, sizeof a.out)) {
+        CHECK(0, "%s: the source cuts over", mode);
+    } else if (r) {
+        char spec[128];
+        snprintf(spec, sizeof spec, "pattern=hot write_fraction=0.02 intervals=%lld", jnum(a.out, "intervals_written"));
+        int d = fl_migrate_dest(r, spec, out, sizeof out);
+        CHECK(d == 0 && jtrue(out, "verified"), "%s -> %s: the destination pulled from the source equals it %s", mode, strategy,
+              d ? out : "");
+        char reason[64];
+        snprintf(reason, sizeof reason, "\"stop_reason\":\"%s\"", want_reason);
+        CHECK(jnum(a.out, "precopy_rounds") == want_rounds && strstr(a.out, reason) && jnum(a.out, "final_dirty_chunks") == 0,
+              "%s: %lld rounds, stopped as %s, nothing pushed at the stop: %s", mode, want_rounds, want_reason, a.out);
+        CHECK(jnum(out, "prefetched") > 0, "%s: the destination's background pull fetched %lld chunks", mode, jnum(out, "prefetched"));
+    }
+    if (write(gp[1], "done\n", 5) != 5)
+        CHECK(0, "done written");
+    close(gp[1]); /* the source, if it is still waiting, reads end of file */
+    pthread_join(th, NULL);
+    CHECK(a.rc == 0, "%s: the source returns once done %s", mode, a.rc ? a.out : "");
+    if (r)
+        fl_region_destroy(r);
+    close(op[0]);
+    close(op[1]);
+    close(gp[0]);
+    ts_stop(&s);
+}
+
+static void postcopy_uffd(void)
+{
+    mode_case("postcopy", "uffd", 0, "postcopy");
+}
+static void postcopy_sigsegv(void)
+{
+    mode_case("postcopy", "sigsegv", 0, "postcopy");
+}
+static void hybrid_uffd(void)
+{
+    mode_case("hybrid", "uffd", 2, "postcopy-after");
+}
+
 static void bad_specs(void)
 {
-    const char *bad[] = {"max_rounds=0", "max_rounds=65", "push_depth=0", "push_depth=4096", "downtime_limit_ms=x"};
+    static const struct {
+        const char *spec, *says;
+    } bad[] = {
+        {"max_rounds=0", "max_rounds 1 to 64"},         {"max_rounds=65", "max_rounds 1 to 64"},
+        {"push_depth=0", "push_depth must be"},         {"push_depth=4096", "push_depth must be"},
+        {"downtime_limit_ms=x", "downtime_limit_ms"},   {"mode=x", "mode must be precopy, postcopy or hybrid"},
+        {"postcopy_after=0", "postcopy_after must be"}, {"mode=postcopy", "need out_fd and go_fd"},
+    };
     for (size_t i = 0; i < UNIT_COUNT(bad); i++) {
         char spec[128];
-        snprintf(spec, sizeof spec, "source=tcp port=1 region=1MiB %s", bad[i]);
+        snprintf(spec, sizeof spec, "source=tcp port=1 region=1MiB %s", bad[i].spec);
         int rc = fl_migrate_source(spec, out, sizeof out);
-        CHECK(rc != 0 && out[0], "%s refused: %s", bad[i], out);
+        CHECK(rc != 0 && strstr(out, bad[i].says), "%s refused: %s", bad[i].spec, out);
     }
 }
 
 static const struct unit_test tests[] = {
-    {"write-runs-pipelined", 0, write_runs_pipelined},
-    {"write-runs-depth-one", 0, write_runs_depth_one},
-    {"write-runs-error-fails-the-batch", 0, write_runs_error},
-    {"stop-rule-table", 0, stop_rule_table},
-    {"migrate-verifies-uffd-wp", NEED_UFFD, migrate_uffd_wp},
-    {"migrate-verifies-uffd-wp-async", NEED_UFFD, migrate_uffd_wp_async},
-    {"migrate-verifies-mprotect", NEED_UFFD, migrate_mprotect},
-    {"migrate-verifies-soft-dirty", NEED_UFFD, migrate_soft_dirty},
-    {"migrate-max-rounds-stop", NEED_UFFD, max_rounds_stop},
-    {"migrate-refuses-bad-specs", 0, bad_specs},
+    {"write-runs-pipelined", 0, write_runs_pipelined},          {"write-runs-depth-one", 0, write_runs_depth_one},
+    {"write-runs-error-fails-the-batch", 0, write_runs_error},  {"stop-rule-table", 0, stop_rule_table},
+    {"migrate-verifies-uffd-wp", NEED_UFFD, migrate_uffd_wp},   {"migrate-verifies-uffd-wp-async", NEED_UFFD, migrate_uffd_wp_async},
+    {"migrate-verifies-mprotect", NEED_UFFD, migrate_mprotect}, {"migrate-verifies-soft-dirty", NEED_UFFD, migrate_soft_dirty},
+    {"migrate-max-rounds-stop", NEED_UFFD, max_rounds_stop},    {"postcopy-uffd-verifies", NEED_UFFD, postcopy_uffd},
+    {"postcopy-sigsegv-verifies", NEED_UFFD, postcopy_sigsegv}, {"hybrid-uffd-verifies", NEED_UFFD, hybrid_uffd},
+    {"migrate-refuses-bad-specs", NEED_UFFD, bad_specs},
 };
 
 int main(int argc, char **argv)

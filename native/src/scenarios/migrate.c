@@ -63,12 +63,11 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
         return -1;
     if (taken)
         return 0;
-    static const char *const nums[] = {"period_ms", "max_rounds", "downtime_limit_ms", "push_depth",     "intervals",    "bg_threads",
-                                       "out_fd",    "ready_fd",   "go_fd",             "postcopy_after", "serve_rtt_us"};
-    uint64_t *dst[] = {&o->period_ms,          &o->max_rounds,           &o->downtime_limit_ms,
-                       &o->push_depth,         &o->intervals,            &o->bg_threads,
-                       (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd,
-                       &o->postcopy_after,     &o->serve_rtt_us};
+    static const char *const nums[] = {"period_ms", "max_rounds", "downtime_limit_ms", "push_depth",  "intervals", "bg_threads", "out_fd",
+                                       "ready_fd",  "go_fd",      "postcopy_after",    "serve_rtt_us"};
+    uint64_t *dst[] = {&o->period_ms,         &o->max_rounds,     &o->downtime_limit_ms,  &o->push_depth,
+                       &o->intervals,         &o->bg_threads,     (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd,
+                       (uint64_t *)&o->go_fd, &o->postcopy_after, &o->serve_rtt_us};
     for (int i = 0; i < 11; i++) {
         if (strcmp(k, nums[i]))
             continue;
@@ -244,10 +243,6 @@ static int push(struct msrc *m, uint64_t n, char *err, size_t errlen)
  * destination's region at this server before the migration's clock starts. */
 static int start_serving(struct msrc *m, char *err, size_t errlen)
 {
-    if (m->o.out_fd < 0 || m->o.go_fd < 0) {
-        fl_errf(err, errlen, "mode=postcopy and hybrid need out_fd and go_fd (the caller starts the destination between)");
-        return -1;
-    }
     char spec[256], line[32], cause[FL_ERR_LEN];
     snprintf(spec, sizeof spec, "listen=127.0.0.1 port=0 region=%llu seed=%llu rtt_us=%llu log_fd=-1",
              (unsigned long long)m->cfg.region_bytes, (unsigned long long)m->cfg.seed, (unsigned long long)m->o.serve_rtt_us);
@@ -383,8 +378,8 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     put_list(j, "round_collect_ns", collect_ns, rounds);
     fl_jput(j, "\"stop_reason\":\"%s\",\"downtime_limit_ms\":%llu,\"max_rounds\":%llu,\"push_depth\":%llu,", fl_mig_stop_name(why),
             (unsigned long long)m->o.downtime_limit_ms, (unsigned long long)m->o.max_rounds, (unsigned long long)m->o.push_depth);
-    fl_jput(j, "\"rtt_ns\":%llu,\"push_bytes_per_s\":%llu,\"dirty_bytes_per_s\":%llu,\"expected_downtime_ns\":%llu,", (unsigned long long)rtt,
-            (unsigned long long)bw, (unsigned long long)dirty_bps, (unsigned long long)expected);
+    fl_jput(j, "\"rtt_ns\":%llu,\"push_bytes_per_s\":%llu,\"dirty_bytes_per_s\":%llu,\"expected_downtime_ns\":%llu,",
+            (unsigned long long)rtt, (unsigned long long)bw, (unsigned long long)dirty_bps, (unsigned long long)expected);
     fl_jput(j, "\"final_collect_ns\":%llu,\"final_dirty_chunks\":%llu,\"bytes_pushed\":%llu,\"push_requests\":%llu,",
             (unsigned long long)final_collect_ns, (unsigned long long)k, (unsigned long long)m->bytes_pushed,
             (unsigned long long)m->requests);
@@ -444,6 +439,10 @@ static void *source_main(void *arg)
     }
     if (parse(a->spec, &m->o, rest, sizeof rest, err, sizeof err) || fl_config_parse(rest, &m->cfg, err, sizeof err))
         goto done;
+    if (m->o.mode != MODE_PRECOPY && (m->o.out_fd < 0 || m->o.go_fd < 0)) {
+        fl_errf(err, sizeof err, "mode=postcopy and hybrid need out_fd and go_fd (the caller starts the destination in between)");
+        goto done;
+    }
     if (strcmp(m->cfg.source, "tcp")) {
         fl_errf(err, sizeof err, "migrate needs source=tcp (the destination's store is the chunk server)");
         goto done;

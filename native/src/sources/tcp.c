@@ -526,8 +526,8 @@ static int drain_one(struct fl_conn *c, uint64_t ck, char *err, size_t errlen)
     return await(c, r, err, errlen) || finish(c, r, 1, err, errlen);
 }
 
-static int tcp_write_runs(struct fl_conn *c, const uint8_t *base, const uint64_t *off, const uint64_t *len, size_t n, int depth,
-                          char *err, size_t errlen)
+static int tcp_write_runs(struct fl_conn *c, const uint8_t *base, const uint64_t *off, const uint64_t *len, size_t n, int depth, char *err,
+                          size_t errlen)
 {
     int saved = errno, rc = refuse_if_broken(c, err, errlen);
     if (!rc && c->pipe_n)
