@@ -154,14 +154,9 @@ export function cellId(c: MatrixCell): string {
   // Migrate cells always hash their part: pre-copy pushes pipelined and the
   // pull by prefetch changed what they measure, so their ids changed with it.
   const migrate = c.params.scenario === 'migrate' ? [MIGRATE_ID_TAG, ...values('migrate')] : ifSet(values('migrate'));
-  const key = [
-    c.kind,
-    ...values('cell'),
-    c.count ?? '',
-    ...ifSet(values('push')),
-    ...migrate,
-    ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG]),
-  ].join('/');
+  const key = [c.kind, ...values('cell'), c.count ?? '', ...ifSet(values('push')), ...migrate, ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG])].join(
+    '/',
+  );
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 

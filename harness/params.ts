@@ -371,7 +371,7 @@ export const PARAMS: ParamTable = {
   destPrefetch: {
     kind: text,
     flag: 'dest-prefetch',
-    help: "migrate: how the destination pulls what it has not touched: a prefetch policy (default background; none: bg threads touch every chunk)",
+    help: 'migrate: how the destination pulls what it has not touched: a prefetch policy (default background; none: bg threads touch every chunk)',
     matrix: {
       key: 'dest_prefetch',
       check: (v) => (typeof v === 'string' && PREFETCH_RE.test(v) ? null : 'must be none, ahead:N, adaptive, adaptive:N, background or criu'),
@@ -528,8 +528,7 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.scenario === 'migrate' && !lazy(p) ? `migrate's destination pulls with uffd or sigsegv, not ${p.strategy}` : null),
   (p) => (p.scenario === 'migrate' && p.source !== 'remote' ? "migrate needs --source remote (the destination's store is the chunk server)" : null),
   (p) =>
-    p.scenario !== 'migrate' &&
-    [p.migrateMode, p.postcopyAfter, p.downtimeLimitMs, p.maxRounds, p.destPrefetch].some((v) => v !== undefined)
+    p.scenario !== 'migrate' && [p.migrateMode, p.postcopyAfter, p.downtimeLimitMs, p.maxRounds, p.destPrefetch].some((v) => v !== undefined)
       ? '--mode, --postcopy-after, --downtime-limit, --max-rounds and --dest-prefetch are for --scenario migrate'
       : null,
   (p) => (p.postcopyAfter !== undefined && p.migrateMode !== 'hybrid' ? '--postcopy-after is for --mode hybrid' : null),

@@ -6,7 +6,8 @@ import { UsageError } from '../errors.js';
 
 export const targetsCommand: CommandModule = {
   command: 'targets <which>',
-  describe: 'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT), migrate (total and downtime at 5 and 25 ms RTT)',
+  describe:
+    'performance targets: floors (strategies vs minimal C handlers), remote (vs the transport floor), prefetch (policies at 10 and 25 ms RTT), migrate (total and downtime at 5 and 25 ms RTT)',
   builder: (y) =>
     y
       .positional('which', { choices: ['floors', 'remote', 'prefetch', 'migrate'] as const, demandOption: true })
