@@ -256,7 +256,11 @@ describe('bad push input: one clear line, exit 2', () => {
     ['write-track with a pull strategy', ['bench', '--strategy', 'uffd', '--scenario', 'write-track'], /needs a tracker strategy/],
     ['migrate without a remote', ['bench', '--strategy', 'uffd', '--scenario', 'migrate'], /migrate needs --source remote/],
     ['migrate to a non-lazy destination', ['bench', '--strategy', 'eager', '--scenario', 'migrate', '--source', 'remote'], /uffd or sigsegv/],
-    ['an unknown migrate mode', ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--mode', 'x'], /migrate mode/],
+    [
+      'an unknown migrate mode',
+      ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--mode', 'x'],
+      /mode, Given: "x", Choices: "precopy", "postcopy", "hybrid"/,
+    ],
     [
       '--postcopy-after without hybrid',
       ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--postcopy-after', '2'],
