@@ -11,7 +11,11 @@
  * stop-and-copy would fit downtime_limit_ms (QEMU's rule), or max_rounds
  * pushes were made. Cut-over: the writer is stopped (t_stop), the last dirty
  * chunks are pushed the same pipelined way (t_cutover), and the function
- * returns so the caller can start the destination.
+ * returns so the caller can start the destination. mode=postcopy stops after
+ * one writer interval and pushes nothing; mode=hybrid after postcopy_after
+ * rounds. In both the source serves its own memory over NBD (announced on
+ * out_fd before the clock starts) until the caller says "done" on go_fd, and
+ * the destination's region pulls from that server instead of the store.
  *
  * fl_migrate_dest: on a lazy region (uffd or sigsegv) whose source is that
  * chunk server, the resumed application's accesses (the chunks the writer's
