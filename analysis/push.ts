@@ -69,6 +69,16 @@ export interface PushFields {
   resumeNs: number | null;
   pullNs: number | null;
   bytesMoved: number | null;
+  /** migrate (issue 20; optional columns, so older runs read as pre-copy
+   * with the background threads' pull): the mode, the destination's pull,
+   * why pre-copy stopped, each round's push and collect time, post-copy's pull. */
+  migrateMode: string;
+  destPrefetch: string;
+  stopReason: string;
+  roundPushNs: number[] | null;
+  roundCollectNs: number[] | null;
+  networkFaults: number | null;
+  postcopyNs: number | null;
 }
 
 function num(v: string | undefined): number | null {
@@ -122,6 +132,13 @@ export function pushFields(r: Record<string, string | undefined>): PushFields | 
     resumeNs: num(r.resume_ns),
     pullNs: num(r.pull_ns),
     bytesMoved: num(r.bytes_moved),
+    migrateMode: r.scenario === 'migrate' ? r.migrate_mode || 'precopy' : '',
+    destPrefetch: r.scenario === 'migrate' ? r.dest_prefetch || 'none' : '',
+    stopReason: r.stop_reason ?? '',
+    roundPushNs: list(r.round_push_ns),
+    roundCollectNs: list(r.round_collect_ns),
+    networkFaults: num(r.network_faults),
+    postcopyNs: num(r.postcopy_ns),
   };
 }
 

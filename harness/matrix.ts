@@ -143,6 +143,7 @@ const partOf = (part: IdPart) => PARAM_LIST.filter(([, d]) => d.id === part);
  * before it was design-space. Changing it would change every such cell's id,
  * and --resume of a run made before would run its cells again. */
 const DESIGN_SPACE_ID_TAG = 'beyond';
+const MIGRATE_ID_TAG = 'streamed';
 
 /** Stable id from what the cell measures (not from its position in the file):
  * the cell's own part, its count, then the push and design-space parts, each
@@ -150,11 +151,15 @@ const DESIGN_SPACE_ID_TAG = 'beyond';
 export function cellId(c: MatrixCell): string {
   const values = (part: IdPart) => partOf(part).map(([name]) => c.params[name]);
   const ifSet = (vs: unknown[], tag: unknown[] = []) => (vs.some((v) => v !== undefined) ? [...tag, ...vs] : []);
+  // Migrate cells always hash their part: pre-copy pushes pipelined and the
+  // pull by prefetch changed what they measure, so their ids changed with it.
+  const migrate = c.params.scenario === 'migrate' ? [MIGRATE_ID_TAG, ...values('migrate')] : ifSet(values('migrate'));
   const key = [
     c.kind,
     ...values('cell'),
     c.count ?? '',
     ...ifSet(values('push')),
+    ...migrate,
     ...ifSet(values('design-space'), [DESIGN_SPACE_ID_TAG]),
     ...ifSet(values('latency'), ['latency']),
     ...ifSet(values('handler'), ['handler']),
@@ -181,6 +186,7 @@ const FILTERS: Record<string, Getter> = {
   ...filtersOf('cell'),
   group: (c) => c.group,
   ...filtersOf('push'),
+  ...filtersOf('migrate'),
   ...filtersOf('design-space'),
   ...filtersOf('latency'),
   ...filtersOf('handler'),

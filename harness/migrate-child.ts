@@ -1,6 +1,8 @@
 // One half of a migration, in its own process (spawned by harness/migrate.ts).
 //   source SPEC            : fl_migrate_source; the C code writes its JSON line
-//                            to stdout itself at cut-over (out_fd=1).
+//                            to stdout itself at cut-over (out_fd=1). Post-copy
+//                            and hybrid: first {"serving":PORT}, then it reads
+//                            "start" and, after the cut-over, "done" from stdin (go_fd=0).
 //   dest REGION_SPEC SPEC  : create the lazy region (connect to the store), then
 //                            fl_migrate_dest, whose C code prints {"ready":true}
 //                            once its threads and connections are up and reads
@@ -18,7 +20,7 @@ const say = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 async function main(): Promise<void> {
   const [role, spec, destSpec] = process.argv.slice(2);
   if (role === 'source') {
-    await migrateSourceNative(`${spec} out_fd=1`);
+    await migrateSourceNative(`${spec} out_fd=1 go_fd=0`);
     return;
   }
   if (role !== 'dest') throw new Error(`unknown role '${role}' (source or dest)`);

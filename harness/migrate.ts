@@ -1,10 +1,12 @@
 // The migrate scenario: two real processes and real sockets. The source
 // process writes while its pre-copy rounds push dirty chunks to the chunk
-// server (the destination's store); at cut-over it stops and pushes the rest.
-// The destination process, which had already mapped the region with a pull
-// strategy (uffd or sigsegv) and connected its threads, is then told to go:
-// it serves the application's accesses on demand while background threads
-// pull every other chunk, and compares the result with the source's final
+// server (the destination's store), each round one pipelined batch, until the
+// rest would fit the downtime limit (or max rounds); at cut-over it stops and
+// pushes the rest. The destination process, which had already mapped the
+// region with a pull strategy (uffd or sigsegv) and connected its threads, is
+// then told to go: it serves the application's accesses on demand while its
+// prefetch policy (--dest-prefetch, background by default; none: background
+// threads touching every chunk) pulls the rest, and compares the result with the source's final
 // state. This process only relays the cut-over (the source's C code writes a
 // line to its stdout, this process writes one to the destination's stdin,
 // whose C code reads it) and joins the two reports; both use CLOCK_MONOTONIC,
@@ -15,8 +17,19 @@ import { fileURLToPath } from 'node:url';
 import { childEnv } from './lifeline.js';
 import type { CellParams } from './params.js';
 import type { Row } from './columns.js';
+import { rttUs } from './server/nbd-server.js';
 
-export const MIGRATE_DEFAULTS = { pattern: 'hot', writeFraction: 0.01, tracker: 'uffd-wp', bgThreads: 2 } as const;
+export const MIGRATE_DEFAULTS = {
+  mode: 'precopy',
+  postcopyAfter: 1,
+  pattern: 'hot',
+  writeFraction: 0.01,
+  tracker: 'uffd-wp',
+  bgThreads: 2,
+  downtimeLimitMs: 300, // QEMU's default downtime-limit
+  maxRounds: 8,
+  destPrefetch: 'background',
+} as const;
 
 const here = fileURLToPath(import.meta.url);
 // From dist/ the child is compiled JS; from the sources (vitest, tsx) it runs through tsx.
@@ -62,15 +75,36 @@ function startChild(role: string, ...args: string[]): Child {
 const writerKeys = (p: CellParams) => `pattern=${p.pattern ?? MIGRATE_DEFAULTS.pattern} write_fraction=${p.writeFraction ?? MIGRATE_DEFAULTS.writeFraction}`;
 
 async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
-  const dest = startChild('dest', regionSpec, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
+  const mode = p.migrateMode ?? MIGRATE_DEFAULTS.mode;
+  const destPrefetch = p.destPrefetch ?? MIGRATE_DEFAULTS.destPrefetch;
+  const tracker = p.tracker ?? MIGRATE_DEFAULTS.tracker;
+  const stopRule =
+    `mode=${mode} postcopy_after=${p.postcopyAfter ?? MIGRATE_DEFAULTS.postcopyAfter} ` +
+    `downtime_limit_ms=${p.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs} max_rounds=${p.maxRounds ?? MIGRATE_DEFAULTS.maxRounds}`;
+  // Post-copy and hybrid: the source serves its own memory, answers held the
+  // RTT as the chunk server holds its (client-delay: the destination's client holds them).
+  const serveRtt = p.latency === 'client-delay' ? 0 : rttUs(p.rttMs);
+  const destChild = (spec: string) => startChild('dest', `${spec} prefetch=${destPrefetch}`, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
+  let dest: Child | null = null;
   let src: Child | null = null;
   try {
-    await dest.next(); // mapped, threads up, connected: its start-up is not downtime
-    const tracker = p.tracker ?? MIGRATE_DEFAULTS.tracker;
-    src = startChild('source', `${regionSpec} tracker=${tracker} ${writerKeys(p)}`);
+    const srcSpec = `${regionSpec} tracker=${tracker} ${writerKeys(p)} ${stopRule} serve_rtt_us=${serveRtt}`;
+    if (mode === 'precopy') {
+      dest = destChild(regionSpec);
+      await dest.next(); // mapped, threads up, connected: its start-up is not downtime
+      src = startChild('source', srcSpec);
+    } else {
+      // The source first: the destination's region pulls from its server.
+      src = startChild('source', srcSpec);
+      const { serving } = await src.next();
+      dest = destChild(regionSpec.replace(/\bhost=\S+ port=\d+( export=\S+)?/, `host=127.0.0.1 port=${serving}$1`));
+      await dest.next();
+      src.proc.stdin!.write('start\n');
+    }
     const s = await src.next();
     dest.proc.stdin!.write(`intervals=${s.intervals_written}\n`); // the cut-over
     const d = await dest.next();
+    if (mode !== 'precopy') src.proc.stdin!.write('done\n'); // the source may stop serving
     // Let both exit on their own (unmapping, closing sockets) before the next repetition.
     await Promise.race([Promise.all([dest.closed, src.closed]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     const n = (k: string, o: Record<string, unknown>) => Number(o[k]);
@@ -86,6 +120,11 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
       cpus: p.cpus,
       handler_threads: p.handlerThreads,
       bg_threads: d.bg_threads as number,
+      migrate_mode: mode,
+      postcopy_after: mode === 'hybrid' ? n('postcopy_after', s) : null,
+      dest_prefetch: d.dest_prefetch as string,
+      downtime_limit_ms: n('downtime_limit_ms', s),
+      max_rounds: n('max_rounds', s),
       migration_ns: n('t_all_present_ns', d) - n('t_start_ns', s),
       downtime_ns: n('t_first_served_ns', d) - n('t_stop_ns', s),
       precopy_ns: n('precopy_ns', s),
@@ -100,6 +139,14 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
       fault_ns_max: n('access_ns_max', d),
       precopy_rounds: n('precopy_rounds', s),
       round_dirty_chunks: s.round_dirty_chunks as string,
+      round_push_ns: s.round_push_ns as string,
+      round_collect_ns: s.round_collect_ns as string,
+      stop_reason: s.stop_reason as string,
+      push_bytes_per_s: n('push_bytes_per_s', s),
+      dirty_bytes_per_s: n('dirty_bytes_per_s', s),
+      expected_downtime_ns: n('expected_downtime_ns', s),
+      push_rtt_ns: n('rtt_ns', s),
+      push_requests: n('push_requests', s),
       final_dirty_chunks: n('final_dirty_chunks', s),
       intervals_written: n('intervals_written', s),
       writes: n('writes', s),
@@ -107,6 +154,12 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
       bytes_fetched: n('bytes_fetched', d),
       bytes_moved: n('bytes_pushed', s) + n('bytes_fetched', d),
       faults: n('faults', d),
+      network_faults: n('network_faults', d),
+      // Post-copy's pull from the source (null in pre-copy, which pulls from the store).
+      postcopy_faults: mode === 'precopy' ? null : n('network_faults', d),
+      postcopy_ns: mode === 'precopy' ? null : n('pull_ns', d),
+      prefetched: n('prefetched', d),
+      prefetch_requests: n('prefetch_requests', d),
       tracker_faults: n('tracker_faults', s),
       verified: d.verified === true,
       bad_chunks: n('bad_chunks', d),

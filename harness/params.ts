@@ -22,6 +22,7 @@ export const UFFD_INSTALLS = ['copy', 'continue', 'move'] as const;
 /** Where uffd's handler runs: threads of the application, or a process of its own the uffd is sent to (SCM_RIGHTS). */
 export const HANDLERS = ['thread', 'process'] as const;
 /** none, ahead:N, adaptive[:N], background, criu (native/src/prefetch.h). */
+export const MIGRATE_MODES = ['precopy', 'postcopy', 'hybrid'] as const;
 export const PREFETCH_RE = /^(none|background|criu|ahead:[1-9]\d{0,7}|adaptive(:[1-9]\d{0,7})?)$/;
 export const CPUS = ['same', 'split', 'free'] as const;
 /** Eviction policies past --resident-limit (native/src/evict/). */
@@ -61,6 +62,13 @@ export interface CellParams {
   intervals?: number;
   /** migrate: the source's tracker (the strategy is the destination's pull strategy). */
   tracker?: (typeof TRACKERS)[number];
+  /** migrate: pre-copy's stop rule and the destination's pull (harness/migrate.ts
+   * holds their defaults: 300 ms as QEMU, 8 rounds, background). */
+  migrateMode?: (typeof MIGRATE_MODES)[number];
+  postcopyAfter?: number;
+  downtimeLimitMs?: number;
+  maxRounds?: number;
+  destPrefetch?: string;
   /** Tests only: write-track writes one chunk the tracker cannot see. */
   injectUntracked?: boolean;
   /** The design space beyond the thesis: prefetch policy and its requests in
@@ -84,9 +92,10 @@ export interface CellParams {
 }
 
 /** Which part of the cell id a parameter is in (matrix.ts cellId): the cell's
- * own part, always hashed; or push / design-space / latency / handler / resident,
- * hashed only for cells that set one of the part's parameters, so ids from before a part existed stay the same. */
-export type IdPart = 'cell' | 'push' | 'design-space' | 'latency' | 'handler' | 'resident';
+ * own part, always hashed; or push / migrate / design-space / latency / handler /
+ * resident, hashed only for cells that set one of the part's parameters, so ids
+ * from before a part existed stay the same (migrate cells hash theirs always: matrix.ts). */
+export type IdPart = 'cell' | 'push' | 'migrate' | 'design-space' | 'latency' | 'handler' | 'resident';
 
 // Method syntax on purpose: a Param<number> is then usable where any param is.
 export interface Param<T> {
@@ -337,6 +346,60 @@ export const PARAMS: ParamTable = {
     id: 'push',
     filter: { unset: '' },
   },
+  // migrate's mode, stop rule and pull: an id part of their own, so write-track ids stay as they were.
+  migrateMode: {
+    kind: choice(MIGRATE_MODES, 'migrate mode'),
+    flag: 'mode',
+    help: 'migrate: precopy (rounds, then stop and copy), postcopy (stop at once; the destination pulls from the source), hybrid (postcopy after --postcopy-after rounds); default precopy',
+    matrix: { key: 'mode' },
+    column: 'migrate_mode',
+    id: 'migrate',
+    filter: { unset: 'precopy' },
+    label: 'column',
+  },
+  postcopyAfter: {
+    kind: number,
+    flag: 'postcopy-after',
+    help: 'migrate --mode hybrid: pre-copy rounds before the switch to post-copy (default 1)',
+    matrix: { key: 'postcopy_after', check: isInt(1, 64) },
+    column: 'postcopy_after',
+    id: 'migrate',
+    check: (v) => (whole(v, 1, 64) ? null : `postcopy after ${v} must be a whole number of rounds from 1 to 64`),
+  },
+  downtimeLimitMs: {
+    kind: number,
+    flag: 'downtime-limit',
+    help: 'migrate: pre-copy stops once the rest would be pushed within this many ms (default 300, as QEMU)',
+    matrix: { key: 'downtime_limit', check: isInt(0, 3_600_000) },
+    column: 'downtime_limit_ms',
+    id: 'migrate',
+    filter: { unset: 300 },
+    check: (v) => (whole(v, 0, 3_600_000) ? null : `downtime limit ${v} must be a whole number of ms from 0 to 3600000`),
+  },
+  maxRounds: {
+    kind: number,
+    flag: 'max-rounds',
+    help: 'migrate: at most this many pre-copy pushes, round 0 included (default 8)',
+    matrix: { key: 'max_rounds', check: isInt(1, 64) },
+    column: 'max_rounds',
+    id: 'migrate',
+    filter: { unset: 8 },
+    check: (v) => (whole(v, 1, 64) ? null : `max rounds ${v} must be a whole number from 1 to 64`),
+  },
+  destPrefetch: {
+    kind: text,
+    flag: 'dest-prefetch',
+    help: 'migrate: how the destination pulls what it has not touched: a prefetch policy (default background; none: bg threads touch every chunk)',
+    matrix: {
+      key: 'dest_prefetch',
+      check: (v) => (typeof v === 'string' && PREFETCH_RE.test(v) ? null : 'must be none, ahead:N, adaptive, adaptive:N, background or criu'),
+    },
+    column: 'dest_prefetch',
+    id: 'migrate',
+    filter: { unset: 'background' },
+    label: 'column',
+    check: (v) => (PREFETCH_RE.test(v) ? null : `bad dest prefetch '${v}' (none, ahead:N, adaptive, adaptive:N, background, criu)`),
+  },
   injectUntracked: { kind: onOff, flag: 'inject-untracked', hidden: true, help: 'tests: write-track writes one chunk the tracker cannot see' },
 
   // The design space beyond the thesis (issue 6): prefetch, threads, access patterns, VMA limit, huge pages, uffd's install.
@@ -529,6 +592,19 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.scenario !== 'write-track' && isTracker(p) ? `${p.strategy} is a tracker: use it with --scenario write-track (or as migrate's --tracker)` : null),
   (p) => (p.scenario === 'migrate' && !lazy(p) ? `migrate's destination pulls with uffd or sigsegv, not ${p.strategy}` : null),
   (p) => (p.scenario === 'migrate' && p.source !== 'remote' ? "migrate needs --source remote (the destination's store is the chunk server)" : null),
+  (p) =>
+    p.scenario !== 'migrate' && [p.migrateMode, p.postcopyAfter, p.downtimeLimitMs, p.maxRounds, p.destPrefetch].some((v) => v !== undefined)
+      ? '--mode, --postcopy-after, --downtime-limit, --max-rounds and --dest-prefetch are for --scenario migrate'
+      : null,
+  (p) => (p.postcopyAfter !== undefined && p.migrateMode !== 'hybrid' ? '--postcopy-after is for --mode hybrid' : null),
+  (p) =>
+    p.migrateMode !== undefined && p.migrateMode !== 'precopy' && p.latency === 'netem'
+      ? `--mode ${p.migrateMode}: the source serves the destination itself, outside the netem link; use --latency server-delay or client-delay`
+      : null,
+  (p) =>
+    p.scenario === 'migrate' && p.prefetch !== undefined && p.prefetch !== 'none'
+      ? "migrate: the destination's pull is --dest-prefetch (--prefetch is for the read scenarios)"
+      : null,
   // Prefetch and the VMA span only mean something to the lazy strategies that have them.
   (p) => (p.prefetch !== undefined && p.prefetch !== 'none' && !lazy(p) ? `--prefetch is for uffd and sigsegv, not ${p.strategy}` : null),
   (p) => (p.appThreads !== undefined && p.appThreads > 1 && p.scenario === 'first-chunk' ? 'first-chunk is one access: --app-threads must be 1' : null),

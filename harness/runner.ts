@@ -102,13 +102,10 @@ function estimateMs(c: MatrixCell): number {
   const p = c.params;
   if (c.kind === 'floors') return 3000 * p.repeat;
   if (c.kind === 'transport') return p.repeat * (c.count ?? 1000) * (p.rttMs + 0.05);
-  if (p.scenario === 'write-track' || p.scenario === 'migrate')
-    return (
-      1500 +
-      p.repeat *
-        ((p.regionBytes / p.chunkBytes) * (p.writeFraction ?? 0.05) * (p.intervals ?? 4) * (p.rttMs + 0.05) +
-          (p.scenario === 'migrate' ? (p.regionBytes / p.chunkBytes) * (p.rttMs + 0.05) : 0))
-    );
+  // migrate streams: a few pipelined batches (round trips) and the region's bytes twice (push, pull).
+  if (p.scenario === 'migrate') return 1500 + p.repeat * (10 * (p.rttMs + 0.05) + (2 * p.regionBytes) / 2e5);
+  if (p.scenario === 'write-track')
+    return 1500 + p.repeat * ((p.regionBytes / p.chunkBytes) * (p.writeFraction ?? 0.05) * (p.intervals ?? 4) * (p.rttMs + 0.05));
   const touched = (p.scenario === 'first-chunk' ? 1 : p.regionBytes / p.chunkBytes) * (p.scenario === 'read-sparse' ? (p.touchFraction ?? 0.1) : 1);
   // Prefetch overlaps round trips: about one per `depth` chunks (plus the transfer, below).
   const overlap = p.prefetch && p.prefetch !== 'none' ? Math.max(1, p.depth ?? 16) : Math.max(1, p.appThreads ?? 1);

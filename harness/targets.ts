@@ -35,6 +35,9 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/^(uffd|sigsegv) limited \/ no limit$/, '>=', 0.8],
   [/^(uffd|sigsegv) peak RSS - limit \(MiB\)$/, '<=', 700],
   [/^(uffd|sigsegv) max_resident_bytes \/ limit$/, '<=', 1],
+  [/^migrate (uffd|sigsegv) @5ms total \(s\)$/, '<=', 3],
+  [/^migrate (uffd|sigsegv) @5ms downtime \(ms\)$/, '<=', 100],
+  [/^migrate (uffd|sigsegv) @25ms downtime \/ RTT$/, '<=', 10],
 ];
 
 /** Each series with the target it answers to, judged at its median. */
@@ -338,6 +341,47 @@ export async function handlerBenchmark(rounds: number, regionBytes: number, log:
       push(`handler process / thread, cpus ${cpus}`, p50.process / p50.thread);
     }
     log(`round ${i + 1}/${rounds}: ${['same', 'split', 'free'].map((c) => `${c} ${s[`handler process / thread, cpus ${c}`].at(-1)!.toFixed(2)}x`).join(', ')}`);
+  }
+  return Object.entries(s).map(([name, values]) => ({ name, values }));
+}
+
+/** Issue 20's targets: migrate 64 MiB with the default writer (hot, 1% of the
+ * chunks every 10 ms) at 5 and 25 ms RTT (server delay), uffd and sigsegv
+ * destinations pulling with prefetch=background: total and downtime, and
+ * downtime in measured round trips. Each run's log line says what bounds
+ * them: the push bandwidth and dirty rate measured by the source, the RTT it
+ * measured, the stop rule's verdict, and downtime's parts (final push, then
+ * the destination's resume: relay and first access). */
+export async function migrateBenchmark(rounds: number, regionBytes: number, log: (s: string) => void): Promise<Series[]> {
+  const s: Record<string, number[]> = {};
+  const push = (k: string, v: number) => (s[k] ??= []).push(v);
+  const ms = (ns: unknown) => Number(ns) / 1e6;
+  const mibps = (bps: unknown) => Number(bps) / (1 << 20);
+  for (let i = 0; i < rounds; i++) {
+    for (const rttMs of [5, 25])
+      for (const strategy of ['uffd', 'sigsegv'] as const) {
+        const r = await runCell({ ...DEFAULTS, strategy, scenario: 'migrate', source: 'remote', rttMs, regionBytes, chunkBytes: 4096 });
+        const x = r.summary;
+        if (x.verified !== true) throw new Error(`migrate ${strategy} at ${rttMs} ms did not verify`);
+        const tag = `migrate ${strategy} @${rttMs}ms`;
+        const rtt = ms(x.push_rtt_ns);
+        push(`${tag} total (s)`, ms(x.migration_ns) / 1000);
+        push(`${tag} downtime (ms)`, ms(x.downtime_ns));
+        push(`${tag} downtime / RTT`, ms(x.downtime_ns) / rtt);
+        push(`${tag} push bandwidth (MiB/s)`, mibps(x.push_bytes_per_s));
+        push(`${tag} dirty rate (MiB/s)`, mibps(x.dirty_bytes_per_s));
+        log(
+          `round ${i + 1}/${rounds} ${tag}: total ${ms(x.migration_ns).toFixed(0)} ms = pre-copy ${ms(x.precopy_ns).toFixed(0)} ms ` +
+            `(${x.precopy_rounds} rounds, dirty chunks ${x.round_dirty_chunks}, push ms ${String(x.round_push_ns)
+              .split(';')
+              .map((v) => ms(v).toFixed(1))
+              .join(';')}, ${x.stop_reason}) + downtime ${ms(x.downtime_ns).toFixed(1)} ms ` +
+            `(final push of ${x.final_dirty_chunks} chunks ${ms(x.final_push_ns).toFixed(1)} ms, resume ${ms(x.resume_ns).toFixed(1)} ms: ` +
+            `relay ${ms(x.relay_ns).toFixed(1)} ms, first access ${ms(x.first_access_ns).toFixed(1)} ms) + pull ${ms(x.pull_ns).toFixed(0)} ms ` +
+            `(${x.network_faults} faults waited on the network); bounded by RTT ${rtt.toFixed(2)} ms, push bandwidth ` +
+            `${mibps(x.push_bytes_per_s).toFixed(0)} MiB/s, dirty rate ${mibps(x.dirty_bytes_per_s).toFixed(0)} MiB/s`,
+        );
+      }
   }
   return Object.entries(s).map(([name, values]) => ({ name, values }));
 }

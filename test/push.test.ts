@@ -10,7 +10,8 @@ import { CLI, faultlab, lastJson } from './helpers.js';
 import { NbdServer } from '../harness/server/nbd-server.js';
 import { NbdClient } from './nbd-wire.js';
 import { doctorNative, fill } from '../harness/native.js';
-import { loadMatrix } from '../harness/matrix.js';
+import { loadMatrix, type MatrixCell } from '../harness/matrix.js';
+import { createHash } from 'node:crypto';
 
 const EXACT = ['uffd-wp', 'uffd-wp-async', 'mprotect'] as const;
 const softDirty = (doctorNative().soft_dirty as { supported: boolean }).supported;
@@ -166,26 +167,87 @@ describe('a write the tracker cannot see is caught by the final comparison', () 
 });
 
 describe('migrate: two processes, a real socket, the destination ends equal to the source', () => {
-  for (const strategy of ['uffd', 'sigsegv']) {
-    it(`${strategy} destination at 2 ms RTT`, () => {
-      const r = faultlab(
-        ['bench', '--strategy', strategy, '--scenario', 'migrate', '--source', 'remote', '--rtt', '2', '--region', '2MiB', '--json'],
-        {},
-        180_000,
-      );
-      expect(r.status, r.stderr).toBe(0);
-      const j = lastJson(r.stdout);
-      expect(j.verified).toBe(true);
-      expect(j.bad_chunks).toBe(0);
-      expect(j.faults).toBe(512); // every chunk pulled once by the destination
-      expect(j.precopy_rounds as number).toBeGreaterThanOrEqual(1);
-      expect(j.intervals_written as number).toBeGreaterThan(0);
-      expect(j.bytes_moved as number).toBeGreaterThanOrEqual(2 * (2 << 20)); // round 0 push + every chunk pulled
-      expect(j.downtime_ns as number).toBeGreaterThan(2e6 * 0.9); // at least the first pull's round trip
-      expect(j.migration_ns as number).toBeGreaterThan(j.downtime_ns as number);
-      expect(j.downtime_ns).toBe((j.final_push_ns as number) + (j.resume_ns as number));
-    }, 180_000);
-  }
+  const CHUNKS = 512; // 2 MiB of 4 KiB chunks
+  for (const mode of ['precopy', 'postcopy', 'hybrid'] as const)
+    for (const strategy of ['uffd', 'sigsegv'])
+      for (const rtt of [0, 2])
+        it(`${mode}, ${strategy} destination at ${rtt} ms RTT`, () => {
+          const args = ['bench', '--strategy', strategy, '--scenario', 'migrate', '--source', 'remote', '--rtt', `${rtt}`, '--region', '2MiB', '--mode', mode];
+          if (mode === 'hybrid') args.push('--postcopy-after', '2');
+          const r = faultlab([...args, '--json'], {}, 180_000);
+          expect(r.status, r.stderr).toBe(0);
+          const j = lastJson(r.stdout);
+          expect(j.verified).toBe(true);
+          expect(j.bad_chunks).toBe(0);
+          expect(j.migrate_mode).toBe(mode);
+          expect(j.dest_prefetch).toBe('background');
+          // Every chunk reached the destination once: by a fault or by its background pull.
+          expect((j.faults as number) + (j.prefetched as number)).toBe(CHUNKS);
+          expect(j.network_faults as number).toBeGreaterThanOrEqual(1); // the first access always waits
+          expect(j.intervals_written as number).toBeGreaterThanOrEqual(mode === 'postcopy' ? 1 : 0);
+          const rounds = j.precopy_rounds as number;
+          const lists = ['round_dirty_chunks', 'round_push_ns', 'round_collect_ns'].map((k) => (j[k] === '' ? [] : String(j[k]).split(';')));
+          for (const l of lists) expect(l.length).toBe(rounds);
+          if (mode === 'precopy') {
+            expect(rounds).toBeGreaterThanOrEqual(1);
+            expect(j.stop_reason).toBe('converged'); // 2 MiB fits 300 ms at any of these RTTs
+            expect(Number(lists[0][0])).toBe(CHUNKS); // round 0: everything
+            expect(j.bytes_moved as number).toBeGreaterThanOrEqual(2 * (2 << 20)); // round 0 push + every chunk pulled
+            expect(j.downtime_ns).toBe((j.final_push_ns as number) + (j.resume_ns as number));
+            expect(j.postcopy_ns).toBeNull();
+          } else {
+            expect(rounds).toBe(mode === 'hybrid' ? 2 : 0);
+            expect(j.stop_reason).toBe(mode === 'hybrid' ? 'postcopy-after' : 'postcopy');
+            expect(j.final_dirty_chunks).toBe(0); // nothing pushed at the stop: the destination pulls from the source
+            expect(j.bytes_pushed).toBe(mode === 'hybrid' ? (j.bytes_pushed as number) : 0);
+            expect(j.postcopy_ns).toBe(j.pull_ns);
+            expect(j.postcopy_faults).toBe(j.network_faults);
+          }
+          if (rtt > 0) expect(j.downtime_ns as number).toBeGreaterThan(rtt * 1e6 * 0.9); // at least the first pull's round trip
+          expect(j.migration_ns as number).toBeGreaterThan(j.downtime_ns as number);
+        }, 180_000);
+
+  it('--dest-prefetch none: background threads touch every chunk, each a fault', () => {
+    const r = faultlab(
+      ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--region', '2MiB', '--dest-prefetch', 'none', '--json'],
+      {},
+      180_000,
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.faults).toBe(CHUNKS);
+    expect(j.prefetched).toBe(0);
+  }, 180_000);
+
+  it('--downtime-limit 0 never converges: --max-rounds pushes, then stop and copy', () => {
+    const r = faultlab(
+      [
+        'bench',
+        '--strategy',
+        'sigsegv',
+        '--scenario',
+        'migrate',
+        '--source',
+        'remote',
+        '--region',
+        '2MiB',
+        '--downtime-limit',
+        '0',
+        '--max-rounds',
+        '3',
+        '--json',
+      ],
+      {},
+      180_000,
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.verified).toBe(true);
+    expect(j.precopy_rounds).toBe(3);
+    expect(j.stop_reason).toBe('max-rounds');
+    expect(j.downtime_limit_ms).toBe(0);
+  }, 180_000);
 });
 
 describe('bad push input: one clear line, exit 2', () => {
@@ -194,6 +256,28 @@ describe('bad push input: one clear line, exit 2', () => {
     ['write-track with a pull strategy', ['bench', '--strategy', 'uffd', '--scenario', 'write-track'], /needs a tracker strategy/],
     ['migrate without a remote', ['bench', '--strategy', 'uffd', '--scenario', 'migrate'], /migrate needs --source remote/],
     ['migrate to a non-lazy destination', ['bench', '--strategy', 'eager', '--scenario', 'migrate', '--source', 'remote'], /uffd or sigsegv/],
+    [
+      'an unknown migrate mode',
+      ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--mode', 'x'],
+      /mode, Given: "x", Choices: "precopy", "postcopy", "hybrid"/,
+    ],
+    [
+      '--postcopy-after without hybrid',
+      ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--postcopy-after', '2'],
+      /--postcopy-after is for --mode hybrid/,
+    ],
+    [
+      '--dest-prefetch on a read scenario',
+      ['bench', '--strategy', 'uffd', '--scenario', 'read-seq', '--dest-prefetch', 'background'],
+      /are for --scenario migrate/,
+    ],
+    ['--prefetch on migrate', ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--prefetch', 'background'], /--dest-prefetch/],
+    [
+      'a bad --dest-prefetch',
+      ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--dest-prefetch', 'soon'],
+      /bad dest prefetch 'soon'/,
+    ],
+    ['--max-rounds 0', ['bench', '--strategy', 'uffd', '--scenario', 'migrate', '--source', 'remote', '--max-rounds', '0'], /max rounds 0/],
     ['write fraction out of range', ['bench', '--strategy', 'mprotect', '--scenario', 'write-track', '--write-fraction', '1.5'], /write fraction 1.5/],
   ];
   for (const [what, args, msg] of cases)
@@ -216,5 +300,29 @@ describe('the push matrix', () => {
         .map((c) => `${c.params.strategy}@${c.params.rttMs}`)
         .sort(),
     ).toEqual(['sigsegv@0', 'sigsegv@2', 'sigsegv@5', 'uffd@0', 'uffd@2', 'uffd@5']);
+  });
+
+  it('the migrate matrix: every mode x pull strategy x RTT, each its own id; write-track ids do not hash the migrate part', () => {
+    const m = loadMatrix('migrate');
+    expect(m.cells.length).toBe(3 * 2 * 5);
+    expect(new Set(m.cells.map((c) => c.id)).size).toBe(m.cells.length);
+    expect(new Set(m.cells.map((c) => c.params.migrateMode))).toEqual(new Set(['precopy', 'postcopy', 'hybrid']));
+    expect([...new Set(m.cells.map((c) => c.params.rttMs))].sort((a, b) => a - b)).toEqual([0, 2, 5, 10, 25]);
+  });
+
+  it('write-track ids are as before the migrate part; migrate ids hash it (their measurement changed)', () => {
+    const old = (c: MatrixCell) => {
+      const p = c.params;
+      const head = [c.kind, p.strategy, p.scenario, p.source, p.rttMs, p.regionBytes, p.chunkBytes, p.cpus, p.handlerThreads, p.seed, p.repeat, c.count ?? ''];
+      return createHash('sha256')
+        .update([...head, p.pattern, p.writeFraction, p.intervals, p.tracker].join('/'))
+        .digest('hex')
+        .slice(0, 12);
+    };
+    const cells = loadMatrix('push').cells;
+    const wt = cells.filter((c) => c.params.scenario === 'write-track');
+    expect(wt.length).toBeGreaterThan(0);
+    for (const c of wt) expect(c.id).toBe(old(c));
+    for (const c of cells.filter((x) => x.params.scenario === 'migrate')) expect(c.id).not.toBe(old(c));
   });
 });

@@ -1,7 +1,8 @@
-// Live migration against RTT, per destination pull strategy (uffd, sigsegv):
-// total migration time (source's first push to the destination holding every
-// chunk) and downtime (source stopped to the destination's first served
-// access), medians with a min..max band over repetitions, log y.
+// Live migration against RTT, per destination pull strategy (uffd, sigsegv)
+// and mode (pre-copy, post-copy, hybrid): total migration time (source's first
+// push to the destination holding every chunk) and downtime (source stopped to
+// the destination's first served access), medians with a min..max band over
+// repetitions, log y, with QEMU's default downtime limit (300 ms) as a rule.
 import type { TopLevelSpec } from 'vega-lite';
 import { methodLabel } from '../runs.js';
 import { CONFIG, HEIGHT, provenance, seriesScales, WIDTH, type Layer } from '../spec-common.js';
@@ -14,15 +15,24 @@ const MEASURES = [
   { name: 'downtime (downtime_ns)', get: (p: { downtimeNs: number | null }) => p.downtimeNs, dash: [6, 4], shape: 'square' },
 ];
 
+/** QEMU's default downtime-limit (migrate_set_parameter downtime-limit), the line the downtimes are read against. */
+export const QEMU_DOWNTIME_LIMIT_MS = 300;
+
+/** A line per pull strategy, mode and destination pull policy (when several appear). */
+function seriesOf(r: FigureInput['rows'][number]): string {
+  const p = r.push!;
+  return `${methodLabel(r)}, ${p.migrateMode}, pull ${p.destPrefetch}`;
+}
+
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const sel = rows.filter((r) => r.scenario === 'migrate' && r.push !== null && (r.push.migrationNs !== null || r.push.downtimeNs !== null));
   if (sel.length === 0) return null;
-  const stats = [...groupBy(sel, (r) => `${methodLabel(r)}\u0000${r.rttMs}`).values()].flatMap((g) =>
+  const stats = [...groupBy(sel, (r) => `${seriesOf(r)}\u0000${r.rttMs}`).values()].flatMap((g) =>
     MEASURES.flatMap((m) => {
       const xs = values(g, (r) => m.get(r.push!)).filter((v) => v > 0);
       if (xs.length === 0) return [];
       const s = spread(xs.map((v) => v / 1e6));
-      return [{ series: methodLabel(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n }];
+      return [{ series: seriesOf(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n }];
     }),
   );
   if (stats.length === 0) return null;
@@ -31,7 +41,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const color = {
     field: 'series',
     type: 'nominal' as const,
-    title: 'destination pull strategy (source)',
+    title: 'destination pull strategy (source), mode, pull policy',
     scale: { domain: sc.domain, range: sc.colours },
     legend: { titleLimit: 400 },
   };
@@ -57,6 +67,16 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const fractions = [...new Set(sel.map((r) => r.push!.writeFraction).filter((v) => v !== null))].join('/');
 
   const layers: Layer[] = [
+    {
+      data: { values: [{ limit: QEMU_DOWNTIME_LIMIT_MS, label: `QEMU's default downtime limit (${QEMU_DOWNTIME_LIMIT_MS} ms)` }] },
+      mark: { type: 'rule', color: '#888', strokeDash: [2, 2] },
+      encoding: { y: { field: 'limit', type: 'quantitative', scale: yScale } },
+    },
+    {
+      data: { values: [{ limit: QEMU_DOWNTIME_LIMIT_MS, label: `QEMU's default downtime limit (${QEMU_DOWNTIME_LIMIT_MS} ms)` }] },
+      mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -2, color: '#666', fontSize: 10 },
+      encoding: { y: { field: 'limit', type: 'quantitative', scale: yScale }, x: { value: 0 }, text: { field: 'label' } },
+    },
     {
       data: { values: stats },
       mark: { type: 'area', opacity: 0.15 },
@@ -90,12 +110,13 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
-      text: 'Live migration: total time and downtime vs RTT (migrate)',
+      text: 'Live migration: total time and downtime vs RTT, per mode (migrate)',
       subtitle: [
         ...provenance(runId, false, describeParameters(sel)),
         `source tracker ${trackers || '?'}, writer pattern ${patterns || '?'}, write fraction ${fractions || '?'} per 10 ms interval`,
         'line: median (solid, circles: total; dashed, squares: downtime); band: min..max over repetitions',
-        'total = first pre-copy push to every chunk at the destination; downtime = source stopped to first served access',
+        'total = source started to every chunk at the destination; downtime = source stopped to first served access; dotted rule: QEMU\u2019s default downtime limit',
+        'pre-copy: pipelined rounds until the rest fits the downtime limit, then stop and copy; post-copy: stop at once, the destination pulls from the source; hybrid: post-copy after N rounds',
       ],
     },
     width: WIDTH,
@@ -108,7 +129,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
 export const migration: FigureDef = {
   name: 'migration',
   caption:
-    'Live migration of a region being written, per destination pull strategy: total migration time (source’s first pre-copy push to the destination holding every chunk) ' +
-    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band min..max over repetitions, log scale.',
+    'Live migration of a region being written, per destination pull strategy and mode (pre-copy, post-copy, hybrid): total migration time (source started to the destination holding every chunk) ' +
+    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band min..max over repetitions, log scale; dotted: QEMU’s default 300 ms downtime limit.',
   build,
 };

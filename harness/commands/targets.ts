@@ -1,7 +1,17 @@
 // `faultlab targets <which>`: the performance targets, side by side in one run.
 import type { CommandModule } from 'yargs';
 import { writeFileSync } from 'node:fs';
-import { floorsBenchmark, formatSeries, handlerBenchmark, judge, prefetchBenchmark, remoteBenchmark, seriesCsv, type Series } from '../targets.js';
+import {
+  floorsBenchmark,
+  formatSeries,
+  handlerBenchmark,
+  judge,
+  migrateBenchmark,
+  prefetchBenchmark,
+  remoteBenchmark,
+  seriesCsv,
+  type Series,
+} from '../targets.js';
 import { residentBenchmark } from '../targets-resident.js';
 import { projectCommit } from '../env.js';
 import { parseSize } from '../sizes.js';
@@ -27,6 +37,7 @@ const BENCHMARKS: Record<string, { what: string; run: (o: Opts, log: Log) => Pro
     what: 'a region larger than memory through a resident limit',
     run: (o, log) => residentBenchmark(o.rounds, o.region('32GiB'), o.residentLimit, log),
   },
+  migrate: { what: 'total and downtime at 5 and 25 ms RTT', run: (o, log) => migrateBenchmark(o.rounds, o.region('64MiB'), log) },
 };
 
 export const targetsCommand: CommandModule = {

@@ -86,6 +86,11 @@ struct fl_source_ops {
     int (*read)(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen);
     /* Write [off, off+len) from src (push strategies). */
     int (*write)(struct fl_conn *c, uint64_t off, const void *src, size_t len, char *err, size_t errlen);
+    /* Write n runs [off[i], off[i]+len[i]) from base+off[i], up to depth
+     * requests in flight, and wait for every answer: a batch costs about one
+     * round trip. NULL: the caller writes run by run (local: no round trips). */
+    int (*write_runs)(struct fl_conn *c, const uint8_t *base, const uint64_t *off, const uint64_t *len, size_t n, int depth, char *err,
+                      size_t errlen);
     /* Median round trip of n empty requests (tcp: NBD_CMD_FLUSH), in ns (0 for
      * in-process sources); sent_at, if not NULL: when the last one was sent
      * (CLOCK_MONOTONIC). */

@@ -3,22 +3,34 @@
  *
  * fl_migrate_source: a writer thread keeps writing its pattern (one interval
  * every period_ms) while pre-copy rounds push to the chunk server: round 0 the
- * whole region, then the tracker's dirty chunks, until a collect finds at most
- * converge_chunks (default: one interval's writes) or max_rounds pushes were made. Cut-over: the writer is stopped
- * (t_stop), the last dirty chunks are pushed (stop-and-copy of the rest,
- * t_cutover), and the function returns so the caller can start the
- * destination.
+ * whole region, then the tracker's dirty chunks. Each push is one pipelined
+ * batch (contiguous dirty chunks merged into one WRITE, up to push_depth
+ * WRITEs in flight: source write_runs), so a round costs its bytes over the
+ * bandwidth plus about one round trip. After each collect, migrate_plan.c
+ * decides from the measured bandwidth, round trip and dirty bytes whether the
+ * stop-and-copy would fit downtime_limit_ms (QEMU's rule), or max_rounds
+ * pushes were made. Cut-over: the writer is stopped (t_stop), the last dirty
+ * chunks are pushed the same pipelined way (t_cutover), and the function
+ * returns so the caller can start the destination. mode=postcopy stops after
+ * one writer interval and pushes nothing; mode=hybrid after postcopy_after
+ * rounds. In both the source serves its own memory over NBD (announced on
+ * out_fd before the clock starts) until the caller says "done" on go_fd, and
+ * the destination's region pulls from that server instead of the store.
  *
  * fl_migrate_dest: on a lazy region (uffd or sigsegv) whose source is that
  * chunk server, the resumed application's accesses (the chunks the writer's
- * next interval would touch) are served on demand while bg_threads touch
- * every chunk in order, pulling the rest in (the simplest correct background
- * pull: one fault per chunk, in parallel with the application). Afterwards the
+ * next interval would touch) are served on demand while the rest is pulled:
+ * by the region's prefetch engine when its policy fills the region
+ * (prefetch=background or criu: pipelined, faults jumping the queue), else by
+ * bg_threads touching every chunk in order (one fault per chunk). Afterwards the
  * source's final contents are rebuilt by replaying its writes (fl_fill, then
  * intervals_written intervals: the writer is deterministic) and compared with
  * the destination's memory chunk by chunk. */
 #include "trackers/tracker.h"
 #include "scenarios/writer.h"
+#include "scenarios/migrate_plan.h"
+#include "server/nbd_server.h"
+#include "prefetch/prefetch.h"
 #include "core/jbuf.h"
 
 #include <errno.h>
@@ -29,10 +41,13 @@
 #include <unistd.h>
 
 /* ---- options ------------------------------------------------------------------ */
+#define FL_MIG_MAX_LISTED 64 /* rounds whose numbers the result lists */
 struct mopts {
     struct fl_write_opts wo;
     char tracker[32];
-    uint64_t period_ms, max_rounds, converge, intervals, bg_threads;
+    enum { MODE_PRECOPY, MODE_POSTCOPY, MODE_HYBRID } mode;
+    uint64_t period_ms, max_rounds, downtime_limit_ms, push_depth, intervals, bg_threads;
+    uint64_t postcopy_after, serve_rtt_us; /* hybrid's switch; the RTT the source's own server holds its answers (post-copy) */
     int64_t out_fd, ready_fd, go_fd; /* cut-over signalling over pipes, -1: none */
 };
 
@@ -52,15 +67,29 @@ static int migrate_key(const char *k, const char *v, void *ctx, char *err, size_
         return -1;
     if (taken)
         return 0;
-    static const char *const nums[] = {"period_ms",  "max_rounds", "converge_chunks", "intervals",
-                                       "bg_threads", "out_fd",     "ready_fd",        "go_fd"};
-    uint64_t *dst[] = {&o->period_ms,          &o->max_rounds,           &o->converge,         &o->intervals, &o->bg_threads,
-                       (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd, (uint64_t *)&o->go_fd};
-    for (int i = 0; i < 8; i++) {
+    static const char *const nums[] = {"period_ms", "max_rounds", "downtime_limit_ms", "push_depth",  "intervals", "bg_threads", "out_fd",
+                                       "ready_fd",  "go_fd",      "postcopy_after",    "serve_rtt_us"};
+    uint64_t *dst[] = {&o->period_ms,         &o->max_rounds,     &o->downtime_limit_ms,  &o->push_depth,
+                       &o->intervals,         &o->bg_threads,     (uint64_t *)&o->out_fd, (uint64_t *)&o->ready_fd,
+                       (uint64_t *)&o->go_fd, &o->postcopy_after, &o->serve_rtt_us};
+    for (int i = 0; i < 11; i++) {
         if (strcmp(k, nums[i]))
             continue;
         if (fl_parse_u64(v, 0, UINT64_MAX, dst[i])) {
             fl_errf(err, errlen, "%s must be a whole number, got '%s'", k, v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(k, "mode")) {
+        if (!strcmp(v, "precopy"))
+            o->mode = MODE_PRECOPY;
+        else if (!strcmp(v, "postcopy"))
+            o->mode = MODE_POSTCOPY;
+        else if (!strcmp(v, "hybrid"))
+            o->mode = MODE_HYBRID;
+        else {
+            fl_errf(err, errlen, "mode must be precopy, postcopy or hybrid, got '%s'", v);
             return -1;
         }
         return 0;
@@ -78,7 +107,9 @@ static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, 
     *o = (struct mopts){.wo = {FL_PAT_HOT, 0.01, 4096},
                         .period_ms = 10,
                         .max_rounds = 8,
-                        .converge = 0,
+                        .downtime_limit_ms = 300, /* QEMU's default downtime-limit */
+                        .push_depth = 2048, /* WRITEs in flight: a round of scattered chunks in one round trip */
+                        .postcopy_after = 1,
                         .intervals = 0,
                         .bg_threads = 2,
                         .out_fd = -1,
@@ -89,8 +120,16 @@ static int parse(const char *spec, struct mopts *o, char *rest, size_t restlen, 
     struct mspec p = {.o = o, .rest = rest, .restlen = restlen};
     if (fl_spec_each(spec, "migrate spec", migrate_key, &p, err, errlen))
         return -1;
-    if (o->bg_threads < 1 || o->bg_threads > 64 || o->max_rounds < 1) {
-        fl_errf(err, errlen, "bg_threads must be 1 to 64 and max_rounds at least 1");
+    if (o->bg_threads < 1 || o->bg_threads > 64 || o->max_rounds < 1 || o->max_rounds > FL_MIG_MAX_LISTED) {
+        fl_errf(err, errlen, "bg_threads must be 1 to 64 and max_rounds 1 to %d", FL_MIG_MAX_LISTED);
+        return -1;
+    }
+    if (o->push_depth < 1 || o->push_depth > 2048 || o->downtime_limit_ms > 3600000) {
+        fl_errf(err, errlen, "push_depth must be 1 to 2048 and downtime_limit_ms at most 3600000");
+        return -1;
+    }
+    if (o->postcopy_after < 1 || o->postcopy_after > FL_MIG_MAX_LISTED || o->serve_rtt_us > 10000000) {
+        fl_errf(err, errlen, "postcopy_after must be 1 to %d and serve_rtt_us at most 10000000", FL_MIG_MAX_LISTED);
         return -1;
     }
     return 0;
@@ -150,6 +189,8 @@ struct msrc {
     atomic_ulong intervals_done;
     struct fl_source *src;
     struct fl_conn *conn;
+    fl_nbd_server *srv; /* post-copy and hybrid: this source serving its own memory */
+    uint64_t *tail, *merged, *run_off, *run_len; /* nchunks each: the cut-over's lists, a push's runs */
     uint64_t bytes_pushed, requests;
 };
 
@@ -168,37 +209,88 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Push chunks idx[0..n) (ascending): contiguous ones merged into one run,
+ * all runs in one pipelined batch where the source can (tcp), else run by run. */
 static int push(struct msrc *m, uint64_t n, char *err, size_t errlen)
 {
     const uint64_t chunk = m->cfg.chunk_bytes;
+    uint64_t runs = 0;
     for (uint64_t i = 0; i < n;) {
         uint64_t j = i + 1;
         while (j < n && m->idx[j] == m->idx[j - 1] + 1)
             j++;
-        uint64_t off = m->idx[i] * chunk, len = (j - i) * chunk;
-        char cause[FL_ERR_LEN];
-        if (m->src->ops->write(m->conn, off, m->base + off, len, cause, sizeof cause)) {
-            fl_errf(err, errlen, "push of 0x%llx+%llu failed: %s", (unsigned long long)off, (unsigned long long)len, cause);
-            return -1;
-        }
-        m->bytes_pushed += len;
-        m->requests++;
+        m->run_off[runs] = m->idx[i] * chunk;
+        m->run_len[runs++] = (j - i) * chunk;
         i = j;
+    }
+    char cause[FL_ERR_LEN];
+    const struct fl_source_ops *ops = m->src->ops;
+    int rc = 0;
+    if (ops->write_runs) {
+        rc = ops->write_runs(m->conn, m->base, m->run_off, m->run_len, runs, (int)m->o.push_depth, cause, sizeof cause);
+    } else {
+        for (uint64_t r = 0; r < runs && !rc; r++)
+            rc = ops->write(m->conn, m->run_off[r], m->base + m->run_off[r], m->run_len[r], cause, sizeof cause);
+    }
+    if (rc) {
+        fl_errf(err, errlen, "push of %llu chunks in %llu runs failed: %s", (unsigned long long)n, (unsigned long long)runs, cause);
+        return -1;
+    }
+    m->bytes_pushed += n * chunk;
+    m->requests += runs;
+    return 0;
+}
+
+/* Post-copy and hybrid: serve this memory over NBD (loopback, any free port,
+ * answers held serve_rtt_us as the chunk server holds its), announce the port
+ * on out_fd, and wait for "start" on go_fd: the caller points the
+ * destination's region at this server before the migration's clock starts. */
+static int start_serving(struct msrc *m, char *err, size_t errlen)
+{
+    char spec[256], line[32], cause[FL_ERR_LEN];
+    snprintf(spec, sizeof spec, "listen=127.0.0.1 port=0 region=%llu seed=%llu rtt_us=%llu log_fd=-1",
+             (unsigned long long)m->cfg.region_bytes, (unsigned long long)m->cfg.seed, (unsigned long long)m->o.serve_rtt_us);
+    if (m->cfg.export_name[0] && strlen(m->cfg.export_name) < 200)
+        snprintf(spec + strlen(spec), sizeof spec - strlen(spec), " export=%s", m->cfg.export_name);
+    if (!(m->srv = nbd_start_over(spec, m->base, cause, sizeof cause))) {
+        fl_errf(err, errlen, "migrate source: cannot serve its memory: %s", cause);
+        return -1;
+    }
+    snprintf(line, sizeof line, "{\"serving\":%d}", fl_nbd_port(m->srv));
+    if (put_line((int)m->o.out_fd, line, err, errlen) || get_line((int)m->o.go_fd, line, sizeof line, err, errlen))
+        return -1;
+    if (strcmp(line, "start")) {
+        fl_errf(err, errlen, "migrate source: expected 'start', got '%s'", line);
+        return -1;
     }
     return 0;
 }
 
+/* A ';'-separated list of the first k values. */
+static void put_list(struct fl_jbuf *j, const char *key, const uint64_t *v, uint64_t k)
+{
+    fl_jput(j, "\"%s\":\"", key);
+    for (uint64_t i = 0; i < k; i++)
+        fl_jput(j, "%s%llu", i ? ";" : "", (unsigned long long)v[i]);
+    fl_jput(j, "\",");
+}
+
 static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errlen)
 {
-    const uint64_t len = m->cfg.region_bytes;
+    const uint64_t len = m->cfg.region_bytes, chunk = m->cfg.chunk_bytes;
     struct fl_tracker *tr = NULL;
     pthread_t wt;
     bool writing = false;
     int rc = -1;
-    uint64_t rounds = 0, dirty[64], n = 0, t_start = 0, t_stop = 0, t_cut = 0;
+    uint64_t rounds = 0, n = 0, t_start = 0, t_stop = 0, t_cut = 0;
+    uint64_t dirty[FL_MIG_MAX_LISTED], push_ns[FL_MIG_MAX_LISTED], collect_ns[FL_MIG_MAX_LISTED];
+    uint64_t rtt = 0, bw = 0, dirty_bps = 0, expected = 0, final_collect_ns = 0;
+    enum fl_mig_stop why = FL_MIG_GO_ON;
     m->src = fl_source_tcp_create(&m->cfg, err, errlen);
     if (!m->src || m->src->ops->connect(m->src, &m->conn, err, errlen))
         goto out;
+    /* The round trip the stop rule counts: measured before the clock starts. */
+    rtt = m->src->ops->ping_ns(m->conn, 5, NULL);
     void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED) {
         fl_errf(err, errlen, "cannot map %llu bytes: %s", (unsigned long long)len, strerror(errno));
@@ -207,8 +299,11 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     m->base = b;
     madvise(m->base, len, MADV_NOHUGEPAGE);
     fl_fill(m->base, len, m->cfg.seed ^ FL_MIGRATE_SALT, 0);
-    tr = fl_tracker_create(m->o.tracker, m->base, len, m->cfg.chunk_bytes, false, fl_cpu_for(m->cfg.cpus, true), err, errlen);
+    tr = fl_tracker_create(m->o.tracker, m->base, len, chunk, false, fl_cpu_for(m->cfg.cpus, true), err, errlen);
     if (!tr)
+        goto out;
+    const bool serving = m->o.mode != MODE_PRECOPY;
+    if (serving && start_serving(m, err, errlen))
         goto out;
     int e = pthread_create(&wt, NULL, writer_main, m);
     if (e) {
@@ -221,65 +316,77 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
         m->idx[i] = i;
     n = m->nchunks;
     uint64_t pending = 0; /* collected, small enough to leave for the cut-over */
-    for (;;) {
+    uint64_t sent = 0, sending_ns = 0, t_prev = t_start;
+    if (m->o.mode == MODE_POSTCOPY) { /* no rounds: stop once the writer has written one interval */
+        why = FL_MIG_POSTCOPY;
+        while (!atomic_load(&m->intervals_done))
+            usleep(100);
+    }
+    while (why == FL_MIG_GO_ON) {
+        uint64_t p0 = fl_now();
         if (push(m, n, err, errlen))
             goto out;
-        if (rounds < 64)
-            dirty[rounds] = n;
-        if (++rounds >= m->o.max_rounds)
-            break;
+        uint64_t p1 = fl_now(), c1;
+        dirty[rounds] = n;
+        push_ns[rounds] = p1 - p0;
+        /* Bandwidth: bytes over the time past the batch's one round trip. */
+        sent += n * chunk;
+        sending_ns += p1 - p0 > rtt + (p1 - p0) / 10 ? p1 - p0 - rtt : (p1 - p0) / 10;
+        bw = sending_ns ? (uint64_t)((unsigned __int128)sent * 1000000000u / sending_ns) : 0;
         if (fl_tracker_collect(tr, m->idx, &n, err, errlen))
             goto out;
-        if (n <= m->o.converge) {
-            pending = n;
-            break;
-        }
+        c1 = fl_now();
+        collect_ns[rounds++] = c1 - p1;
+        dirty_bps = (uint64_t)((unsigned __int128)n * chunk * 1000000000u / (c1 - t_prev + 1));
+        t_prev = c1;
+        struct fl_mig_measure me = {.dirty_bytes = n * chunk, .bytes_per_s = bw, .rtt_ns = rtt, .collect_ns = c1 - p1};
+        expected = fl_mig_expected_downtime_ns(&me);
+        why = fl_mig_decide(&me, rounds, m->o.max_rounds, m->o.downtime_limit_ms * 1000000ull,
+                            m->o.mode == MODE_HYBRID ? m->o.postcopy_after : 0);
     }
+    pending = n;
     /* Cut-over: stop the writer, then push what is still dirty (the chunks
      * left pending plus the final collect, merged into idx). */
     atomic_store(&m->stop, true);
     pthread_join(wt, NULL);
     writing = false;
     t_stop = fl_now();
-    uint64_t more = 0;
-    uint64_t *tail = malloc(m->nchunks * sizeof *tail);
-    if (!tail) {
-        fl_errf(err, errlen, "out of memory");
+    uint64_t more = 0, *tail = m->tail, k = 0;
+    if (serving) /* post-copy: nothing pushed now; the destination's pulls reach this memory */
+        pending = 0;
+    else if (fl_tracker_collect(tr, tail, &more, err, errlen))
         goto out;
-    }
-    if (fl_tracker_collect(tr, tail, &more, err, errlen)) {
-        free(tail);
-        goto out;
-    }
-    /* Merge the two ascending lists (without duplicates) into idx. */
-    uint64_t *merged = malloc((pending + more) * sizeof *merged + 8), a = 0, c = 0, k = 0;
-    if (!merged) {
-        free(tail);
-        fl_errf(err, errlen, "out of memory");
-        goto out;
-    }
-    while (a < pending || c < more) {
+    final_collect_ns = fl_now() - t_stop;
+    /* Merge the two ascending lists (without duplicates) into merged, then idx. */
+    for (uint64_t a = 0, c = 0; a < pending || c < more;) {
         uint64_t x = c >= more || (a < pending && m->idx[a] < tail[c]) ? m->idx[a++] : tail[c++];
-        if (!k || merged[k - 1] != x)
-            merged[k++] = x;
+        if (!k || m->merged[k - 1] != x)
+            m->merged[k++] = x;
     }
-    memcpy(m->idx, merged, k * sizeof *merged);
-    free(merged);
-    free(tail);
+    memcpy(m->idx, m->merged, k * sizeof *m->idx);
     if (push(m, k, err, errlen))
         goto out;
     t_cut = fl_now();
     uint64_t done = atomic_load(&m->intervals_done);
-    fl_jput(j, "{\"role\":\"source\",\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,", m->o.tracker,
+    static const char *const modes[] = {"precopy", "postcopy", "hybrid"};
+    fl_jput(j, "{\"role\":\"source\",\"mode\":\"%s\",\"postcopy_after\":%llu,\"serving_port\":%d,", modes[m->o.mode],
+            (unsigned long long)m->o.postcopy_after, serving ? fl_nbd_port(m->srv) : 0);
+    fl_jput(j, "\"tracker\":\"%s\",\"pattern\":\"%s\",\"write_fraction\":%g,\"write_bytes\":%llu,", m->o.tracker,
             fl_pattern_name(m->o.wo.pattern), m->o.wo.fraction, (unsigned long long)m->w.write_bytes);
     fl_jput(j, "\"t_start_ns\":%llu,\"t_stop_ns\":%llu,\"t_cutover_ns\":%llu,\"precopy_ns\":%llu,\"final_push_ns\":%llu,",
             (unsigned long long)t_start, (unsigned long long)t_stop, (unsigned long long)t_cut, (unsigned long long)(t_stop - t_start),
             (unsigned long long)(t_cut - t_stop));
-    fl_jput(j, "\"precopy_rounds\":%llu,\"round_dirty_chunks\":\"", (unsigned long long)rounds);
-    for (uint64_t i = 0; i < rounds && i < 64; i++)
-        fl_jput(j, "%s%llu", i ? ";" : "", (unsigned long long)dirty[i]);
-    fl_jput(j, "\",\"final_dirty_chunks\":%llu,\"bytes_pushed\":%llu,\"push_requests\":%llu,", (unsigned long long)k,
-            (unsigned long long)m->bytes_pushed, (unsigned long long)m->requests);
+    fl_jput(j, "\"precopy_rounds\":%llu,", (unsigned long long)rounds);
+    put_list(j, "round_dirty_chunks", dirty, rounds);
+    put_list(j, "round_push_ns", push_ns, rounds);
+    put_list(j, "round_collect_ns", collect_ns, rounds);
+    fl_jput(j, "\"stop_reason\":\"%s\",\"downtime_limit_ms\":%llu,\"max_rounds\":%llu,\"push_depth\":%llu,", fl_mig_stop_name(why),
+            (unsigned long long)m->o.downtime_limit_ms, (unsigned long long)m->o.max_rounds, (unsigned long long)m->o.push_depth);
+    fl_jput(j, "\"rtt_ns\":%llu,\"push_bytes_per_s\":%llu,\"dirty_bytes_per_s\":%llu,\"expected_downtime_ns\":%llu,",
+            (unsigned long long)rtt, (unsigned long long)bw, (unsigned long long)dirty_bps, (unsigned long long)expected);
+    fl_jput(j, "\"final_collect_ns\":%llu,\"final_dirty_chunks\":%llu,\"bytes_pushed\":%llu,\"push_requests\":%llu,",
+            (unsigned long long)final_collect_ns, (unsigned long long)k, (unsigned long long)m->bytes_pushed,
+            (unsigned long long)m->requests);
     fl_jput(j, "\"intervals_written\":%llu,\"writes\":%llu,\"tracker_faults\":%llu}", (unsigned long long)done,
             (unsigned long long)(done * m->w.per_interval), (unsigned long long)atomic_load(&tr->faults));
     if (fl_jfull(j)) {
@@ -289,8 +396,19 @@ static int source_run(struct msrc *m, struct fl_jbuf *j, char *err, size_t errle
     /* Tell the destination now; unmapping and closing come after. */
     if (m->o.out_fd >= 0 && put_line((int)m->o.out_fd, j->p, err, errlen))
         goto out;
+    if (serving) { /* serve the destination's pulls until the caller says done */
+        char line[32];
+        if (get_line((int)m->o.go_fd, line, sizeof line, err, errlen))
+            goto out;
+        if (strcmp(line, "done")) {
+            fl_errf(err, errlen, "migrate source: expected 'done' after the cut-over, got '%s'", line);
+            goto out;
+        }
+    }
     rc = 0;
 out:
+    if (m->srv) /* before the memory it serves goes */
+        fl_nbd_stop(m->srv);
     if (writing) {
         atomic_store(&m->stop, true);
         pthread_join(wt, NULL);
@@ -325,6 +443,10 @@ static void *source_main(void *arg)
     }
     if (parse(a->spec, &m->o, rest, sizeof rest, err, sizeof err) || fl_config_parse(rest, &m->cfg, err, sizeof err))
         goto done;
+    if (m->o.mode != MODE_PRECOPY && (m->o.out_fd < 0 || m->o.go_fd < 0)) {
+        fl_errf(err, sizeof err, "mode=postcopy and hybrid need out_fd and go_fd (the caller starts the destination in between)");
+        goto done;
+    }
     if (strcmp(m->cfg.source, "tcp")) {
         fl_errf(err, sizeof err, "migrate needs source=tcp (the destination's store is the chunk server)");
         goto done;
@@ -332,11 +454,13 @@ static void *source_main(void *arg)
     m->nchunks = m->cfg.region_bytes / m->cfg.chunk_bytes;
     if (fl_writer_init(&m->w, &m->o.wo, m->cfg.seed, m->nchunks, m->cfg.chunk_bytes, err, sizeof err))
         goto done;
-    if (!m->o.converge) /* default: a round no bigger than one writer interval's writes */
-        m->o.converge = m->w.per_interval;
     m->idx = malloc(m->nchunks * sizeof *m->idx);
+    m->tail = malloc(m->nchunks * sizeof *m->tail);
+    m->merged = malloc(m->nchunks * sizeof *m->merged);
+    m->run_off = malloc(m->nchunks * sizeof *m->run_off);
+    m->run_len = malloc(m->nchunks * sizeof *m->run_len);
     m->offs = malloc(m->w.per_interval * sizeof *m->offs);
-    if (!m->idx || !m->offs) {
+    if (!m->idx || !m->tail || !m->merged || !m->run_off || !m->run_len || !m->offs) {
         fl_errf(err, sizeof err, "out of memory");
         goto done;
     }
@@ -349,6 +473,10 @@ done:
         fl_errf(a->out, a->outlen, "%s", err);
     fl_writer_free(&m->w);
     free(m->idx);
+    free(m->tail);
+    free(m->merged);
+    free(m->run_off);
+    free(m->run_len);
     free(m->offs);
     free(m);
     return NULL;
@@ -471,7 +599,10 @@ static void *dest_main(void *arg)
     if (fl_writer_init(&d.w, &d.o.wo, r->cfg.seed, r->nchunks, r->cfg.chunk_bytes, err, sizeof err))
         goto done;
     d.offs = malloc(d.w.per_interval * sizeof *d.offs);
-    n = 1 + (int)d.o.bg_threads;
+    /* A region-filling prefetch pulls the rest (from the first fault on);
+     * without one, bg_threads touch every chunk. */
+    const bool engine = fl_pf_fills_region(r->pf);
+    n = engine ? 1 : 1 + (int)d.o.bg_threads;
     ts = calloc((size_t)n, sizeof *ts);
     if (!d.offs || !ts) {
         fl_errf(err, sizeof err, "out of memory");
@@ -525,7 +656,14 @@ static void *dest_main(void *arg)
     for (int i = 0; i < n; i++)
         if (ts[i].started)
             pthread_join(ts[i].th, NULL);
-    uint64_t t_all = fl_now();
+    uint64_t t_app = fl_now(), t_all = t_app;
+    struct fl_pf_counts pf = {0};
+    if (engine && started == n && !atomic_load(&r->failed)) {
+        if (fl_pf_wait_filled(r->pf, 120000) && !atomic_load(&r->failed))
+            fl_region_fail(r, "migrate: the destination's prefetch did not fill the region within 120 s");
+        fl_pf_counts(r->pf, &pf);
+        t_all = fl_now(); /* filled_ns counts from the first fault; the wait polls every 200 us */
+    }
     if (r->ops->quiesce)
         r->ops->quiesce(r);
     if (started != n)
@@ -555,18 +693,25 @@ static void *dest_main(void *arg)
     for (uint64_t c = 0; c < r->nchunks; c++)
         if (memcmp(expect + c * chunk, r->base + c * chunk, chunk) && !bad++)
             first_bad = c * chunk;
-    uint64_t faults = 0, fetched = 0;
+    /* Faults that waited on the network: every fault but those on a chunk
+     * the prefetcher held back as a trigger (already local). */
+    uint64_t faults = 0, fetched = pf.bytes, local = 0;
     for (int i = 0; i < r->nhstats; i++) {
         faults += r->hstats[i].faults;
         fetched += r->hstats[i].bytes_fetched;
+        local += r->hstats[i].trigger_faults;
     }
     for (int i = 0; i < n; i++) {
         faults += ts[i].st.faults;
         fetched += ts[i].st.bytes_fetched;
+        local += ts[i].st.trigger_faults;
     }
     struct fl_jbuf j = {.p = a->out, .len = a->outlen};
-    fl_jput(&j, "{\"role\":\"destination\",\"strategy\":\"%s\",\"handler_threads\":%d,\"bg_threads\":%llu,", r->ops->name,
-            r->cfg.handler_threads, (unsigned long long)d.o.bg_threads);
+    fl_jput(&j, "{\"role\":\"destination\",\"strategy\":\"%s\",\"handler_threads\":%d,\"bg_threads\":%llu,\"dest_prefetch\":\"%s\",",
+            r->ops->name, r->cfg.handler_threads, engine ? 0ull : (unsigned long long)d.o.bg_threads, r->cfg.prefetch);
+    fl_jput(&j, "\"prefetched\":%llu,\"prefetch_requests\":%llu,\"app_ns\":%llu,\"network_faults\":%llu,",
+            (unsigned long long)pf.prefetched, (unsigned long long)pf.requests, (unsigned long long)(t_app - t_begin),
+            (unsigned long long)(faults - local));
     fl_jput(&j, "\"t_go_ns\":%llu,\"t_begin_ns\":%llu,\"t_first_served_ns\":%llu,\"t_all_present_ns\":%llu,\"first_access_ns\":%llu,",
             (unsigned long long)t_go, (unsigned long long)t_begin, (unsigned long long)ts[0].t_first, (unsigned long long)t_all,
             (unsigned long long)ts[0].first_ns);

@@ -372,6 +372,11 @@ static int open_listener(struct fl_nbd_server *s, char *err, size_t errlen)
 
 fl_nbd_server *fl_nbd_start(const char *spec, char *err, size_t errlen)
 {
+    return nbd_start_over(spec, NULL, err, errlen);
+}
+
+fl_nbd_server *nbd_start_over(const char *spec, const uint8_t *mem, char *err, size_t errlen)
+{
     struct fl_nbd_server *s = calloc(1, sizeof *s);
     if (!s) {
         fl_errf(err, errlen, "nbd server: out of memory");
@@ -381,6 +386,7 @@ fl_nbd_server *fl_nbd_start(const char *spec, char *err, size_t errlen)
     if (nbd_opts_parse(spec, &s->o, err, errlen))
         goto fail;
     nbd_store_init(&s->store, s->o.region, s->o.seed, s->o.store_cap);
+    s->store.mem = mem;
     s->conns = calloc(s->o.max_conns, sizeof *s->conns);
     s->heap = calloc(s->o.max_conns, sizeof *s->heap);
     s->late = malloc(NBD_LATE_RING * sizeof *s->late);

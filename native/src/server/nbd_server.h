@@ -128,4 +128,8 @@ void nbd_out_writable(struct fl_nbd_server *s, struct nbd_conn *c);
 void nbd_out_drop(struct fl_nbd_server *s, struct nbd_conn *c);
 void *nbd_sender_main(void *arg);
 
+/* fl_nbd_start serving `mem` (region bytes, read-only; WRITEs get EPERM)
+ * instead of a store: a migrate source serving post-copy faults. mem must
+ * outlive the server. */
+fl_nbd_server *nbd_start_over(const char *spec, const uint8_t *mem, char *err, size_t errlen);
 #endif

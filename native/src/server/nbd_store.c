@@ -79,6 +79,10 @@ static void fill_bytes(uint8_t *dst, uint64_t len, uint64_t seed, uint64_t off)
 
 void nbd_store_read(const struct nbd_store *st, uint64_t off, uint64_t len, uint8_t *dst)
 {
+    if (st->mem) {
+        memcpy(dst, st->mem + off, len);
+        return;
+    }
     if (!st->n) {
         fill_bytes(dst, len, st->seed, off);
         return;
@@ -97,6 +101,8 @@ void nbd_store_read(const struct nbd_store *st, uint64_t off, uint64_t len, uint
 
 uint32_t nbd_store_write(struct nbd_store *st, uint64_t off, const uint8_t *src, uint64_t len)
 {
+    if (st->mem)
+        return NBD_EPERM; /* a source's memory is served, never written */
     while (len) {
         uint64_t page = off / NBD_STORE_PAGE, in = off % NBD_STORE_PAGE;
         uint64_t n = NBD_STORE_PAGE - in < len ? NBD_STORE_PAGE - in : len;

@@ -15,6 +15,7 @@ struct nbd_store {
     uint64_t *keys; /* page index + 1; 0 = empty slot */
     uint8_t **pages;
     size_t cap, n; /* slots (a power of two), pages held */
+    const uint8_t *mem; /* set: the contents are this memory (read-only; a migrate source's, serving post-copy) */
 };
 
 void nbd_store_init(struct nbd_store *st, uint64_t size, uint64_t seed, uint64_t max_bytes);

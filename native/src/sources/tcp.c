@@ -515,6 +515,57 @@ static int tcp_write(struct fl_conn *c, uint64_t off, const void *src, size_t le
     return transfer(c, NBD_CMD_WRITE, off, (uint8_t *)(uintptr_t)src, len, err, errlen);
 }
 
+/* ---- pipelined WRITEs: a batch of runs, up to depth requests in flight ---------
+ * Each run [off[i], off[i]+len[i]) goes from base+off[i], in pieces of at most
+ * the server's maximum block. Before a request would make depth outstanding,
+ * the oldest one's reply is awaited (replies may come in any order; read_reply
+ * completes whichever arrives). So a batch costs its bytes at the link's speed
+ * plus about one round trip, not one round trip per run. A server's error
+ * reply fails the batch and breaks the connection (what was written is
+ * unknown to the caller). Not for use with send_read's READs outstanding. */
+static int drain_one(struct fl_conn *c, uint64_t ck, char *err, size_t errlen)
+{
+    struct req *r = slot(c, ck);
+    start_deadline(c); /* each reply within fetch_timeout_ms of waiting for it */
+    return await(c, r, err, errlen) || finish(c, r, 1, err, errlen);
+}
+
+static int tcp_write_runs(struct fl_conn *c, const uint8_t *base, const uint64_t *off, const uint64_t *len, size_t n, int depth, char *err,
+                          size_t errlen)
+{
+    int saved = errno, rc = refuse_if_broken(c, err, errlen);
+    if (!rc && c->pipe_n)
+        rc = conn_break(c, "write_runs with pipelined READs outstanding", err, errlen);
+    if (!rc && (c->tflags & NBD_FLAG_READ_ONLY)) {
+        struct fl_text t;
+        fl_text_init(&t, err, errlen);
+        fl_text_str(&t, "the server's export is read-only (NBD_FLAG_READ_ONLY): cannot WRITE");
+        rc = -1;
+    }
+    uint64_t depth_max = depth < 1 ? 1 : depth > TCP_MAX_INFLIGHT / 2 ? TCP_MAX_INFLIGHT / 2 : (uint64_t)depth;
+    uint64_t oldest = c->next_cookie; /* this batch's cookies are consecutive */
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t o = off[i], l = len[i];
+        rc = check_aligned(c, NBD_CMD_WRITE, o, l, err, errlen);
+        while (l && !rc) {
+            uint32_t k = piece(c, l);
+            uint64_t ck;
+            while (!rc && c->next_cookie - oldest >= depth_max)
+                rc = drain_one(c, oldest++, err, errlen);
+            if (rc)
+                break;
+            start_deadline(c);
+            rc = submit(c, NBD_CMD_WRITE, o, (uint8_t *)(uintptr_t)(base + o), k, 1, &ck, err, errlen);
+            o += k;
+            l -= k;
+        }
+    }
+    while (!rc && oldest < c->next_cookie)
+        rc = drain_one(c, oldest++, err, errlen);
+    errno = saved;
+    return rc;
+}
+
 /* ---- pipelining: READs sent ahead, handed out in the order sent -------------- */
 
 static int tcp_send_read(struct fl_conn *c, uint64_t off, void *dst, size_t len, char *err, size_t errlen)
@@ -1003,6 +1054,7 @@ static const struct fl_source_ops tcp_ops = {
     .connect = tcp_connect,
     .read = tcp_read,
     .write = tcp_write,
+    .write_runs = tcp_write_runs,
     .ping_ns = tcp_ping,
     .disconnect = tcp_disconnect,
     .destroy = tcp_destroy,
