@@ -108,4 +108,6 @@ export const COLUMNS = [
   'uffd_install',
   'tlb_shootdowns',
   'app_minor_faults',
+  // fair costs (issue 21): every strategy's set-up, timed alike (appended likewise)
+  'setup_ns',
 ] as const;

@@ -152,7 +152,7 @@ static double floor_field(const char *json, const char *name, const char *key)
     return atof(k + strlen(pat));
 }
 
-static const char *floor_names[] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv"};
+static const char *floor_names[] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv", "sigsegv_prepopulated"};
 
 static void print_floors(const char *json)
 {
@@ -334,6 +334,24 @@ static void floors_uffd_floor_runs(void)
     }
 }
 
+/* sigsegv_prepopulated does the sigsegv strategy's pre-population before its
+ * loop: its loop takes no minor fault per page (the kernel's count), where the
+ * plain sigsegv floor allocates each page inside it; both report a set-up. */
+static void floors_sigsegv_prepopulated_outside_the_loop(void)
+{
+    int rc = fl_floors("pages=2048 cpus=same", out, sizeof out);
+    CHECK(rc == 0, "fl_floors returns 0: %.200s", out);
+    double plain = floor_field(out, "sigsegv", "minflt"), pre = floor_field(out, "sigsegv_prepopulated", "minflt");
+    CHECK(plain >= 2048, "the sigsegv floor takes a minor fault per page in its loop (%.0f for 2048)", plain);
+    CHECK(pre >= 0 && pre < 2048 / 4, "sigsegv_prepopulated takes almost none in its loop (%.0f for 2048)", pre);
+    CHECK(floor_field(out, "sigsegv_prepopulated", "faults") == 2048, "sigsegv_prepopulated's handler served every page (%.0f)",
+          floor_field(out, "sigsegv_prepopulated", "faults"));
+    static const char *with_setup[] = {"sigsegv", "sigsegv_prepopulated"};
+    for (int i = 0; i < 2; i++)
+        CHECK(floor_field(out, with_setup[i], "setup_ns") > 0, "floor %s reports setup_ns (%.0f)", with_setup[i],
+              floor_field(out, with_setup[i], "setup_ns"));
+}
+
 /* Faults outside the floors' region reach the previous handler. */
 static void floors_chain_sigsegv_to_previous_handler(void)
 {
@@ -365,6 +383,7 @@ static const struct unit_test tests[] = {
     {"floors-every-placement", 0, floors_every_placement},
     {"floors-uffd-floor-runs", NEED_UFFD, floors_uffd_floor_runs},
     {"floors-chain-sigsegv-to-previous-handler", 0, floors_chain_sigsegv_to_previous_handler},
+    {"floors-sigsegv-prepopulated-outside-the-loop", 0, floors_sigsegv_prepopulated_outside_the_loop},
 };
 
 int main(int argc, char **argv)
