@@ -236,6 +236,15 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
       failedCells += Number(JSON.parse(readFileSync(runEnv, 'utf8')).failed_cells ?? 0);
       continue;
     }
+    // One commit: tracked files edited (or a commit made) while the study runs would mix code versions.
+    const now = projectCommit();
+    if (now !== commit && !o.allowDirty) {
+      console.error(
+        `study: stopped before ${t.e.name}: the tree changed during the study (${commit} at the start, ${now} now); restore it and run the same command to continue`,
+      );
+      complete = false;
+      break;
+    }
     const huge = reserveHugePages(t.e.hugepages);
     if (huge) console.error(`study: ${huge.note}`);
     const m0 = Date.now();
