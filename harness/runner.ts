@@ -191,6 +191,7 @@ function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
           fault_ns_p99: f.p99_ns as number,
           fault_ns_mean: f.mean_ns as number,
           faults: f.n as number,
+          setup_ns: (f.setup_ns as number | undefined) ?? null,
           verified: true,
           repetition: i,
           repeat: p.repeat,
