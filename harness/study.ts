@@ -1,7 +1,7 @@
 // `faultlab study`: every matrix the paper uses (scenarios/study.json), at one
 // commit, into one folder (<out>/<matrix>/runs.csv + env.json each, and the
 // study's own env.json), resumable, then the figures and the paper from it.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyFilters, loadMatrix, type Matrix, type MatrixCell } from './matrix.js';
@@ -180,7 +180,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
       throw new UsageError(`${dir} was started at commit ${previous.commit}, this tree is at ${commit}: a study runs at one commit (give another --out)`);
     if (previous.quick !== o.quick)
       throw new UsageError(`${dir} is a ${previous.quick ? '--quick' : 'full'} study: run it the same way, or give another --out`);
-  }
+  } else if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new UsageError(`${dir} is not empty and holds no study (no env.json): give a new folder, or a study folder to continue`);
   mkdirSync(dir, { recursive: true });
 
   // Progress over every cell left in every matrix; a resumed study keeps its finished cells.

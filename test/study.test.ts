@@ -67,7 +67,7 @@ describe('faultlab study', () => {
   }, 300_000);
 
   it('runs every matrix into its folder at one commit, with an ETA; the same --out resumes, keeping finished cells', () => {
-    const { list, out } = setup();
+    const { dir, list, out } = setup();
     const r = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\[\d+\/5 [ab]\] ETA \d/);
@@ -94,10 +94,18 @@ describe('faultlab study', () => {
     writeFileSync(join(out, 'env.json'), JSON.stringify({ ...env, complete: false }));
     const aBefore = readFileSync(join(out, 'a', 'runs.csv'), 'utf8');
 
-    // Another commit may not continue it.
-    const other = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], { FAULTLAB_COMMIT: 'fedcba987654' });
+    // A folder that is not a study is not written into: a matrix's run, a folder of other files.
+    const runDir = faultlab(['study', '--list', list, '--out', join(out, 'a'), '--skip-paper'], COMMIT);
+    expect(runDir.status).toBe(2);
+    expect(runDir.stderr).toMatch(/holds something other than a study/);
+    const other = faultlab(['study', '--list', list, '--out', dir, '--skip-paper'], COMMIT);
     expect(other.status).toBe(2);
-    expect(other.stderr).toMatch(/started at commit 0123456789ab.*one commit/);
+    expect(other.stderr).toMatch(/not empty and holds no study/);
+
+    // Another commit may not continue it.
+    const moved = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], { FAULTLAB_COMMIT: 'fedcba987654' });
+    expect(moved.status).toBe(2);
+    expect(moved.stderr).toMatch(/started at commit 0123456789ab.*one commit/);
 
     const again = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
     expect(again.status, again.stderr).toBe(0);
