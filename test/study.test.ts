@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsvTable } from '../analysis/csv.js';
-import { faultlab } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { CLI, faultlab } from './helpers.js';
 import { defaultStudyList, loadStudyList, selectCells } from '../harness/study.js';
 import { judgeVirtualization } from '../harness/env.js';
 import { readPaperInputs } from '../harness/paper-inputs.js';
@@ -117,6 +118,36 @@ describe('faultlab study', () => {
     expect(b2.rows.filter((x) => x.cell_id === lost).length).toBe(2); // the lost cell, run again
     expect(b2.rows.length).toBe(b.rows.length);
     expect(json(join(out, 'env.json'))).toMatchObject({ complete: true, resumed: [expect.any(String)] });
+  }, 300_000);
+
+  it('an interrupted study (SIGINT) exits 130, says it is incomplete, and the same command finishes it', async () => {
+    const { list, out } = setup();
+    const child = spawn(process.execPath, [CLI, 'study', '--list', list, '--out', out, '--skip-paper'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...COMMIT },
+    });
+    const aCsv = join(out, 'a', 'runs.csv');
+    // Interrupt once a's first cell has its rows.
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(aCsv) && readFileSync(aCsv, 'utf8').trim().split('\n').length >= 3) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+          resolve();
+        }
+      }, 20);
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(json(join(out, 'env.json'))).toMatchObject({ complete: false, interrupted: true });
+    const r = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/resuming, [1-4] of 5 cells kept/);
+    expect(json(join(out, 'env.json')).complete).toBe(true);
+    // Every cell exactly once.
+    expect(csv(aCsv).rows.length).toBe(4);
+    expect(new Set(csv(aCsv).rows.map((x) => x.cell_id)).size).toBe(2);
+    expect(csv(join(out, 'b', 'runs.csv')).rows.length).toBe(3 + 3 + 2);
   }, 300_000);
 
   it('--quick runs the quick variants and fills a copy of the paper; faultlab paper without --in re-reads it from inputs.json', () => {
