@@ -19,6 +19,10 @@ export interface RunEnv {
   privileges?: string;
   doctor?: Record<string, unknown>;
   latency?: string;
+  /** `faultlab study`'s runs: the study folder, and whether --allow-dirty let it run from a dirty tree. */
+  study?: { folder?: string; commit?: string; quick?: boolean; allow_dirty?: boolean };
+  /** harness/env.ts judgeVirtualization (runs from issue 21 on). */
+  virtualization?: { virtualized?: boolean; reasons?: string[]; minor_fault_ns?: number | null; syscall_ns?: number | null };
 }
 
 export function loadEnv(inDir: string): RunEnv {

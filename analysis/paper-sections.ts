@@ -59,11 +59,32 @@ export function setupSection({ env, rows: all, runId, runs = [] }: SectionInput)
       ['Node.js', orNot(env.node)],
       ['faultlab commit', orNot(env.commit)],
       ['rows', `${rows.length} (${ok} ok, ${rows.length - ok} failed)`],
+      ...studyLines(env),
       ...others,
     ],
   );
   const warn = env.complete === false ? '\n\n**This run is incomplete: its numbers are preliminary and must not be cited as results.**' : '';
   return `${table}${warn}`;
+}
+
+/** Lines only runs that record them get (`faultlab study`, doctor's machine floors): older runs' tables stay as they were. */
+function studyLines(env: SectionInput['env']): string[][] {
+  const lines: string[][] = [];
+  if (env.study)
+    lines.push([
+      'study',
+      `one \`faultlab study${env.study.quick ? ' --quick' : ''}\` at one commit` +
+        (env.study.allow_dirty ? ' **with --allow-dirty: the tree had uncommitted changes, so the commit alone does not reproduce it**' : ''),
+    ]);
+  const v = env.virtualization;
+  if (v) {
+    const us = (ns: number | null | undefined) => (typeof ns === 'number' ? `${(ns / 1000).toFixed(2)} us` : 'not measured');
+    lines.push([
+      'machine floors (doctor)',
+      `minor fault ${us(v.minor_fault_ns)}, syscall ${us(v.syscall_ns)}; ${v.virtualized ? `virtualised (${(v.reasons ?? []).join('; ')})` : 'no sign of virtualisation'}`,
+    ]);
+  }
+  return lines;
 }
 
 export function figuresSection({ figures, skippedFigures }: SectionInput): string {

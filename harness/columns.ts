@@ -135,4 +135,6 @@ export const COLUMNS = [
   'network_faults',
   'postcopy_faults',
   'postcopy_ns',
+  // fair costs (issue 21): every strategy's set-up, timed alike (appended likewise)
+  'setup_ns',
 ] as const;

@@ -117,6 +117,52 @@ export function probeGuestMemory(): GuestMemory {
   return { hypervisor, free_page_reporting: reporting, reporting_order: order === '' ? null : Number(order), damon_schemes: probeDamonSchemes() };
 }
 
+/** Whether this machine is virtualised, and how we know: the CPU's hypervisor
+ * flag, systemd-detect-virt where installed, and a slow minor fault (doctor's
+ * machine_floors; a write fault of 5 us or more: a fault that exits to the
+ * hypervisor). Absolute times from such a machine move with its host: compare
+ * ratios measured in the same run. */
+export interface Virtualization {
+  virtualized: boolean;
+  reasons: string[];
+  hypervisor_flag: boolean;
+  /** systemd-detect-virt's answer ('none' on bare metal); null where it is not installed. */
+  detect_virt: string | null;
+  minor_fault_ns: number | null;
+  syscall_ns: number | null;
+}
+
+/** A write minor fault at or above this many ns flags virtualisation. */
+export const SLOW_MINOR_FAULT_NS = 5000;
+
+export function judgeVirtualization(doctor: Record<string, unknown>, detectVirt: string | null): Virtualization {
+  const floors = (doctor.machine_floors ?? {}) as { minor_fault_write_ns?: number; syscall_ns?: number };
+  const fault = typeof floors.minor_fault_write_ns === 'number' && floors.minor_fault_write_ns > 0 ? floors.minor_fault_write_ns : null;
+  const hypervisor = doctor.hypervisor_flag === true;
+  const reasons: string[] = [];
+  if (hypervisor) reasons.push('the CPU reports the hypervisor flag');
+  if (detectVirt && detectVirt !== 'none') reasons.push(`systemd-detect-virt says ${detectVirt}`);
+  if (fault !== null && fault >= SLOW_MINOR_FAULT_NS) reasons.push(`a minor fault costs ${(fault / 1000).toFixed(1)} us (>= ${SLOW_MINOR_FAULT_NS / 1000} us)`);
+  return {
+    virtualized: reasons.length > 0,
+    reasons,
+    hypervisor_flag: hypervisor,
+    detect_virt: detectVirt,
+    minor_fault_ns: fault,
+    syscall_ns: typeof floors.syscall_ns === 'number' && floors.syscall_ns > 0 ? floors.syscall_ns : null,
+  };
+}
+
+/** systemd-detect-virt's one word (it exits 1 when it finds none, printing 'none'); null where it is missing. */
+export function detectVirt(): string | null {
+  try {
+    return execFileSync('systemd-detect-virt', [], { stdio: 'pipe', timeout: 5000 }).toString().trim() || null;
+  } catch (e) {
+    const out = (e as { stdout?: Buffer }).stdout?.toString().trim();
+    return out ? out : null;
+  }
+}
+
 export interface EnvInfo {
   kernel: string;
   cpu_model: string;
@@ -127,6 +173,7 @@ export interface EnvInfo {
   uffd_path: string;
   uffd_features: string[];
   guest_memory: GuestMemory;
+  virtualization: Virtualization;
   doctor: Record<string, unknown>;
 }
 
@@ -143,6 +190,7 @@ export function collectEnv(): EnvInfo {
     uffd_path: String(doctor.uffd_path ?? 'unknown'),
     uffd_features: (doctor.uffd_api as { features?: string[] } | undefined)?.features ?? [], // empty where no userfaultfd could be opened
     guest_memory: probeGuestMemory(),
+    virtualization: judgeVirtualization(doctor, detectVirt()),
     doctor,
   };
 }

@@ -7,7 +7,16 @@ export function formatSeconds(seconds: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-export class Progress {
+/** What the runner reports a matrix's cells to. */
+export interface CellProgress {
+  readonly tty: boolean;
+  start(i: number, what: string): void;
+  update(detail: string): void;
+  finish(i: number, result: string): void;
+  end(): void;
+}
+
+export class Progress implements CellProgress {
   private readonly t0 = Date.now();
   private doneEst = 0;
   private readonly totalEst: number;
@@ -48,5 +57,58 @@ export class Progress {
   end(): void {
     const s = Math.round((Date.now() - this.t0) / 1000);
     process.stderr.write(`done: ${this.doneCells}/${this.totalCells} cells in ${s}s\n`);
+  }
+}
+
+/** `faultlab study`: one count and one ETA over every matrix of the study. The
+ * ETA scales the estimated cost of the cells left by the time the cells done
+ * so far took against their estimates (this invocation's cells only: a resumed
+ * study's earlier cells do not count). */
+export class StudyProgress {
+  private readonly t0 = Date.now();
+  private doneEst = 0;
+  readonly tty = process.stderr.isTTY;
+
+  constructor(
+    private readonly totalEst: number,
+    private doneCells: number,
+    private readonly totalCells: number,
+  ) {}
+
+  /** Seconds left, null before the first cell ends. */
+  etaSeconds(): number | null {
+    if (!this.doneEst) return null;
+    return (Math.max(0, this.totalEst - this.doneEst) * (Date.now() - this.t0)) / this.doneEst / 1000;
+  }
+
+  private prefix(matrix: string, running: boolean): string {
+    const eta = this.etaSeconds();
+    return `[${this.doneCells + (running ? 1 : 0)}/${this.totalCells} ${matrix}] ETA ${eta === null ? '?' : formatSeconds(eta)}`;
+  }
+
+  /** The runner's view for one matrix: `estimates` are its cells to do, in its order. */
+  matrix(name: string, estimates: number[]): CellProgress {
+    let current = '';
+    return {
+      tty: this.tty,
+      start: (_i, what) => {
+        current = what;
+        if (this.tty) process.stderr.write(`\r\x1b[K${this.prefix(name, true)}  ${what} ...`);
+      },
+      update: (detail) => {
+        if (this.tty) process.stderr.write(`\r\x1b[K${this.prefix(name, true)}  ${current} ... ${detail}`);
+      },
+      finish: (i, result) => {
+        this.doneCells++;
+        this.doneEst += estimates[i];
+        const line = `${this.prefix(name, false)}  ${current} -> ${result}`;
+        process.stderr.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+      },
+      end: () => {},
+    };
+  }
+
+  end(): void {
+    process.stderr.write(`study: ${this.doneCells}/${this.totalCells} cells, ${formatSeconds((Date.now() - this.t0) / 1000)} this time\n`);
   }
 }

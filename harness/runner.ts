@@ -14,7 +14,7 @@ import { COLUMNS, type Row } from './columns.js';
 import { collectEnv, envColumns, EnvInfo } from './env.js';
 import { NbdServer, rttUs } from './server/nbd-server.js';
 import { PARAM_LIST, usesSource, type CellParams } from './params.js';
-import { Progress } from './progress.js';
+import { Progress, type CellProgress } from './progress.js';
 import { formatSize } from './sizes.js';
 import { childEnv } from './lifeline.js';
 
@@ -33,6 +33,10 @@ export interface RunOptions {
    * runner's servers; client-delay: the C client; nbdkit-delay: each cell's bench
    * starts nbdkit's delay filter). */
   latency?: 'server-delay' | 'client-delay' | 'nbdkit-delay';
+  /** Progress shown for this matrix (default: its own, with its own ETA); `faultlab study` passes one spanning every matrix. */
+  progress?: (estimates: number[], doneCells: number, totalCells: number) => CellProgress;
+  /** More keys for env.json (`faultlab study`: the study's folder, commit and --allow-dirty). */
+  extraEnv?: Record<string, unknown>;
 }
 
 /** A cell's RTT emulation: its own (a matrix axis), else the run's. */
@@ -85,6 +89,17 @@ const paramColumns = (p: CellParams): Row =>
 
 const needsServer = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) =>
   c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && !OWN_SERVER.has(latencyOf(c, o)));
+/** The cell ids a runs.csv already holds (a cell's rows are appended when it ends, ok or failed). */
+export function doneCellIds(csvPath: string): Set<string> {
+  const done = new Set<string>();
+  if (!existsSync(csvPath)) return done;
+  for (const line of readFileSync(csvPath, 'utf8').split('\n').slice(1)) {
+    const id = line.split(',')[1];
+    if (id) done.add(id);
+  }
+  return done;
+}
+
 /** Cells that share a server: one per RTT and seed, holding the largest region
  * among them (a cell maps a prefix of it). write-track, migrate and
  * write-random change the server's contents: they get one per region, never
@@ -98,7 +113,7 @@ const serverKey = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => {
 };
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */
-function estimateMs(c: MatrixCell): number {
+export function estimateMs(c: MatrixCell): number {
   const p = c.params;
   if (c.kind === 'floors') return 3000 * p.repeat;
   if (c.kind === 'transport') return p.repeat * (c.count ?? 1000) * (p.rttMs + 0.05);
@@ -188,6 +203,7 @@ function rowsOf(c: MatrixCell, json: Record<string, unknown>): Row[] {
           fault_ns_p99: f.p99_ns as number,
           fault_ns_mean: f.mean_ns as number,
           faults: f.n as number,
+          setup_ns: (f.setup_ns as number | undefined) ?? null,
           verified: true,
           repetition: i,
           repeat: p.repeat,
@@ -245,13 +261,10 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   } catch (e) {
     throw new UsageError(`results directory ${dir} is not writable: ${(e as Error).message}`);
   }
-  const done = new Set<string>();
+  let done = new Set<string>();
   if (o.resume) {
     if (!existsSync(csvPath)) throw new UsageError(`--resume: ${csvPath} does not exist`);
-    for (const line of readFileSync(csvPath, 'utf8').split('\n').slice(1)) {
-      const id = line.split(',')[1];
-      if (id) done.add(id);
-    }
+    done = doneCellIds(csvPath);
   } else {
     if (existsSync(csvPath)) throw new UsageError(`${csvPath} exists: use --resume to finish that run, or another --run-id`);
     writeFileSync(csvPath, stringify([COLUMNS as unknown as string[]]));
@@ -268,6 +281,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
     latency: o.latency ?? 'server-delay',
     ...env,
     argv: process.argv.slice(2),
+    ...o.extraEnv,
   };
   if (o.resume && existsSync(join(dir, 'env.json')))
     Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
@@ -279,7 +293,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   // after every cell that reads: reads verify against the server's original contents.
   const last = (c: MatrixCell) => (o.remote && writes(c) ? 1 : 0);
   const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => last(a) - last(b) || serverKey(a, o).localeCompare(serverKey(b, o)));
-  const progress = new Progress(todo.map(estimateMs), cells.length - todo.length, cells.length);
+  const progress = (o.progress ?? ((e, d, t) => new Progress(e, d, t)))(todo.map(estimateMs), cells.length - todo.length, cells.length);
   const serverRegion = new Map<string, number>();
   for (const c of todo) serverRegion.set(serverKey(c, o), Math.max(serverRegion.get(serverKey(c, o)) ?? 0, c.params.regionBytes));
   let server: NbdServer | null = null;

@@ -23,7 +23,15 @@ export const doctorCommand: CommandModule = {
     // Which --uffd-install choices this kernel can run, from the features UFFDIO_API offered.
     const features = env.uffd_features;
     const uffd_installs = { copy: features.includes('MISSING'), continue: features.includes('MINOR_SHMEM'), move: features.includes('MOVE') };
-    const report: Record<string, unknown> = { ...env.doctor, uffd_installs, guest_memory: env.guest_memory, node: env.node, commit: env.commit, netem };
+    const report: Record<string, unknown> = {
+      ...env.doctor,
+      uffd_installs,
+      guest_memory: env.guest_memory,
+      virtualization: env.virtualization,
+      node: env.node,
+      commit: env.commit,
+      netem,
+    };
     // No way to open a userfaultfd: say what would give one (README Troubleshooting).
     if (env.uffd_path === 'none') {
       report.uffd_remedies =

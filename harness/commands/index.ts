@@ -9,6 +9,7 @@ import { floorsCommand } from './floors.js';
 import { paperCommand } from './paper.js';
 import { runCommand } from './run.js';
 import { startCommand } from './start.js';
+import { studyCommand } from './study.js';
 import { transportCommand } from './transport.js';
 import { serveCommand } from './serve.js';
 import { imageCommand } from './image.js';
@@ -23,6 +24,7 @@ export const commands: CommandModule<any, any>[] = [
   paperCommand,
   runCommand,
   startCommand,
+  studyCommand,
   transportCommand,
   serveCommand,
   imageCommand,

@@ -4,6 +4,7 @@ import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { MissingColumnError } from '../../analysis/runs.js';
 import { UsageError } from '../errors.js';
+import { inputsPathFor, readPaperInputs } from '../paper-inputs.js';
 
 export const paperCommand: CommandModule = {
   command: 'paper',
@@ -13,12 +14,13 @@ export const paperCommand: CommandModule = {
       .option('in', {
         type: 'string',
         array: true,
-        demandOption: true,
-        describe: 'results/<run-id> directory (runs.csv, env.json); repeat to combine runs (set-up table from the first)',
+        describe:
+          'results/<run-id> directory (runs.csv, env.json); repeat to combine runs (set-up table from the first); default: the runs inputs.json beside the paper names (paper/inputs.json)',
       })
       .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
   handler: async (a) => {
-    const inDirs = (a.in as string[]).map(String);
+    const given = ((a.in as string[] | undefined) ?? []).map(String);
+    const inDirs = given.length ? given : readPaperInputs(inputsPathFor(a.paper as string));
     for (const inDir of inDirs) if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
       const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only here and in start

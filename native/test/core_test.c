@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "run_json.h"
 
@@ -136,6 +137,34 @@ static void region_runs_once(void)
     fl_region_destroy(r);
 }
 
+/* setup_ns: fl_region_create times every strategy's set-up alike. It is
+ * positive and lies within the caller's own timing of fl_region_create. */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void setup_ns_every_strategy(void)
+{
+    char spec[256], err[512];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(spec, sizeof spec, "strategy=%s region=4MiB chunk=4KiB", strategies[i]);
+        uint64_t t0 = mono_ns();
+        fl_region *r = fl_region_create(spec, err, sizeof err);
+        uint64_t outer = mono_ns() - t0;
+        CHECK(r != NULL, "%s: region created (%s)", strategies[i], r ? "ok" : err);
+        if (!r)
+            continue;
+        int rc = fl_run(r, "workload=read-seq", out, sizeof out);
+        fl_region_destroy(r);
+        long long setup = jnum(out, "setup_ns");
+        CHECK(rc == 0 && setup > 0 && (uint64_t)setup <= outer, "%s: setup_ns %lld in (0, %llu] (the caller's time around create)",
+              strategies[i], setup, (unsigned long long)outer);
+    }
+}
+
 static const struct unit_test tests[] = {
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},
@@ -144,6 +173,7 @@ static const struct unit_test tests[] = {
     {"lazy-threads-and-cpus", NEED_UFFD, lazy_threads_and_cpus},
     {"bad-specs-refused", 0, bad_specs_refused},
     {"region-runs-once", NEED_UFFD, region_runs_once},
+    {"setup-ns-every-strategy", NEED_UFFD, setup_ns_every_strategy},
 };
 
 int main(int argc, char **argv)

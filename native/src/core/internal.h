@@ -188,6 +188,8 @@ struct fl_region {
 
     /* Eager baseline: time to copy the whole region before the workload. */
     uint64_t prefill_ns;
+    /* Wall time of ops->create (fl_region_create): the strategy's set-up. */
+    uint64_t setup_ns;
 
     /* How this region's userfaultfd was opened (fl_uffd_open: "syscall",
      * "user-mode-only", "dev-userfaultfd"); NULL when it has none. Reported as

@@ -3,7 +3,9 @@
  * Reports the machine (kernel, CPU, page size, privileges, sysctls), which way
  * of opening a userfaultfd works (each path is tried and reported), the
  * features and ioctls the kernel's userfaultfd API answers with, and whether
- * PAGEMAP_SCAN, soft-dirty bits and transparent huge pages are available.
+ * PAGEMAP_SCAN, soft-dirty bits and transparent huge pages are available,
+ * and this machine's own floors (machine_floors: a minor fault, a syscall),
+ * so that absolute times from different machines or days can be normalised.
  *
  * The installed UAPI headers may be older than the running kernel (this
  * machine: linux-libc-dev 6.1 under Linux 6.18), so feature bits, ioctl numbers
@@ -581,6 +583,78 @@ static void report_thp(struct fl_jbuf *w)
     fl_jput(w, "}");
 }
 
+/* ---- this machine's floors ---------------------------------------------------
+ * Median cost of a minor fault (first read of fresh anonymous memory: the
+ * shared zero page; first write: allocate and zero a page) and of a trivial
+ * syscall, measured here in a few milliseconds. In a VM a minor fault may
+ * exit to the hypervisor (EPT/NPT faults): several microseconds where bare
+ * metal takes well under one. The harness flags a write fault of 5 us or more
+ * as a sign of virtualisation (harness/env.ts). */
+#define MF_PAGES 1024
+
+static long long median_of(struct fl_samples *s)
+{
+    return s->n ? (long long)fl_samples_quantile(s, 0.5) : -1;
+}
+
+static void report_machine_floors(struct fl_jbuf *w)
+{
+    jw_key(w, "machine_floors");
+    const long page = sysconf(_SC_PAGESIZE);
+    const size_t len = (size_t)MF_PAGES * (size_t)page;
+    struct fl_samples rd = {0}, wr = {0}, sc = {0};
+    bool ok = !fl_samples_init(&rd, MF_PAGES) && !fl_samples_init(&wr, MF_PAGES) && !fl_samples_init(&sc, MF_PAGES);
+    uint8_t *m = ok ? mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        fl_jput(w, "{\"error\":");
+        fl_jstr(w, ok ? strerror(errno) : "out of memory for samples");
+        fl_jput(w, "}");
+    } else {
+        madvise(m, 2 * len, MADV_NOHUGEPAGE); /* 4 KiB faults whatever THP says */
+        for (int i = 0; i < MF_PAGES; i++) {
+            volatile uint8_t *p = m + (size_t)i * (size_t)page;
+            uint64_t t0 = fl_now();
+            (void)*p;
+            uint64_t t1 = fl_now();
+            fl_samples_add(&rd, t1 - t0);
+            p = m + len + (size_t)i * (size_t)page;
+            t0 = fl_now();
+            *p = 1;
+            t1 = fl_now();
+            fl_samples_add(&wr, t1 - t0);
+            t0 = fl_now();
+            syscall(SYS_getppid); /* not cached by libc, unlike getpid once was */
+            t1 = fl_now();
+            fl_samples_add(&sc, t1 - t0);
+        }
+        munmap(m, 2 * len);
+        fl_jput(w, "{");
+        jw_kint(w, "minor_fault_read_ns", median_of(&rd));
+        jw_kint(w, "minor_fault_write_ns", median_of(&wr));
+        jw_kint(w, "syscall_ns", median_of(&sc));
+        jw_kint(w, "samples", MF_PAGES);
+        fl_jput(w, "}");
+    }
+    fl_samples_free(&rd);
+    fl_samples_free(&wr);
+    fl_samples_free(&sc);
+}
+
+/* The CPU flag a hypervisor sets for its guests (x86: "hypervisor" in flags). */
+static bool hypervisor_flag(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "re");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5) && strstr(line, " hypervisor"))
+            found = true;
+    fclose(f);
+    return found;
+}
+
 int fl_doctor(char *out, size_t outlen)
 {
     if (!out || outlen == 0)
@@ -638,6 +712,8 @@ int fl_doctor(char *out, size_t outlen)
     report_pagemap_scan(&w);
     report_soft_dirty(&w);
     report_thp(&w);
+    jw_kbool(&w, "hypervisor_flag", hypervisor_flag());
+    report_machine_floors(&w);
     fl_jput(&w, "}");
 
     if (w.used >= w.len) {

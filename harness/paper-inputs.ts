@@ -1,0 +1,39 @@
+// paper/inputs.json: the runs a paper is built from, in `faultlab paper --in`
+// order (the first gives the set-up table). `faultlab paper` without --in reads
+// the inputs.json beside the paper; `faultlab study` writes it. Paths are
+// relative to the folder that holds inputs.json, so it reads the same from any
+// working directory.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { UsageError } from './errors.js';
+
+export interface PaperInputs {
+  /** Why these runs, or what made them (a study's folder and commit). */
+  note?: string;
+  runs: string[];
+}
+
+export const inputsPathFor = (paperPath: string) => join(dirname(resolve(paperPath)), 'inputs.json');
+
+/** The run folders an inputs.json names, resolved; one clear error for a missing or malformed file. */
+export function readPaperInputs(path: string): string[] {
+  if (!existsSync(path)) throw new UsageError(`${path} not found: give the runs with --in, or write it (faultlab study does)`);
+  let doc: PaperInputs;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${path}: not JSON (${(e as Error).message})`);
+  }
+  if (!doc || !Array.isArray(doc.runs) || doc.runs.length === 0 || !doc.runs.every((r) => typeof r === 'string' && r.length > 0))
+    throw new UsageError(`${path}: "runs" must be a non-empty list of results folders`);
+  return doc.runs.map((r) => resolve(dirname(path), r));
+}
+
+export function writePaperInputs(path: string, runDirs: string[], note?: string): void {
+  const runs = runDirs.map((d) =>
+    relative(dirname(resolve(path)), resolve(d))
+      .split('\\')
+      .join('/'),
+  );
+  writeFileSync(path, JSON.stringify({ ...(note ? { note } : {}), runs }, null, 2) + '\n');
+}
