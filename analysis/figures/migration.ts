@@ -1,7 +1,7 @@
 // Live migration against RTT, per destination pull strategy (uffd, sigsegv):
 // total migration time (source's first push to the destination holding every
 // chunk) and downtime (source stopped to the destination's first served
-// access), medians with a min..max band over repetitions, log y.
+// access), medians with the 95 % bootstrap interval of each as a band, log y.
 import type { TopLevelSpec } from 'vega-lite';
 import { methodLabel } from '../runs.js';
 import { CONFIG, HEIGHT, provenance, seriesScales, WIDTH, type Layer } from '../spec-common.js';
@@ -22,7 +22,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       const xs = values(g, (r) => m.get(r.push!)).filter((v) => v > 0);
       if (xs.length === 0) return [];
       const s = spread(xs.map((v) => v / 1e6));
-      return [{ series: methodLabel(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n }];
+      return [{ series: methodLabel(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, lo: s.lo, hi: s.hi, reps: s.n }];
     }),
   );
   if (stats.length === 0) return null;
@@ -60,7 +60,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     {
       data: { values: stats },
       mark: { type: 'area', opacity: 0.15 },
-      encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'max' }, color, detail: { field: 'measure' } },
+      encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'hi' }, color, detail: { field: 'measure' } },
     },
     {
       data: { values: stats },
@@ -82,6 +82,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
           { field: 'median', format: '.2f' },
           { field: 'min', format: '.2f' },
           { field: 'max', format: '.2f' },
+          { field: 'lo', title: 'CI low', format: '.2f' },
+          { field: 'hi', title: 'CI high', format: '.2f' },
           { field: 'reps' },
         ],
       },
@@ -94,7 +96,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       subtitle: [
         ...provenance(runId, false, describeParameters(sel)),
         `source tracker ${trackers || '?'}, writer pattern ${patterns || '?'}, write fraction ${fractions || '?'} per 10 ms interval`,
-        'line: median (solid, circles: total; dashed, squares: downtime); band: min..max over repetitions',
+        'line: median (solid, circles: total; dashed, squares: downtime); band: 95 % CI of the median',
         'total = first pre-copy push to every chunk at the destination; downtime = source stopped to first served access',
       ],
     },
@@ -109,6 +111,6 @@ export const migration: FigureDef = {
   name: 'migration',
   caption:
     'Live migration of a region being written, per destination pull strategy: total migration time (source’s first pre-copy push to the destination holding every chunk) ' +
-    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band min..max over repetitions, log scale.',
+    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band: its 95 % bootstrap interval, log scale.',
   build,
 };

@@ -68,6 +68,8 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
       median: s.median,
       min: s.min,
       max: s.max,
+      lo: s.lo,
+      hi: s.hi,
       reps: s.n,
       chunk: bytes(g[0].chunkBytes),
     };
