@@ -42,6 +42,13 @@ export interface Decomposition {
   transport: Interval | null;
   /** fault p50 / floor with its bootstrap interval (each side resampled). */
   overFloor: Interval;
+  /**
+   * 'clearly' when the whole interval of the fault p50 lies below floor +
+   * transport (lower ends of theirs): the strategy beats its floor; 'within'
+   * when handling <= 0 but the intervals overlap (handling indistinguishable
+   * from 0); 'no' when handling > 0.
+   */
+  belowFloor: 'no' | 'within' | 'clearly';
 }
 
 /**
@@ -109,6 +116,7 @@ export function decompose(okRows: RunRow[]): Decomposition[] {
       floorInterval,
       transport,
       overFloor: bootstrapRatio(totalXs, floorXs),
+      belowFloor: totalNs - floorNs - transportNs > 0 ? 'no' : total.hi < floorInterval.lo + (transport?.lo ?? 0) ? 'clearly' : 'within',
     });
   }
   return out.sort((a, b) => compareMethods(a.method, b.method));

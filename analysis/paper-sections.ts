@@ -204,12 +204,16 @@ export function floorsSection({ rows }: SectionInput): string {
           x.floor,
           `${formatInterval(x.floorInterval, formatNs)} (${x.floorInterval.n})`,
           x.transport ? `${formatInterval(x.transport, formatNs)} (${x.transport.n})` : '–',
-          x.handlingNs < 0 ? `**${formatNs(x.handlingNs)}: below its floor**` : formatNs(x.handlingNs),
+          x.belowFloor === 'clearly'
+            ? `**${formatNs(x.handlingNs)}: below its floor**`
+            : x.belowFloor === 'within'
+              ? `${formatNs(x.handlingNs)} (within the intervals: ≈ 0)`
+              : formatNs(x.handlingNs),
           formatInterval(x.overFloor, formatRatio),
         ]),
       )
     : 'No strategy has both a read-seq row at 0 ms RTT and its floor (and, for a remote source, a transport row).';
-  const below = d.filter((x) => x.handlingNs < 0).map((x) => x.method);
+  const below = d.filter((x) => x.belowFloor === 'clearly').map((x) => x.method);
   return [
     `Medians over n repetitions with their ${BOOTSTRAP_NOTE}.`,
     floorTable,
@@ -218,7 +222,7 @@ export function floorsSection({ rows }: SectionInput): string {
     decompTable,
     ...(below.length
       ? [
-          `${below.join(', ')} measured below ${below.length > 1 ? 'their floors' : 'its floor'}: ` +
+          `${below.join(', ')} measured below ${below.length > 1 ? 'their floors' : 'its floor'}, beyond the intervals: ` +
             'the floor then includes a step the strategy takes outside its timed window, so the floor, not the strategy, is what this row questions.',
         ]
       : []),
