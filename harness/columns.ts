@@ -108,4 +108,6 @@ export const COLUMNS = [
   'uffd_install',
   'tlb_shootdowns',
   'app_minor_faults',
+  // the per-fault distribution in 1 % steps (issue 21; appended likewise)
+  'fault_ns_cdf_fine',
 ] as const;
