@@ -121,7 +121,10 @@ export function panelledLines(o: {
   const { x, y } = o;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: o.title, subtitle: o.subtitle },
+    title: {
+      text: o.title,
+      subtitle: [...o.subtitle, 'points: medians over repetitions; error bars: 95 % CI of the median (bootstrap; often within the point)'],
+    },
     config: CONFIG,
     data: { values: o.values },
     facet: { column: { field: o.panelField ?? 'panel', type: 'nominal', title: null, ...(o.panelSort ? { sort: o.panelSort } : {}) } },

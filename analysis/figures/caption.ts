@@ -30,7 +30,7 @@ export function captionWithN(caption: string, spec: TopLevelSpec): string {
   const parts = [caption.trim()];
   if (reps.length)
     parts.push(
-      `${nRange(reps)} repetitions per plotted median` +
+      `${nRange(reps)} repetition${Math.max(...reps) > 1 ? 's' : ''} per plotted median` +
         (meta?.intervals === false ? '.' : `; 95 % intervals from ${BOOTSTRAP_RESAMPLES} bootstrap resamples of the median (fixed seed).`),
     );
   if (typeof note === 'string' && note) parts.push(note);

@@ -55,7 +55,13 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
 
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'First-chunk latency at 0 ms RTT', subtitle: provenance(runId, ref.length > 0, describeParameters(sel)) },
+    title: {
+      text: 'First-chunk latency at 0 ms RTT',
+      subtitle: [
+        ...provenance(runId, ref.length > 0, describeParameters(sel)),
+        'points: repetitions; tick: median; black rule: 95 % CI of the median (bootstrap)',
+      ],
+    },
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,
