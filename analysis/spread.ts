@@ -52,8 +52,8 @@ export interface CellSpread {
   perRun: Interval[];
   /** Largest over smallest of the runs' medians (>= 1). */
   maxOverMin: number;
-  /** Whether every run's interval shares a point with every other's. */
-  overlap: boolean;
+  /** Whether every run's interval shares a point with every other's; null when a run has one repetition (no interval). */
+  overlap: boolean | null;
 }
 
 /** Every cell that each run holds ok rows of, with each run's median and interval. */
@@ -80,7 +80,7 @@ export function cellSpreads(runs: SpreadRun[]): CellSpread[] {
       fmt: m.fmt,
       perRun: ivs,
       maxOverMin: Math.min(...meds) > 0 ? Math.max(...meds) / Math.min(...meds) : NaN,
-      overlap: Math.max(...ivs.map((iv) => iv.lo)) <= Math.min(...ivs.map((iv) => iv.hi)),
+      overlap: ivs.some((iv) => iv.n < 2) ? null : Math.max(...ivs.map((iv) => iv.lo)) <= Math.min(...ivs.map((iv) => iv.hi)),
     });
   }
   return out;
@@ -119,7 +119,8 @@ export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
       cs.length,
       formatRatio(median(cs.map((c) => c.maxOverMin))),
       `${formatRatio(worst.maxOverMin)} (${worst.method}, ${worst.rttMs} ms)`,
-      `${cs.filter((c) => !c.overlap).length} of ${cs.length}`,
+      `${cs.filter((c) => c.overlap === false).length} of ${cs.filter((c) => c.overlap !== null).length}` +
+        (cs.some((c) => c.overlap === null) ? ` (${cs.filter((c) => c.overlap === null).length} with n = 1: no interval)` : ''),
     ];
   });
   const scenarioTable = mdTable(
@@ -141,11 +142,12 @@ export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
       formatRatio(c.maxOverMin),
     ]),
   );
-  const nonOverlap = cells.filter((c) => !c.overlap).length;
+  const nonOverlap = cells.filter((c) => c.overlap === false).length;
+  const comparable = cells.filter((c) => c.overlap !== null).length;
   return [
     `Runs compared: ${ids.map((id) => `results/${id}`).join(', ')} (matrix ${runs[0].matrix ?? 'not recorded'}), ${cells.length} cells present in every run. ` +
       `Each value is a median with its ${BOOTSTRAP_NOTE}; n is the number of repetitions in that run (numerator/denominator for a ratio). ` +
-      `In ${nonOverlap} of ${cells.length} cells (${sig((100 * nonOverlap) / Math.max(1, cells.length))} %) the runs' intervals do not overlap: ` +
+      `In ${nonOverlap} of the ${comparable} cells with two or more repetitions in every run (${sig((100 * nonOverlap) / Math.max(1, comparable))} %) the runs' intervals do not overlap: ` +
       'there the median moves between runs by more than the repetitions within one run suggest.',
     ratioTable,
     scenarioTable,

@@ -236,7 +236,7 @@ describe('run-to-run spread', () => {
     expect(moved.map((c) => `${c.scenario} ${c.method} ${c.rttMs}`)).toEqual(['first-chunk uffd (local) 0']);
     expect(moved[0].maxOverMin).toBeCloseTo(3, 9);
     expect(moved[0].overlap).toBe(false);
-    expect(cells.filter((c) => !c.overlap)).toHaveLength(1);
+    expect(cells.filter((c) => c.overlap === false)).toHaveLength(1);
     expect(cells.length).toBeGreaterThan(30);
   });
 
@@ -245,7 +245,16 @@ describe('run-to-run spread', () => {
     expect(() => runSpreadMarkdown([runs[0], { ...runs[1], matrix: 'other' }])).toThrow(/one matrix/);
     const three = runSpreadMarkdown([...runs, { id: 'run-c', matrix: 'fixture', rows: rows.map((r) => ({ ...r, runId: 'run-c' })) }]);
     expect(three).toContain('run-c (n)');
-    expect(three).toMatch(/In 1 of \d+ cells/);
+    expect(three).toMatch(/In 1 of the \d+ cells with two or more repetitions/);
+    // One repetition per run: no interval, so no verdict on overlap.
+    const single = (id: string, f: number) => ({
+      id,
+      matrix: 'm',
+      rows: csvRows([{ strategy: 'floor-uffd', scenario: 'floor', source: 'none', fault_ns_p50: f }]),
+    });
+    const one = cellSpreads([single('x', 1000), single('y', 2000)]);
+    expect(one.map((c) => [c.maxOverMin, c.overlap])).toEqual([[2, null]]);
+    expect(runSpreadMarkdown([single('x', 1000), single('y', 2000)])).toContain('0 of 0 (1 with n = 1: no interval)');
   });
 
   it('the section lists within-run ratios per run with n, and the most variable cells first', () => {
