@@ -1,6 +1,9 @@
 // Sequential read throughput against RTT for every prefetch policy of uffd and
 // sigsegv (issue 6), with the thesis's uffd bound and its NBD managed-mount
 // values on top: can fault-driven pulling hold the NBD figures with prefetch?
+// Small multiples, a panel per install method (UFFDIO_COPY, _CONTINUE, _MOVE,
+// sigsegv), so no panel carries more than a handful of policies; the thesis
+// values repeat in every panel; bands are the medians' bootstrap intervals.
 import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../design-space.js';
 import type { RunRow } from '../runs.js';
