@@ -1,8 +1,11 @@
 // "Thesis vs this study": each thesis value that has a counterpart here, next
-// to our median of the same measure, with the ratio ours/thesis.
+// to our median of the same measure (with its bootstrap interval) and the
+// ratio ours/thesis. Across machines that ratio says little (absolute times
+// move 2-4x between days on one machine); ratios.ts gives the same-machine
+// ratios that do transfer, and the paper shows them beside these.
 import { methodLabel, okRows, type RunRow } from './runs.js';
 import { oneParameterSet } from './slice.js';
-import { median, values } from './stats.js';
+import { bootstrapMedian, values, type Interval } from './stats.js';
 import type { ThesisReference, ThesisValue } from './thesis.js';
 
 export interface ComparisonRow {
@@ -17,11 +20,17 @@ export interface ComparisonRow {
   /** What the thesis wrote, e.g. "about 58 us (fig.)" or "< 1 MB/s". */
   thesisAsPublished: string;
   ourMedian: number | null;
+  /** Our median with its bootstrap interval (stats.ts); null when we have no value. */
+  ours: Interval | null;
   reps: number;
   /** ours / thesis; null when we have no value. */
   ratio: number | null;
-  /** For a bound: whether our value lies on the side the thesis claims. */
-  boundHolds: boolean | null;
+  /**
+   * For a bound: true when our whole interval lies on the side the thesis
+   * claims, false when it lies wholly on the other, 'undecided' when it
+   * straddles the bound; null for a value that is not a bound.
+   */
+  boundHolds: boolean | 'undecided' | null;
 }
 
 function published(v: ThesisValue): string {
@@ -45,8 +54,10 @@ export function thesisVsStudy(rows: RunRow[], ref: ThesisReference): ComparisonR
             )
           : oneParameterSet(same, 'widest-rtt-sweep').filter((r) => r.rttMs === c.rtt_ms);
       const xs = values(sel, (r) => (c.column === 'first_access_ns' ? r.firstAccessNs : r.throughputMibps));
-      const ours = xs.length ? median(xs) : null;
-      const boundHolds = ours === null || !v.bound ? null : v.bound === 'upper' ? ours < v.value : ours > v.value;
+      const iv = xs.length ? bootstrapMedian(xs) : null;
+      const ours = iv?.value ?? null;
+      const beyond = (x: number) => (v.bound === 'upper' ? x < v.value : x > v.value);
+      const boundHolds = iv === null || !v.bound ? null : beyond(iv.lo) && beyond(iv.hi) ? true : !beyond(iv.lo) && !beyond(iv.hi) ? false : 'undecided';
       return {
         id: v.id,
         measure: `${v.measure}, ${c.rtt_ms} ms RTT`,
@@ -57,6 +68,7 @@ export function thesisVsStudy(rows: RunRow[], ref: ThesisReference): ComparisonR
         unit: v.unit,
         thesisAsPublished: published(v),
         ourMedian: ours,
+        ours: iv,
         reps: xs.length,
         ratio: ours === null ? null : ours / v.value,
         boundHolds,

@@ -36,3 +36,10 @@ export function mdTable(header: string[], rows: (string | number)[][]): string {
   const line = (cs: (string | number)[]) => `| ${cs.map(cell).join(' | ')} |`;
   return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)].join('\n');
 }
+
+/** "2.41 ms [2.38, 2.45]": a median with its interval, each part formatted alike; no brackets when n < 2. */
+export function formatInterval(iv: { value: number; lo: number; hi: number; n: number } | null, fmt: (v: number | null) => string): string {
+  if (iv === null || !Number.isFinite(iv.value)) return '–';
+  if (iv.n < 2 || iv.lo === iv.hi) return fmt(iv.value);
+  return `${fmt(iv.value)} [${fmt(iv.lo)}, ${fmt(iv.hi)}]`;
+}

@@ -4,13 +4,21 @@ import { splitDesignSpaceRuns } from './design-space.js';
 import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
-import { formatMibps, formatNs, formatRatio, formatValue, mdTable } from './format.js';
+import { formatInterval, formatMibps, formatNs, formatRatio, formatValue, mdTable } from './format.js';
 import { isPushScenario } from './push.js';
 import { pushSection } from './push-section.js';
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
 import { bytes } from './slice.js';
 import type { SectionInput } from './section-input.js';
-import { groupBy, median, values } from './stats.js';
+import { sameMachineRatios } from './ratios.js';
+import { runSpreadMarkdown } from './spread.js';
+import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, values } from './stats.js';
+
+/** Median [95 % CI] of a field over a group; '–' when no row has it. */
+function medCi(g: RunRow[], f: (r: RunRow) => number | null, fmt: (v: number | null) => string): string {
+  const xs = values(g, f);
+  return xs.length ? formatInterval(bootstrapMedian(xs), fmt) : '–';
+}
 
 /** The runner's list, else the features the doctor read from UFFDIO_API. */
 function uffdFeatures(env: RunEnv): string {
@@ -94,24 +102,45 @@ export function figuresSection({ figures, skippedFigures }: SectionInput): strin
 }
 
 export function thesisVsStudySection({ rows, thesis }: SectionInput): string {
-  const cmp = thesisVsStudy(thesisRows(rows), thesis);
+  const own = thesisRows(rows);
+  const cmp = thesisVsStudy(own, thesis);
+  const bound = (b: boolean | 'undecided' | null) =>
+    b === null
+      ? ''
+      : b === 'undecided'
+        ? ' (thesis bound: our interval straddles it)'
+        : ` (thesis bound ${b ? 'holds' : 'does not hold'} over our whole interval)`;
   const table = mdTable(
-    ['measure', 'thesis method', 'thesis value', 'as compared', 'this study', 'our median (reps)', 'ratio ours/thesis'],
+    ['measure', 'thesis method', 'thesis value', 'as compared', 'this study', 'our median [95 % CI] (n)', 'ratio ours/thesis (across machines)'],
     cmp.map((c) => [
       c.measure,
       c.method,
       c.thesisAsPublished,
       formatValue(c.thesisValue, c.unit),
       c.ourMethod,
-      c.ourMedian === null ? 'not measured' : `${formatValue(c.ourMedian, c.unit)} (${c.reps})`,
-      c.boundHolds === null ? formatRatio(c.ratio) : `${formatRatio(c.ratio)} (thesis bound ${c.boundHolds ? 'holds' : 'does not hold'})`,
+      c.ours === null ? 'not measured' : `${formatInterval(c.ours, (v) => formatValue(v, c.unit))} (${c.reps})`,
+      `${formatRatio(c.ratio)}${bound(c.boundHolds)}`,
+    ]),
+  );
+  const ratios = sameMachineRatios(own, thesis).filter((r) => r.ours !== null || r.thesis !== null);
+  const ratioTable = mdTable(
+    ['same-machine ratio (0 ms RTT)', 'this study [95 % CI]', 'n (numerator/denominator)', "the thesis's (its own two values)"],
+    ratios.map((r) => [
+      r.def.label,
+      r.ours ? formatInterval(r.ours, formatRatio) : 'not measured',
+      r.ours ? `${r.ours.n}/${r.ours.nDen}` : '–',
+      r.thesis === null ? 'not measured there' : `${formatRatio(r.thesis)}${r.thesisApproximate ? ' (from a value read off a figure)' : ''}`,
     ]),
   );
   return [
     table,
     `Thesis machine: ${thesis.machine.short}; latency there: ${thesis.latency_emulation}. ` +
       `Units: ${thesis.unit_conversion} Values marked (fig.) were read off the thesis's plots and are approximate. ` +
-      'Source of every value: analysis/thesis-reference.json.',
+      `Source of every value: analysis/thesis-reference.json. Intervals: ${BOOTSTRAP_NOTE}.`,
+    'Absolute values move between machines and between days on one machine, so ours/thesis mixes the two machines with the two implementations. ' +
+      'A ratio of two measures from one run cancels the machine to first order; each of ours sits beside the ratio of the thesis’s own two values ' +
+      '(its interval: each side resampled separately, ratio of the medians):',
+    ratioTable,
   ].join('\n\n');
 }
 
@@ -129,12 +158,8 @@ export function resultsSummarySection({ rows }: SectionInput): string {
       a[0].chunkBytes - b[0].chunkBytes ||
       a[0].cpus.localeCompare(b[0].cpus),
   );
-  const med = (g: RunRow[], f: (r: RunRow) => number | null) => {
-    const xs = values(g, f);
-    return xs.length ? median(xs) : null;
-  };
-  return mdTable(
-    ['scenario', 'method', 'RTT (ms)', 'region', 'chunk', 'cpus', 'threads', 'reps', 'first access', 'throughput', 'fault p50', 'fault p99'],
+  const table = mdTable(
+    ['scenario', 'method', 'RTT (ms)', 'region', 'chunk', 'cpus', 'threads', 'n', 'first access', 'throughput', 'fault p50', 'fault p99'],
     groups.map((g) => [
       g[0].scenario,
       methodLabel(g[0]),
@@ -144,12 +169,13 @@ export function resultsSummarySection({ rows }: SectionInput): string {
       g[0].cpus,
       g[0].handlerThreads ?? '–',
       g.length,
-      formatNs(med(g, (r) => r.firstAccessNs)),
-      formatMibps(med(g, (r) => r.throughputMibps)),
-      formatNs(med(g, (r) => r.faultNsP50)),
-      formatNs(med(g, (r) => r.faultNsP99)),
+      medCi(g, (r) => r.firstAccessNs, formatNs),
+      medCi(g, (r) => r.throughputMibps, formatMibps),
+      medCi(g, (r) => r.faultNsP50, formatNs),
+      medCi(g, (r) => r.faultNsP99, formatNs),
     ]),
   );
+  return `Each value: the median over the cell's n repetitions [its ${BOOTSTRAP_NOTE}; no interval when n = 1].\n\n${table}`;
 }
 
 export function floorsSection({ rows }: SectionInput): string {
@@ -157,46 +183,71 @@ export function floorsSection({ rows }: SectionInput): string {
   const floors = ok.filter((r) => r.scenario === 'floor');
   if (floors.length === 0) return 'No floor rows in this run.';
   const floorTable = mdTable(
-    ['floor', 'cpus', 'reps', 'p50 (median)', 'p99 (median)'],
+    ['floor', 'cpus', 'n', 'p50 (median [95 % CI])', 'p99 (median [95 % CI])'],
     [...groupBy(floors, (r) => `${r.strategy}\u0000${r.cpus}`).values()].map((g) => [
       g[0].strategy,
       g[0].cpus,
       g.length,
-      formatNs(median(values(g, (r) => r.faultNsP50))),
-      formatNs(median(values(g, (r) => r.faultNsP99))),
+      medCi(g, (r) => r.faultNsP50, formatNs),
+      medCi(g, (r) => r.faultNsP99, formatNs),
     ]),
   );
   const transport = ok.filter((r) => r.scenario === 'transport');
   const transportTable = transport.length
     ? mdTable(
-        ['transport', 'chunk', 'RTT (ms)', 'reps', 'request/response p50 (median)'],
+        ['transport', 'chunk', 'RTT (ms)', 'n', 'request/response p50 (median [95 % CI])'],
         [...groupBy(transport, (r) => `${r.strategy}\u0000${r.chunkBytes}\u0000${r.rttMs}`).values()].map((g) => [
           g[0].strategy,
           bytes(g[0].chunkBytes),
           g[0].rttMs,
           g.length,
-          formatNs(median(values(g, (r) => r.faultNsP50))),
+          medCi(g, (r) => r.faultNsP50, formatNs),
         ]),
       )
     : 'No transport rows in this run.';
   const d = decompose(ok);
   const decompTable = d.length
     ? mdTable(
-        ['method', 'chunk', 'fault p50', 'floor', 'floor time', 'transport', 'handling (rest)'],
+        [
+          'method',
+          'chunk',
+          'fault p50 [95 % CI] (n)',
+          'floor',
+          'floor time [95 % CI] (n)',
+          'transport [95 % CI] (n)',
+          'handling (rest)',
+          'fault p50 / floor [95 % CI]',
+        ],
         d.map((x) => [
           x.method,
           bytes(x.chunkBytes),
-          formatNs(x.totalNs),
+          `${formatInterval(x.total, formatNs)} (${x.total.n})`,
           x.floor,
-          formatNs(x.floorNs),
-          x.transportNs ? formatNs(x.transportNs) : '–',
-          formatNs(x.handlingNs),
+          `${formatInterval(x.floorInterval, formatNs)} (${x.floorInterval.n})`,
+          x.transport ? `${formatInterval(x.transport, formatNs)} (${x.transport.n})` : '–',
+          x.belowFloor === 'clearly'
+            ? `**${formatNs(x.handlingNs)}: below its floor**`
+            : x.belowFloor === 'within'
+              ? `${formatNs(x.handlingNs)} (within the intervals: ≈ 0)`
+              : formatNs(x.handlingNs),
+          formatInterval(x.overFloor, formatRatio),
         ]),
       )
     : 'No strategy has both a read-seq row at 0 ms RTT and its floor (and, for a remote source, a transport row).';
-  return [floorTable, transportTable, 'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement):', decompTable].join(
-    '\n\n',
-  );
+  const below = d.filter((x) => x.belowFloor === 'clearly').map((x) => x.method);
+  return [
+    `Medians over n repetitions with their ${BOOTSTRAP_NOTE}.`,
+    floorTable,
+    transportTable,
+    'Decomposition of the median per-fault time (read-seq, 0 ms RTT, floors with the same CPU placement); handling = fault p50 - floor - transport, not clamped:',
+    decompTable,
+    ...(below.length
+      ? [
+          `${below.join(', ')} measured below ${below.length > 1 ? 'their floors' : 'its floor'}, beyond the intervals: ` +
+            'the floor then includes a step the strategy takes outside its timed window, so the floor, not the strategy, is what this row questions.',
+        ]
+      : []),
+  ].join('\n\n');
 }
 
 /** Every run's failures (a design-space run's too: some fail by design), with a run column when rows come from several runs. */
@@ -211,6 +262,18 @@ export function failuresSection({ rows }: SectionInput): string {
   );
 }
 
+/** Run-to-run spread: the runs given for it (`spreadRuns`), else every set of two or more --in runs of one matrix. */
+export function runSpreadSection({ rows, runs = [], spreadRuns }: SectionInput): string {
+  if (spreadRuns && spreadRuns.length) return runSpreadMarkdown(spreadRuns);
+  const byMatrix = groupBy(
+    runs.filter((r) => r.env?.matrix),
+    (r) => r.env!.matrix!,
+  );
+  const sets = [...byMatrix.values()].filter((g) => g.length >= 2);
+  if (sets.length === 0) return 'No two runs of one matrix were given, so there is no run-to-run spread to show.';
+  return sets.map((g) => runSpreadMarkdown(g.map((r) => ({ id: r.id, matrix: r.env!.matrix, rows: rows.filter((x) => x.runId === r.id) })))).join('\n\n');
+}
+
 export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   setup: setupSection,
   figures: figuresSection,
@@ -219,4 +282,5 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   floors: floorsSection,
   failures: failuresSection,
   push: (i) => pushSection({ ...i, rows: thesisRows(i.rows) }),
+  'run-spread': runSpreadSection,
 };

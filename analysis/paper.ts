@@ -18,6 +18,8 @@ export interface PaperOptions {
   inDir: string | string[];
   /** Default paper/paper.md. */
   paperPath?: string;
+  /** Two or more runs of one matrix for the run-to-run spread section (analysis/spread.ts); without it, --in runs sharing a matrix. */
+  spreadIn?: string[];
 }
 
 export interface PaperResult {
@@ -72,6 +74,7 @@ export async function generatePaper(opts: PaperOptions): Promise<PaperResult> {
       vl: rel(r.files.vl),
     })),
     skippedFigures: skipped,
+    spreadRuns: opts.spreadIn?.length ? spreadRuns(opts.spreadIn) : undefined,
   };
   const content = Object.fromEntries(
     Object.entries(SECTIONS).map(([name, f]) => [
@@ -92,6 +95,11 @@ export async function generatePaper(opts: PaperOptions): Promise<PaperResult> {
     figures: rendered,
     warnings: rendered.flatMap((r) => r.warnings.map((w) => `${r.name}: ${w}`)),
   };
+}
+
+function spreadRuns(dirs: string[]) {
+  const { runs, rows } = loadRunDirs(dirs);
+  return runs.map((r) => ({ id: r.id, matrix: r.env?.matrix, rows: rows.filter((x) => x.runId === r.id) }));
 }
 
 /** Local PNG/SVG images become data: URIs so paper.html is one file; remote ones stay links. */

@@ -1,11 +1,11 @@
 // The paper's generated `push` section: write-track results per tracker and
 // pattern, migrate results per pull strategy and RTT, and links to the push
 // figures. Always returns text (a run without push rows says so).
-import { formatNs, formatRatio, mdTable, sig } from './format.js';
+import { formatInterval, formatNs, formatRatio, mdTable, sig } from './format.js';
 import { compareTrackers, comparePatterns, isPushScenario, medianWriteSlowdown, TRACKER_ORDER } from './push.js';
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
 import { bytes } from './slice.js';
-import { groupBy, median, values } from './stats.js';
+import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, median, values } from './stats.js';
 import type { SectionInput } from './section-input.js';
 
 /** The push figures, in FIGURES order. */
@@ -15,6 +15,12 @@ const med = (g: RunRow[], f: (r: RunRow) => number | null): number | null => {
   const xs = values(g, f);
   return xs.length ? median(xs) : null;
 };
+
+/** "12.3 µs [11.9 µs, 13 µs]": the median over repetitions with its bootstrap interval. */
+function ci(g: RunRow[], f: (r: RunRow) => number | null, fmt: (v: number | null) => string): string {
+  const xs = values(g, f);
+  return xs.length ? formatInterval(bootstrapMedian(xs), fmt) : '–';
+}
 
 function mib(b: number | null): string {
   if (b === null || !Number.isFinite(b)) return '–';
@@ -32,11 +38,11 @@ function range(xs: number[], fmt: (v: number) => string = (v) => sig(v)): string
   return lo === hi ? fmt(lo) : `${fmt(lo)}–${fmt(hi)}`;
 }
 
-/** "590 ms (441 ms–898 ms)": median and min–max over repetitions. */
+/** "590 ms [441 ms, 898 ms] (441 ms–898 ms)": median, its bootstrap interval, and min–max over repetitions. */
 function spreadNs(g: RunRow[], f: (r: RunRow) => number | null): string {
   const xs = values(g, f);
   if (xs.length === 0) return '–';
-  return xs.length === 1 ? formatNs(xs[0]) : `${formatNs(median(xs))} (${formatNs(Math.min(...xs))}–${formatNs(Math.max(...xs))})`;
+  return xs.length === 1 ? formatNs(xs[0]) : `${formatInterval(bootstrapMedian(xs), formatNs)} (${formatNs(Math.min(...xs))}–${formatNs(Math.max(...xs))})`;
 }
 
 function writeTrackTable(rows: RunRow[]): string {
@@ -56,9 +62,9 @@ function writeTrackTable(rows: RunRow[]): string {
       'region, source',
       'write fraction × intervals',
       'RTT (ms)',
-      'reps',
+      'n',
       'write p50: tracked / untracked',
-      'slowdown (p50s)',
+      'slowdown (p50s) [95 % CI]',
       'overhead/write (write_overhead_ns)',
       'collect (collect_ns_p50)',
       'full-region compare (compare_ns)',
@@ -78,7 +84,7 @@ function writeTrackTable(rows: RunRow[]): string {
         [...new Set(g.map((r) => r.rttMs))].sort((a, b) => a - b).join(', '),
         g.length,
         `${formatNs(med(g, (r) => p(r).writeNsP50))} / ${formatNs(med(g, (r) => p(r).writeUntrackedNsP50))}`,
-        formatRatio(med(g, (r) => medianWriteSlowdown(p(r)))),
+        ci(g, (r) => medianWriteSlowdown(p(r)), formatRatio),
         formatNs(med(g, (r) => p(r).writeOverheadNs)),
         formatNs(med(g, (r) => p(r).collectNsP50)),
         formatNs(med(g, (r) => p(r).compareNs)),
@@ -104,9 +110,9 @@ function migrateTable(rows: RunRow[]): string {
       'RTT (ms)',
       'region',
       'source tracker, pattern',
-      'reps',
-      'migration total: median (min–max)',
-      'downtime: median (min–max)',
+      'n',
+      'migration total: median [95 % CI] (min–max)',
+      'downtime: median [95 % CI] (min–max)',
       'pre-copy rounds',
       'bytes moved (median)',
       'verified',
@@ -141,7 +147,7 @@ export function pushSection({ rows, figures }: Pick<SectionInput, 'rows' | 'figu
   if (writeTrack.length) {
     const missing = TRACKER_ORDER.filter((t) => !writeTrack.some((r) => r.strategy === t));
     parts.push(
-      '**Write tracking** (scenario `write-track`; medians over repetitions, RTTs pooled: writes are timed between pushes). ' +
+      `**Write tracking** (scenario \`write-track\`; medians over the n repetitions, RTTs pooled: writes are timed between pushes; intervals: ${BOOTSTRAP_NOTE}). ` +
         'Slowdown (p50s) = write_ns_p50 / write_untracked_ns_p50; overhead/write = (write_ns − write_ns_untracked) / writes, ' +
         'a difference of sums that a single preemption moves; collect = mean time to find the dirty chunks and re-arm; ' +
         'full-region compare = the chunk-by-chunk memcmp that finding them without a tracker would cost per sync; ' +
@@ -152,7 +158,7 @@ export function pushSection({ rows, figures }: Pick<SectionInput, 'rows' | 'figu
   }
   if (migrate.length)
     parts.push(
-      '**Live migration** (scenario `migrate`): migration total = the source’s first push to the destination holding every chunk; ' +
+      `**Live migration** (scenario \`migrate\`; intervals: ${BOOTSTRAP_NOTE}): migration total = the source’s first push to the destination holding every chunk; ` +
         'downtime = source stopped to the destination’s first served access; bytes moved = pushed + pulled.',
       migrateTable(migrate),
     );

@@ -55,6 +55,8 @@ export interface RunRow {
   faultNsP99: number | null;
   /** 21 quantiles p0, p5, ..., p100 in ns, or null when the row has none. */
   faultNsCdf: number[] | null;
+  /** 101 quantiles p0, p1, ..., p100 in ns (optional column fault_ns_cdf_fine), or null. */
+  faultNsCdfFine?: number[] | null;
   verified: string;
   /** write-track and migrate rows: the push columns (analysis/push.ts); null for every other scenario. */
   push: PushFields | null;
@@ -69,11 +71,11 @@ function num(v: string | undefined): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-function cdf(v: string | undefined): number[] | null {
+function cdf(v: string | undefined, points = 21): number[] | null {
   if (!v || v.trim() === '') return null;
   const q = v.split(';').map((s) => Number(s));
-  // A CDF that is not 21 finite numbers is unusable; drop it rather than plot garbage.
-  return q.length === 21 && q.every(Number.isFinite) ? q : null;
+  // A CDF that is not `points` finite numbers is unusable; drop it rather than plot garbage.
+  return q.length === points && q.every(Number.isFinite) ? q : null;
 }
 
 export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
@@ -103,6 +105,7 @@ export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
     faultNsP50: num(r.fault_ns_p50),
     faultNsP99: num(r.fault_ns_p99),
     faultNsCdf: cdf(r.fault_ns_cdf),
+    faultNsCdfFine: cdf(r.fault_ns_cdf_fine, 101),
     verified: r.verified ?? '',
     push: pushFields(r),
     designSpace: designSpaceFields(r),

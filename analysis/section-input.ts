@@ -14,4 +14,6 @@ export interface SectionInput {
   /** Figures drawn, with their paths relative to the paper. */
   figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
   skippedFigures: string[];
+  /** Two or more runs of one matrix for the run-to-run spread table (analysis/spread.ts); absent: taken from `runs`. */
+  spreadRuns?: { id: string; matrix?: string; rows: RunRow[] }[];
 }

@@ -104,11 +104,13 @@ export function provenance(runId: string | undefined, thesisShown: boolean, para
 type Field = { field: string; type: 'quantitative'; title: string; scale: { type: 'log'; base?: number }; axis?: { values?: number[]; format?: string } };
 
 /** The design-space figures' frame: one panel per value of `values[].panel` (or
- * `panelField`), a line and points per series, medians of the repetitions. */
+ * `panelField`), a line and points per series through the medians of the
+ * repetitions, and an error bar per point over the median's 95 % bootstrap
+ * interval (fields lo, hi). */
 export function panelledLines(o: {
   title: string;
   subtitle: string[];
-  values: { series: string }[];
+  values: { series: string; lo: number; hi: number; reps: number }[];
   panelField?: string;
   panelSort?: string[];
   x: Field;
@@ -119,7 +121,10 @@ export function panelledLines(o: {
   const { x, y } = o;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: o.title, subtitle: o.subtitle },
+    title: {
+      text: o.title,
+      subtitle: [...o.subtitle, 'points: medians over repetitions; error bars: 95 % CI of the median (bootstrap; often within the point)'],
+    },
     config: CONFIG,
     data: { values: o.values },
     facet: { column: { field: o.panelField ?? 'panel', type: 'nominal', title: null, ...(o.panelSort ? { sort: o.panelSort } : {}) } },
@@ -128,6 +133,10 @@ export function panelledLines(o: {
       height: 260,
       layer: [
         { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
+        {
+          mark: { type: 'rule', strokeWidth: 1.5, opacity: 0.8 },
+          encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, ...seriesEncoding(series, false) },
+        },
         { mark: { type: 'point', filled: true, size: 40 }, encoding: { x, y, ...seriesEncoding(series, true), tooltip: o.tooltip } },
       ],
     },

@@ -137,4 +137,6 @@ export const COLUMNS = [
   'postcopy_ns',
   // fair costs (issue 21): every strategy's set-up, timed alike (appended likewise)
   'setup_ns',
+  // the per-fault distribution in 1 % steps (issue 21; appended likewise)
+  'fault_ns_cdf_fine',
 ] as const;

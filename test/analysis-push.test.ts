@@ -167,6 +167,10 @@ describe('paper from two runs', () => {
     expect(push).toMatch(/\| none \| seq \|.*\| 0\/2 \| 2\/2 \|/); // none reports every chunk: never exact
     expect(push).toMatch(/\| uffd \(remote\) \| 2 \| 256 KiB \| uffd-wp, hot \| 2 \|/);
     expect(push).toMatch(/\| sigsegv \(remote\) \| 0 \|/);
+    // Medians with their bootstrap intervals, n named in the header.
+    expect(push).toContain('| n | write p50: tracked / untracked | slowdown (p50s) [95 % CI] |');
+    expect(push).toContain('migration total: median [95 % CI] (min–max)');
+    expect(push).toMatch(/\| uffd \(remote\) \| 2 \| 256 KiB \| uffd-wp, hot \| 2 \| [\d.]+ ms \[[\d.]+ ms, [\d.]+ ms\] \(/);
     expect(push).toContain('[Figure 7, write-slowdown](figures/write-slowdown.png)');
     expect(push).toContain('[Figure 9, migration](figures/migration.png)');
     expect(push).toContain('1 push repetition(s) failed');

@@ -437,6 +437,46 @@ describe('design-space figures', () => {
     expect(names, 'no huge-page rows, no huge-pages figure').not.toContain('huge-pages');
   });
 
+  it('prefetch-vs-rtt: a panel per install method with the thesis values in each, a band, an unclipped legend', () => {
+    const fig = buildFigures(rowsFromCsv(designSpaceCsv())).figures.find((f) => f.name === 'prefetch-vs-rtt')!;
+    const spec = fig.spec as {
+      facet: { field: string; sort: string[] };
+      data: { values: { kind: string; panel: string; series: string; lo?: number; hi?: number; median?: number }[] };
+      config: { legend: { labelLimit: number } };
+      spec: { layer: { mark: { type: string }; encoding: { y2?: { field: string } } }[] };
+    };
+    expect(spec.facet.field).toBe('panel');
+    expect(spec.facet.sort).toEqual(['uffd (UFFDIO_COPY)', 'sigsegv']);
+    const ours = spec.data.values.filter((v) => v.kind === 'ours');
+    for (const panel of spec.facet.sort) {
+      expect(new Set(ours.filter((v) => v.panel === panel).map((v) => v.series)), panel).toEqual(new Set(['none', 'ahead:64']));
+      expect(
+        spec.data.values.some((v) => v.kind === 'thesis' && v.panel === panel && v.series.startsWith('thesis: NBD')),
+        panel,
+      ).toBe(true);
+    }
+    for (const v of ours) expect(v.lo! <= v.median! && v.median! <= v.hi!).toBe(true);
+    expect(
+      spec.spec.layer.some((l) => l.mark.type === 'area' && l.encoding.y2?.field === 'hi'),
+      'the band',
+    ).toBe(true);
+    // The longest legend label ("thesis: NBD managed mount (4096 pull workers) (lower bound)") fits.
+    expect(spec.config.legend.labelLimit).toBeGreaterThanOrEqual(60 * 11 * 0.8);
+    expect(fig.caption).toMatch(/n = 1 repetition per plotted median/);
+  });
+
+  it('crossover, threads and chunk-sweep draw an error bar over each median', () => {
+    const { figures } = buildFigures(rowsFromCsv(designSpaceCsv()));
+    for (const name of ['lazy-eager-crossover', 'thread-scaling', 'chunk-sweep']) {
+      const spec = figures.find((f) => f.name === name)!.spec as {
+        spec: { layer: { mark: { type: string }; encoding: { y: { field: string }; y2?: { field: string } } }[] };
+      };
+      const bar = spec.spec.layer.find((l) => l.mark.type === 'rule');
+      expect(bar, name).toBeDefined();
+      expect([bar!.encoding.y.field, bar!.encoding.y2!.field], name).toEqual(['lo', 'hi']);
+    }
+  });
+
   it('huge-pages draws each method and source that has both kinds of page, and nothing else', () => {
     const base = {
       status: 'ok',

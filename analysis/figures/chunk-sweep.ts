@@ -26,7 +26,17 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   if (swept.length === 0) return null;
   const pts = [...groupBy(swept, (r) => `${policyLabel(r)}\u0000${panel(r)}\u0000${r.chunkBytes}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { series: policyLabel(g[0]), panel: panel(g[0]), kib: g[0].chunkBytes / 1024, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return {
+      series: policyLabel(g[0]),
+      panel: panel(g[0]),
+      kib: g[0].chunkBytes / 1024,
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      lo: s.lo,
+      hi: s.hi,
+      reps: s.n,
+    };
   });
   return panelledLines({
     title: 'Chunk size sweep (sequential read)',
@@ -40,14 +50,22 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       axis: { values: [4, 16, 64, 256, 1024, 2048] },
     },
     y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },
-    tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'kib' }, { field: 'median', format: '.1f' }, { field: 'reps' }],
+    tooltip: [
+      { field: 'series' },
+      { field: 'panel' },
+      { field: 'kib' },
+      { field: 'median', format: '.1f' },
+      { field: 'lo', format: '.1f' },
+      { field: 'hi', format: '.1f' },
+      { field: 'reps' },
+    ],
   });
 }
 
 export const chunkSweep: FigureDef = {
   name: 'chunk-sweep',
   caption:
-    'Sequential read throughput against chunk size, 4 KiB to 2 MiB (median over repetitions, log-log), locally and over loopback with emulated RTT. ' +
+    'Sequential read throughput against chunk size, 4 KiB to 2 MiB (median over repetitions with its 95 % bootstrap interval as an error bar, log-log), locally and over loopback with emulated RTT. ' +
     'Bigger chunks divide the number of faults and round trips; prefetch gets the same effect without enlarging the unit a fault installs.',
   build,
 };

@@ -4,7 +4,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { compareMethods, methodLabel, METHOD_ORDER } from '../runs.js';
 import { CONFIG, HEIGHT, provenance, seriesEncoding, thesisPoints, WIDTH } from '../spec-common.js';
 import { describeParameters, oneParameterSet } from '../slice.js';
-import { median } from '../stats.js';
+import { bootstrapMedian } from '../stats.js';
 import { thesisCategory, thesisSeries, thesisValuesFor } from '../thesis.js';
 import type { FigureDef, FigureInput } from './types.js';
 
@@ -26,7 +26,10 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
   const points = [...byMethod].flatMap(([method, us]) =>
     us.map((v, i) => ({ method, series: method, us: v, jitter: us.length > 1 ? i / (us.length - 1) - 0.5 : 0 })),
   );
-  const medians = [...byMethod].map(([method, us]) => ({ method, series: method, us: median(us) }));
+  const medians = [...byMethod].map(([method, us]) => {
+    const iv = bootstrapMedian(us);
+    return { method, series: method, us: iv.value, lo: iv.lo, hi: iv.hi, reps: us.length };
+  });
   const ref = thesisValuesFor(thesis, NAME).map((v) => ({
     method: thesisCategory(v),
     series: thesisSeries(v),
@@ -52,7 +55,13 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
 
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'First-chunk latency at 0 ms RTT', subtitle: provenance(runId, ref.length > 0, describeParameters(sel)) },
+    title: {
+      text: 'First-chunk latency at 0 ms RTT',
+      subtitle: [
+        ...provenance(runId, ref.length > 0, describeParameters(sel)),
+        'points: repetitions; tick: median; black rule: 95 % CI of the median (bootstrap)',
+      ],
+    },
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,
@@ -71,7 +80,23 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
       {
         data: { values: medians },
         mark: { type: 'tick', thickness: 3, size: 34 },
-        encoding: { x, y, ...seriesEncoding(series, false) },
+        encoding: {
+          x,
+          y,
+          ...seriesEncoding(series, false),
+          tooltip: [
+            { field: 'method' },
+            { field: 'us', title: 'median µs', format: '.2f' },
+            { field: 'lo', format: '.2f' },
+            { field: 'hi', format: '.2f' },
+            { field: 'reps' },
+          ],
+        },
+      },
+      {
+        data: { values: medians },
+        mark: { type: 'rule', strokeWidth: 3, color: '#111' },
+        encoding: { x, y: { field: 'lo', type: 'quantitative', title: y.title, scale: y.scale }, y2: { field: 'hi' } },
       },
       ...thesisPoints(ref, x, y, series),
     ],
@@ -81,7 +106,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
 export const firstChunk0ms: FigureDef = {
   name: NAME,
   caption:
-    'First-chunk latency at 0 ms RTT: one point per repetition, a tick at the median, log scale. ' +
+    'First-chunk latency at 0 ms RTT: one point per repetition, a tick at the median and a black rule over its 95 % bootstrap interval, log scale. ' +
     'Black diamonds: the thesis (0 ms there meant an in-process backend, so userfaultfd sits on uffd (local)).',
   build,
 };

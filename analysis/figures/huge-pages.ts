@@ -34,7 +34,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   const pts = twins.flatMap((g) =>
     [...groupBy(g, pages).values()].map((h) => {
       const s = spread(values(h, (r) => r.throughputMibps));
-      return { method: method(h[0]), panel: panel(h[0]), pages: pages(h[0]), median: s.median, min: s.min, max: s.max, reps: s.n };
+      return { method: method(h[0]), panel: panel(h[0]), pages: pages(h[0]), median: s.median, min: s.min, max: s.max, lo: s.lo, hi: s.hi, reps: s.n };
     }),
   );
   const sizes = [...new Set(twins.flat().map((r) => `region ${(r.regionBytes ?? 0) / 2 ** 20} MiB, chunk ${r.chunkBytes / 2 ** 20} MiB`))].join('; ');
@@ -45,7 +45,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: 'Huge pages against small pages (sequential read)',
-      subtitle: [...provenance(runId, false, sizes), 'bar: median; rule: min..max over repetitions; no prefetch'],
+      subtitle: [...provenance(runId, false, sizes), 'bar: median; rule: 95 % CI of the median; no prefetch'],
     },
     config: CONFIG,
     data: { values: pts },
@@ -71,7 +71,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
             ],
           },
         },
-        { mark: { type: 'rule', color: '#333' }, encoding: { x, xOffset, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
+        { mark: { type: 'rule', color: '#333' }, encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
       ],
     },
   };
@@ -80,7 +80,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
 export const hugePages: FigureDef = {
   name: 'huge-pages',
   caption:
-    'Sequential read throughput with the region on 2 MiB huge pages (hugetlbfs) beside the same cells on small pages (median bars, min..max rules). ' +
+    'Sequential read throughput with the region on 2 MiB huge pages (hugetlbfs) beside the same cells on small pages (median bars, rules: their 95 % bootstrap intervals). ' +
     'One huge page replaces 512 allocations and mappings per chunk; `UFFDIO_COPY` still copies every byte.',
   build,
 };

@@ -11,6 +11,7 @@ import { pushPerInterval } from './push-per-interval.js';
 import { throughput0ms } from './throughput-0ms.js';
 import { throughputVsRtt } from './throughput-vs-rtt.js';
 import type { Figure, FigureDef } from './types.js';
+import { captionWithN } from './caption.js';
 import { writeSlowdown } from './write-slowdown.js';
 import { isThesisLike, splitDesignSpaceRuns } from '../design-space.js';
 import { chunkSweep } from './chunk-sweep.js';
@@ -94,7 +95,7 @@ export function buildFigures(allRows: RunRow[], opts: BuildOptions = {}): { figu
     }
     const runId = runIds.length > 1 ? runs.join(RUNS_SEPARATOR) : (opts.runId ?? runIds[0]);
     const spec = def.build({ rows: rowsFor(def, ok), thesis, runId });
-    if (spec) figures.push({ name: def.name, caption: def.caption, spec, runs });
+    if (spec) figures.push({ name: def.name, caption: captionWithN(def.caption, spec), spec, runs });
     else skipped.push(def.name);
   }
   return { figures, skipped };

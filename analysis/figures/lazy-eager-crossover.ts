@@ -21,6 +21,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       median: s.median,
       min: s.min,
       max: s.max,
+      lo: s.lo,
+      hi: s.hi,
       reps: s.n,
     };
   });
@@ -40,14 +42,22 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     panelSort: rtts,
     x: { field: 'fraction', type: 'quantitative', title: 'share of chunks touched (log scale)', scale: { type: 'log' }, axis: { format: '.0%' } },
     y: { field: 'median', type: 'quantitative', title: 'time to finish (ms, log scale)', scale: { type: 'log' } },
-    tooltip: [{ field: 'series' }, { field: 'rtt' }, { field: 'fraction', format: '.0%' }, { field: 'median', format: '.1f' }, { field: 'reps' }],
+    tooltip: [
+      { field: 'series' },
+      { field: 'rtt' },
+      { field: 'fraction', format: '.0%' },
+      { field: 'median', format: '.1f' },
+      { field: 'lo', format: '.1f' },
+      { field: 'hi', format: '.1f' },
+      { field: 'reps' },
+    ],
   });
 }
 
 export const lazyEagerCrossover: FigureDef = {
   name: 'lazy-eager-crossover',
   caption:
-    'Time to finish a sparse random read (a share of the chunks, each once) against that share, one panel per RTT (median over repetitions, log-log). ' +
+    'Time to finish a sparse random read (a share of the chunks, each once) against that share, one panel per RTT (median over repetitions with its 95 % bootstrap interval as an error bar, log-log). ' +
     'Eager copies the whole region before the first access; lazy strategies pay one round trip per touched chunk, so they win below a share that shrinks as RTT grows. ' +
     "With prefetch=background the time is the application's: its puller overlaps the copy with the accesses and goes on filling the region.",
   build,

@@ -1,8 +1,8 @@
 // Live migration against RTT, per destination pull strategy (uffd, sigsegv)
 // and mode (pre-copy, post-copy, hybrid): total migration time (source's first
 // push to the destination holding every chunk) and downtime (source stopped to
-// the destination's first served access), medians with a min..max band over
-// repetitions, log y, with QEMU's default downtime limit (300 ms) as a rule.
+// the destination's first served access), medians with the 95 % bootstrap interval
+// of each as a band, log y, with QEMU's default downtime limit (300 ms) as a rule.
 import type { TopLevelSpec } from 'vega-lite';
 import { methodLabel } from '../runs.js';
 import { CONFIG, HEIGHT, provenance, seriesScales, WIDTH, type Layer } from '../spec-common.js';
@@ -32,7 +32,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       const xs = values(g, (r) => m.get(r.push!)).filter((v) => v > 0);
       if (xs.length === 0) return [];
       const s = spread(xs.map((v) => v / 1e6));
-      return [{ series: seriesOf(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n }];
+      return [{ series: seriesOf(g[0]), measure: m.name, rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, lo: s.lo, hi: s.hi, reps: s.n }];
     }),
   );
   if (stats.length === 0) return null;
@@ -80,7 +80,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     {
       data: { values: stats },
       mark: { type: 'area', opacity: 0.15 },
-      encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'max' }, color, detail: { field: 'measure' } },
+      encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'hi' }, color, detail: { field: 'measure' } },
     },
     {
       data: { values: stats },
@@ -102,6 +102,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
           { field: 'median', format: '.2f' },
           { field: 'min', format: '.2f' },
           { field: 'max', format: '.2f' },
+          { field: 'lo', title: 'CI low', format: '.2f' },
+          { field: 'hi', title: 'CI high', format: '.2f' },
           { field: 'reps' },
         ],
       },
@@ -114,7 +116,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       subtitle: [
         ...provenance(runId, false, describeParameters(sel)),
         `source tracker ${trackers || '?'}, writer pattern ${patterns || '?'}, write fraction ${fractions || '?'} per 10 ms interval`,
-        'line: median (solid, circles: total; dashed, squares: downtime); band: min..max over repetitions',
+        'line: median (solid, circles: total; dashed, squares: downtime); band: 95 % CI of the median',
         'total = source started to every chunk at the destination; downtime = source stopped to first served access; dotted rule: QEMU\u2019s default downtime limit',
         'pre-copy: pipelined rounds until the rest fits the downtime limit, then stop and copy; post-copy: stop at once, the destination pulls from the source; hybrid: post-copy after N rounds',
       ],
@@ -130,6 +132,6 @@ export const migration: FigureDef = {
   name: 'migration',
   caption:
     'Live migration of a region being written, per destination pull strategy and mode (pre-copy, post-copy, hybrid): total migration time (source started to the destination holding every chunk) ' +
-    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band min..max over repetitions, log scale; dotted: QEMU’s default 300 ms downtime limit.',
+    'and downtime (source stopped to the destination’s first served access) against emulated RTT; median, band: its 95 % bootstrap interval, log scale; dotted: QEMU’s default 300 ms downtime limit.',
   build,
 };

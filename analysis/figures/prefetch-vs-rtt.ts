@@ -1,11 +1,14 @@
 // Sequential read throughput against RTT for every prefetch policy of uffd and
 // sigsegv (issue 6), with the thesis's uffd bound and its NBD managed-mount
 // values on top: can fault-driven pulling hold the NBD figures with prefetch?
+// Small multiples, a panel per install method (UFFDIO_COPY, _CONTINUE, _MOVE,
+// sigsegv), so no panel carries more than a handful of policies; the thesis
+// values repeat in every panel; bands are the medians' bootstrap intervals.
 import type { TopLevelSpec } from 'vega-lite';
 import { policyLabel } from '../design-space.js';
 import type { RunRow } from '../runs.js';
 import { bytes } from '../slice.js';
-import { CONFIG, HEIGHT, provenance, WIDTH, type Layer } from '../spec-common.js';
+import { CONFIG, provenance } from '../spec-common.js';
 import { groupBy, spread, values } from '../stats.js';
 import { thesisSeries, thesisValuesFor } from '../thesis.js';
 import type { FigureDef, FigureInput } from './types.js';
@@ -68,6 +71,8 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
       median: s.median,
       min: s.min,
       max: s.max,
+      lo: s.lo,
+      hi: s.hi,
       reps: s.n,
       chunk: bytes(g[0].chunkBytes),
     };
@@ -103,17 +108,30 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
       ],
     },
   };
+  // Small multiples: one panel per install method, so each panel holds a handful of policies.
   const strategies = ['uffd', 'uffd (UFFDIO_CONTINUE)', 'uffd (UFFDIO_MOVE)', 'sigsegv'].filter((x) => stats.some((s) => s.strategy === x));
-  const dashes: Record<string, number[]> = { uffd: [1, 0], 'uffd (UFFDIO_CONTINUE)': [2, 2], 'uffd (UFFDIO_MOVE)': [4, 2, 1, 2], sigsegv: [7, 3] };
-  const dash = { field: 'strategy', type: 'nominal' as const, title: 'strategy', scale: { domain: strategies, range: strategies.map((x) => dashes[x]) } };
+  const panelName = (x: string) => (x === 'uffd' ? 'uffd (UFFDIO_COPY)' : x);
+  // A faceted spec takes one data set: our medians, and the thesis values repeated in every panel.
+  const data = [
+    ...stats.map((s) => ({ ...s, kind: 'ours', panel: panelName(s.strategy) })),
+    ...strategies.flatMap((st) => ref.map((r) => ({ ...r, kind: r.rtt_to > r.rtt ? 'thesis-range' : 'thesis', panel: panelName(st) }))),
+    // a range claim also gets its point at the start of the range
+    ...strategies.flatMap((st) => ref.filter((r) => r.rtt_to > r.rtt).map((r) => ({ ...r, kind: 'thesis', panel: panelName(st) }))),
+  ];
+  const only = (...kinds: string[]) => ({ filter: { field: 'kind', oneOf: kinds } });
   const x = { field: 'rtt', type: 'quantitative' as const, title: 'emulated round-trip time (ms)' };
   const yTitle = 'read throughput (MiB/s, log scale)';
   const y = { field: 'median', type: 'quantitative' as const, title: yTitle, scale: { type: 'log' as const } };
-  const layers: Layer[] = [
-    { data: { values: stats }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, color: colour, strokeDash: dash, detail: { field: 'strategy' } } },
+  const layers = [
     {
-      data: { values: stats },
-      mark: { type: 'point', filled: true, size: 40 },
+      transform: [only('ours')],
+      mark: { type: 'area' as const, opacity: 0.18 },
+      encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: colour },
+    },
+    { transform: [only('ours')], mark: { type: 'line' as const, strokeWidth: 2 }, encoding: { x, y, color: colour } },
+    {
+      transform: [only('ours')],
+      mark: { type: 'point' as const, filled: true, size: 36 },
       encoding: {
         x,
         y,
@@ -125,46 +143,51 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
           { field: 'chunk' },
           { field: 'rtt' },
           { field: 'median', format: '.1f' },
+          { field: 'lo', format: '.1f' },
+          { field: 'hi', format: '.1f' },
           { field: 'min' },
           { field: 'max' },
           { field: 'reps' },
         ],
       },
     },
+    ...(ref.length
+      ? [
+          {
+            transform: [only('thesis-range')],
+            mark: { type: 'rule' as const, strokeDash: [5, 4], strokeWidth: 1.5 },
+            encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, color: colour },
+          },
+          {
+            transform: [only('thesis')],
+            mark: { type: 'point' as const, filled: true, size: 110, opacity: 1 },
+            encoding: { x, y: { ...y, field: 'y' }, color: colour, shape, tooltip: [{ field: 'series' }, { field: 'published' }] },
+          },
+        ]
+      : []),
   ];
-  if (ref.length) {
-    const ranges = ref.filter((r) => r.rtt_to > r.rtt);
-    if (ranges.length)
-      layers.push({
-        data: { values: ranges },
-        mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.5 },
-        encoding: { x, x2: { field: 'rtt_to' }, y: { ...y, field: 'y' }, color: colour },
-      });
-    layers.push({
-      data: { values: ref },
-      mark: { type: 'point', filled: true, size: 130, opacity: 1 },
-      encoding: { x, y: { ...y, field: 'y' }, color: colour, shape, tooltip: [{ field: 'series' }, { field: 'published' }] },
-    });
-  }
   const regions = [...new Set(sel.map((r) => r.regionBytes).filter((b): b is number => b !== null))].map(bytes).join('/');
   const chunks = [...new Set(sel.map((r) => r.chunkBytes))].map(bytes).join('/');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
-      text: 'Read throughput vs RTT per prefetch policy (sequential)',
-      subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}, chunks ${chunks}`), 'line style: strategy; medians over repetitions'],
+      text: 'Read throughput vs RTT per prefetch policy (sequential), a panel per install method',
+      subtitle: [...provenance(runId, ref.length > 0, `regions ${regions}, chunks ${chunks}`), 'line: median over repetitions; band: 95 % CI of the median'],
     },
-    width: WIDTH,
-    height: HEIGHT + 60,
-    config: CONFIG,
-    layer: layers,
-  };
+    config: { ...CONFIG, legend: { ...CONFIG.legend, orient: 'bottom', columns: 2, direction: 'horizontal', labelLimit: 800 } },
+    data: { values: data },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: strategies.map(panelName) },
+    columns: 2,
+    spec: { width: 300, height: 220, layer: layers },
+    resolve: { scale: { y: 'shared' } },
+  } as TopLevelSpec;
 }
 
 export const prefetchVsRtt: FigureDef = {
   name: NAME,
   caption:
-    'Sequential read throughput against emulated RTT for uffd and sigsegv per prefetch policy (median, band min..max, log scale, MiB = 2^20 bytes). ' +
+    'Sequential read throughput against emulated RTT per prefetch policy, one panel per install method (uffd with UFFDIO_COPY, UFFDIO_CONTINUE, UFFDIO_MOVE; sigsegv); ' +
+    'median with its 95 % bootstrap interval as a band, log scale, MiB = 2^20 bytes; the thesis values are repeated in every panel. ' +
     'Black: the thesis, userfaultfd without prefetch below 1 MB/s from 6 ms (upper bound), and its NBD managed mounts with 4096 pull workers, about 1 GB/s below 10 ms and above 500 MB/s at 25 ms (read off its figure).',
   build,
 };

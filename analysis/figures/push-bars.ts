@@ -45,6 +45,9 @@ export interface BarDatum {
   median: number;
   min: number;
   max: number;
+  /** The median's 95 % bootstrap interval (stats.ts; over the pooled values, so per interval it is narrower than per run). */
+  lo: number;
+  hi: number;
   /** Number of values behind the median (repetitions, or intervals x repetitions). */
   n: number;
   reps: number;
@@ -59,7 +62,18 @@ export function barData(rows: RunRow[], series: BarSeries, valuesOf: (r: RunRow)
     if (xs.length === 0) continue;
     const s = spread(xs);
     const rtts = [...new Set(g.map((r) => r.rttMs))].sort((a, b) => a - b).join(', ');
-    out.push({ tracker: g[0].strategy, series: series.label(g[0]), median: s.median, min: s.min, max: s.max, n: s.n, reps: g.length, rtts });
+    out.push({
+      tracker: g[0].strategy,
+      series: series.label(g[0]),
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      lo: s.lo,
+      hi: s.hi,
+      n: s.n,
+      reps: g.length,
+      rtts,
+    });
   }
   return out;
 }

@@ -124,6 +124,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    // Per-interval values of one repetition are not independent draws, so no bootstrap interval: rules are min..max.
+    usermeta: { intervals: false },
     title: {
       text: 'What each tracker pushes per sync interval (write-track)',
       subtitle: [

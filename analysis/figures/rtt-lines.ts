@@ -1,5 +1,5 @@
 // Shared builder of the "<measure> vs RTT" figures: one line per remote method
-// through the medians, a min/max band over repetitions, thesis values on top.
+// through the medians, the medians' 95 % bootstrap intervals as a band, thesis values on top.
 import type { TopLevelSpec } from 'vega-lite';
 import { methodLabel, type RunRow } from '../runs.js';
 import { CONFIG, HEIGHT, provenance, seriesEncoding, thesisPoints, WIDTH, type Layer } from '../spec-common.js';
@@ -29,7 +29,7 @@ export function rttLines(o: RttLinesOptions): TopLevelSpec | null {
   if (sel.length === 0) return null;
   const stats = [...groupBy(sel, (r) => `${methodLabel(r)}\u0000${r.rttMs}`).values()].map((g) => {
     const s = spread(values(g, o.value));
-    return { series: methodLabel(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return { series: methodLabel(g[0]), rtt: g[0].rttMs, median: s.median, min: s.min, max: s.max, lo: s.lo, hi: s.hi, reps: s.n };
   });
   const ref = o.thesis.map((v) => ({
     series: thesisSeries(v),
@@ -47,7 +47,7 @@ export function rttLines(o: RttLinesOptions): TopLevelSpec | null {
     {
       data: { values: stats },
       mark: { type: 'area', opacity: 0.18 },
-      encoding: { x, y: { field: 'min', type: 'quantitative', title: o.yTitle, scale: yScale }, y2: { field: 'max' }, ...seriesEncoding(series, false) },
+      encoding: { x, y: { field: 'lo', type: 'quantitative', title: o.yTitle, scale: yScale }, y2: { field: 'hi' }, ...seriesEncoding(series, false) },
     },
     {
       data: { values: stats },
@@ -61,7 +61,16 @@ export function rttLines(o: RttLinesOptions): TopLevelSpec | null {
         x,
         y,
         ...seriesEncoding(series, true),
-        tooltip: [{ field: 'series' }, { field: 'rtt' }, { field: 'median' }, { field: 'min' }, { field: 'max' }, { field: 'reps' }],
+        tooltip: [
+          { field: 'series' },
+          { field: 'rtt' },
+          { field: 'median' },
+          { field: 'min' },
+          { field: 'max' },
+          { field: 'lo', title: 'CI low' },
+          { field: 'hi', title: 'CI high' },
+          { field: 'reps' },
+        ],
       },
     },
   ];
@@ -78,7 +87,7 @@ export function rttLines(o: RttLinesOptions): TopLevelSpec | null {
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: o.title, subtitle: [...provenance(o.runId, ref.length > 0, describeParameters(sel)), 'band: min..max over repetitions'] },
+    title: { text: o.title, subtitle: [...provenance(o.runId, ref.length > 0, describeParameters(sel)), 'band: 95 % CI of the median'] },
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,

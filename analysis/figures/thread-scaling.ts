@@ -35,6 +35,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       median: s.median,
       min: s.min,
       max: s.max,
+      lo: s.lo,
+      hi: s.hi,
       reps: s.n,
     };
   });
@@ -44,14 +46,24 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     values: pts,
     x: { field: 'threads', type: 'quantitative', title: 'application threads', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16] } },
     y: { field: 'median', type: 'quantitative', title: 'read throughput (MiB/s, log scale)', scale: { type: 'log' } },
-    tooltip: [{ field: 'series' }, { field: 'panel' }, { field: 'threads' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }],
+    tooltip: [
+      { field: 'series' },
+      { field: 'panel' },
+      { field: 'threads' },
+      { field: 'median', format: '.1f' },
+      { field: 'min' },
+      { field: 'max' },
+      { field: 'lo' },
+      { field: 'hi' },
+      { field: 'reps' },
+    ],
   });
 }
 
 export const threadScaling: FigureDef = {
   name: 'thread-scaling',
   caption:
-    'Read throughput against the number of application threads faulting at once on one region (median over repetitions, log-log; each thread its own share of the chunks). ' +
+    'Read throughput against the number of application threads faulting at once on one region (median over repetitions with its 95 % bootstrap interval as an error bar, log-log; each thread its own share of the chunks). ' +
     'uffd with one handler thread serves faults one after another; more handler threads, or sigsegv (each thread serves its own fault), overlap round trips.',
   build,
 };

@@ -19,7 +19,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
   if (sel.length === 0) return null;
   const bars = [...groupBy(sel, methodLabel)].map(([method, g]) => {
     const s = spread(values(g, (r) => r.throughputMibps));
-    return { method, series: method, median: s.median, min: s.min, max: s.max, reps: s.n };
+    return { method, series: method, median: s.median, min: s.min, max: s.max, lo: s.lo, hi: s.hi, reps: s.n };
   });
   const ref = thesisValuesFor(thesis, NAME).map((v) => ({
     method: thesisCategory(v),
@@ -45,7 +45,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
       text: 'Read throughput at 0 ms RTT (sequential)',
       subtitle: [
         ...provenance(runId, ref.length > 0, describeParameters(sel)),
-        'bar: median; rule: min..max over repetitions; thesis MB/s = MiB/s (see thesis-reference.json)',
+        'bar: median; rule: 95 % CI of the median; thesis MB/s = MiB/s (see thesis-reference.json)',
       ],
     },
     width: WIDTH,
@@ -60,13 +60,21 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
           // No stacking: a colour per bar would otherwise stack them from 0, which a log scale cannot show.
           y: { field: 'median', type: 'quantitative', title: yTitle, scale: yScale, stack: null },
           ...seriesEncoding(series, false),
-          tooltip: [{ field: 'method' }, { field: 'median', format: '.1f' }, { field: 'min' }, { field: 'max' }, { field: 'reps' }],
+          tooltip: [
+            { field: 'method' },
+            { field: 'median', format: '.1f' },
+            { field: 'min' },
+            { field: 'max' },
+            { field: 'lo', title: 'CI low' },
+            { field: 'hi', title: 'CI high' },
+            { field: 'reps' },
+          ],
         },
       },
       {
         data: { values: bars },
         mark: { type: 'rule', strokeWidth: 2, color: '#333' },
-        encoding: { x, y: { field: 'min', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'max' } },
+        encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'hi' } },
       },
       ...thesisPoints(ref, x, { field: 'mibps', type: 'quantitative', title: yTitle, scale: yScale }, series),
     ],
@@ -76,7 +84,7 @@ function build({ rows, thesis, runId }: FigureInput): TopLevelSpec | null {
 export const throughput0ms: FigureDef = {
   name: NAME,
   caption:
-    'Sequential read throughput at 0 ms RTT (bar: median, rule: min..max over repetitions, log scale, MiB = 2^20 bytes). ' +
+    'Sequential read throughput at 0 ms RTT (bar: median, rule: its 95 % bootstrap interval, log scale, MiB = 2^20 bytes). ' +
     'Black diamonds: the thesis (two runs for userfaultfd, 450 and about 580 MB/s); its MB/s are bytes/2^20/s as its benchmark printed them, its GB/s read as 1000 of those.',
   build,
 };

@@ -9,7 +9,7 @@ const NAME = 'throughput-vs-rtt';
 export const throughputVsRtt: FigureDef = {
   name: NAME,
   caption:
-    'Sequential read throughput against emulated RTT for the remote methods (median, band min..max, log scale, MiB = 2^20 bytes). ' +
+    'Sequential read throughput against emulated RTT for the remote methods (median, band: its 95 % bootstrap interval, log scale, MiB = 2^20 bytes). ' +
     'Black triangle and dashed line: the thesis, userfaultfd below 1 MB/s from 6 ms RTT on (an upper bound, read off its figure).',
   build: ({ rows, thesis, runId }) =>
     rttLines({

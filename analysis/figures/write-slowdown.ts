@@ -41,7 +41,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
         ...provenance(runId, false, describeParameters(sel)),
         'slowdown = write_ns_p50 / write_untracked_ns_p50: median tracked write over the median of the same writes',
         'on an untracked mapping in the same call; dashed line: 1× (no slowdown)',
-        `bar: median over repetitions (${rttNote(sel)}: writes are timed between pushes); rule: min..max`,
+        `bar: median over repetitions (${rttNote(sel)}: writes are timed between pushes); rule: 95 % CI of the median`,
       ],
     },
     width: WIDTH,
@@ -62,6 +62,8 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
             { field: 'median', title: 'slowdown (median, ×)', format: '.2f' },
             { field: 'min', format: '.2f' },
             { field: 'max', format: '.2f' },
+            { field: 'lo', title: 'CI low', format: '.2f' },
+            { field: 'hi', title: 'CI high', format: '.2f' },
             { field: 'tracked_us', title: 'write_ns_p50 (median, µs)', format: '.2f' },
             { field: 'untracked_us', title: 'write_untracked_ns_p50 (median, µs)', format: '.2f' },
             { field: 'overhead_us', title: 'write_overhead_ns (median, µs)', format: '.2f' },
@@ -73,7 +75,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       {
         data: { values: bars },
         mark: { type: 'rule', strokeWidth: 1.5, color: '#333' },
-        encoding: { x, xOffset, y: { field: 'min', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'max' } },
+        encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale }, y2: { field: 'hi' } },
       },
       {
         data: { values: [{ one: 1 }] },
@@ -88,7 +90,7 @@ export const writeSlowdown: FigureDef = {
   name: 'write-slowdown',
   caption:
     'Write slowdown per tracker: the median tracked write over the median of the same writes on an untracked mapping of the same kind, ' +
-    'measured in the same call (write_ns_p50 / write_untracked_ns_p50; bar: median over repetitions, rule: min..max, log scale). ' +
+    'measured in the same call (write_ns_p50 / write_untracked_ns_p50; bar: median over repetitions, rule: its 95 % bootstrap interval, log scale). ' +
     'Medians, because a single preemption of a few ms moves the summed write times (column write_slowdown) on a shared machine. ' +
     'Trackers: uffd-wp (userfaultfd write-protect, handler thread), uffd-wp-async (WP_ASYNC + PAGEMAP_SCAN), mprotect (SIGSEGV), none (no tracking, pushes every chunk).',
   build,

@@ -17,6 +17,11 @@ export const paperCommand: CommandModule = {
         describe:
           'results/<run-id> directory (runs.csv, env.json); repeat to combine runs (set-up table from the first); default: the runs inputs.json beside the paper names (paper/inputs.json)',
       })
+      .option('spread-in', {
+        type: 'string',
+        array: true,
+        describe: 'two or more results/<run-id> directories of one matrix for the run-to-run spread section (default: --in runs sharing a matrix)',
+      })
       .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
   handler: async (a) => {
     const given = ((a.in as string[] | undefined) ?? []).map(String);
@@ -24,7 +29,9 @@ export const paperCommand: CommandModule = {
     for (const inDir of inDirs) if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
       const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only here and in start
-      const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string });
+      const spreadIn = ((a['spread-in'] as string[] | undefined) ?? []).map(String);
+      for (const d of spreadIn) if (!existsSync(d)) throw new UsageError(`${d} not found (--spread-in names a results/<run-id> directory)`);
+      const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string, spreadIn });
       for (const w of r.warnings) console.error(`warning: ${w}`);
       console.log(`${relative('.', r.paperPath)}: filled ${r.sections.join(', ')}`);
       console.log(`${relative('.', r.htmlPath)}: ${r.figures.length} figures inlined`);

@@ -165,7 +165,44 @@ static void setup_ns_every_strategy(void)
     }
 }
 
+/* The ';'-separated numbers of a string field; how many were read (at most max). */
+static int jlist(const char *json, const char *key, unsigned long long *v, int max)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(json, pat);
+    if (!p)
+        return 0;
+    p += strlen(pat);
+    int n = 0;
+    while (n < max && *p >= '0' && *p <= '9') {
+        char *end;
+        v[n++] = strtoull(p, &end, 10);
+        p = *end == ';' ? end + 1 : end;
+    }
+    return n;
+}
+
+static void fine_cdf(void)
+{
+    int rc = run("strategy=uffd region=4MiB chunk=4KiB", "workload=read-seq");
+    unsigned long long fine[128], coarse[32];
+    int nf = jlist(out, "fault_ns_cdf_fine", fine, 128), nc = jlist(out, "fault_ns_cdf", coarse, 32);
+    CHECK(rc == 0 && nf == 101 && nc == 21, "fault_ns_cdf_fine has 101 quantiles, fault_ns_cdf 21 (%d, %d)", nf, nc);
+    if (nf != 101 || nc != 21)
+        return;
+    int sorted = 1, same = 1;
+    for (int i = 1; i < nf; i++)
+        sorted &= fine[i - 1] <= fine[i];
+    for (int i = 0; i < nc; i++)
+        same &= fine[i * 5] == coarse[i];
+    CHECK(sorted, "the fine quantiles never decrease");
+    CHECK(same, "every 5th fine quantile is the coarse one (p0, p5, ..., p100)");
+    CHECK((long long)fine[50] == jnum(out, "fault_ns_p50"), "fine p50 %llu is fault_ns_p50 %lld", fine[50], jnum(out, "fault_ns_p50"));
+}
+
 static const struct unit_test tests[] = {
+    {"fine-cdf", NEED_UFFD, fine_cdf},
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},
     {"app-minor-faults", NEED_UFFD | NEED_NO_TSAN, app_minor_faults},

@@ -128,6 +128,8 @@ void fl_samples_add(struct fl_samples *s, uint64_t x); /* drops past cap */
 void fl_samples_free(struct fl_samples *s);
 /* Sorts in place (once); q in [0,1]; 0 when empty. */
 uint64_t fl_samples_quantile(struct fl_samples *s, double q);
+/* fault_ns_cdf_fine: quantiles p0, p1, ..., p100 (docs/columns.md). */
+#define FL_CDF_FINE_STEPS 100
 
 /* Handler-side counters, one per handler (or faulting) thread. */
 struct fl_handler_stats {
