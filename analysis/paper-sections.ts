@@ -13,6 +13,7 @@ import type { SectionInput } from './section-input.js';
 import { sameMachineRatios } from './ratios.js';
 import { runSpreadMarkdown } from './spread.js';
 import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, values } from './stats.js';
+import { handlerSection, latencyMethodsSection, migrationSection, residentSection } from './study-sections.js';
 
 /** Median [95 % CI] of a field over a group; '–' when no row has it. */
 function medCi(g: RunRow[], f: (r: RunRow) => number | null, fmt: (v: number | null) => string): string {
@@ -283,4 +284,8 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   failures: failuresSection,
   push: (i) => pushSection({ ...i, rows: thesisRows(i.rows) }),
   'run-spread': runSpreadSection,
+  'latency-methods': latencyMethodsSection,
+  'handler-process': handlerSection,
+  'resident-limit': residentSection,
+  'streaming-migration': migrationSection,
 };
