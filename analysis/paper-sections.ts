@@ -13,7 +13,7 @@ import type { SectionInput } from './section-input.js';
 import { sameMachineRatios } from './ratios.js';
 import { runSpreadMarkdown } from './spread.js';
 import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, values } from './stats.js';
-import { handlerSection, latencyMethodsSection, migrationSection, residentSection } from './study-sections.js';
+import { handlerSection, latencyMethodsSection, migrationSection, residentSection, withoutMatrix } from './study-sections.js';
 
 /** Median [95 % CI] of a field over a group; '–' when no row has it. */
 function medCi(g: RunRow[], f: (r: RunRow) => number | null, fmt: (v: number | null) => string): string {
@@ -282,7 +282,8 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   'results-summary': resultsSummarySection,
   floors: floorsSection,
   failures: failuresSection,
-  push: (i) => pushSection({ ...i, rows: thesisRows(i.rows) }),
+  // The migrate matrix's rows have their own section (streaming-migration), so its runs stay out of push's serial-push table.
+  push: (i) => pushSection({ ...i, rows: thesisRows(withoutMatrix(i, 'migrate')) }),
   'run-spread': runSpreadSection,
   'latency-methods': latencyMethodsSection,
   'handler-process': handlerSection,

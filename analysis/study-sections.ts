@@ -20,6 +20,12 @@ export function matrixRows({ rows, runs = [] }: Pick<SectionInput, 'rows' | 'run
   return rows.filter((r) => ids.has(r.runId));
 }
 
+/** Rows of every run but those of `matrix` (env.json). */
+export function withoutMatrix({ rows, runs = [] }: Pick<SectionInput, 'rows' | 'runs'>, matrix: string): RunRow[] {
+  const ids = new Set(runs.filter((r) => r.env?.matrix === matrix).map((r) => r.id));
+  return rows.filter((r) => !ids.has(r.runId));
+}
+
 /** The one line a section shows when its matrix's runs are absent. */
 export const missingRunLine = (matrix: string) =>
   `No rows from the \`${matrix}\` matrix in these results: \`faultlab run --matrix ${matrix}\` fills this section.`;

@@ -232,3 +232,24 @@ describe('registration', () => {
     for (const name of ['latency-methods', 'handler-process', 'resident-limit', 'streaming-migration']) expect(SECTIONS[name]).toBeTypeOf('function');
   });
 });
+
+describe('push section beside the migrate matrix', () => {
+  it('leaves the migrate matrix’s rows to streaming-migration', () => {
+    const rows = csvRows([
+      {
+        run_id: 'mig',
+        scenario: 'migrate',
+        strategy: 'uffd',
+        tracker: 'uffd-wp',
+        pattern: 'hot',
+        rtt_ms: 25,
+        migrate_mode: 'postcopy',
+        migration_ns: 1e9,
+        downtime_ns: 1e7,
+      },
+    ]);
+    const i = { ...input(rows), runs: [{ id: 'mig', env: { matrix: 'migrate' } }] };
+    expect(SECTIONS.push(i)).toContain('No write-track or migrate rows');
+    expect(SECTIONS['streaming-migration'](i)).toContain('| postcopy | uffd (remote) | none | 25 |');
+  });
+});
