@@ -253,3 +253,16 @@ describe('push section beside the migrate matrix', () => {
     expect(SECTIONS['streaming-migration'](i)).toContain('| postcopy | uffd (remote) | none | 25 |');
   });
 });
+
+describe('thesis tables beside a latency-methods run', () => {
+  it('leave its rows (both emulations) to the latency-methods section', () => {
+    const rows = csvRows([
+      { run_id: 'lm', scenario: 'first-chunk', strategy: 'uffd', latency: 'server-delay', rtt_ms: 2, first_access_ns: 2e6 },
+      { run_id: 'lm', scenario: 'first-chunk', strategy: 'uffd', latency: 'nbdkit-delay', rtt_ms: 2, first_access_ns: 3e6 },
+      { run_id: 'th', scenario: 'first-chunk', strategy: 'sigsegv', latency: 'server-delay', rtt_ms: 0, first_access_ns: 1e5 },
+    ]);
+    const md = SECTIONS['results-summary'](input(rows));
+    expect(md).toContain('| first-chunk | sigsegv (remote) | 0 |');
+    expect(md).not.toContain('uffd (remote)');
+  });
+});
