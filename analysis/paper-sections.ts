@@ -5,6 +5,7 @@ import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
 import { formatInterval, formatMibps, formatNs, formatRatio, formatValue, mdTable } from './format.js';
+import { latencyMethodRuns } from './figures/latency-methods.js';
 import { isPushScenario } from './push.js';
 import { pushSection } from './push-section.js';
 import { compareMethods, methodLabel, okRows, type RunRow } from './runs.js';
@@ -13,6 +14,7 @@ import type { SectionInput } from './section-input.js';
 import { sameMachineRatios } from './ratios.js';
 import { runSpreadMarkdown } from './spread.js';
 import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, values } from './stats.js';
+import { handlerSection, latencyMethodsSection, migrationSection, residentSection, withoutMatrix } from './study-sections.js';
 
 /** Median [95 % CI] of a field over a group; '–' when no row has it. */
 function medCi(g: RunRow[], f: (r: RunRow) => number | null, fmt: (v: number | null) => string): string {
@@ -27,8 +29,15 @@ function uffdFeatures(env: RunEnv): string {
   return list.length ? list.join(', ') : 'not recorded';
 }
 
-/** The rows the thesis tables (and push) may use: without a design-space run's when other runs are combined with it (splitDesignSpaceRuns). */
-const thesisRows = (rows: RunRow[]) => splitDesignSpaceRuns(rows).thesis;
+/**
+ * The rows the thesis tables (and push) may use: without a design-space run's when other runs are combined with it
+ * (splitDesignSpaceRuns), and never a latency-methods run's (its server-delay rows are the latency-methods section's
+ * baseline, not more thesis cells; the figures leave them out alike).
+ */
+const thesisRows = (rows: RunRow[]) => {
+  const methodRuns = latencyMethodRuns(rows);
+  return splitDesignSpaceRuns(rows.filter((r) => !methodRuns.has(r.runId))).thesis;
+};
 
 const orNot = (v: unknown) => (v === undefined || v === null || v === '' ? 'not recorded' : String(v));
 
@@ -281,6 +290,11 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   'results-summary': resultsSummarySection,
   floors: floorsSection,
   failures: failuresSection,
-  push: (i) => pushSection({ ...i, rows: thesisRows(i.rows) }),
+  // The migrate matrix's rows have their own section (streaming-migration), so its runs stay out of push's serial-push table.
+  push: (i) => pushSection({ ...i, rows: thesisRows(withoutMatrix(i, 'migrate')) }),
   'run-spread': runSpreadSection,
+  'latency-methods': latencyMethodsSection,
+  'handler-process': handlerSection,
+  'resident-limit': residentSection,
+  'streaming-migration': migrationSection,
 };

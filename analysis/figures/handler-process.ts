@@ -120,6 +120,6 @@ export const handlerProcess: FigureDef = {
   caption:
     "uffd's handler as a thread of the application against a process of its own that received the userfaultfd over a Unix socket " +
     "(the thesis's set-up), with sigsegv for reference: per-fault cost of a sequential read (the application's median fault) and " +
-    'first-chunk latency, local and remote against RTT, --cpus same (matrix `handler`). A condition is drawn only where both handlers ran.',
+    'first-chunk latency, local and remote against RTT, --cpus same (matrix `handler`). A condition is drawn only where both handlers ran. Dot: median; rule: min..max over repetitions; log scale.',
   build,
 };

@@ -86,7 +86,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
 export const residentLimit: FigureDef = {
   name: 'resident-limit',
   caption:
-    'Throughput (top) and hit rate (bottom) against the resident limit, per strategy and eviction policy (FIFO, clock), for a region larger than the limit. ' +
+    "Throughput (top) and hit rate (bottom) against the resident limit, per strategy and eviction policy (FIFO, clock), for a region larger than the limit; medians over repetitions, no interval drawn (the paper's resident-limit table gives each median's 95 % bootstrap interval). " +
     'A miss past the limit evicts a chunk (a written one is written back first), so hit rate is what the policy keeps; read-random touches each chunk once and has none to keep. ' +
     "uffd's clock sees only fetches and first writes (reads of a resident chunk reach no user-space reference bit here), so its hit rate equals FIFO's; sigsegv's clock closes a chunk as the hand clears its bit and sees the next access.",
   build,
