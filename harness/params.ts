@@ -593,6 +593,10 @@ export const RULES: ((p: CellParams) => string | null)[] = [
   (p) => (p.scenario === 'migrate' && !lazy(p) ? `migrate's destination pulls with uffd or sigsegv, not ${p.strategy}` : null),
   (p) => (p.scenario === 'migrate' && p.source !== 'remote' ? "migrate needs --source remote (the destination's store is the chunk server)" : null),
   (p) =>
+    (p.scenario === 'migrate' || p.scenario === 'write-track') && (p.handler === 'process' || p.residentLimit !== undefined)
+      ? `${p.scenario} runs with uffd's handler threads and no resident limit (its trackers and pull work on the application's own region)`
+      : null,
+  (p) =>
     p.scenario !== 'migrate' && [p.migrateMode, p.postcopyAfter, p.downtimeLimitMs, p.maxRounds, p.destPrefetch].some((v) => v !== undefined)
       ? '--mode, --postcopy-after, --downtime-limit, --max-rounds and --dest-prefetch are for --scenario migrate'
       : null,

@@ -109,7 +109,8 @@ const serverKey = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => {
   if (!needsServer(c, o)) return '';
   // client-delay's server answers at once: never shared with a server-delay cell's.
   const rtt = latencyOf(c, o) === 'client-delay' ? 'c' : c.params.rttMs;
-  return `${rtt}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w` : ''}`;
+  // A writing scenario never reads contents another scenario wrote.
+  return `${rtt}/${c.params.seed}${writes(c) ? `/${c.params.regionBytes}/w/${c.params.scenario}` : ''}`;
 };
 
 /** A rough cost model, only to weigh the ETA: bytes moved, faults and round trips. */

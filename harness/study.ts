@@ -295,7 +295,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
       ...(complete ? {} : { interrupted: true }),
     }),
   );
-  console.error(`study: ${complete ? 'complete' : 'INTERRUPTED'} in ${formatSeconds(total)}${resumed ? ' (all invocations)' : ''}`);
+  const failedNote = failedCells ? ` with ${failedCells} failed cells (the paper's failures table names them)` : '';
+  console.error(`study: ${complete ? `complete${failedNote}` : 'INTERRUPTED'} in ${formatSeconds(total)}${resumed ? ' (all invocations)' : ''}`);
   return result;
 }
 

@@ -64,6 +64,7 @@ export const targetsCommand: CommandModule = {
     const out = a.out as string | undefined;
     if (out !== undefined && !out.trim()) throw new UsageError('--out needs a file name');
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds must be a whole number from 1');
+    if (a.residentLimit !== undefined && a.which !== 'resident') throw new UsageError('--resident-limit is for `targets resident`');
     const log = (s: string) => console.error(s);
     const opts: Opts = {
       rounds,

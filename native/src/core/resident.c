@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -315,7 +316,9 @@ int fl_resident_flush(struct fl_resident *rs, char *cause, size_t len)
         if (!mine)
             continue;
         int rc = rs->h.protect(rs->h.arg, i);
-        if (!rc)
+        if (rc)
+            snprintf(cause, len, "cannot protect chunk %llu before writing it back (errno %d)", (unsigned long long)i, errno);
+        else
             rc = write_back(rs, i, NULL, cause, len);
         if (!rc) /* clean again, and closed: the next access reopens it (sigsegv), the next write faults */
             atomic_store(&rs->flags[i], F_CLOSED);
