@@ -11,12 +11,19 @@ export interface PaperInputs {
   /** Why these runs, or what made them (a study's folder and commit). */
   note?: string;
   runs: string[];
+  /** Two or more runs of one matrix for the run-to-run spread section (`--spread-in`); absent: the runs sharing a matrix. */
+  spread?: string[];
 }
 
 export const inputsPathFor = (paperPath: string) => join(dirname(resolve(paperPath)), 'inputs.json');
 
 /** The run folders an inputs.json names, resolved; one clear error for a missing or malformed file. */
 export function readPaperInputs(path: string): string[] {
+  return readPaperInputsDoc(path).runs;
+}
+
+/** inputs.json's runs and spread runs, resolved. */
+export function readPaperInputsDoc(path: string): { runs: string[]; spread: string[] } {
   if (!existsSync(path)) throw new UsageError(`${path} not found: give the runs with --in, or write it (faultlab study does)`);
   let doc: PaperInputs;
   try {
@@ -26,7 +33,11 @@ export function readPaperInputs(path: string): string[] {
   }
   if (!doc || !Array.isArray(doc.runs) || doc.runs.length === 0 || !doc.runs.every((r) => typeof r === 'string' && r.length > 0))
     throw new UsageError(`${path}: "runs" must be a non-empty list of results folders`);
-  return doc.runs.map((r) => resolve(dirname(path), r));
+  const spread = doc.spread ?? [];
+  if (!Array.isArray(spread) || !spread.every((r) => typeof r === 'string' && r.length > 0))
+    throw new UsageError(`${path}: "spread" must be a list of results folders`);
+  const at = (r: string) => resolve(dirname(path), r);
+  return { runs: doc.runs.map(at), spread: spread.map(at) };
 }
 
 export function writePaperInputs(path: string, runDirs: string[], note?: string): void {

@@ -4,7 +4,7 @@ import { relative } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { MissingColumnError } from '../../analysis/runs.js';
 import { UsageError } from '../errors.js';
-import { inputsPathFor, readPaperInputs } from '../paper-inputs.js';
+import { inputsPathFor, readPaperInputsDoc } from '../paper-inputs.js';
 
 export const paperCommand: CommandModule = {
   command: 'paper',
@@ -25,11 +25,13 @@ export const paperCommand: CommandModule = {
       .option('paper', { type: 'string', default: 'paper/paper.md', describe: 'the markdown paper to update in place' }),
   handler: async (a) => {
     const given = ((a.in as string[] | undefined) ?? []).map(String);
-    const inDirs = given.length ? given : readPaperInputs(inputsPathFor(a.paper as string));
+    const inputs = given.length ? null : readPaperInputsDoc(inputsPathFor(a.paper as string));
+    const inDirs = inputs ? inputs.runs : given;
     for (const inDir of inDirs) if (!existsSync(inDir)) throw new UsageError(`${inDir} not found (--in names a results/<run-id> directory)`);
     try {
       const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only here and in start
-      const spreadIn = ((a['spread-in'] as string[] | undefined) ?? []).map(String);
+      const spreadGiven = ((a['spread-in'] as string[] | undefined) ?? []).map(String);
+      const spreadIn = spreadGiven.length ? spreadGiven : (inputs?.spread ?? []);
       for (const d of spreadIn) if (!existsSync(d)) throw new UsageError(`${d} not found (--spread-in names a results/<run-id> directory)`);
       const r = await generatePaper({ inDir: inDirs, paperPath: a.paper as string, spreadIn });
       for (const w of r.warnings) console.error(`warning: ${w}`);
