@@ -25,7 +25,11 @@ function seriesOf(r: FigureInput['rows'][number]): string {
 }
 
 function build({ rows, runId }: FigureInput): TopLevelSpec | null {
-  const sel = rows.filter((r) => r.scenario === 'migrate' && r.push !== null && (r.push.migrationNs !== null || r.push.downtimeNs !== null));
+  const all = rows.filter((r) => r.scenario === 'migrate' && r.push !== null && (r.push.migrationNs !== null || r.push.downtimeNs !== null));
+  // Streamed migrations (rows with a stop reason) supersede the serial pushes of
+  // older runs: drawn together they would share colours and crowd the log axis.
+  const streamed = all.filter((r) => r.push!.stopReason);
+  const sel = streamed.length ? streamed : all;
   if (sel.length === 0) return null;
   const stats = [...groupBy(sel, (r) => `${seriesOf(r)}\u0000${r.rttMs}`).values()].flatMap((g) =>
     MEASURES.flatMap((m) => {
