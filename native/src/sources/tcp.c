@@ -193,6 +193,16 @@ static int conn_break(struct fl_conn *c, const char *cause, char *err, size_t er
     return -1;
 }
 
+/* conn_break with errno e as its cause (a timeout named with its limit). */
+static int conn_break_errno(struct fl_conn *c, int e, char *err, size_t errlen)
+{
+    char cause[TCP_CAUSE_LEN];
+    struct fl_text t;
+    fl_text_init(&t, cause, sizeof cause);
+    t_errno(&t, e, c->src->base.fetch_timeout_ms);
+    return conn_break(c, cause, err, errlen);
+}
+
 /* ---- blocking I/O that survives EINTR and partial transfers ------------------ */
 
 /* Wait until fd is ready for events or the request's deadline passes:
@@ -236,11 +246,7 @@ static int send_all(struct fl_conn *c, const void *buf, size_t len, int more, ch
             continue;
         if ((e == EAGAIN || e == EWOULDBLOCK) && !(e = wait_ready(c, POLLOUT)))
             continue;
-        char cause[TCP_CAUSE_LEN];
-        struct fl_text t;
-        fl_text_init(&t, cause, sizeof cause);
-        t_errno(&t, e, c->src->base.fetch_timeout_ms);
-        return conn_break(c, cause, err, errlen);
+        return conn_break_errno(c, e, err, errlen);
     }
     return 0;
 }
@@ -299,11 +305,7 @@ static int recv_all(struct fl_conn *c, void *buf, size_t len, char *err, size_t 
             continue;
         if ((e == EAGAIN || e == EWOULDBLOCK) && !(e = wait_ready(c, POLLIN)))
             continue;
-        char cause[TCP_CAUSE_LEN];
-        struct fl_text t;
-        fl_text_init(&t, cause, sizeof cause);
-        t_errno(&t, e, c->src->base.fetch_timeout_ms);
-        return conn_break(c, cause, err, errlen);
+        return conn_break_errno(c, e, err, errlen);
     }
     return 0;
 }
