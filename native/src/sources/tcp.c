@@ -92,6 +92,7 @@ struct fl_conn {
     /* Requests in flight by cookie, and the pipelined READs not yet handed
      * out (their cookies, oldest first). */
     uint64_t next_cookie;
+    unsigned sent; /* requests whose reply is not in yet */
     struct req reqs[TCP_MAX_INFLIGHT];
     uint64_t pipe[TCP_MAX_INFLIGHT];
     unsigned pipe_head, pipe_n;
@@ -367,6 +368,7 @@ static int submit(struct fl_conn *c, uint16_t type, uint64_t off, uint8_t *buf, 
         return conn_break(c, "too many requests in flight on one connection", err, errlen);
     c->next_cookie++;
     *r = (struct req){.cookie = ck, .off = off, .dst = buf, .len = len, .type = type, .state = REQ_SENT, .last = (uint8_t)last};
+    c->sent++;
     if (c->src->client_rtt_ns)
         r->sent_ns = fl_clock_ns(CLOCK_REALTIME);
     uint8_t h[NBD_REQUEST_BYTES];
@@ -383,14 +385,10 @@ static int submit(struct fl_conn *c, uint16_t type, uint64_t off, uint8_t *buf, 
     return 0;
 }
 
-/* Read one reply, whichever request it answers, and complete that request. */
-static int read_reply(struct fl_conn *c, char *err, size_t errlen)
+/* Check a simple reply's header and find the request it answers. */
+static int reply_header(struct fl_conn *c, const uint8_t *h, struct req **out, char *err, size_t errlen)
 {
-    uint8_t h[NBD_REPLY_BYTES];
-    if (recv_all(c, h, sizeof h, err, errlen))
-        return -1;
-    uint64_t header_rx = fl_ts_ns(c->rx);
-    uint32_t magic = nbd_get32(h), error = nbd_get32(h + 4);
+    uint32_t magic = nbd_get32(h);
     uint64_t ck = nbd_get64(h + 8);
     char cause[TCP_CAUSE_LEN];
     struct fl_text t;
@@ -412,15 +410,69 @@ static int read_reply(struct fl_conn *c, char *err, size_t errlen)
         fl_text_str(&t, ", which no request in flight has");
         return conn_break(c, cause, err, errlen);
     }
-    /* A simple reply carries data only for a READ that succeeded. */
-    if (!error && r->type == NBD_CMD_READ && r->len && recv_all(c, r->dst, r->len, err, errlen))
-        return -1;
-    r->error = error;
+    r->error = nbd_get32(h + 4);
+    *out = r;
+    return 0;
+}
+
+static void complete(struct fl_conn *c, struct req *r)
+{
     r->state = REQ_DONE;
+    c->sent--;
+}
+
+/* Read one reply, whichever request it answers, and complete that request. */
+static int read_reply(struct fl_conn *c, char *err, size_t errlen)
+{
+    uint8_t h[NBD_REPLY_BYTES];
+    struct req *r;
+    if (recv_all(c, h, sizeof h, err, errlen))
+        return -1;
+    uint64_t header_rx = fl_ts_ns(c->rx);
+    if (reply_header(c, h, &r, err, errlen))
+        return -1;
+    /* A simple reply carries data only for a READ that succeeded. */
+    if (!r->error && r->type == NBD_CMD_READ && r->len && recv_all(c, r->dst, r->len, err, errlen))
+        return -1;
+    complete(c, r);
     if (c->src->client_rtt_ns) {
         uint64_t last_rx = fl_ts_ns(c->rx), transfer = last_rx > header_rx ? last_rx - header_rx : 0;
         r->due_ns = r->sent_ns + c->src->client_rtt_ns + transfer;
     }
+    return 0;
+}
+
+/* The answer to a READ that is alone on its connection (a fault's): nothing
+ * else can arrive first, so wait for it before trying, then take header and
+ * data in one recvmsg. Two system calls fewer per fault than read_reply,
+ * whose recv first finds nothing and then takes the data apart. */
+static int read_alone(struct fl_conn *c, struct req *r, char *err, size_t errlen)
+{
+    uint8_t h[NBD_REPLY_BYTES];
+    size_t got = 0;
+    while (got < sizeof h) {
+        int e = wait_ready(c, POLLIN);
+        if (e)
+            return conn_break_errno(c, e, err, errlen);
+        struct iovec iov[2] = {{.iov_base = h + got, .iov_len = sizeof h - got}, {.iov_base = r->dst, .iov_len = r->len}};
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+        ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
+        if (k == 0)
+            return conn_break(c, "server closed the connection", err, errlen);
+        if (k < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return conn_break_errno(c, errno, err, errlen);
+        if (k > 0)
+            got += (size_t)k;
+    }
+    struct req *q;
+    if (reply_header(c, h, &q, err, errlen))
+        return -1;
+    size_t data = got - sizeof h;
+    if (q != r || (q->error && data))
+        return conn_break(c, "malformed response: data after an error reply, or a reply to no request", err, errlen);
+    if (!r->error && data < r->len && recv_all(c, r->dst + data, r->len - data, err, errlen))
+        return -1;
+    complete(c, r);
     return 0;
 }
 
@@ -479,7 +531,11 @@ static int request(struct fl_conn *c, uint16_t type, uint64_t off, uint8_t *buf,
     if (refuse_if_broken(c, err, errlen))
         return -1;
     start_deadline(c);
-    if (submit(c, type, off, buf, len, 1, &ck, err, errlen) || await(c, slot(c, ck), err, errlen))
+    if (submit(c, type, off, buf, len, 1, &ck, err, errlen))
+        return -1;
+    struct req *r = slot(c, ck);
+    int alone = type == NBD_CMD_READ && len && c->sent == 1 && !c->src->client_rtt_ns; /* client_rtt_us needs recv_stamped */
+    if (alone ? read_alone(c, r, err, errlen) : await(c, r, err, errlen))
         return -1;
     return finish(c, slot(c, ck), 0, err, errlen);
 }
