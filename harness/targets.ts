@@ -32,7 +32,7 @@ const TARGETS: [RegExp, '<=' | '>=', number][] = [
   [/ (ahead:\d+|adaptive|background) @25ms \(MiB\/s\)$/, '>=', 500],
   [/ none 4 KiB local p50 \/ floor$/, '<=', 1.1],
   [/^handler process \/ thread, cpus same$/, '<=', 1.3],
-  [/^(uffd|sigsegv) limited \/ no limit$/, '>=', 0.8],
+  [/^(uffd|sigsegv) limited \/ no limit, set-up included$/, '>=', 0.8],
   [/^(uffd|sigsegv) peak RSS - limit \(MiB\)$/, '<=', 700],
   [/^(uffd|sigsegv) max_resident_bytes \/ limit$/, '<=', 1],
   [/^migrate (uffd|sigsegv) @5ms total \(s\)$/, '<=', 3],

@@ -72,6 +72,42 @@ describe('a region 4x the resident limit verifies, written chunks included', () 
   });
 });
 
+describe('prefetch respects the limit', () => {
+  // A chunk the engine holds back as a trigger cannot be evicted; under random
+  // writes its fault may never come, so they must not pile up (they did for
+  // sigsegv, and the run failed: no chunk could be evicted).
+  for (const strategy of ['uffd', 'sigsegv'])
+    for (const prefetch of ['ahead:4', 'background'])
+      it(`${strategy} ${prefetch} write-random over 4x the limit verifies, the server's contents too`, () => {
+        const limit = 32 << 20;
+        const r = faultlab([
+          'bench',
+          '--strategy',
+          strategy,
+          '--scenario',
+          'write-random',
+          '--source',
+          'remote',
+          '--region',
+          '128MiB',
+          '--chunk',
+          '64KiB',
+          '--resident-limit',
+          '32MiB',
+          '--prefetch',
+          prefetch,
+          '--json',
+        ]);
+        expect(r.status, r.stderr).toBe(0);
+        const j = lastJson(r.stdout);
+        expect(j.verified).toBe(true);
+        expect(j.source_verified).toBe(true);
+        expect(Number(j.prefetched)).toBeGreaterThan(0);
+        expect(Number(j.max_resident_bytes)).toBeLessThanOrEqual(limit);
+        expect(Number(j.writebacks)).toBeGreaterThan(0);
+      });
+});
+
 describe('bad input is refused with one line and exit 2', () => {
   const cases: [string, string[], RegExp][] = [
     ['--evict without a limit', ['--strategy', 'uffd', '--evict', 'clock'], /--evict needs --resident-limit/],

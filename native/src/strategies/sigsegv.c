@@ -26,6 +26,14 @@ struct sigsegv_state {
     atomic_uint_fast64_t opened; /* chunks opened so far (for the VMA-limit message) */
     struct fl_pf_engine *pf;
     struct fl_resident *rs; /* resident_limit: chunks open read-only, so the first write says "dirty" */
+    /* resident_limit: a chunk per application thread (its hstats slot) where a
+     * fault's answer lands before pwrite puts it in the memfd. Receiving into
+     * the fill view would map its pages there and unmap them again: two page
+     * table operations per page, each the cost of a minor fault in a VM. */
+    uint8_t *bounce;
+    /* resident_limit: a held-back (staged) chunk cannot be evicted, and under
+     * random access its fault may never come; so one at a time, as uffd. */
+    atomic_bool staged_one;
 };
 
 /* Leave the handler without serving: the workload ends with r->fail_msg. */
@@ -52,10 +60,8 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
         atomic_fetch_add(&s->opened, n);
         /* resident_limit: the fill view lets go of its mapping (the memfd keeps
          * the page), so each resident page is mapped, and counted, once. */
-        if (s->rs) {
+        if (s->rs)
             madvise(r->base + idx * chunk, n * chunk, MADV_POPULATE_READ); /* the access after the handler maps nothing */
-            madvise(s->fill_view + idx * chunk, n * chunk, MADV_DONTNEED);
-        }
         return 0;
     }
     struct fl_text t;
@@ -74,6 +80,49 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
     return -1;
 }
 
+/* resident_limit: put fetched bytes in the memfd without mapping them. */
+static int fill_memfd(struct sigsegv_state *s, uint64_t off, const uint8_t *src, uint64_t len, char *cause, size_t clen)
+{
+    while (len) {
+        ssize_t k = pwrite(s->memfd, src, len, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            struct fl_text t;
+            fl_text_init(&t, cause, clen);
+            fl_text_str(&t, "pwrite into the memfd failed (errno ");
+            fl_text_u64(&t, (uint64_t)(k < 0 ? errno : 0));
+            fl_text_str(&t, ")");
+            return -1;
+        }
+        src += k;
+        off += (uint64_t)k;
+        len -= (uint64_t)k;
+    }
+    return 0;
+}
+
+/* resident_limit: fetch chunk idx into this thread's bounce chunk and the
+ * memfd; without a bounce slot (a thread outside hstats), through the fill
+ * view, whose mapping is let go of after (each resident page counted once). */
+static void fetch_resident(struct fl_region *r, struct sigsegv_state *s, struct fl_wctx *w, uint64_t idx, char *cause, size_t len)
+{
+    const uint64_t chunk = r->cfg.chunk_bytes, off = idx * chunk;
+    const ptrdiff_t slot = w->stats ? w->stats - r->hstats : 0;
+    if (fl_resident_admit(s->rs, idx, w->conn, cause, len))
+        give_up(r, off, cause);
+    if (slot >= 0 && slot < FL_MAX_HANDLERS) {
+        uint8_t *b = s->bounce + (uint64_t)slot * chunk;
+        if (r->source->ops->read(w->conn, off, b, chunk, cause, len) || fill_memfd(s, off, b, chunk, cause, len))
+            give_up(r, off, cause);
+        return;
+    }
+    madvise(s->fill_view + off, chunk, MADV_POPULATE_WRITE); /* one call, not a fault per page while receiving */
+    if (r->source->ops->read(w->conn, off, s->fill_view + off, chunk, cause, len))
+        give_up(r, off, cause);
+    madvise(s->fill_view + off, chunk, MADV_DONTNEED);
+}
+
 #define SPAN_BATCH 32 /* runs in flight per batch: bounded stack in a signal handler */
 
 /* A miss on chunk idx (claimed by us): fetch it, or with vma_span > 1 every
@@ -87,11 +136,9 @@ static uint64_t fetch_miss(struct fl_region *r, struct sigsegv_state *s, struct 
     uint64_t s0 = idx / S * S, s1 = s0 + S < r->nchunks ? s0 + S : r->nchunks, installed = 0;
     uint64_t t0 = fl_now();
     if (S <= 1) {
-        if (s->rs && fl_resident_admit(s->rs, idx, w->conn, cause, sizeof cause))
-            give_up(r, idx * chunk, cause);
-        if (s->rs) /* its pages were punched out: allocate them in one call, not a fault each while receiving */
-            madvise(s->fill_view + idx * chunk, chunk, MADV_POPULATE_WRITE);
-        if (src->read(w->conn, idx * chunk, s->fill_view + idx * chunk, chunk, cause, sizeof cause))
+        if (s->rs)
+            fetch_resident(r, s, w, idx, cause, sizeof cause);
+        else if (src->read(w->conn, idx * chunk, s->fill_view + idx * chunk, chunk, cause, sizeof cause))
             give_up(r, idx * chunk, cause);
         uint64_t t1 = fl_now();
         if (open_chunks(r, s, idx, 1, cause, sizeof cause))
@@ -210,6 +257,7 @@ static void on_fault(void *arg, uintptr_t addr)
             /* A prefetched chunk held back as a trigger: open it, tell the engine. */
             if (!fl_chunk_move(&s->chunks, idx, FL_CHUNK_STAGED, FL_CHUNK_CLAIMED))
                 continue;
+            atomic_store(&s->staged_one, false);
             uint64_t t0 = fl_now();
             if (open_chunks(r, s, idx, 1, cause, sizeof cause))
                 give_up(r, off, cause);
@@ -250,19 +298,38 @@ static uint8_t *pf_landing(void *arg, uint64_t idx, uint64_t n)
     return ((struct sigsegv_state *)r->strategy_state)->fill_view + idx * r->cfg.chunk_bytes;
 }
 
+/* Without a resident limit answers land in the fill view (pf_landing); with
+ * one, in an engine buffer, from which pwrite puts them in the memfd. */
 static int pf_install(void *arg, uint64_t idx, uint64_t n, const uint8_t *src, char *cause, size_t len)
 {
     struct fl_region *r = arg;
-    (void)src; /* already in the fill view */
-    return open_chunks(r, r->strategy_state, idx, n, cause, len);
+    struct sigsegv_state *s = r->strategy_state;
+    const uint64_t chunk = r->cfg.chunk_bytes;
+    if (s->rs && fill_memfd(s, idx * chunk, src, n * chunk, cause, len))
+        return -1;
+    return open_chunks(r, s, idx, n, cause, len);
 }
 
 static bool pf_stage(void *arg, uint64_t idx, const uint8_t *src)
 {
-    (void)arg;
+    struct fl_region *r = arg;
+    struct sigsegv_state *s = r->strategy_state;
+    char cause[FL_ERR_LEN];
+    if (!s->rs)
+        return true; /* the bytes wait in the fill view; the fault only opens them */
+    if (atomic_exchange(&s->staged_one, true))
+        return false;
+    if (!fill_memfd(s, idx * r->cfg.chunk_bytes, src, r->cfg.chunk_bytes, cause, sizeof cause))
+        return true; /* the bytes wait in the memfd */
+    atomic_store(&s->staged_one, false);
+    return false; /* installed the usual way, which reports the failure */
+}
+
+static void pf_unstage(void *arg, uint64_t idx)
+{
+    struct fl_region *r = arg;
     (void)idx;
-    (void)src;
-    return true; /* the bytes wait in the fill view; the fault only opens them */
+    atomic_store(&((struct sigsegv_state *)r->strategy_state)->staged_one, false);
 }
 
 /* vma_span=auto: the smallest power-of-two span whose worst case (every other
@@ -314,6 +381,8 @@ static void sigsegv_destroy(struct fl_region *r)
         munmap(r->base, r->cfg.region_bytes);
     if (s->fill_view)
         munmap(s->fill_view, r->cfg.region_bytes);
+    if (s->bounce)
+        munmap(s->bounce, (uint64_t)FL_MAX_HANDLERS * r->cfg.chunk_bytes);
     fl_chunks_free(&s->chunks);
     if (s->memfd >= 0)
         close(s->memfd);
@@ -388,12 +457,26 @@ static int sigsegv_create(struct fl_region *r, char *err, size_t errlen)
     if (fl_resident_create(r, &s->chunks, &rh, fl_resident_min_chunks(r), &s->rs, err, errlen))
         goto fail;
     r->resident = s->rs;
+    if (s->rs) {
+        void *b = mmap(NULL, (uint64_t)FL_MAX_HANDLERS * r->cfg.chunk_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (b == MAP_FAILED) {
+            fl_errf(err, errlen, "out of memory for resident_limit's fetch buffers");
+            goto fail;
+        }
+        s->bounce = b;
+    }
     if (fl_sigsegv_own(r->base, len, on_fault, r, err, errlen))
         goto fail;
     s->owned = true;
     /* The prefetch thread has its own connection: it never shares the
      * workload threads' (a signal handler may be using one). */
-    struct fl_pf_target t = {.arg = r, .landing = pf_landing, .install = pf_install, .stage = pf_stage};
+    struct fl_pf_target t = {.arg = r,
+                             .landing = s->rs ? NULL : pf_landing,
+                             .install = pf_install,
+                             .stage = pf_stage,
+                             .unstage = pf_unstage,
+                             .install_copies = s->rs != NULL};
     if (fl_pf_start(r, &s->chunks, &t, &s->pf, err, errlen))
         goto fail;
     r->chunks = &s->chunks;
