@@ -215,5 +215,13 @@ describe('virtualisation verdict', () => {
     expect(judgeVirtualization({ ...fast, hypervisor_flag: true }, null).reasons).toEqual(['the CPU reports the hypervisor flag']);
     expect(judgeVirtualization(fast, 'kvm').reasons).toEqual(['systemd-detect-virt says kvm']);
     expect(judgeVirtualization({}, null)).toMatchObject({ virtualized: false, minor_fault_ns: null, syscall_ns: null });
+    const halting = judgeVirtualization(
+      { ...fast, wake_floors: { same_cpu_round_trip_ns: 6000, cross_cpu_round_trip_ns: 39000, guest_halt_poll_ns: 0 } },
+      'none',
+    );
+    expect(halting).toMatchObject({ virtualized: true, same_cpu_wake_ns: 6000, cross_cpu_wake_ns: 39000, guest_halt_poll_ns: 0 });
+    expect(halting.reasons.join()).toMatch(/another CPU takes 39\.0 us against 6\.0 us .*guest_halt_poll_ns=0/);
+    const polling = judgeVirtualization({ ...fast, wake_floors: { same_cpu_round_trip_ns: 6000, cross_cpu_round_trip_ns: 9000 } }, 'none');
+    expect(polling.virtualized).toBe(false);
   });
 });
