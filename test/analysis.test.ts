@@ -424,7 +424,13 @@ describe('run-to-run spread from two study folders', () => {
     const bare = faultlab(['paper', '--paper', paper]);
     expect(bare.status, bare.stderr).toBe(0);
     expect(readFileSync(paper, 'utf8')).toBe(md);
-  }, 120_000);
+
+    // --spread-in alone: the runs (and note) stay as inputs.json has them, the spread list is replaced.
+    const spreadOnly = faultlab(['paper', '--spread-in', dirs.a, dirs.b, '--paper', paper]);
+    expect(spreadOnly.status, spreadOnly.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'p', 'inputs.json'), 'utf8'))).toEqual({ ...inputs, spread: ['../study-A/thesis', '../study-B/thesis'] });
+    expect(readFileSync(paper, 'utf8')).not.toContain('Not compared');
+  }, 180_000);
 });
 
 describe('latency-methods figure', () => {
