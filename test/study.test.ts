@@ -3,7 +3,7 @@
 // cells, the paper filled from the study and re-read through inputs.json.
 // Plus the committed list itself: every matrix loads, 5+ repetitions per cell.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsvTable } from '../analysis/csv.js';
@@ -173,6 +173,30 @@ describe('faultlab study', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/inputs\.json: "runs" must be a non-empty list/);
   }, 300_000);
+});
+
+describe('faultlab study --spread-with', () => {
+  it('refuses, in one line and before running anything, a folder that is not a study, or a study lacking a paper matrix', () => {
+    const { dir, list, out } = setup();
+    const refused = (other: string, extra: string[] = []) => {
+      const r = faultlab(['study', '--list', list, '--out', out, '--spread-with', other, ...extra], COMMIT);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+      return r.stderr;
+    };
+    expect(refused(join(dir, 'missing'))).toMatch(/^faultlab: --spread-with \S+missing: not a study folder \(no env\.json\)/);
+    // A study folder of the same list that holds matrix a only.
+    const other = join(dir, 'other');
+    mkdirSync(join(other, 'a'), { recursive: true });
+    writeFileSync(join(other, 'env.json'), JSON.stringify({ study: true, quick: false, complete: true }));
+    writeFileSync(join(other, 'a', 'runs.csv'), 'run_id\n');
+    writeFileSync(join(other, 'a', 'env.json'), '{}');
+    expect(refused(other)).toMatch(/--spread-with \S+other: lacks matrix b /);
+    writeFileSync(join(other, 'env.json'), JSON.stringify({ study: true, quick: true, complete: true }));
+    expect(refused(other)).toMatch(/a --quick study; this one is full/);
+    expect(refused(other, ['--skip-paper'])).toMatch(/--skip-paper/);
+  });
 });
 
 describe('the committed study list', () => {
