@@ -197,6 +197,24 @@ describe('faultlab study --spread-with', () => {
     expect(refused(other)).toMatch(/a --quick study; this one is full/);
     expect(refused(other, ['--skip-paper'])).toMatch(/--skip-paper/);
   });
+
+  it('a second study of the same list fills the paper with the spread between the two, and inputs.json keeps it', () => {
+    const { dir, list, out } = setup();
+    const first = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
+    expect(first.status, first.stderr).toBe(0);
+    const second = join(dir, 'second');
+    const paper = join(dir, 'paper', 'paper.md');
+    const r = faultlab(['study', '--list', list, '--out', second, '--spread-with', out, '--paper', paper], COMMIT, 300_000);
+    expect(r.status, r.stderr).toBe(0);
+    const inputs = json(join(dir, 'paper', 'inputs.json'));
+    const abs = (p: string) => join(dir, 'paper', p);
+    expect(inputs.runs.map(abs)).toEqual([join(second, 'a'), join(second, 'b')]);
+    expect(inputs.spread.map(abs)).toEqual([join(second, 'a'), join(second, 'b'), join(out, 'a'), join(out, 'b')]);
+    expect(json(join(second, 'env.json')).spread_with).toBe(out);
+    const spreadSection = readFileSync(paper, 'utf8').split('faultlab:begin run-spread')[1]?.split('faultlab:end')[0] ?? '';
+    expect(spreadSection).toMatch(/study\/a/); // matrix a: the first study's folder and the second's, compared cell by cell
+    expect(spreadSection).toMatch(/second\/a/);
+  }, 600_000);
 });
 
 describe('the committed study list', () => {
