@@ -163,7 +163,8 @@ uint64_t fl_now_ns(void);
  *   total_cap=BYTES             [256MiB] queued reply bytes in all (>= queue_cap)
  *   store_cap=BYTES             [4GiB] written bytes kept (whole pages); past it, WRITE gets ENOSPC
  *   handshake_timeout_ms=N      [10000] from accept to transmission
- *   idle_timeout_ms=N           [60000] nothing read or sent (a reply held for its RTT is not idle)
+ *   idle_timeout_ms=N           [60000] nothing read or sent (a reply held for its RTT is not idle),
+ *                               closed only while 3/4 of max_conns are in use
  *   payload_timeout_ms=N        [10000] from a WRITE's header to its last payload byte
  *   log_fd=N                    [2] one line per refused or closed-for-cause connection; -1 = none
  *   cpu=N                       [unpinned] pin the server's threads to CPU N

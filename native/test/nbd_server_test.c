@@ -506,7 +506,8 @@ static void pipelined_requests_overlap(void)
 static void missing_payload_and_idle_close(void)
 {
     struct srv f;
-    if (srv_start(&f, "region=1MiB payload_timeout_ms=300 idle_timeout_ms=400"))
+    /* max_conns=1: one connection fills the server, so idleness is cut */
+    if (srv_start(&f, "region=1MiB payload_timeout_ms=300 idle_timeout_ms=400 max_conns=1"))
         return;
     int fd = nc_open(f.port, NULL);
     static uint8_t part[100];
@@ -528,6 +529,22 @@ static void missing_payload_and_idle_close(void)
           "an idle connection is closed after %llu ms (timeout 400 ms), logged", (unsigned long long)took);
     close(fd);
     CHECK(stat_of(&f, "conns_closed_for_cause") == 2, "stats: 2 closed for cause (%lld)", stat_of(&f, "conns_closed_for_cause"));
+    srv_stop(&f);
+}
+
+/* A client's quiet connection (its write-back connection, say) survives the
+ * idle timeout while the server has slots to spare, and is served after. */
+static void idle_connection_kept_while_slots_remain(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB idle_timeout_ms=200 max_conns=8"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    bool closed = nc_closed(fd, 700);
+    CHECK(!closed, "with 1 of 8 slots used, a connection idle for 700 ms (timeout 200 ms) stays open");
+    CHECK(!closed && read_is_fill(fd, 1, 0, 4096), "and a READ on it is answered");
+    CHECK(!log_has(&f, "idle for"), "nothing logged");
+    close(fd);
     srv_stop(&f);
 }
 
@@ -832,6 +849,7 @@ static const struct unit_test tests[] = {
     {"rtt-reply-never-early", 0, rtt_reply_never_early},
     {"pipelined-requests-overlap", 0, pipelined_requests_overlap},
     {"missing-payload-and-idle-close", 0, missing_payload_and_idle_close},
+    {"idle-connection-kept-while-slots-remain", 0, idle_connection_kept_while_slots_remain},
     {"unread-replies-stay-under-caps", 0, unread_replies_stay_under_caps},
     {"idle-connections-cannot-exhaust", 0, idle_connections_cannot_exhaust},
     {"terabyte-region-costs-nothing", 0, terabyte_region_costs_nothing},

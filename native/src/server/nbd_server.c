@@ -279,7 +279,10 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
         pthread_mutex_lock(&s->mu);
         bool waiting = c->head && c->head->deadline > now; /* a reply held for its RTT is not idleness */
         pthread_mutex_unlock(&s->mu);
-        if (!waiting && now - atomic_load(&c->last_active) > s->o.idle_ns) {
+        /* Idleness costs only a slot: a client may keep a connection it needs
+         * later (a write-back, a prefetch connection) quiet for minutes, so it
+         * is cut only while slots run short (3/4 of max_conns in use). */
+        if (!waiting && now - atomic_load(&c->last_active) > s->o.idle_ns && (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3) {
             nbd_log(s, c->peer, "closed: idle for %llu ms (nothing read or sent)", (unsigned long long)(s->o.idle_ns / 1000000));
             close_conn(s, c, true);
         }
