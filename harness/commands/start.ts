@@ -29,7 +29,7 @@ export const startCommand: CommandModule = {
     mkdirSync(paperDir, { recursive: true });
     const paperCopy = join(paperDir, 'paper.md');
     copyFileSync(paperSource, paperCopy);
-    const note = `> This copy's tables and figures come from run \`${runId}\` (matrix ${m.name}); its prose was written about the reference results in results/thesis-server-delay/.\n\n`;
+    const note = `> This copy's tables and figures come from run \`${runId}\` (matrix ${m.name}); its prose was written about the committed study in results/study-a/.\n\n`;
     writeFileSync(paperCopy, note + readFileSync(paperCopy, 'utf8'));
     const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only when drawing
     const p = await generatePaper({ inDir: r.dir, paperPath: paperCopy });
