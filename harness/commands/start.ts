@@ -1,6 +1,6 @@
 // `faultlab start` (npm start): the main job on a fresh machine. Runs the quick
 // matrix, draws its figures, and writes a copy of the paper filled from this run
-// (the committed paper/paper.md stays on the reference results).
+// (the committed paper/paper.md stays on the committed study, results/study-a).
 import type { CommandModule } from 'yargs';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
