@@ -1,6 +1,6 @@
 // `faultlab start` (npm start): the main job on a fresh machine. Runs the quick
 // matrix, draws its figures, and writes a copy of the paper filled from this run
-// (the committed paper/paper.md stays on the reference results).
+// (the committed paper/paper.md stays on the committed study, results/study-a).
 import type { CommandModule } from 'yargs';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -29,7 +29,7 @@ export const startCommand: CommandModule = {
     mkdirSync(paperDir, { recursive: true });
     const paperCopy = join(paperDir, 'paper.md');
     copyFileSync(paperSource, paperCopy);
-    const note = `> This copy's tables and figures come from run \`${runId}\` (matrix ${m.name}); its prose was written about the reference results in results/thesis-server-delay/.\n\n`;
+    const note = `> This copy's tables and figures come from run \`${runId}\` (matrix ${m.name}); its prose was written about the committed study in results/study-a/.\n\n`;
     writeFileSync(paperCopy, note + readFileSync(paperCopy, 'utf8'));
     const { generatePaper } = await import('../../analysis/paper.js'); // vega: loaded only when drawing
     const p = await generatePaper({ inDir: r.dir, paperPath: paperCopy });
