@@ -100,6 +100,39 @@ export function prefetchTable(ds: RunRow[]): string | null {
   );
 }
 
+/** Per chunk, handler side, at RTT 0 without prefetch: fetching it from the server and installing it, per install method. */
+export function installTable(ds: RunRow[]): string | null {
+  const sel = okRows(ds).filter(
+    (r) =>
+      r.scenario === 'read-seq' &&
+      r.source === 'remote' &&
+      r.rttMs === 0 &&
+      policyOf(r) === 'none' &&
+      (r.strategy === 'uffd' || r.strategy === 'sigsegv') &&
+      singleThread(r) &&
+      r.installNsP50 != null,
+  );
+  // The prefetch sweep's cells: the largest region, its largest chunk.
+  const big = Math.max(...sel.map((r) => r.regionBytes ?? 0));
+  const rows = sel.filter((r) => (r.regionBytes ?? 0) === big);
+  const chunk = Math.max(...rows.map((r) => r.chunkBytes));
+  const groups = byKey(
+    rows.filter((r) => r.chunkBytes === chunk),
+    (r) => [installOf(r)],
+  ).sort((a, b) => rank(INSTALL_ORDER, installOf(a[0])) - rank(INSTALL_ORDER, installOf(b[0])));
+  if (!groups.length) return null;
+  return mdTable(
+    ['method', 'region, chunk', 'n', 'fetch p50 (fetch_ns_p50)', 'install p50 (install_ns_p50)'],
+    groups.map((g) => [
+      installOf(g[0]),
+      `${bytes(big)}, ${bytes(chunk)}`,
+      g.length,
+      ciOf(g, (r) => r.fetchNsP50 ?? null, formatNs),
+      ciOf(g, (r) => r.installNsP50 ?? null, formatNs),
+    ]),
+  );
+}
+
 /** Lazy against eager in one sparse-read cell: which is faster where the ratio's interval excludes 1. */
 function side(iv: Interval): 'lazy' | 'eager' | 'undecided' {
   return iv.hi < 1 ? 'lazy' : iv.lo > 1 ? 'eager' : 'undecided';
@@ -280,6 +313,7 @@ export function designSpaceSection(input: SectionInput): string {
     return i >= 0 ? `[Figure ${i + 1}, ${name}](${input.figures[i].png})` : `figure \`${name}\` (not drawn from these rows)`;
   };
   const pf = prefetchTable(ds);
+  const install = installTable(ds);
   const cross = crossoverTables(ds);
   const threads = threadTable(ds);
   const chunks = chunkTable(ds);
@@ -290,6 +324,11 @@ export function designSpaceSection(input: SectionInput): string {
     return 'No rows from the `design-space` or `hugetlb` matrices in these results: `faultlab run --matrix design-space` (and `--matrix hugetlb`) fill this section.';
   parts.push(`Every value: the median over a cell's repetitions [its ${BOOTSTRAP_NOTE}]; n: repetitions per cell (a range where cells differ).`);
   if (pf) parts.push(`**Prefetch against RTT** (sequential read, remote, read throughput; ${fig('prefetch-vs-rtt')}):`, pf);
+  if (install)
+    parts.push(
+      '**Fetch and install per chunk** (the same read at RTT 0 without prefetch; handler side, per chunk: the request to the server, and putting the chunk into the region):',
+      install,
+    );
   if (cross)
     parts.push(
       `**Lazy or eager** (time to finish a sparse random read, a share of the chunks touched once; ${fig('lazy-eager-crossover')}):`,

@@ -4,6 +4,7 @@ import { claimsSection } from './claims-section.js';
 import { splitDesignSpaceRuns } from './design-space.js';
 import { designSpaceSection } from './design-space-section.js';
 import { reproduceSection } from './reproduce-section.js';
+import { setupCostSection } from './setup-cost-section.js';
 import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
@@ -303,4 +304,5 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   claims: (i) => claimsSection(i, thesisRows(i.rows)),
   'design-space': designSpaceSection,
   reproduce: reproduceSection,
+  'setup-cost': (i) => setupCostSection(thesisRows(i.rows)),
 };

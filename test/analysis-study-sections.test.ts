@@ -12,6 +12,7 @@ import { designSpaceSection } from '../analysis/design-space-section.js';
 import type { RunEnv } from '../analysis/env.js';
 import { formatDuration, reproduceSection } from '../analysis/reproduce-section.js';
 import { loadStudyEnv, type StudyEnv } from '../analysis/study-env.js';
+import { setupCostSection } from '../analysis/setup-cost-section.js';
 import { formatInterval, formatMibps, formatNs, formatRatio } from '../analysis/format.js';
 import { PUSH_REQUIRED_COLUMNS } from '../analysis/push.js';
 import { REQUIRED_COLUMNS, rowsFromCsv, type RunRow } from '../analysis/runs.js';
@@ -237,7 +238,7 @@ describe('streaming-migration section', () => {
 
 describe('registration', () => {
   it('every new section is a marker the paper can fill', () => {
-    for (const name of ['latency-methods', 'handler-process', 'resident-limit', 'streaming-migration', 'claims', 'design-space', 'reproduce'])
+    for (const name of ['latency-methods', 'handler-process', 'resident-limit', 'streaming-migration', 'claims', 'design-space', 'reproduce', 'setup-cost'])
       expect(SECTIONS[name]).toBeTypeOf('function');
   });
 });
@@ -460,5 +461,46 @@ describe('design-space section: lazy or eager', () => {
 
   it('says which matrices fill it when their rows are absent', () => {
     expect(designSpaceSection(input([]))).toContain('`faultlab run --matrix design-space`');
+  });
+});
+
+describe('setup-cost section', () => {
+  it('adds each repetition’s set-up to its first access, and spreads it over the chunks of a sequential read', () => {
+    const setup = [2e6, 2.2e6, 1.9e6];
+    const first = [40e3, 45e3, 42e3];
+    const rows = csvRows([
+      ...setup.map((s, i) => ({
+        scenario: 'first-chunk',
+        strategy: 'sigsegv',
+        source: 'local',
+        region_bytes: 67108864,
+        setup_ns: s,
+        first_access_ns: first[i],
+      })),
+      ...setup.map((s) => ({ scenario: 'read-seq', strategy: 'sigsegv', source: 'local', region_bytes: 4194304, setup_ns: s, fault_ns_p50: 8e3 })),
+      { scenario: 'first-chunk', strategy: 'uffd', source: 'local', region_bytes: 67108864, first_access_ns: 30e3 },
+    ]);
+    const md = setupCostSection(rows);
+    expect(tableRow(md, ['sigsegv (local)', '64 MiB'])).toEqual([
+      'sigsegv (local)',
+      '64 MiB',
+      '3',
+      iv(setup, formatNs),
+      iv(first, formatNs),
+      iv(
+        setup.map((s, i) => s + first[i]),
+        formatNs,
+      ),
+    ]);
+    // 4 MiB in 4 KiB chunks: 1024 faults share the set-up.
+    expect(tableRow(md, ['sigsegv (local)', '4 MiB, 4 KiB'])[5]).toBe(
+      iv(
+        setup.map((s) => 8e3 + s / 1024),
+        formatNs,
+      ),
+    );
+    // A row without setup_ns (an older run) is left out rather than counted as free.
+    expect(md).not.toContain('uffd (local)');
+    expect(setupCostSection(csvRows([{ scenario: 'first-chunk', strategy: 'uffd', first_access_ns: 1 }]))).toContain('No set-up times');
   });
 });
