@@ -504,3 +504,33 @@ describe('setup-cost section', () => {
     expect(setupCostSection(csvRows([{ scenario: 'first-chunk', strategy: 'uffd', first_access_ns: 1 }]))).toContain('No set-up times');
   });
 });
+
+describe('claims section: claim 1 with the set-up counted', () => {
+  it('spreads each repetition’s set-up over its chunks and says when that closes the gap', () => {
+    // 4 MiB in 4 KiB chunks = 1024 chunks; sigsegv’s 4.75 ms set-up adds about 4.6 µs per chunk.
+    const read = (strategy: string, faults: number[], setup: number) =>
+      faults.map((v) => ({ scenario: 'read-seq', strategy, source: 'local', region_bytes: 4194304, fault_ns_p50: v, setup_ns: setup }));
+    const u = [10.5e3, 10.7e3, 10.9e3, 10.6e3, 10.8e3];
+    const s = [6.1e3, 6.2e3, 6.15e3, 6.3e3, 6.05e3];
+    const rows = csvRows([...read('uffd', u, 2e5), ...read('sigsegv', s, 4.75e6)]);
+    const md = claimsSection(input(rows), rows);
+    const row = tableRow(md, [
+      '1: SIGSEGV is inefficient',
+      'fault p50 + set-up (setup_ns) spread over the region’s chunks, uffd / sigsegv (local source, 0 ms)',
+    ]);
+    expect(row[2]).toBe(
+      `${formatInterval(
+        bootstrapRatio(
+          u.map((x) => x + 2e5 / 1024),
+          s.map((x) => x + 4.75e6 / 1024),
+        ),
+        formatRatio,
+      )} (5/5)`,
+    );
+    expect(row[4]).toContain('no difference resolved');
+    expect(tableRow(md, ['1: SIGSEGV is inefficient', '**verdict**'])[4]).toContain('with each one’s set-up counted, no difference is resolved');
+    // A small set-up leaves sigsegv the cheaper either way.
+    const cheap = csvRows([...read('uffd', u, 2e5), ...read('sigsegv', s, 2e5)]);
+    expect(tableRow(claimsSection(input(cheap), cheap), ['1: SIGSEGV is inefficient', '**verdict**'])[4]).toContain('with its set-up counted too');
+  });
+});
