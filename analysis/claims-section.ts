@@ -344,7 +344,7 @@ function claim4(thesis: RunRow[], ds: RunRow[], input: SectionInput): Line[] {
       '',
       '',
       collapse
-        ? '**the collapse reproduces without prefetch, for both mechanisms alike (one chunk per round trip); what prefetch and threads change: rows below**'
+        ? '**the collapse reproduces without prefetch, for both mechanisms alike (at most one chunk per round trip); what prefetch and threads change: rows below**'
         : '**the collapse does not reproduce here (rows below)**',
     ]);
   return out;
