@@ -13,6 +13,7 @@ import type { RunEnv } from '../analysis/env.js';
 import { formatDuration, reproduceSection } from '../analysis/reproduce-section.js';
 import { loadStudyEnv, type StudyEnv } from '../analysis/study-env.js';
 import { setupCostSection } from '../analysis/setup-cost-section.js';
+import { buildFigures } from '../analysis/figures/index.js';
 import { formatInterval, formatMibps, formatNs, formatRatio } from '../analysis/format.js';
 import { PUSH_REQUIRED_COLUMNS } from '../analysis/push.js';
 import { REQUIRED_COLUMNS, rowsFromCsv, type RunRow } from '../analysis/runs.js';
@@ -532,5 +533,37 @@ describe('claims section: claim 1 with the set-up counted', () => {
     // A small set-up leaves sigsegv the cheaper either way.
     const cheap = csvRows([...read('uffd', u, 2e5), ...read('sigsegv', s, 2e5)]);
     expect(tableRow(claimsSection(input(cheap), cheap), ['1: SIGSEGV is inefficient', '**verdict**'])[4]).toContain('with its set-up counted too');
+  });
+});
+
+describe('thread-scaling figure beside the VMA-limit cells', () => {
+  it('draws a sweep’s own region only: one-thread cells of other regions are not its points', () => {
+    const cell = (threads: number, region: number, xs: number[], span = 1) =>
+      xs.map((v) => ({
+        run_id: 'd',
+        scenario: 'read-random',
+        strategy: 'sigsegv',
+        source: 'local',
+        cpus: 'free',
+        region_bytes: region,
+        app_threads: threads,
+        vma_span: span,
+        throughput_mibps: v,
+      }));
+    const rows = csvRows([
+      ...cell(1, 64 << 20, [300, 310, 305]),
+      ...cell(2, 64 << 20, [480, 490, 485]),
+      ...cell(4, 64 << 20, [470, 480, 490]),
+      // The VMA-limit group: sigsegv, local, read-random, 4 KiB, one thread, larger regions, spans.
+      ...cell(1, 1 << 30, [1300, 1350, 1400], 8),
+      ...cell(1, 256 << 20, [300, 320, 600, 610, 620], 1),
+    ]);
+    const fig = buildFigures(rows).figures.find((f) => f.name === 'thread-scaling')!;
+    const pts = (fig.spec as unknown as { data: { values: { threads: number; median: number; reps: number }[] } }).data.values;
+    expect(pts.map((p) => [p.threads, p.median, p.reps])).toEqual([
+      [1, 305, 3],
+      [2, 485, 3],
+      [4, 480, 3],
+    ]);
   });
 });
