@@ -275,16 +275,13 @@ export function failuresSection({ rows }: SectionInput): string {
   );
 }
 
-/** Run-to-run spread: the runs given for it (`spreadRuns`), else every set of two or more --in runs of one matrix. */
+/** Run-to-run spread: the runs given for it (`spreadRuns`), else the --in runs of every matrix given two or more times. */
 export function runSpreadSection({ rows, runs = [], spreadRuns }: SectionInput): string {
   if (spreadRuns && spreadRuns.length) return runSpreadMarkdown(spreadRuns);
-  const byMatrix = groupBy(
-    runs.filter((r) => r.env?.matrix),
-    (r) => r.env!.matrix!,
-  );
-  const sets = [...byMatrix.values()].filter((g) => g.length >= 2);
-  if (sets.length === 0) return 'No two runs of one matrix were given, so there is no run-to-run spread to show.';
-  return sets.map((g) => runSpreadMarkdown(g.map((r) => ({ id: r.id, matrix: r.env!.matrix, rows: rows.filter((x) => x.runId === r.id) })))).join('\n\n');
+  const withMatrix = runs.filter((r) => r.env?.matrix);
+  if (![...groupBy(withMatrix, (r) => r.env!.matrix!).values()].some((g) => g.length >= 2))
+    return 'No two runs of one matrix were given, so there is no run-to-run spread to show.';
+  return runSpreadMarkdown(withMatrix.map((r) => ({ id: r.id, matrix: r.env!.matrix, rows: rows.filter((x) => x.runId === r.id) })));
 }
 
 export const SECTIONS: Record<string, (i: SectionInput) => string> = {

@@ -3,7 +3,8 @@
 // first one's env.json), copy the figures next to the paper, and write a
 // self-contained paper.html (figures inlined) beside it.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildFigures } from './figures/index.js';
 import { fillMarkers, findMarkers } from './markers.js';
 import { htmlPage } from './markdown.js';
@@ -12,6 +13,7 @@ import { renderFigure, type RenderedFigure } from './render.js';
 import { loadRunDirs } from './run-dirs.js';
 import { loadStudyEnv } from './study-env.js';
 import { RUNS_SEPARATOR } from './spec-common.js';
+import type { SpreadRun } from './spread.js';
 import { loadThesisReference } from './thesis.js';
 
 export interface PaperOptions {
@@ -19,7 +21,7 @@ export interface PaperOptions {
   inDir: string | string[];
   /** Default paper/paper.md. */
   paperPath?: string;
-  /** Two or more runs of one matrix for the run-to-run spread section (analysis/spread.ts); without it, --in runs sharing a matrix. */
+  /** Runs for the run-to-run spread section (analysis/spread.ts), of one matrix or several (each matrix given twice or more is compared); without it, --in runs sharing a matrix. */
   spreadIn?: string[];
 }
 
@@ -98,9 +100,48 @@ export async function generatePaper(opts: PaperOptions): Promise<PaperResult> {
   };
 }
 
-function spreadRuns(dirs: string[]) {
-  const { runs, rows } = loadRunDirs(dirs);
-  return runs.map((r) => ({ id: r.id, matrix: r.env?.matrix, rows: rows.filter((x) => x.runId === r.id) }));
+/**
+ * The spread runs, each folder loaded on its own and its rows tagged with its
+ * label, so two runs never share rows even when their runs.csv hold one
+ * run_id (a study folder copied, two studies both named study). The label is
+ * the run's id (a study's runs: <study folder>/<matrix>) while those are
+ * unique, else the folders' last path parts, as few as keep them apart.
+ */
+export function spreadRuns(dirs: string[]): SpreadRun[] {
+  const abs = dirs.map((d) => resolve(d));
+  abs.forEach((d, i) => {
+    if (abs.indexOf(d) !== i) throw new Error(`${d} is given twice for the run-to-run spread; give each run once`);
+  });
+  const loaded = abs.map((d) => ({ dir: d, ...loadRunDirs([d]) }));
+  const ids = loaded.map((l) => l.runs[0].id);
+  const labels = new Set(ids).size === ids.length ? ids : lastPathParts(abs);
+  return loaded.map((l, i) => ({
+    id: labels[i],
+    folder: projectPath(l.dir),
+    matrix: l.runs[0].env?.matrix,
+    rows: l.rows.map((r) => ({ ...r, runId: labels[i] })),
+  }));
+}
+
+/** The fewest trailing path parts (at least two: study-A/thesis) that tell the folders apart. */
+function lastPathParts(dirs: string[]): string[] {
+  const parts = dirs.map((d) => d.split(/[\\/]/).filter(Boolean));
+  for (let k = 2; k < Math.max(...parts.map((p) => p.length)); k++) {
+    const labels = parts.map((p) => p.slice(-k).join('/'));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return parts.map((p) => p.join('/'));
+}
+
+/** The project folder (the one holding package.json), from analysis/ or dist/analysis/. */
+const projectRoot = [new URL('..', import.meta.url), new URL('../..', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((d) => existsSync(join(d, 'package.json')));
+
+/** A folder as the paper names it: relative to the project (results/study-A/thesis) when inside it, else in full. */
+function projectPath(dir: string): string {
+  const rel = projectRoot ? relative(projectRoot, dir) : '';
+  return rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) ? rel.split('\\').join('/') : dir;
 }
 
 /** Local PNG/SVG images become data: URIs so paper.html is one file; remote ones stay links. */

@@ -2,6 +2,7 @@
 // it; paper-sections.ts and push-section.ts read it).
 import type { RunEnv } from './env.js';
 import type { RunRow } from './runs.js';
+import type { SpreadRun } from './spread.js';
 import type { StudyEnv } from './study-env.js';
 import type { ThesisReference } from './thesis.js';
 
@@ -15,6 +16,6 @@ export interface SectionInput {
   /** Figures drawn, with their paths relative to the paper. */
   figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
   skippedFigures: string[];
-  /** Two or more runs of one matrix for the run-to-run spread table (analysis/spread.ts); absent: taken from `runs`. */
-  spreadRuns?: { id: string; matrix?: string; rows: RunRow[] }[];
+  /** Runs for the run-to-run spread section (analysis/spread.ts), of one matrix or several; absent: taken from `runs`. */
+  spreadRuns?: SpreadRun[];
 }

@@ -1,5 +1,6 @@
-// Run-to-run spread: two or more full runs of one matrix on one machine, cell
-// by cell. Intervals within a run say how well n repetitions pin a median;
+// Run-to-run spread: two or more full runs of a matrix on one machine, cell by
+// cell, for every matrix given more than once (two studies: every matrix of
+// the paper). Intervals within a run say how well n repetitions pin a median;
 // this says how far the median itself moves when the whole matrix is run again
 // (other load on the machine, another boot, another day), which is the
 // yardstick for any difference the paper interprets.
@@ -11,10 +12,26 @@ import { bytes } from './slice.js';
 import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, median, values, type Interval } from './stats.js';
 
 export interface SpreadRun {
+  /** The run's label in the tables; unique among the runs compared (rows are matched to runs by it, never by run_id). */
   id: string;
-  /** env.json's matrix; runs of different matrices cannot be compared cell by cell. */
+  /** How the text names the run's folder; default results/<id>. */
+  folder?: string;
+  /** env.json's matrix: runs are compared cell by cell with the runs of their own matrix only. */
   matrix?: string;
   rows: RunRow[];
+}
+
+/** The runs of one matrix, in the order given. */
+export interface MatrixRuns {
+  matrix: string;
+  runs: SpreadRun[];
+}
+
+const NOT_RECORDED = 'not recorded';
+
+/** The runs grouped by matrix, matrices in first-seen order. */
+export function runsByMatrix(runs: SpreadRun[]): MatrixRuns[] {
+  return [...groupBy(runs, (r) => r.matrix ?? NOT_RECORDED)].map(([matrix, rs]) => ({ matrix, runs: rs }));
 }
 
 /** The measure a cell is judged by: what its figure plots. */
@@ -40,6 +57,7 @@ const cellKey = (r: RunRow) =>
   ].join('\u0000');
 
 export interface CellSpread {
+  matrix: string;
   scenario: string;
   method: string;
   rttMs: number;
@@ -48,7 +66,7 @@ export interface CellSpread {
   cpus: string;
   measure: string;
   fmt: (v: number | null) => string;
-  /** One interval per run, in the runs' order. */
+  /** One interval per run of its matrix, in the runs' order. */
   perRun: Interval[];
   /** Largest over smallest of the runs' medians (>= 1). */
   maxOverMin: number;
@@ -56,9 +74,15 @@ export interface CellSpread {
   overlap: boolean | null;
 }
 
-/** Every cell that each run holds ok rows of, with each run's median and interval. */
+/** Every cell that each run of its matrix holds ok rows of, with each run's median and interval; matrices with one run are left out. */
 export function cellSpreads(runs: SpreadRun[]): CellSpread[] {
-  checkRuns(runs);
+  checkIds(runs);
+  return runsByMatrix(runs)
+    .filter((g) => g.runs.length >= 2)
+    .flatMap((g) => matrixCellSpreads(g));
+}
+
+function matrixCellSpreads({ matrix, runs }: MatrixRuns): CellSpread[] {
   const perRun = runs.map((run) => groupBy(okRows(run.rows), cellKey));
   const out: CellSpread[] = [];
   for (const [key, first] of perRun[0]) {
@@ -70,6 +94,7 @@ export function cellSpreads(runs: SpreadRun[]): CellSpread[] {
     const meds = ivs.map((iv) => iv.value);
     const r = first[0];
     out.push({
+      matrix,
       scenario: r.scenario,
       method: methodLabel(r),
       rttMs: r.rttMs,
@@ -86,35 +111,67 @@ export function cellSpreads(runs: SpreadRun[]): CellSpread[] {
   return out;
 }
 
-function checkRuns(runs: SpreadRun[]): void {
-  if (runs.length < 2) throw new Error(`run-to-run spread needs two or more runs of one matrix, got ${runs.length}`);
-  const matrices = new Set(runs.map((r) => r.matrix ?? 'not recorded'));
-  if (matrices.size > 1) throw new Error(`run-to-run spread needs runs of one matrix; these are of ${[...matrices].join(', ')}`);
+/** Labels head the tables' columns; two runs under one label would read as one. */
+function checkIds(runs: SpreadRun[]): void {
+  const seen = new Set<string>();
+  for (const r of runs) {
+    if (seen.has(r.id)) throw new Error(`run-to-run spread: two runs are labelled ${r.id}; give each run once, each under its own label`);
+    seen.add(r.id);
+  }
 }
 
-/** The markdown of the spread section: within-run ratios per run, spread by scenario, the most variable cells. */
-export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
-  const cells = cellSpreads(runs);
-  const ids = runs.map((r) => r.id);
+const folderOf = (r: SpreadRun) => r.folder ?? `results/${r.id}`;
+
+/**
+ * The heading of the i-th run column of a table over several matrices: the
+ * label when every matrix's i-th run has the same one, else their common
+ * parent (study-A for study-A/thesis and study-A/push), else "run i".
+ */
+function positionLabel(groups: MatrixRuns[], i: number): string {
+  const ids = [...new Set(groups.flatMap((g) => (g.runs[i] ? [g.runs[i].id] : [])))];
+  if (ids.length === 1) return ids[0];
+  const parents = new Set(ids.map((id) => (id.includes('/') ? id.slice(0, id.lastIndexOf('/')) : null)));
+  const [parent] = parents;
+  return parents.size === 1 && parent !== null ? parent : `run ${i + 1}`;
+}
+
+/** Same-machine ratios (analysis/ratios.ts) of each run of a matrix, one column per run; null when the matrix has none of them. */
+function ratioTable({ runs }: MatrixRuns): string | null {
   const ratioRows = runs.map((r) => sameMachineRatios(r.rows));
-  const ratioTable = mdTable(
-    ['same-machine ratio (0 ms RTT)', ...ids.map((id) => `${id} [95 % CI] (n)`), 'largest / smallest'],
-    ratioRows[0]
-      .map((_, k) => {
-        const ivs = ratioRows.map((rr) => rr[k].ours);
-        const vals = ivs.filter((iv): iv is Interval => iv !== null).map((iv) => iv.value);
-        return [
-          ratioRows[0][k].def.label,
-          ...ivs.map((iv) => (iv ? `${formatInterval(iv, formatRatio)} (${iv.n}/${iv.nDen})` : 'not measured')),
-          vals.length === ivs.length ? formatRatio(Math.max(...vals) / Math.min(...vals)) : '–',
-        ];
-      })
-      .filter((row) => row.slice(1, -1).some((c) => c !== 'not measured')),
-  );
-  const byScenario = [...groupBy(cells, (c) => c.scenario)].map(([scenario, cs]) => {
+  const rows = ratioRows[0]
+    .map((_, k) => {
+      const ivs = ratioRows.map((rr) => rr[k].ours);
+      const vals = ivs.filter((iv): iv is Interval => iv !== null).map((iv) => iv.value);
+      return [
+        ratioRows[0][k].def.label,
+        ...ivs.map((iv) => (iv ? `${formatInterval(iv, formatRatio)} (${iv.n}/${iv.nDen})` : 'not measured')),
+        vals.length === ivs.length ? formatRatio(Math.max(...vals) / Math.min(...vals)) : '–',
+      ];
+    })
+    .filter((row) => row.slice(1, -1).some((c) => c !== 'not measured'));
+  if (rows.length === 0) return null;
+  return mdTable(['same-machine ratio (0 ms RTT)', ...runs.map((r) => `${r.id} [95 % CI] (n)`), 'largest / smallest'], rows);
+}
+
+/**
+ * The markdown of the spread section: which runs were compared (and which
+ * matrices had one run only), within-run ratios per run, spread by matrix and
+ * scenario, the most variable cells over every matrix.
+ */
+export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
+  checkIds(runs);
+  const groups = runsByMatrix(runs);
+  const compared = groups.filter((g) => g.runs.length >= 2);
+  const single = groups.filter((g) => g.runs.length === 1);
+  const singleNote = single.length === 0 ? null : `Not compared, one run only: ${single.map((g) => `matrix ${g.matrix} (${folderOf(g.runs[0])})`).join(', ')}.`;
+  if (compared.length === 0) return ['No two runs of one matrix were given, so there is no run-to-run spread to show.', singleNote].filter(Boolean).join(' ');
+
+  const cells = compared.flatMap((g) => matrixCellSpreads(g));
+  const byScenario = [...groupBy(cells, (c) => `${c.matrix}\u0000${c.scenario}`).values()].map((cs) => {
     const worst = cs.reduce((a, b) => (b.maxOverMin > a.maxOverMin ? b : a));
     return [
-      scenario,
+      cs[0].matrix,
+      cs[0].scenario,
       cs[0].measure,
       cs.length,
       formatRatio(median(cs.map((c) => c.maxOverMin))),
@@ -124,13 +181,28 @@ export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
     ];
   });
   const scenarioTable = mdTable(
-    ['scenario', 'measure', 'cells in every run', 'median of largest/smallest run median', 'largest (cell)', 'cells whose intervals do not overlap'],
+    ['matrix', 'scenario', 'measure', 'cells in every run', 'median of largest/smallest run median', 'largest (cell)', 'cells whose intervals do not overlap'],
     byScenario,
   );
-  const worst = [...cells].sort((a, b) => b.maxOverMin - a.maxOverMin || a.scenario.localeCompare(b.scenario)).slice(0, top);
+  const worst = [...cells]
+    .sort((a, b) => b.maxOverMin - a.maxOverMin || a.matrix.localeCompare(b.matrix) || a.scenario.localeCompare(b.scenario))
+    .slice(0, top);
+  const columns = Math.max(...compared.map((g) => g.runs.length));
   const worstTable = mdTable(
-    ['scenario', 'method', 'RTT (ms)', 'region', 'chunk', 'cpus', 'measure', ...ids.map((id) => `${id} (n)`), 'largest / smallest'],
+    [
+      'matrix',
+      'scenario',
+      'method',
+      'RTT (ms)',
+      'region',
+      'chunk',
+      'cpus',
+      'measure',
+      ...Array.from({ length: columns }, (_, i) => `${positionLabel(compared, i)} (n)`),
+      'largest / smallest',
+    ],
     worst.map((c) => [
+      c.matrix,
       c.scenario,
       c.method,
       c.rttMs,
@@ -138,20 +210,22 @@ export function runSpreadMarkdown(runs: SpreadRun[], top = 10): string {
       bytes(c.chunkBytes),
       c.cpus,
       c.measure,
-      ...c.perRun.map((iv) => `${formatInterval(iv, c.fmt)} (${iv.n})`),
+      ...Array.from({ length: columns }, (_, i) => (c.perRun[i] ? `${formatInterval(c.perRun[i], c.fmt)} (${c.perRun[i].n})` : '–')),
       formatRatio(c.maxOverMin),
     ]),
   );
+  const ratioTables = compared.flatMap((g) => ratioTable(g) ?? []);
   const nonOverlap = cells.filter((c) => c.overlap === false).length;
   const comparable = cells.filter((c) => c.overlap !== null).length;
   return [
-    `Runs compared: ${ids.map((id) => `results/${id}`).join(', ')} (matrix ${runs[0].matrix ?? 'not recorded'}), ${cells.length} cells present in every run. ` +
+    `Runs compared, by matrix: ${compared.map((g) => `${g.matrix}: ${g.runs.map(folderOf).join(', ')}`).join('; ')}; ${cells.length} cells present in every run of their matrix. ` +
       `Each value is a median with its ${BOOTSTRAP_NOTE}; n is the number of repetitions in that run (numerator/denominator for a ratio). ` +
       `In ${nonOverlap} of the ${comparable} cells with two or more repetitions in every run (${sig((100 * nonOverlap) / Math.max(1, comparable))} %) the runs' intervals do not overlap: ` +
-      'there the median moves between runs by more than the repetitions within one run suggest.',
-    ratioTable,
+      'there the median moves between runs by more than the repetitions within one run suggest.' +
+      (singleNote ? ` ${singleNote}` : ''),
+    ...ratioTables,
     scenarioTable,
-    `The ${worst.length} cells whose median moves most between runs:`,
+    `The ${worst.length} cells whose median moves most between runs${compared.length > 1 ? ' (over every matrix)' : ''}:`,
     worstTable,
   ].join('\n\n');
 }

@@ -130,7 +130,15 @@ export interface Virtualization {
   detect_virt: string | null;
   minor_fault_ns: number | null;
   syscall_ns: number | null;
+  /** doctor's wake_floors: a thread woken and answering, on the same CPU and on another. */
+  same_cpu_wake_ns: number | null;
+  cross_cpu_wake_ns: number | null;
+  /** cpuidle haltpoll's guest_halt_poll_ns (0: an idle vCPU halts at once); null without haltpoll. */
+  guest_halt_poll_ns: number | null;
 }
+
+/** A cross-CPU wake-up this many times a same-CPU one flags a hypervisor round trip per hand-off. */
+export const SLOW_WAKE_RATIO = 3;
 
 /** A write minor fault at or above this many ns flags virtualisation. */
 export const SLOW_MINOR_FAULT_NS = 5000;
@@ -143,6 +151,16 @@ export function judgeVirtualization(doctor: Record<string, unknown>, detectVirt:
   if (hypervisor) reasons.push('the CPU reports the hypervisor flag');
   if (detectVirt && detectVirt !== 'none') reasons.push(`systemd-detect-virt says ${detectVirt}`);
   if (fault !== null && fault >= SLOW_MINOR_FAULT_NS) reasons.push(`a minor fault costs ${(fault / 1000).toFixed(1)} us (>= ${SLOW_MINOR_FAULT_NS / 1000} us)`);
+  const wake = (doctor.wake_floors ?? {}) as { same_cpu_round_trip_ns?: number; cross_cpu_round_trip_ns?: number; guest_halt_poll_ns?: number | null };
+  const pos = (v: unknown) => (typeof v === 'number' && v > 0 ? v : null);
+  const same = pos(wake.same_cpu_round_trip_ns);
+  const cross = pos(wake.cross_cpu_round_trip_ns);
+  const haltPoll = typeof wake.guest_halt_poll_ns === 'number' ? wake.guest_halt_poll_ns : null;
+  if (same !== null && cross !== null && cross >= SLOW_WAKE_RATIO * same)
+    reasons.push(
+      `a wake-up answered from another CPU takes ${(cross / 1000).toFixed(1)} us against ${(same / 1000).toFixed(1)} us on the same one` +
+        (haltPoll === 0 ? ' (cpuidle haltpoll with guest_halt_poll_ns=0: an idle vCPU halts at once, and waking it goes through the host)' : ''),
+    );
   return {
     virtualized: reasons.length > 0,
     reasons,
@@ -150,6 +168,9 @@ export function judgeVirtualization(doctor: Record<string, unknown>, detectVirt:
     detect_virt: detectVirt,
     minor_fault_ns: fault,
     syscall_ns: typeof floors.syscall_ns === 'number' && floors.syscall_ns > 0 ? floors.syscall_ns : null,
+    same_cpu_wake_ns: same,
+    cross_cpu_wake_ns: cross,
+    guest_halt_poll_ns: haltPoll,
   };
 }
 

@@ -1,6 +1,7 @@
 // paper/inputs.json: the runs a paper is built from, in `faultlab paper --in`
-// order (the first gives the set-up table). `faultlab paper` without --in reads
-// the inputs.json beside the paper; `faultlab study` writes it. Paths are
+// order (the first gives the set-up table), and the runs of its run-to-run
+// spread section. `faultlab paper` without --in reads the inputs.json beside the
+// paper; `faultlab paper --in` and `faultlab study` write it. Paths are
 // relative to the folder that holds inputs.json, so it reads the same from any
 // working directory.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ export interface PaperInputs {
   /** Why these runs, or what made them (a study's folder and commit). */
   note?: string;
   runs: string[];
-  /** Two or more runs of one matrix for the run-to-run spread section (`--spread-in`); absent: the runs sharing a matrix. */
+  /** The runs of the run-to-run spread section (`--spread-in`; a matrix given twice or more is compared); absent: the runs sharing a matrix. */
   spread?: string[];
 }
 
@@ -22,8 +23,8 @@ export function readPaperInputs(path: string): string[] {
   return readPaperInputsDoc(path).runs;
 }
 
-/** inputs.json's runs and spread runs, resolved. */
-export function readPaperInputsDoc(path: string): { runs: string[]; spread: string[] } {
+/** inputs.json's runs and spread runs, resolved, and its note. */
+export function readPaperInputsDoc(path: string): { runs: string[]; spread: string[]; note?: string } {
   if (!existsSync(path)) throw new UsageError(`${path} not found: give the runs with --in, or write it (faultlab study does)`);
   let doc: PaperInputs;
   try {
@@ -37,14 +38,15 @@ export function readPaperInputsDoc(path: string): { runs: string[]; spread: stri
   if (!Array.isArray(spread) || !spread.every((r) => typeof r === 'string' && r.length > 0))
     throw new UsageError(`${path}: "spread" must be a list of results folders`);
   const at = (r: string) => resolve(dirname(path), r);
-  return { runs: doc.runs.map(at), spread: spread.map(at) };
+  return { runs: doc.runs.map(at), spread: spread.map(at), ...(typeof doc.note === 'string' ? { note: doc.note } : {}) };
 }
 
-export function writePaperInputs(path: string, runDirs: string[], note?: string): void {
-  const runs = runDirs.map((d) =>
+/** Write inputs.json: {note, runs, spread}, paths relative to its folder; no spread key when there are no spread runs. */
+export function writePaperInputs(path: string, runDirs: string[], note?: string, spreadDirs: string[] = []): void {
+  const rel = (d: string) =>
     relative(dirname(resolve(path)), resolve(d))
       .split('\\')
-      .join('/'),
-  );
-  writeFileSync(path, JSON.stringify({ ...(note ? { note } : {}), runs }, null, 2) + '\n');
+      .join('/');
+  const doc: PaperInputs = { ...(note ? { note } : {}), runs: runDirs.map(rel), ...(spreadDirs.length ? { spread: spreadDirs.map(rel) } : {}) };
+  writeFileSync(path, JSON.stringify(doc, null, 2) + '\n');
 }

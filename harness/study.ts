@@ -123,6 +123,8 @@ export interface StudyOptions {
   paper?: string;
   skipPaper?: boolean;
   cellTimeoutMs: number;
+  /** Another study folder of the same list: the paper's spread section compares its paper matrices with this study's. */
+  spreadWith?: string;
 }
 
 export interface StudyResult {
@@ -168,6 +170,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
     return sel ? [{ e, sel, ...selectCells(sel) }] : [];
   });
   if (plan.length === 0) throw new UsageError(`${o.list}: --quick selects no matrix`);
+  const paperNames = plan.filter((p) => p.e.paper).map((p) => p.e.name);
+  const spreadWith = o.spreadWith === undefined ? null : checkSpreadWith(o, paperNames);
 
   const dir = resolve(o.out);
   const envPath = join(dir, 'env.json');
@@ -207,6 +211,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
     dirty,
     commit,
     list: o.list,
+    ...(spreadWith ? { spread_with: spreadWith } : {}),
     started,
     ...(resumed ? { resumed: [...((previous.resumed as string[]) ?? []), new Date().toISOString()] } : {}),
     matrices: todo.map((t) => ({
@@ -279,7 +284,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
     const runs = todo.filter((t) => t.e.paper).map((t) => join(dir, t.e.name));
     if (runs.length) {
       const p0 = Date.now();
-      result.paperPath = await writePaper(o, dir, runs, commit);
+      const spread = spreadWith ? [...runs, ...paperNames.map((n) => join(spreadWith, n))] : [];
+      result.paperPath = await writePaper(o, dir, runs, commit, spread);
       durations.paper = (Date.now() - p0) / 1000;
     }
   }
@@ -300,8 +306,36 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   return result;
 }
 
-/** Fill the paper from the study's runs; write inputs.json beside it. A --quick study fills a copy (like `npm start`). */
-async function writePaper(o: StudyOptions, dir: string, runs: string[], commit: string): Promise<string> {
+/**
+ * --spread-with: a finished study folder of the same kind (--quick or not)
+ * holding a run of every paper matrix of this one; refused in one line
+ * otherwise, before anything runs. Returns it resolved.
+ */
+function checkSpreadWith(o: StudyOptions, paperNames: string[]): string {
+  const given = o.spreadWith!;
+  const other = resolve(given);
+  const refuse = (why: string) => new UsageError(`--spread-with ${given}: ${why}`);
+  if (o.skipPaper) throw refuse('it feeds the paper, which --skip-paper skips');
+  if (other === resolve(o.out)) throw refuse("that is this study's own folder; give another study of the same list");
+  const envPath = join(other, 'env.json');
+  if (!existsSync(envPath)) throw refuse('not a study folder (no env.json); give a folder `faultlab study --out` made');
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(readFileSync(envPath, 'utf8'));
+  } catch (e) {
+    throw refuse(`env.json is not JSON (${(e as Error).message})`);
+  }
+  if (doc?.study !== true) throw refuse('not a study folder (its env.json has no "study": true)');
+  if (doc.quick !== o.quick)
+    throw refuse(`a ${doc.quick ? '--quick' : 'full'} study; this one is ${o.quick ? '--quick' : 'full'}: compare studies of one kind`);
+  if (doc.complete !== true) throw refuse(`an unfinished study; finish it first (faultlab study --out ${given})`);
+  const missing = paperNames.filter((n) => !existsSync(join(other, n, 'runs.csv')) || !existsSync(join(other, n, 'env.json')));
+  if (missing.length) throw refuse(`lacks matrix ${missing.join(', ')} (no <name>/runs.csv and env.json); give a study of the same list`);
+  return other;
+}
+
+/** Fill the paper from the study's runs (and the spread runs); write inputs.json beside it. A --quick study fills a copy (like `npm start`). */
+async function writePaper(o: StudyOptions, dir: string, runs: string[], commit: string, spread: string[]): Promise<string> {
   let paperPath = o.paper ?? (o.quick ? join(dir, 'paper', 'paper.md') : committedPaper);
   paperPath = resolve(paperPath);
   if (!existsSync(paperPath)) {
@@ -313,10 +347,11 @@ async function writePaper(o: StudyOptions, dir: string, runs: string[], commit: 
   writePaperInputs(
     join(dirname(paperPath), 'inputs.json'),
     runs,
-    `faultlab study${o.quick ? ' --quick' : ''} at ${commit}${o.allowDirty ? ' (--allow-dirty)' : ''}`,
+    `faultlab study${o.quick ? ' --quick' : ''} at ${commit}${o.allowDirty ? ' (--allow-dirty)' : ''}${spread.length ? `, spread with ${o.spreadWith}` : ''}`,
+    spread,
   );
   const { generatePaper } = await import('../analysis/paper.js'); // vega: loaded only when drawing
-  const p = await generatePaper({ inDir: runs, paperPath });
+  const p = await generatePaper({ inDir: runs, paperPath, spreadIn: spread });
   for (const w of p.warnings) console.error(`warning: ${w}`);
   return p.paperPath;
 }

@@ -5,6 +5,7 @@ import { floorsNative, tcpFloorNative, transportNative } from './native.js';
 import { hostileReaderGrowthMiB, idleConnectionsAnswerSeconds, terabyteRegionPeakMiB } from './server-memory.js';
 import { runCell } from './bench.js';
 import { DEFAULTS, type CellParams } from './cell.js';
+import { availableParallelism } from 'node:os';
 import { stringify } from 'csv-stringify/sync';
 import { NbdServer, rttUs } from './server/nbd-server.js';
 
@@ -138,7 +139,13 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
   const s: Record<string, number[]> = {};
   const skipped: Record<string, string> = {};
   const push = (k: string, v: number) => (s[k] ??= []).push(v);
-  const server = NbdServer.start({ regionBytes, seed: 1 });
+  // Both servers (the NBD server and the C TCP floor's) on the CPU the client
+  // side does not use: each round trip then crosses CPUs exactly twice in the
+  // floor and in the fault path alike. Left unpinned, the scheduler puts a
+  // server beside its client or not, run by run, and on a VM whose idle vCPUs
+  // halt the two placements differ several-fold (doctor's wake_floors).
+  const serverCpu = availableParallelism() > 1 ? 1 : undefined;
+  const server = NbdServer.start({ regionBytes, seed: 1, cpu: serverCpu });
   try {
     const tspec = (chunk: number, n: number) =>
       `source=tcp host=${server.host} port=${server.port} region=${regionBytes} seed=1 chunk=${chunk} cpus=same requests=${n}`;
@@ -146,7 +153,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, log: 
     // with, so a ratio compares two measurements a few ms apart (a VM's speed
     // drifts within a round).
     const tcp = async (bytes: number, n: number) => {
-      const r = await tcpFloorNative(`bytes=${bytes} requests=${n} cpus=same`);
+      const r = await tcpFloorNative(`bytes=${bytes} requests=${n} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`);
       if (r.verified !== true) throw new Error(`the C TCP floor's ${bytes}-byte replies did not verify`);
       return r;
     };

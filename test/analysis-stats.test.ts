@@ -240,12 +240,17 @@ describe('run-to-run spread', () => {
     expect(cells.length).toBeGreaterThan(30);
   });
 
-  it('takes any two or more runs of one matrix, refuses fewer or mixed matrices', () => {
-    expect(() => runSpreadMarkdown(runs.slice(0, 1))).toThrow(/two or more runs/);
-    expect(() => runSpreadMarkdown([runs[0], { ...runs[1], matrix: 'other' }])).toThrow(/one matrix/);
+  it('takes any two or more runs of a matrix; one run, or a matrix given once, is named as not compared', () => {
+    expect(runSpreadMarkdown(runs.slice(0, 1))).toBe(
+      'No two runs of one matrix were given, so there is no run-to-run spread to show. Not compared, one run only: matrix fixture (results/run-a).',
+    );
+    const mixed = runSpreadMarkdown([runs[0], { ...runs[1], matrix: 'other' }]);
+    expect(mixed).toMatch(/^No two runs of one matrix .* Not compared, one run only: matrix fixture \(results\/run-a\), matrix other \(results\/run-b\)\.$/);
+    expect(() => runSpreadMarkdown([runs[0], { ...runs[1], id: 'run-a' }])).toThrow(/two runs are labelled run-a/);
     const three = runSpreadMarkdown([...runs, { id: 'run-c', matrix: 'fixture', rows: rows.map((r) => ({ ...r, runId: 'run-c' })) }]);
     expect(three).toContain('run-c (n)');
     expect(three).toMatch(/In 1 of the \d+ cells with two or more repetitions/);
+    expect(three).not.toContain('Not compared');
     // One repetition per run: no interval, so no verdict on overlap.
     const single = (id: string, f: number) => ({
       id,
@@ -253,15 +258,76 @@ describe('run-to-run spread', () => {
       rows: csvRows([{ strategy: 'floor-uffd', scenario: 'floor', source: 'none', fault_ns_p50: f }]),
     });
     const one = cellSpreads([single('x', 1000), single('y', 2000)]);
-    expect(one.map((c) => [c.maxOverMin, c.overlap])).toEqual([[2, null]]);
+    expect(one.map((c) => [c.matrix, c.maxOverMin, c.overlap])).toEqual([['m', 2, null]]);
     expect(runSpreadMarkdown([single('x', 1000), single('y', 2000)])).toContain('0 of 0 (1 with n = 1: no interval)');
+  });
+
+  it('compares every matrix given twice, each with its own runs: a row per matrix and scenario, one label per run', () => {
+    // Two studies A and B of matrices m1 and m2 (B's m2 read-seq 2x faster), and m3 in A only.
+    // Every row carries one run_id, so only the runs' own rows may make their medians.
+    const run = (study: string, matrix: string, scale: (scenario: string) => number) => ({
+      id: `${study}/${matrix}`,
+      folder: `results/${study}/${matrix}`,
+      matrix,
+      rows: csvRows(
+        [0, 1, 2].flatMap((i) => [
+          { run_id: 'same', strategy: 'memory', scenario: 'first-chunk', source: 'none', repetition: i, first_access_ns: (500 + i) * scale('first-chunk') },
+          {
+            run_id: 'same',
+            strategy: 'uffd',
+            scenario: 'read-seq',
+            source: 'local',
+            region_bytes: 1 << 20,
+            repetition: i,
+            throughput_mibps: (900 + i) * scale('read-seq'),
+          },
+        ]),
+      ),
+    });
+    const one = () => 1;
+    const spreadRuns = [
+      run('study-A', 'm1', one),
+      run('study-A', 'm2', one),
+      run('study-A', 'm3', one),
+      run('study-B', 'm1', one),
+      run('study-B', 'm2', (sc) => (sc === 'read-seq' ? 2 : 1)),
+    ];
+    const cells = cellSpreads(spreadRuns);
+    expect(cells.map((c) => `${c.matrix} ${c.scenario} ${formatRatio(c.maxOverMin)}`)).toEqual([
+      'm1 first-chunk 1×',
+      'm1 read-seq 1×',
+      'm2 first-chunk 1×',
+      'm2 read-seq 2×',
+    ]);
+    const md = runSpreadMarkdown(spreadRuns);
+    expect(md).toMatch(/^Runs compared, by matrix: m1: results\/study-A\/m1, results\/study-B\/m1; m2: results\/study-A\/m2, results\/study-B\/m2; 4 cells /);
+    expect(md).toContain('Not compared, one run only: matrix m3 (results/study-A/m3).');
+    const tableRows = (head: string) => {
+      const lines = md.split('\n');
+      const at = lines.findIndex((l) => l.startsWith(head));
+      expect(at, head).toBeGreaterThanOrEqual(0);
+      const out: string[] = [];
+      for (let i = at + 2; i < lines.length && lines[i].startsWith('|'); i++) out.push(lines[i]);
+      return out;
+    };
+    expect(tableRows('| matrix | scenario | measure |').map((l) => l.split(' | ').slice(0, 2).join(' '))).toEqual([
+      '| m1 first-chunk',
+      '| m1 read-seq',
+      '| m2 first-chunk',
+      '| m2 read-seq',
+    ]);
+    // The most variable cells over every matrix: matrix column, a column per study.
+    expect(md).toContain('| matrix | scenario | method | RTT (ms) | region | chunk | cpus | measure | study-A (n) | study-B (n) | largest / smallest |');
+    const worst = tableRows('| matrix | scenario | method | RTT (ms) |');
+    expect(worst[0]).toMatch(/^\| m2 \| read-seq \| uffd \(local\) \| .* \| 2× \|$/);
+    expect(worst).toHaveLength(4);
   });
 
   it('the section lists within-run ratios per run with n, and the most variable cells first', () => {
     const md = runSpreadSection(input([...a, ...b], { spreadRuns: runs }));
     expect(md).toContain('| same-machine ratio (0 ms RTT) | run-a [95 % CI] (n) | run-b [95 % CI] (n) | largest / smallest |');
     expect(md).toMatch(/\| first chunk, uffd \(local\) \/ disk \| [^|]+ \(3\/3\) \| [^|]+ \(3\/3\) \| 3×/);
-    const worst = md.split('\n').find((l) => l.startsWith('| first-chunk | uffd (local) |'));
+    const worst = md.split('\n').find((l) => l.startsWith('| fixture | first-chunk | uffd (local) |'));
     expect(worst).toBeDefined();
     // Without spreadRuns: the --in runs that share a matrix.
     const env = { matrix: 'fixture' };

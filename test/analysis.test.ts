@@ -2,7 +2,7 @@
 // hand-made fixture in test/fixtures (test data, not measurements).
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from 'vega-lite';
 import { thesisVsStudy } from '../analysis/comparison.js';
@@ -11,7 +11,9 @@ import { buildFigures, FIGURES } from '../analysis/figures/index.js';
 import { findMarkers, fillMarkers } from '../analysis/markers.js';
 import { markdownToHtml } from '../analysis/markdown.js';
 import { formatMibps } from '../analysis/format.js';
-import { generatePaper } from '../analysis/paper.js';
+import { generatePaper, spreadRuns } from '../analysis/paper.js';
+import { cellSpreads } from '../analysis/spread.js';
+import { faultlab } from './helpers.js';
 import { failuresSection, floorsSection, resultsSummarySection, thesisVsStudySection } from '../analysis/paper-sections.js';
 import type { SectionInput } from '../analysis/section-input.js';
 import { renderFigures, specToSvg, svgToPng, PNG_SCALE } from '../analysis/render.js';
@@ -384,6 +386,84 @@ describe('paper', () => {
     copyFileSync(PAPER, paper);
     await expect(generatePaper({ inDir, paperPath: paper })).rejects.toThrow(/required column "throughput_mibps" is missing/);
   });
+});
+
+describe('run-to-run spread from two study folders', () => {
+  /**
+   * study-A/thesis and study-B/thesis from the fixture, both with run_id
+   * "fixture" (in runs.csv and env.json): B's uffd (local) first chunk 3x
+   * slower. study-A/push from the push fixture, a matrix given once.
+   */
+  function studies(root: string) {
+    const records = parseCsv(readFileSync(join(FIXTURES, 'runs.csv'), 'utf8'));
+    const col = (c: string) => records[0].indexOf(c);
+    const q = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+    const slower = records.map((r, i) =>
+      i > 0 && r[col('scenario')] === 'first-chunk' && r[col('strategy')] === 'uffd' && r[col('source')] === 'local' && r[col('first_access_ns')]
+        ? r.map((v, k) => (k === col('first_access_ns') ? String(Number(v) * 3) : v))
+        : r,
+    );
+    const dirs = { a: join(root, 'study-A', 'thesis'), b: join(root, 'study-B', 'thesis'), push: join(root, 'study-A', 'push') };
+    for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+    copyFileSync(join(FIXTURES, 'runs.csv'), join(dirs.a, 'runs.csv'));
+    writeFileSync(join(dirs.b, 'runs.csv'), slower.map((r) => r.map(q).join(',')).join('\n') + '\n');
+    for (const d of [dirs.a, dirs.b]) copyFileSync(join(FIXTURES, 'env.json'), join(d, 'env.json'));
+    copyFileSync(join(FIXTURES, 'push-runs.csv'), join(dirs.push, 'runs.csv'));
+    writeFileSync(
+      join(dirs.push, 'env.json'),
+      JSON.stringify({ ...JSON.parse(readFileSync(join(FIXTURES, 'env.json'), 'utf8')), run_id: 'push-fixture', matrix: 'push' }),
+    );
+    return dirs;
+  }
+
+  it('loads each folder on its own under a label of its last path parts, so two runs with one run_id never mix rows', () => {
+    const dirs = studies(join(tmp, 'labels'));
+    const runs = spreadRuns([dirs.a, dirs.b, dirs.push]);
+    expect(runs.map((r) => [r.id, r.matrix])).toEqual([
+      ['study-A/thesis', 'fixture'],
+      ['study-B/thesis', 'fixture'],
+      ['study-A/push', 'push'],
+    ]);
+    expect(runs[0].rows.length).toBe(rows.length);
+    expect(runs[1].rows.length).toBe(rows.length);
+    for (const r of runs) expect(new Set(r.rows.map((x) => x.runId))).toEqual(new Set([r.id]));
+    const moved = cellSpreads(runs).filter((c) => c.maxOverMin > 1.0001);
+    expect(moved.map((c) => `${c.matrix} ${c.scenario} ${c.method} ${c.rttMs}`)).toEqual(['fixture first-chunk uffd (local) 0']);
+    expect(moved[0].maxOverMin).toBeCloseTo(3, 9);
+    // Distinct run ids are kept as labels; one folder twice is refused.
+    expect(spreadRuns([dirs.a, dirs.push]).map((r) => r.id)).toEqual(['fixture', 'push-fixture']);
+    expect(() => spreadRuns([dirs.a, dirs.a])).toThrow(/given twice/);
+  });
+
+  it('faultlab paper --in --spread-in writes inputs.json with both lists; a bare faultlab paper rebuilds the same bytes', () => {
+    const root = join(tmp, 'cli');
+    const dirs = studies(root);
+    const paper = join(root, 'p', 'paper.md');
+    mkdirSync(dirname(paper), { recursive: true });
+    copyFileSync(PAPER, paper);
+    const r = faultlab(['paper', '--in', dirs.a, '--spread-in', dirs.a, dirs.b, dirs.push, '--paper', paper]);
+    expect(r.status, r.stderr).toBe(0);
+    const inputs = JSON.parse(readFileSync(join(root, 'p', 'inputs.json'), 'utf8'));
+    expect(inputs.runs).toEqual(['../study-A/thesis']);
+    expect(inputs.spread).toEqual(['../study-A/thesis', '../study-B/thesis', '../study-A/push']);
+    expect(Object.keys(inputs)).toEqual(['note', 'runs', 'spread']);
+    const md = readFileSync(paper, 'utf8');
+    expect(md).toContain('| same-machine ratio (0 ms RTT) | study-A/thesis [95 % CI] (n) | study-B/thesis [95 % CI] (n) | largest / smallest |');
+    expect(md).toMatch(/\| fixture \| first-chunk \| uffd \(local\) \| 0 \| .* \| 3× \|/);
+    expect(md).toContain(`Not compared, one run only: matrix push (${dirs.push}).`);
+
+    // From inputs.json alone, onto a fresh copy of the paper: the same bytes.
+    copyFileSync(PAPER, paper);
+    const bare = faultlab(['paper', '--paper', paper]);
+    expect(bare.status, bare.stderr).toBe(0);
+    expect(readFileSync(paper, 'utf8')).toBe(md);
+
+    // --spread-in alone: the runs (and note) stay as inputs.json has them, the spread list is replaced.
+    const spreadOnly = faultlab(['paper', '--spread-in', dirs.a, dirs.b, '--paper', paper]);
+    expect(spreadOnly.status, spreadOnly.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'p', 'inputs.json'), 'utf8'))).toEqual({ ...inputs, spread: ['../study-A/thesis', '../study-B/thesis'] });
+    expect(readFileSync(paper, 'utf8')).not.toContain('Not compared');
+  }, 180_000);
 });
 
 describe('latency-methods figure', () => {

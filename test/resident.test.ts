@@ -15,26 +15,15 @@ import { faultlab, lastJson } from './helpers.js';
 
 const LIMIT = 1 << 20;
 
+/** write-random from faultlab's NBD server through a resident limit (args: region, limit and the rest). */
+const writeThroughLimit = (strategy: string, args: string[]) =>
+  faultlab(['bench', '--strategy', strategy, '--scenario', 'write-random', '--source', 'remote', ...args, '--json']);
+
 describe('a region 4x the resident limit verifies, written chunks included', () => {
   for (const strategy of ['uffd', 'sigsegv'])
     for (const evict of ['fifo', 'clock'])
       it(`${strategy} ${evict} write-random`, () => {
-        const r = faultlab([
-          'bench',
-          '--strategy',
-          strategy,
-          '--scenario',
-          'write-random',
-          '--source',
-          'remote',
-          '--region',
-          '4MiB',
-          '--resident-limit',
-          '1MiB',
-          '--evict',
-          evict,
-          '--json',
-        ]);
+        const r = writeThroughLimit(strategy, ['--region', '4MiB', '--resident-limit', '1MiB', '--evict', evict]);
         expect(r.status, r.stderr).toBe(0);
         const j = lastJson(r.stdout);
         expect(j.verified).toBe(true);
@@ -80,24 +69,7 @@ describe('prefetch respects the limit', () => {
     for (const prefetch of ['ahead:4', 'background'])
       it(`${strategy} ${prefetch} write-random over 4x the limit verifies, the server's contents too`, () => {
         const limit = 32 << 20;
-        const r = faultlab([
-          'bench',
-          '--strategy',
-          strategy,
-          '--scenario',
-          'write-random',
-          '--source',
-          'remote',
-          '--region',
-          '128MiB',
-          '--chunk',
-          '64KiB',
-          '--resident-limit',
-          '32MiB',
-          '--prefetch',
-          prefetch,
-          '--json',
-        ]);
+        const r = writeThroughLimit(strategy, ['--region', '128MiB', '--chunk', '64KiB', '--resident-limit', '32MiB', '--prefetch', prefetch]);
         expect(r.status, r.stderr).toBe(0);
         const j = lastJson(r.stdout);
         expect(j.verified).toBe(true);

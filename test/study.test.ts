@@ -3,7 +3,7 @@
 // cells, the paper filled from the study and re-read through inputs.json.
 // Plus the committed list itself: every matrix loads, 5+ repetitions per cell.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsvTable } from '../analysis/csv.js';
@@ -175,6 +175,48 @@ describe('faultlab study', () => {
   }, 300_000);
 });
 
+describe('faultlab study --spread-with', () => {
+  it('refuses, in one line and before running anything, a folder that is not a study, or a study lacking a paper matrix', () => {
+    const { dir, list, out } = setup();
+    const refused = (other: string, extra: string[] = []) => {
+      const r = faultlab(['study', '--list', list, '--out', out, '--spread-with', other, ...extra], COMMIT);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+      return r.stderr;
+    };
+    expect(refused(join(dir, 'missing'))).toMatch(/^faultlab: --spread-with \S+missing: not a study folder \(no env\.json\)/);
+    // A study folder of the same list that holds matrix a only.
+    const other = join(dir, 'other');
+    mkdirSync(join(other, 'a'), { recursive: true });
+    writeFileSync(join(other, 'env.json'), JSON.stringify({ study: true, quick: false, complete: true }));
+    writeFileSync(join(other, 'a', 'runs.csv'), 'run_id\n');
+    writeFileSync(join(other, 'a', 'env.json'), '{}');
+    expect(refused(other)).toMatch(/--spread-with \S+other: lacks matrix b /);
+    writeFileSync(join(other, 'env.json'), JSON.stringify({ study: true, quick: true, complete: true }));
+    expect(refused(other)).toMatch(/a --quick study; this one is full/);
+    expect(refused(other, ['--skip-paper'])).toMatch(/--skip-paper/);
+  });
+
+  it('a second study of the same list fills the paper with the spread between the two, and inputs.json keeps it', () => {
+    const { dir, list, out } = setup();
+    const first = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
+    expect(first.status, first.stderr).toBe(0);
+    const second = join(dir, 'second');
+    const paper = join(dir, 'paper', 'paper.md');
+    const r = faultlab(['study', '--list', list, '--out', second, '--spread-with', out, '--paper', paper], COMMIT, 300_000);
+    expect(r.status, r.stderr).toBe(0);
+    const inputs = json(join(dir, 'paper', 'inputs.json'));
+    const abs = (p: string) => join(dir, 'paper', p);
+    expect(inputs.runs.map(abs)).toEqual([join(second, 'a'), join(second, 'b')]);
+    expect(inputs.spread.map(abs)).toEqual([join(second, 'a'), join(second, 'b'), join(out, 'a'), join(out, 'b')]);
+    expect(json(join(second, 'env.json')).spread_with).toBe(out);
+    const spreadSection = readFileSync(paper, 'utf8').split('faultlab:begin run-spread')[1]?.split('faultlab:end')[0] ?? '';
+    expect(spreadSection).toMatch(/study\/a/); // matrix a: the first study's folder and the second's, compared cell by cell
+    expect(spreadSection).toMatch(/second\/a/);
+  }, 600_000);
+});
+
 describe('the committed study list', () => {
   it('every matrix and quick variant loads; every full cell has at least 5 repetitions', () => {
     const entries = loadStudyList(defaultStudyList);
@@ -215,5 +257,13 @@ describe('virtualisation verdict', () => {
     expect(judgeVirtualization({ ...fast, hypervisor_flag: true }, null).reasons).toEqual(['the CPU reports the hypervisor flag']);
     expect(judgeVirtualization(fast, 'kvm').reasons).toEqual(['systemd-detect-virt says kvm']);
     expect(judgeVirtualization({}, null)).toMatchObject({ virtualized: false, minor_fault_ns: null, syscall_ns: null });
+    const halting = judgeVirtualization(
+      { ...fast, wake_floors: { same_cpu_round_trip_ns: 6000, cross_cpu_round_trip_ns: 39000, guest_halt_poll_ns: 0 } },
+      'none',
+    );
+    expect(halting).toMatchObject({ virtualized: true, same_cpu_wake_ns: 6000, cross_cpu_wake_ns: 39000, guest_halt_poll_ns: 0 });
+    expect(halting.reasons.join()).toMatch(/another CPU takes 39\.0 us against 6\.0 us .*guest_halt_poll_ns=0/);
+    const polling = judgeVirtualization({ ...fast, wake_floors: { same_cpu_round_trip_ns: 6000, cross_cpu_round_trip_ns: 9000 } }, 'none');
+    expect(polling.virtualized).toBe(false);
   });
 });

@@ -6,7 +6,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { RunRow } from '../runs.js';
 import { CONFIG, provenance, seriesEncoding } from '../spec-common.js';
-import { groupBy, spread, values } from '../stats.js';
+import { BOOTSTRAP_NOTE, bootstrapMedian, groupBy, values } from '../stats.js';
 import type { FigureDef, FigureInput } from './types.js';
 
 const SCENARIOS = ['read-random', 'read-zipf', 'write-random'];
@@ -33,11 +33,11 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
         limitMiB: d.residentLimit! / 2 ** 20,
         share: g[0].regionBytes ? d.residentLimit! / g[0].regionBytes : null,
       };
-      const t = spread(values(g, (r) => r.throughputMibps));
-      const h = spread(values(g, (r) => 1 - (r.designSpace!.faults ?? 0) / (r.designSpace!.chunksTouched ?? 1)));
+      const t = bootstrapMedian(values(g, (r) => r.throughputMibps));
+      const h = bootstrapMedian(values(g, (r) => 1 - (r.designSpace!.faults ?? 0) / (r.designSpace!.chunksTouched ?? 1)));
       return [
-        { ...base, metric: 'throughput (MiB/s)', median: t.median, reps: t.n },
-        { ...base, metric: 'hit rate', median: h.median, reps: h.n },
+        { ...base, metric: 'throughput (MiB/s)', median: t.value, lo: t.lo, hi: t.hi, reps: t.n },
+        { ...base, metric: 'hit rate', median: h.value, lo: h.lo, hi: h.hi, reps: h.n },
       ];
     },
   );
@@ -55,7 +55,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: 'Throughput and hit rate against the resident limit',
-      subtitle: [...provenance(runId, false), 'medians over repetitions; hit rate = 1 - faults / accesses'],
+      subtitle: [...provenance(runId, false), `medians, band: ${BOOTSTRAP_NOTE}; hit rate = 1 - faults / accesses`],
     },
     config: CONFIG,
     data: { values: pts },
@@ -68,6 +68,10 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       width: 200,
       height: 180,
       layer: [
+        {
+          mark: { type: 'area', opacity: 0.15 },
+          encoding: { x, y: { field: 'lo', type: 'quantitative' as const, title: null }, y2: { field: 'hi' }, ...seriesEncoding(series, false) },
+        },
         { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...seriesEncoding(series, false) } },
         {
           mark: { type: 'point', filled: true, size: 40 },
@@ -75,7 +79,15 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
             x,
             y,
             ...seriesEncoding(series, true),
-            tooltip: [{ field: 'series' }, { field: 'scenario' }, { field: 'limitMiB' }, { field: 'median', format: '.3f' }, { field: 'reps' }],
+            tooltip: [
+              { field: 'series' },
+              { field: 'scenario' },
+              { field: 'limitMiB' },
+              { field: 'median', format: '.3f' },
+              { field: 'lo', format: '.3f' },
+              { field: 'hi', format: '.3f' },
+              { field: 'reps' },
+            ],
           },
         },
       ],
@@ -86,7 +98,7 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
 export const residentLimit: FigureDef = {
   name: 'resident-limit',
   caption:
-    "Throughput (top) and hit rate (bottom) against the resident limit, per strategy and eviction policy (FIFO, clock), for a region larger than the limit; medians over repetitions, no interval drawn (the paper's resident-limit table gives each median's 95 % bootstrap interval). " +
+    "Throughput (top) and hit rate (bottom) against the resident limit, per strategy and eviction policy (FIFO, clock), for a region larger than the limit; medians over n repetitions (n in each point's tooltip and in the paper's resident-limit table), the band each median's 95 % bootstrap interval. " +
     'A miss past the limit evicts a chunk (a written one is written back first), so hit rate is what the policy keeps; read-random touches each chunk once and has none to keep. ' +
     "uffd's clock sees only fetches and first writes (reads of a resident chunk reach no user-space reference bit here), so its hit rate equals FIFO's; sigsegv's clock closes a chunk as the hand clears its bit and sees the next access.",
   build,

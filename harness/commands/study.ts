@@ -23,6 +23,11 @@ export const studyCommand: CommandModule = {
         describe: 'the paper to fill (default: paper/paper.md for a full study, <out>/paper/paper.md for --quick); its inputs.json is written beside it',
       })
       .option('skip-paper', { type: 'boolean', default: false, describe: 'run the matrices only' })
+      .option('spread-with', {
+        type: 'string',
+        describe:
+          "another finished study folder of the same list (and mode): the paper's run-to-run spread section compares every paper matrix of this study with that folder's run of it (inputs.json names them under spread)",
+      })
       .option('cell-timeout', { type: 'number', default: 600, describe: 'seconds before a cell is killed and recorded as failed' }),
   handler: async (a) => {
     const cellTimeout = a['cell-timeout'] as number;
@@ -36,6 +41,7 @@ export const studyCommand: CommandModule = {
       paper: a.paper as string | undefined,
       skipPaper: a['skip-paper'] as boolean,
       cellTimeoutMs: cellTimeout * 1000,
+      spreadWith: a['spread-with'] as string | undefined,
     });
     const rel = (f: string) => relative('.', f) || '.';
     if (!r.complete) {

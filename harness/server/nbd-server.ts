@@ -34,6 +34,8 @@ export interface NbdServerOptions {
   payloadTimeoutMs?: number;
   /** Where each refusal or close for cause is logged, one line each (default 2, stderr; -1 none). Should not block. */
   logFd?: number;
+  /** Pin the server's threads to this CPU (default: unpinned). */
+  cpu?: number;
 }
 
 /** fl_nbd_stats' JSON (include/faultlab.h). */
@@ -82,6 +84,7 @@ const KEYS: [keyof NbdServerOptions, string][] = [
   ['idleTimeoutMs', 'idle_timeout_ms'],
   ['payloadTimeoutMs', 'payload_timeout_ms'],
   ['logFd', 'log_fd'],
+  ['cpu', 'cpu'],
 ];
 
 /** The C server's spec for these options; the C side checks the values. */

@@ -89,7 +89,8 @@ int fl_transport(const char *spec, char *out, size_t outlen);
  * the server answers with `bytes` bytes; each round trip is timed. Spec keys
  * bytes=N [4096] (multiple of 8, at most 64 MiB), requests=N [1000],
  * cpus=same|split|free [same] (the client thread's placement, as the tcp
- * source's; the server thread is unpinned, as the NBD server's). JSON: bytes,
+ * source's), server_cpu=N [unpinned] (the server thread's, as the NBD
+ * server's cpu=). JSON: bytes,
  * n, p50/p5/p95/min/max_ns, mean_ns, throughput_mibps, verified. */
 int fl_tcp_floor(const char *spec, char *out, size_t outlen);
 
@@ -165,6 +166,7 @@ uint64_t fl_now_ns(void);
  *   idle_timeout_ms=N           [60000] nothing read or sent (a reply held for its RTT is not idle)
  *   payload_timeout_ms=N        [10000] from a WRITE's header to its last payload byte
  *   log_fd=N                    [2] one line per refused or closed-for-cause connection; -1 = none
+ *   cpu=N                       [unpinned] pin the server's threads to CPU N
  * A connection is not read while its replies fill queue_cap or all replies
  * fill total_cap. On a bad spec returns NULL with one line in err. */
 typedef struct fl_nbd_server fl_nbd_server;

@@ -227,7 +227,12 @@ static void doctor_reports_every_key(void)
                                   "machine_floors",
                                   "minor_fault_read_ns",
                                   "minor_fault_write_ns",
-                                  "syscall_ns"};
+                                  "syscall_ns",
+                                  "wake_floors",
+                                  "same_cpu_round_trip_ns",
+                                  "cross_cpu_round_trip_ns",
+                                  "cpuidle_driver",
+                                  "guest_halt_poll_ns"};
     for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
         CHECK(has_key(out, dkeys[i]), "fl_doctor has key %s", dkeys[i]);
     if (strstr(out, "\"uffd_api\":{\"ok\":true"))
@@ -249,6 +254,12 @@ static void doctor_measures_machine_floors(void)
     CHECK(rd > 0 && wr > 0 && sc > 0, "every machine floor was measured (read %.0f, write %.0f, syscall %.0f)", rd, wr, sc);
     CHECK(sc < wr, "a syscall costs less than a write fault (%.0f < %.0f ns)", sc, wr);
     CHECK(floor_field(out, "machine_floors", "samples") == 1024, "1024 samples each");
+    double same = floor_field(out, "wake_floors", "same_cpu_round_trip_ns"),
+           cross = floor_field(out, "wake_floors", "cross_cpu_round_trip_ns");
+    printf("# wake-up round trip: same CPU %.0f ns, other CPU %.0f ns\n", same, cross);
+    CHECK(same > 0, "a same-CPU wake-up round trip was measured (%.0f ns)", same);
+    CHECK(sysconf(_SC_NPROCESSORS_ONLN) < 2 || cross > 0, "with two CPUs a cross-CPU one was too (%.0f ns)", cross);
+    CHECK(floor_field(out, "wake_floors", "rounds") == 1000, "1000 round trips each");
 }
 
 static void doctor_small_buffer_fails_cleanly(void)
@@ -416,7 +427,7 @@ static void tcp_floor_runs_and_verifies(void)
     for (int m = 0; m < 3; m++)
         for (int b = 0; b < 2; b++) {
             char spec[96];
-            snprintf(spec, sizeof spec, "bytes=%s requests=200 cpus=%s", sizes[b], modes[m]);
+            snprintf(spec, sizeof spec, "bytes=%s requests=200 cpus=%s%s", sizes[b], modes[m], m == 0 ? " server_cpu=0" : "");
             int fds0 = count_fds();
             int rc = fl_tcp_floor(spec, out, sizeof out);
             printf("# tcp floor %s: %s\n", spec, out);
@@ -432,8 +443,9 @@ static void tcp_floor_runs_and_verifies(void)
 
 static void tcp_floor_bad_specs_refused(void)
 {
-    static const char *bad[][2] = {{"bytes=0", "bytes"},       {"bytes=4097", "bytes"},     {"bytes=134217728", "bytes"},
-                                   {"requests=0", "requests"}, {"cpus=everywhere", "cpus"}, {"colour=blue", "colour"}};
+    static const char *bad[][2] = {
+        {"bytes=0", "bytes"},        {"bytes=4097", "bytes"},   {"bytes=134217728", "bytes"},     {"requests=0", "requests"},
+        {"cpus=everywhere", "cpus"}, {"colour=blue", "colour"}, {"server_cpu=4096", "server_cpu"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = fl_tcp_floor(bad[i][0], out, sizeof out);
         CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_tcp_floor refuses %s: %s", bad[i][0], out);

@@ -9,6 +9,7 @@
 #include "proc_count.h"
 #include "nbd_client.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -727,15 +728,11 @@ static void bad_specs_refused(void)
     struct {
         const char *spec, *want;
     } bad[] = {
-        {"region=0", "bad value for 'region'"},
-        {"listen=example.com", "bad value for 'listen'"},
-        {"bogus=1", "bad value for 'bogus'"},
-        {"justaword", "expected key=value"},
-        {"rtt_us=20000000", "bad value for 'rtt_us'"},
-        {"max_conns=0", "bad value for 'max_conns'"},
-        {"queue_cap=1MiB", "less than the largest reply"},
-        {"total_cap=32MiB", "less than queue_cap"},
-        {"log_fd=999", "not an open descriptor"},
+        {"region=0", "bad value for 'region'"},        {"listen=example.com", "bad value for 'listen'"},
+        {"bogus=1", "bad value for 'bogus'"},          {"justaword", "expected key=value"},
+        {"rtt_us=20000000", "bad value for 'rtt_us'"}, {"max_conns=0", "bad value for 'max_conns'"},
+        {"cpu=4096", "bad value for 'cpu'"},           {"queue_cap=1MiB", "less than the largest reply"},
+        {"total_cap=32MiB", "less than queue_cap"},    {"log_fd=999", "not an open descriptor"},
         {taken, "cannot listen on 127.0.0.1 port"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -776,7 +773,52 @@ static void rtt0_replies_do_not_wake_the_sender(void)
     }
 }
 
+/* Threads of this process whose allowed CPUs are exactly `list` (Cpus_allowed_list). */
+static int threads_allowed_on(const char *list)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    char want[64];
+    snprintf(want, sizeof want, "Cpus_allowed_list:\t%s\n", list);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[300], buf[4096];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "re");
+        size_t k = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[k] = 0;
+        n += strstr(buf, want) != NULL;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* cpu=N pins the server's two threads (event loop, sender) there, and it still serves. */
+static void cpu_pins_the_server_threads(void)
+{
+    char last[24];
+    snprintf(last, sizeof last, "%ld", sysconf(_SC_NPROCESSORS_ONLN) - 1);
+    int before = threads_allowed_on(last);
+    struct srv f;
+    char spec[64];
+    snprintf(spec, sizeof spec, "region=1MiB cpu=%s", last);
+    if (srv_start(&f, spec))
+        return;
+    int pinned = threads_allowed_on(last) - before;
+    int fd = nc_open(f.port, NULL);
+    CHECK(pinned == 2, "%s: its event loop and sender threads allowed on CPU %s only (%d threads)", spec, last, pinned);
+    CHECK(fd >= 0 && read_is_fill(fd, 1, 0, 4096), "%s: a READ is answered with fill", spec);
+    if (fd >= 0)
+        close(fd);
+    srv_stop(&f);
+}
+
 static const struct unit_test tests[] = {
+    {"cpu-pins-the-server-threads", 0, cpu_pins_the_server_threads},
     {"rtt0-replies-do-not-wake-the-sender", 0, rtt0_replies_do_not_wake_the_sender},
     {"handshake-via-export-name", 0, handshake_via_export_name},
     {"handshake-via-go-with-block-sizes", 0, handshake_via_go_with_block_sizes},

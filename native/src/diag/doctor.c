@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -640,6 +642,85 @@ static void report_machine_floors(struct fl_jbuf *w)
     fl_samples_free(&sc);
 }
 
+/* A thread wakes another and waits to be woken back (eventfds), the other
+ * thread on the same CPU or on another. In a VM whose idle vCPUs halt at once
+ * (cpuidle haltpoll with guest_halt_poll_ns=0), waking a thread on another,
+ * idle vCPU goes through the hypervisor: a cost every cross-CPU hand-off pays
+ * (a fault to a handler thread on another CPU, a request to a server there),
+ * and which depends on whether that CPU happened to be busy. */
+#define WAKE_ROUNDS 1000
+
+struct wake_pair {
+    int ping, pong, cpu;
+    struct fl_samples rt;
+};
+
+static void *wake_echo(void *arg)
+{
+    struct wake_pair *p = arg;
+    fl_pin_cpu(p->cpu);
+    uint64_t v;
+    for (int i = 0; i < WAKE_ROUNDS; i++)
+        if (read(p->ping, &v, sizeof v) != sizeof v || v >= WAKE_ROUNDS /* stop */ || write(p->pong, &v, sizeof v) != sizeof v)
+            break;
+    return NULL;
+}
+
+static void *wake_driver(void *arg)
+{
+    struct wake_pair *p = arg;
+    fl_pin_cpu(0);
+    uint64_t one = 1, v;
+    for (int i = 0; i < WAKE_ROUNDS; i++) {
+        uint64_t t0 = fl_now();
+        if (write(p->ping, &one, sizeof one) != sizeof one || read(p->pong, &v, sizeof v) != sizeof v)
+            break;
+        fl_samples_add(&p->rt, fl_now() - t0);
+    }
+    return NULL;
+}
+
+/* Median round trip of a wake-up and its answer, the echo thread on `cpu` (the driver on CPU 0); -1 if it could not run. */
+static long long wake_round_trip(int cpu)
+{
+    struct wake_pair p = {.ping = eventfd(0, EFD_CLOEXEC), .pong = eventfd(0, EFD_CLOEXEC), .cpu = cpu};
+    long long r = -1;
+    pthread_t e, d;
+    if (p.ping >= 0 && p.pong >= 0 && !fl_samples_init(&p.rt, WAKE_ROUNDS) && !pthread_create(&e, NULL, wake_echo, &p)) {
+        if (!pthread_create(&d, NULL, wake_driver, &p)) {
+            pthread_join(d, NULL);
+            if (p.rt.n == WAKE_ROUNDS)
+                r = median_of(&p.rt);
+        }
+        uint64_t stop = WAKE_ROUNDS; /* an echo thread still waiting (the driver stopped early) ends */
+        if (write(p.ping, &stop, sizeof stop) < 0) {
+        }
+        pthread_join(e, NULL);
+    }
+    fl_samples_free(&p.rt);
+    if (p.ping >= 0)
+        close(p.ping);
+    if (p.pong >= 0)
+        close(p.pong);
+    return r;
+}
+
+static void report_wake_floors(struct fl_jbuf *w)
+{
+    jw_key(w, "wake_floors");
+    fl_jput(w, "{");
+    jw_kint(w, "same_cpu_round_trip_ns", wake_round_trip(0));
+    jw_kint(w, "cross_cpu_round_trip_ns", sysconf(_SC_NPROCESSORS_ONLN) > 1 ? wake_round_trip(1) : -1);
+    jw_kint(w, "rounds", WAKE_ROUNDS);
+    char drv[64] = "";
+    if (read_small("/sys/devices/system/cpu/cpuidle/current_driver", drv, sizeof drv))
+        drv[0] = 0;
+    jw_kstr(w, "cpuidle_driver", drv[0] ? drv : NULL);
+    /* haltpoll only: how long an idle vCPU polls before it halts (0: never) */
+    jw_ksysctl(w, "guest_halt_poll_ns", "/sys/module/haltpoll/parameters/guest_halt_poll_ns");
+    fl_jput(w, "}");
+}
+
 /* The CPU flag a hypervisor sets for its guests (x86: "hypervisor" in flags). */
 static bool hypervisor_flag(void)
 {
@@ -714,6 +795,7 @@ int fl_doctor(char *out, size_t outlen)
     report_thp(&w);
     jw_kbool(&w, "hypervisor_flag", hypervisor_flag());
     report_machine_floors(&w);
+    report_wake_floors(&w);
     fl_jput(&w, "}");
 
     if (w.used >= w.len) {

@@ -6,8 +6,9 @@
  * client (and the fault path around them) with what TCP alone costs here.
  *
  * Placement as the remote benchmark's: the client thread is pinned per cpus=
- * (as the tcp source's workload and handler threads are); the server thread is
- * never pinned, as the NBD server's threads are not. Both sockets TCP_NODELAY,
+ * (as the tcp source's workload and handler threads are); the server thread
+ * to server_cpu= when given (as the NBD server's threads to its cpu=), else
+ * nowhere. Both sockets TCP_NODELAY,
  * kernel default buffers. The reply bytes are fl_fill(1, 0..bytes), verified
  * after each round trip (untimed).
  */
@@ -31,6 +32,7 @@
 struct tf_args {
     uint64_t bytes, requests;
     enum fl_cpus cpus;
+    int server_cpu; /* -1: unpinned, as the NBD server's threads are by default */
     int listen_fd;
     char err[FL_ERR_LEN]; /* the server thread's failure, if any */
 };
@@ -62,6 +64,8 @@ static int tf_full(int fd, void *buf, size_t len, bool sending)
 static void *tf_server(void *arg)
 {
     struct tf_args *a = arg;
+    if (a->server_cpu >= 0)
+        fl_pin_cpu(a->server_cpu);
     int fd = accept(a->listen_fd, NULL, NULL);
     uint8_t *reply = malloc(a->bytes);
     uint8_t hdr[TF_HEADER];
@@ -110,8 +114,16 @@ static int tf_key(const char *k, const char *v, void *ctx, char *err, size_t err
             fl_errf(err, errlen, "tcp floor spec: cpus must be same, split or free, got '%s'", v);
             return -1;
         }
+    } else if (!strcmp(k, "server_cpu")) {
+        uint64_t c;
+        if (fl_parse_u64(v, 0, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN) - 1, &c)) {
+            fl_errf(err, errlen, "tcp floor spec: server_cpu must be an online CPU, 0 to %ld, got '%s'", sysconf(_SC_NPROCESSORS_ONLN) - 1,
+                    v);
+            return -1;
+        }
+        a->server_cpu = (int)c;
     } else {
-        fl_errf(err, errlen, "tcp floor spec: unknown key '%s' (keys: bytes, requests, cpus)", k);
+        fl_errf(err, errlen, "tcp floor spec: unknown key '%s' (keys: bytes, requests, cpus, server_cpu)", k);
         return -1;
     }
     return 0;
@@ -181,7 +193,7 @@ out:
 
 int fl_tcp_floor(const char *spec, char *out, size_t outlen)
 {
-    struct tf_args a = {.bytes = 4096, .requests = 1000, .cpus = FL_CPUS_SAME, .listen_fd = -1};
+    struct tf_args a = {.bytes = 4096, .requests = 1000, .cpus = FL_CPUS_SAME, .server_cpu = -1, .listen_fd = -1};
     if (fl_spec_each(spec, "tcp floor spec", tf_key, &a, out, outlen))
         return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -34,6 +34,7 @@ struct nbd_opts {
     uint64_t queue_cap, total_cap, store_cap;
     uint64_t handshake_ns, idle_ns, payload_ns;
     int log_fd;
+    int cpu; /* its threads pinned there; -1: unpinned */
 };
 int nbd_opts_parse(const char *spec, struct nbd_opts *o, char *err, size_t errlen);
 

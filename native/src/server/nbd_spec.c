@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Bytes: a whole number, optionally with K/KiB, M/MiB, G/GiB or T/TiB. */
 static int parse_bytes(const char *v, uint64_t *out)
@@ -60,6 +61,8 @@ static int opts_key(const char *k, const char *v, void *ctx, char *err, size_t e
         o->idle_ns = u * 1000000;
     } else if (!strcmp(k, "payload_timeout_ms") && !fl_parse_u64(v, 1, 3600000, &u)) {
         o->payload_ns = u * 1000000;
+    } else if (!strcmp(k, "cpu") && !fl_parse_u64(v, 0, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN) - 1, &u)) {
+        o->cpu = (int)u;
     } else if (!strcmp(k, "log_fd") && (!strcmp(v, "-1") || !fl_parse_u64(v, 0, 1 << 30, &u))) {
         o->log_fd = !strcmp(v, "-1") ? -1 : (int)u;
     } else {
@@ -84,6 +87,7 @@ int nbd_opts_parse(const char *spec, struct nbd_opts *o, char *err, size_t errle
         .idle_ns = 60000ull * 1000000,
         .payload_ns = 10000ull * 1000000,
         .log_fd = 2,
+        .cpu = -1,
     };
     if (fl_spec_each(spec, "nbd server spec", opts_key, o, err, errlen))
         return -1;
