@@ -1,6 +1,10 @@
 // The generated sections of paper.md, one function per marker name. Each
 // returns markdown and never an empty string, so no marker is left blank.
+import { claimsSection } from './claims-section.js';
 import { splitDesignSpaceRuns } from './design-space.js';
+import { designSpaceSection } from './design-space-section.js';
+import { reproduceSection } from './reproduce-section.js';
+import { setupCostSection } from './setup-cost-section.js';
 import { thesisVsStudy } from './comparison.js';
 import { decompose } from './decomposition.js';
 import type { RunEnv } from './env.js';
@@ -294,4 +298,8 @@ export const SECTIONS: Record<string, (i: SectionInput) => string> = {
   'handler-process': handlerSection,
   'resident-limit': residentSection,
   'streaming-migration': migrationSection,
+  claims: (i) => claimsSection(i, thesisRows(i.rows)),
+  'design-space': designSpaceSection,
+  reproduce: reproduceSection,
+  'setup-cost': (i) => setupCostSection(thesisRows(i.rows)),
 };

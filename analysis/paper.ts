@@ -11,6 +11,7 @@ import { htmlPage } from './markdown.js';
 import { SECTIONS } from './paper-sections.js';
 import { renderFigure, type RenderedFigure } from './render.js';
 import { loadRunDirs } from './run-dirs.js';
+import { loadStudyEnv } from './study-env.js';
 import { RUNS_SEPARATOR } from './spec-common.js';
 import type { SpreadRun } from './spread.js';
 import { loadThesisReference } from './thesis.js';
@@ -67,7 +68,7 @@ export async function generatePaper(opts: PaperOptions): Promise<PaperResult> {
     env,
     thesis,
     runId,
-    runs: runs.map((r) => ({ id: r.id, env: r.env })),
+    runs: runs.map((r) => ({ id: r.id, env: r.env, study: loadStudyEnv(r.dir) })),
     figures: rendered.map((r, i) => ({
       name: r.name,
       caption: figures[i].caption,

@@ -58,6 +58,11 @@ export interface RunRow {
   /** 101 quantiles p0, p1, ..., p100 in ns (optional column fault_ns_cdf_fine), or null. */
   faultNsCdfFine?: number[] | null;
   verified: string;
+  /** The strategy's set-up, outside the timed workload (optional column setup_ns; empty in runs before it). */
+  setupNs?: number | null;
+  /** Handler side, per chunk: time to get it from the source, time to install it (optional columns). */
+  fetchNsP50?: number | null;
+  installNsP50?: number | null;
   /** write-track and migrate rows: the push columns (analysis/push.ts); null for every other scenario. */
   push: PushFields | null;
   /** Prefetch, threads, access-pattern knobs (analysis/design-space.ts); absent in hand-made rows. */
@@ -107,6 +112,9 @@ export function rowsFromCsv(text: string, file = 'runs.csv'): RunRow[] {
     faultNsCdf: cdf(r.fault_ns_cdf),
     faultNsCdfFine: cdf(r.fault_ns_cdf_fine, 101),
     verified: r.verified ?? '',
+    setupNs: num(r.setup_ns),
+    fetchNsP50: num(r.fetch_ns_p50),
+    installNsP50: num(r.install_ns_p50),
     push: pushFields(r),
     designSpace: designSpaceFields(r),
   }));

@@ -3,6 +3,7 @@
 import type { RunEnv } from './env.js';
 import type { RunRow } from './runs.js';
 import type { SpreadRun } from './spread.js';
+import type { StudyEnv } from './study-env.js';
 import type { ThesisReference } from './thesis.js';
 
 export interface SectionInput {
@@ -10,8 +11,8 @@ export interface SectionInput {
   env: RunEnv;
   thesis: ThesisReference;
   runId: string;
-  /** Every run the rows came from, the first being the one `env` describes (several with `paper --in A --in B`). */
-  runs?: { id: string; env: RunEnv | null }[];
+  /** Every run the rows came from, the first being the one `env` describes (several with `paper --in A --in B`); `study`: the env.json of the study folder the run lies in (study-env.ts), null for a run made on its own. */
+  runs?: { id: string; env: RunEnv | null; study?: StudyEnv | null }[];
   /** Figures drawn, with their paths relative to the paper. */
   figures: { name: string; caption: string; png: string; svg: string; vl: string }[];
   skippedFigures: string[];

@@ -327,6 +327,7 @@ describe('paper', () => {
     expect(md).toMatch(/\| read-seq \| uffd \(remote\) \| 40 \|/);
     expect(md).toMatch(/\| floor-uffd \| same \| 2 \|/);
     expect(md).toContain('chunk server died mid-run');
+    expect(md).toContain('These results are not from one `faultlab study`: the run was made one by one');
     expect(md).toContain('](figures/first-chunk-0ms.png)');
     expect(existsSync(join(paperDir, 'figures', 'fault-decomposition.png'))).toBe(true);
     // The authors' prose outside the markers is untouched.
@@ -342,6 +343,38 @@ describe('paper', () => {
     // Running again is stable: the regenerated sections replace, never accumulate.
     await generatePaper({ inDir, paperPath: join(paperDir, 'paper.md') });
     expect(readFileSync(r.paperPath, 'utf8')).toBe(md);
+  }, 60_000);
+
+  it("reads a study's env.json beside the matrix folder: the command, its commit and how long it took", async () => {
+    const paperDir = join(tmp, 'study-paper');
+    const inDir = join(tmp, 'study-x', 'thesis');
+    for (const d of [paperDir, inDir]) mkdirSync(d, { recursive: true });
+    copyFileSync(PAPER, join(paperDir, 'paper.md'));
+    copyFileSync(join(FIXTURES, 'runs.csv'), join(inDir, 'runs.csv'));
+    copyFileSync(join(FIXTURES, 'env.json'), join(inDir, 'env.json'));
+    writeFileSync(
+      join(tmp, 'study-x', 'env.json'),
+      JSON.stringify({
+        study: true,
+        commit: 'feedc0ffee12',
+        quick: false,
+        started: '2026-12-03T06:00:00.000Z',
+        finished: '2026-12-03T07:20:00.000Z',
+        complete: true,
+        seconds: 4790,
+        seconds_per_matrix: { thesis: 4700 },
+        matrices: [{ name: 'thesis', matrix: 'thesis', cells: 127, paper: true }],
+        argv: ['study', '--out', 'results/study-x'],
+      }),
+    );
+    const r = await generatePaper({ inDir, paperPath: join(paperDir, 'paper.md') });
+    const md = readFileSync(r.paperPath, 'utf8');
+    const section = md.slice(md.indexOf('<!-- faultlab:begin reproduce -->'), md.indexOf('<!-- faultlab:end reproduce -->'));
+    expect(section).toContain('| command | `npx faultlab study --out results/study-x` |');
+    expect(section).toContain('| commit | feedc0ffee12 |');
+    expect(section).toContain('| time taken | 1 h 19 min of running; 1 h 20 min from start to finish |');
+    expect(section).toContain('| thesis | thesis | 127 |');
+    expect(section).not.toContain('not from one');
   }, 60_000);
 
   it('fails with the column name when runs.csv lacks a required column', async () => {

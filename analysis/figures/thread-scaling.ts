@@ -21,12 +21,12 @@ function build({ rows, runId }: FigureInput): TopLevelSpec | null {
       r.designSpace &&
       r.throughputMibps !== null,
   );
-  // Only series swept over at least three thread counts.
-  const swept = [...groupBy(sel, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}`).values()]
-    .filter((g) => new Set(g.map((r) => r.designSpace!.appThreads)).size >= 3)
-    .flat();
+  // Only series swept over at least three thread counts. A sweep is one region and one VMA span: other cells of the
+  // same method, panel and scenario at one thread count (the VMA-limit cells read 256 MiB-1 GiB) are not its points.
+  const sweep = (r: RunRow) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.regionBytes}\u0000${r.designSpace!.vmaSpan ?? 1}`;
+  const swept = [...groupBy(sel, sweep).values()].filter((g) => new Set(g.map((r) => r.designSpace!.appThreads)).size >= 3).flat();
   if (swept.length === 0) return null;
-  const pts = [...groupBy(swept, (r) => `${label(r)}\u0000${panel(r)}\u0000${r.scenario}\u0000${r.designSpace!.appThreads}`).values()].map((g) => {
+  const pts = [...groupBy(swept, (r) => `${sweep(r)}\u0000${r.designSpace!.appThreads}`).values()].map((g) => {
     const s = spread(values(g, (r) => r.throughputMibps));
     return {
       series: label(g[0]),
