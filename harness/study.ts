@@ -280,6 +280,22 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   const seconds = (Date.now() - t0) / 1000;
   const total = Number(previous.seconds ?? 0) + seconds;
   const result: StudyResult = { dir, complete, failedCells, seconds: total };
+  const finished = complete ? new Date().toISOString() : null;
+  const writeEnv = () =>
+    writeJson(
+      envPath,
+      studyDoc({
+        finished,
+        complete,
+        failed_cells: failedCells,
+        seconds: Math.round(total),
+        seconds_per_matrix: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, Math.round(v)])),
+        ...(result.paperPath ? { paper: result.paperPath } : {}),
+        ...(complete ? {} : { interrupted: true }),
+      }),
+    );
+  // Written before the paper too: its reproduce section reads how long the study took.
+  writeEnv();
   if (complete && !o.skipPaper) {
     const runs = todo.filter((t) => t.e.paper).map((t) => join(dir, t.e.name));
     if (runs.length) {
@@ -287,20 +303,9 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
       const spread = spreadWith ? [...runs, ...paperNames.map((n) => join(spreadWith, n))] : [];
       result.paperPath = await writePaper(o, dir, runs, commit, spread);
       durations.paper = (Date.now() - p0) / 1000;
+      writeEnv();
     }
   }
-  writeJson(
-    envPath,
-    studyDoc({
-      finished: complete ? new Date().toISOString() : null,
-      complete,
-      failed_cells: failedCells,
-      seconds: Math.round(total),
-      seconds_per_matrix: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, Math.round(v)])),
-      ...(result.paperPath ? { paper: result.paperPath } : {}),
-      ...(complete ? {} : { interrupted: true }),
-    }),
-  );
   const failedNote = failedCells ? ` with ${failedCells} failed cells (the paper's failures table names them)` : '';
   console.error(`study: ${complete ? `complete${failedNote}` : 'INTERRUPTED'} in ${formatSeconds(total)}${resumed ? ' (all invocations)' : ''}`);
   return result;

@@ -214,6 +214,10 @@ describe('faultlab study --spread-with', () => {
     const spreadSection = readFileSync(paper, 'utf8').split('faultlab:begin run-spread')[1]?.split('faultlab:end')[0] ?? '';
     expect(spreadSection).toMatch(/study\/a/); // matrix a: the first study's folder and the second's, compared cell by cell
     expect(spreadSection).toMatch(/second\/a/);
+    // The study wrote its end before filling the paper: the reproduce section says how long it took.
+    const reproduce = readFileSync(paper, 'utf8').split('faultlab:begin reproduce')[1]?.split('faultlab:end')[0] ?? '';
+    expect(reproduce).toMatch(/\| time taken \| \d.* of running/);
+    expect(reproduce).not.toMatch(/not recorded: the study/);
   }, 600_000);
 });
 
