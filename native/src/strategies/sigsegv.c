@@ -58,8 +58,9 @@ static int open_chunks(struct fl_region *r, struct sigsegv_state *s, uint64_t id
     const uint64_t chunk = r->cfg.chunk_bytes;
     if (!mprotect(r->base + idx * chunk, n * chunk, s->rs ? PROT_READ : PROT_READ | PROT_WRITE)) {
         atomic_fetch_add(&s->opened, n);
-        /* resident_limit: the fill view lets go of its mapping (the memfd keeps
-         * the page), so each resident page is mapped, and counted, once. */
+        /* resident_limit: the bytes reached the memfd without a fill-view
+         * mapping (fetch_resident, pf_install), so each resident page is mapped,
+         * and counted, once: here. */
         if (s->rs)
             madvise(r->base + idx * chunk, n * chunk, MADV_POPULATE_READ); /* the access after the handler maps nothing */
         return 0;
@@ -108,10 +109,12 @@ static int fill_memfd(struct sigsegv_state *s, uint64_t off, const uint8_t *src,
 static void fetch_resident(struct fl_region *r, struct sigsegv_state *s, struct fl_wctx *w, uint64_t idx, char *cause, size_t len)
 {
     const uint64_t chunk = r->cfg.chunk_bytes, off = idx * chunk;
-    const ptrdiff_t slot = w->stats ? w->stats - r->hstats : 0;
+    /* hstats slot of this thread (none: a thread whose stats live elsewhere) */
+    const uintptr_t at = (uintptr_t)(w->stats ? w->stats : r->hstats), first = (uintptr_t)r->hstats;
+    const uint64_t slot = (at - first) / sizeof *r->hstats;
     if (fl_resident_admit(s->rs, idx, w->conn, cause, len))
         give_up(r, off, cause);
-    if (slot >= 0 && slot < FL_MAX_HANDLERS) {
+    if (at >= first && slot < FL_MAX_HANDLERS) {
         uint8_t *b = s->bounce + (uint64_t)slot * chunk;
         if (r->source->ops->read(w->conn, off, b, chunk, cause, len) || fill_memfd(s, off, b, chunk, cause, len))
             give_up(r, off, cause);
