@@ -75,7 +75,8 @@ function oneStudy(s: StudyEnv, runs: { id: string; env: RunEnv | null }[]): stri
     per[m.name] === undefined ? '–' : formatDuration(per[m.name]),
     m.paper === false ? 'no' : 'yes',
   ]);
-  if (per.paper !== undefined) matrices.push(['(figures and paper)', '–', '–', '–', formatDuration(per.paper), '–']);
+  // No row for the paper step: the study records its time only after filling the paper, so a row
+  // would differ between the study's own fill and a later `faultlab paper` (env.json keeps it).
   return [
     'These results are one `faultlab study` (scenarios/study.json: every matrix the paper reads, at one commit, into one folder), from its env.json:',
     head,
