@@ -143,18 +143,20 @@ export const SLOW_WAKE_RATIO = 3;
 /** A write minor fault at or above this many ns flags virtualisation. */
 export const SLOW_MINOR_FAULT_NS = 5000;
 
+/** A measured time from doctor: a positive number, else null (not measured). */
+const measured = (v: unknown): number | null => (typeof v === 'number' && v > 0 ? v : null);
+
 export function judgeVirtualization(doctor: Record<string, unknown>, detectVirt: string | null): Virtualization {
   const floors = (doctor.machine_floors ?? {}) as { minor_fault_write_ns?: number; syscall_ns?: number };
-  const fault = typeof floors.minor_fault_write_ns === 'number' && floors.minor_fault_write_ns > 0 ? floors.minor_fault_write_ns : null;
+  const fault = measured(floors.minor_fault_write_ns);
   const hypervisor = doctor.hypervisor_flag === true;
   const reasons: string[] = [];
   if (hypervisor) reasons.push('the CPU reports the hypervisor flag');
   if (detectVirt && detectVirt !== 'none') reasons.push(`systemd-detect-virt says ${detectVirt}`);
   if (fault !== null && fault >= SLOW_MINOR_FAULT_NS) reasons.push(`a minor fault costs ${(fault / 1000).toFixed(1)} us (>= ${SLOW_MINOR_FAULT_NS / 1000} us)`);
   const wake = (doctor.wake_floors ?? {}) as { same_cpu_round_trip_ns?: number; cross_cpu_round_trip_ns?: number; guest_halt_poll_ns?: number | null };
-  const pos = (v: unknown) => (typeof v === 'number' && v > 0 ? v : null);
-  const same = pos(wake.same_cpu_round_trip_ns);
-  const cross = pos(wake.cross_cpu_round_trip_ns);
+  const same = measured(wake.same_cpu_round_trip_ns);
+  const cross = measured(wake.cross_cpu_round_trip_ns);
   const haltPoll = typeof wake.guest_halt_poll_ns === 'number' ? wake.guest_halt_poll_ns : null;
   if (same !== null && cross !== null && cross >= SLOW_WAKE_RATIO * same)
     reasons.push(
@@ -167,7 +169,7 @@ export function judgeVirtualization(doctor: Record<string, unknown>, detectVirt:
     hypervisor_flag: hypervisor,
     detect_virt: detectVirt,
     minor_fault_ns: fault,
-    syscall_ns: typeof floors.syscall_ns === 'number' && floors.syscall_ns > 0 ? floors.syscall_ns : null,
+    syscall_ns: measured(floors.syscall_ns),
     same_cpu_wake_ns: same,
     cross_cpu_wake_ns: cross,
     guest_halt_poll_ns: haltPoll,

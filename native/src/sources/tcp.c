@@ -537,7 +537,7 @@ static int request(struct fl_conn *c, uint16_t type, uint64_t off, uint8_t *buf,
     int alone = type == NBD_CMD_READ && len && c->sent == 1 && !c->src->client_rtt_ns; /* client_rtt_us needs recv_stamped */
     if (alone ? read_alone(c, r, err, errlen) : await(c, r, err, errlen))
         return -1;
-    return finish(c, slot(c, ck), 0, err, errlen);
+    return finish(c, r, 0, err, errlen);
 }
 
 /* READ/WRITE of any length, in pieces of at most the server's maximum block size. */
