@@ -201,7 +201,35 @@ static void fine_cdf(void)
     CHECK((long long)fine[50] == jnum(out, "fault_ns_p50"), "fine p50 %llu is fault_ns_p50 %lld", fine[50], jnum(out, "fault_ns_p50"));
 }
 
+/* fl_verify checks every word: any one changed bit anywhere in a buffer is
+ * counted, and the first bad offset is reported (its fast path only says
+ * whether anything differs, so both paths are exercised). */
+static void verify_counts_every_word(void)
+{
+    enum { WORDS = 4099 }; /* not a multiple of any vector width */
+    static uint64_t b[WORDS];
+    const uint64_t seed = 7, off = 8 * 1000;
+    fl_fill(b, sizeof b, seed, off);
+    uint64_t at = 0;
+    CHECK(fl_verify(b, sizeof b, seed, off, &at) == 0 && at == UINT64_MAX, "a filled buffer verifies (first_bad %llu)", (unsigned long long)at);
+    CHECK(fl_verify(b, sizeof b, seed + 1, off, &at) == WORDS, "another seed differs in every word");
+    CHECK(fl_verify(b, sizeof b, seed, off + 8, &at) == WORDS && at == off + 8, "another offset differs in every word, first at its start");
+    int wrong = 0;
+    for (uint64_t i = 0; i < WORDS; i += 97) {
+        b[i] ^= 1ull << (i % 64);
+        if (fl_verify(b, sizeof b, seed, off, &at) != 1 || at != off + 8 * i)
+            wrong++;
+        b[WORDS - 1] ^= 1ull << 63; /* and the last word (i never reaches it) */
+        if (fl_verify(b, sizeof b, seed, off, &at) != 2 || at != off + 8 * i)
+            wrong++;
+        b[WORDS - 1] ^= 1ull << 63;
+        b[i] ^= 1ull << (i % 64);
+    }
+    CHECK(!wrong, "one flipped bit is found wherever it is, with its offset (%d wrong)", wrong);
+}
+
 static const struct unit_test tests[] = {
+    {"verify-counts-every-word", 0, verify_counts_every_word},
     {"fine-cdf", NEED_UFFD, fine_cdf},
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},

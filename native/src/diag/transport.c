@@ -54,8 +54,8 @@ static void *transport_main(void *arg)
             goto out;
         }
         land = m;
-    } else {
-        buf = malloc(cfg->chunk_bytes);
+    } else if ((buf = malloc(cfg->chunk_bytes))) {
+        memset(buf, 0, cfg->chunk_bytes); /* faulted in before timing, as the application's scratch buffer is */
     }
     if (!(buf || land) || fl_samples_init(&s, a->requests)) {
         fl_errf(a->out, a->outlen, "out of memory");

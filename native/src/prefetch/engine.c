@@ -6,7 +6,9 @@
  * eventfd, both usable from a signal handler. Where the install copies every
  * byte (uffd's UFFDIO_COPY, whose cost per MiB is of the order of receiving
  * it: install_ns_p50 in the rows), an installer thread does it, so receiving
- * and installing overlap.
+ * and installing overlap, when they can: with cpus=same or split both threads
+ * would be pinned to one CPU, where a second thread only adds two context
+ * switches per answer, so the engine installs itself.
  *
  * One server connection's throughput stops growing with the pipeline's depth
  * well before several connections' does, so `depth` is spread over pf_conns
@@ -34,6 +36,19 @@ struct hint_cell {
 struct slot {
     uint64_t idx, n, trigger;
     uint8_t *dst;
+    int buf; /* the pool buffer dst points into, or -1 (the target's landing place) */
+};
+
+/* Receive buffers, when the target has no landing place: shared by all
+ * connections and handed out last-freed first, so a shallow pipeline keeps
+ * reusing the few buffers that are already faulted in and warm in the cache
+ * (cycling through every slot's buffer would touch depth x slot_bytes of fresh
+ * memory, page fault by page fault, inside the timed window). Slots in flight
+ * plus answers waiting for the installer never exceed the pool's size. */
+struct bufpool {
+    uint8_t *mem;
+    int *free, nfree, n;
+    pthread_mutex_t mu; /* the installer gives buffers back */
 };
 
 /* One connection and the requests in flight on it, oldest first. The
@@ -43,7 +58,6 @@ struct queue {
     struct fl_conn *conn;
     int fd;
     struct slot *slots; /* ring of per_conn */
-    uint8_t *bufs; /* per_conn * slot_bytes, when the target has no landing place */
     int head, count;
     atomic_int installing;
 };
@@ -75,6 +89,7 @@ struct fl_pf_engine {
     struct queue q[MAX_CONNS];
     int nconns, per_conn, depth, count; /* count: requests in flight over all connections */
     uint64_t slot_bytes;
+    struct bufpool pool;
 
     struct hint_cell hints[HINTS];
     atomic_uint_fast64_t hint_tail;
@@ -191,14 +206,33 @@ static void engine_fail(struct fl_pf_engine *e, uint64_t idx, const char *cause)
     fl_region_fail(e->r, msg);
 }
 
+static int buf_take(struct fl_pf_engine *e)
+{
+    pthread_mutex_lock(&e->pool.mu);
+    int b = e->pool.nfree ? e->pool.free[--e->pool.nfree] : -1;
+    pthread_mutex_unlock(&e->pool.mu);
+    return b;
+}
+
+static void buf_give(struct fl_pf_engine *e, int b)
+{
+    if (b < 0)
+        return;
+    pthread_mutex_lock(&e->pool.mu);
+    e->pool.free[e->pool.nfree++] = b;
+    pthread_mutex_unlock(&e->pool.mu);
+}
+
 /* Give back everything in flight (after a failure): waiters must not hang. */
 static void abandon_all(struct fl_pf_engine *e)
 {
     for (int c = 0; c < e->nconns; c++) {
         struct queue *q = &e->q[c];
-        for (; q->count; q->count--, q->head = (q->head + 1) % e->per_conn)
+        for (; q->count; q->count--, q->head = (q->head + 1) % e->per_conn) {
             if (e->t.abandon)
                 e->t.abandon(e->t.arg, q->slots[q->head].idx, q->slots[q->head].n);
+            buf_give(e, q->slots[q->head].buf);
+        }
     }
     e->count = 0;
     fl_chunks_wake(e->chunks); /* waiters see the failure */
@@ -266,7 +300,8 @@ static void issue(struct fl_pf_engine *e)
         s->trigger = p->trigger >= i && p->trigger < i + n ? p->trigger : FL_PF_NONE;
         if (s->trigger != FL_PF_NONE)
             p->trigger = FL_PF_NONE;
-        s->dst = e->t.landing ? e->t.landing(e->t.arg, i, n) : q->bufs + (uint64_t)k * e->slot_bytes;
+        s->buf = e->t.landing ? -1 : buf_take(e); /* never -1 here: see struct bufpool */
+        s->dst = e->t.landing ? e->t.landing(e->t.arg, i, n) : e->pool.mem + (uint64_t)s->buf * e->slot_bytes;
         char cause[FL_ERR_LEN];
         q->count++;
         e->count++;
@@ -339,6 +374,7 @@ static void receive_one(struct fl_pf_engine *e, struct queue *q)
     struct installer *in = &e->inst;
     if (!in->started) {
         deliver(e, &s);
+        buf_give(e, s.buf);
         return;
     }
     atomic_fetch_add_explicit(&q->installing, 1, memory_order_relaxed);
@@ -373,6 +409,7 @@ static void *installer_main(void *arg)
             e->t.abandon(e->t.arg, j.s.idx, j.s.n); /* waiters must not hang */
             fl_chunks_wake(e->chunks);
         }
+        buf_give(e, j.s.buf); /* before the slot counts as free: issue() then finds a buffer */
         atomic_fetch_sub_explicit(&e->q[j.q].installing, 1, memory_order_release);
         wake_engine(e); /* it may wait for this slot */
     }
@@ -470,6 +507,7 @@ int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_p
     e->p = p;
     e->depth = p.max_depth && p.max_depth < r->cfg.depth ? p.max_depth : r->cfg.depth;
     e->hintfd = e->stopfd = -1;
+    pthread_mutex_init(&e->pool.mu, NULL);
     for (uint64_t i = 0; i < HINTS; i++)
         atomic_init(&e->hints[i].seq, i);
     e->slot_bytes = p.max_run * r->cfg.chunk_bytes;
@@ -482,16 +520,23 @@ int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_p
     if (e->nconns > e->depth || e->q[0].fd < 0)
         e->nconns = e->q[0].fd < 0 ? 1 : e->depth; /* in-process: nothing to overlap */
     e->per_conn = (e->depth + e->nconns - 1) / e->nconns;
+    if (!t->landing) {
+        struct bufpool *b = &e->pool;
+        b->n = e->nconns * e->per_conn;
+        void *m = mmap(NULL, (uint64_t)b->n * e->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        b->mem = m == MAP_FAILED ? NULL : m;
+        if (!b->mem || !(b->free = calloc((size_t)b->n, sizeof *b->free))) {
+            fl_errf(err, errlen, "out of memory for %d prefetch buffers of %llu bytes", b->n, (unsigned long long)e->slot_bytes);
+            goto fail;
+        }
+        for (int i = 0; i < b->n; i++)
+            b->free[i] = b->n - 1 - i; /* buffer 0 on top */
+        b->nfree = b->n;
+    }
     for (int c = 0; c < e->nconns; c++) {
         struct queue *q = &e->q[c];
-        q->slots = calloc((size_t)e->per_conn, sizeof *q->slots);
-        if (!t->landing) {
-            void *b = mmap(NULL, (uint64_t)e->per_conn * e->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
-            q->bufs = b == MAP_FAILED ? NULL : b;
-        }
-        if (!q->slots || (!t->landing && !q->bufs)) {
-            fl_errf(err, errlen, "out of memory for %d prefetch buffers", e->depth);
+        if (!(q->slots = calloc((size_t)e->per_conn, sizeof *q->slots))) {
+            fl_errf(err, errlen, "out of memory");
             goto fail;
         }
         if (c && r->source->ops->connect(r->source, &q->conn, err, errlen))
@@ -505,7 +550,7 @@ int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_p
         goto fail;
     }
     int rc;
-    if (t->install_copies && !t->landing) {
+    if (t->install_copies && !t->landing && fl_cpu_for(r->cfg.cpus, true) < 0) {
         struct installer *in = &e->inst;
         in->cap = e->nconns * e->per_conn;
         if (!(in->jobs = calloc((size_t)in->cap, sizeof *in->jobs))) {
@@ -599,10 +644,12 @@ void fl_pf_destroy(struct fl_pf_engine *e)
         struct queue *q = &e->q[c];
         if (q->conn)
             e->r->source->ops->disconnect(q->conn);
-        if (q->bufs)
-            munmap(q->bufs, (uint64_t)e->per_conn * e->slot_bytes);
         free(q->slots);
     }
+    if (e->pool.mem)
+        munmap(e->pool.mem, (uint64_t)e->pool.n * e->slot_bytes);
+    free(e->pool.free);
+    pthread_mutex_destroy(&e->pool.mu);
     if (e->inst.jobs) {
         pthread_mutex_destroy(&e->inst.mu);
         pthread_cond_destroy(&e->inst.cv);
