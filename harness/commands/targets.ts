@@ -21,6 +21,7 @@ type Log = (s: string) => void;
 interface Opts {
   rounds: number;
   region: (fallback: string) => number;
+  streamRegion: number;
   residentLimit: number;
 }
 
@@ -29,7 +30,7 @@ const BENCHMARKS: Record<string, { what: string; run: (o: Opts, log: Log) => Pro
   floors: { what: 'strategies vs minimal C handlers', run: (o, log) => floorsBenchmark(o.rounds, log) },
   remote: {
     what: "vs C TCP and handler floors, the raw transport, and the server's memory",
-    run: (o, log) => remoteBenchmark(o.rounds, o.region('64MiB'), log),
+    run: (o, log) => remoteBenchmark(o.rounds, o.region('64MiB'), o.streamRegion, log),
   },
   prefetch: { what: 'policies at 10 and 25 ms RTT', run: (o, log) => prefetchBenchmark(o.rounds, o.region('256MiB'), log) },
   handler: { what: 'uffd handler process vs threads', run: (o, log) => handlerBenchmark(o.rounds, o.region('64MiB'), log) },
@@ -53,6 +54,10 @@ export const targetsCommand: CommandModule = {
         type: 'string',
         describe: 'region for remote, handler and migrate (default 64MiB), prefetch (default 256MiB) and resident (default 32GiB)',
       })
+      .option('stream-region', {
+        type: 'string',
+        describe: "remote: the region its 1 MiB sequential reads stream (default 1GiB: long enough to measure the pipeline's steady state)",
+      })
       .option('resident-limit', { type: 'string', describe: 'resident: the limit the region is read through (default 1GiB)' })
       .option('json', { type: 'boolean', default: false })
       .option('out', {
@@ -65,12 +70,15 @@ export const targetsCommand: CommandModule = {
     if (out !== undefined && !out.trim()) throw new UsageError('--out needs a file name');
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds must be a whole number from 1');
     if (a.residentLimit !== undefined && a.which !== 'resident') throw new UsageError('--resident-limit is for `targets resident`');
+    if (a.streamRegion !== undefined && a.which !== 'remote') throw new UsageError('--stream-region is for `targets remote`');
     const log = (s: string) => console.error(s);
     const opts: Opts = {
       rounds,
       region: (d) => parseSize((a.region as string | undefined) ?? d, 'region'),
       residentLimit: parseSize((a.residentLimit as string | undefined) ?? '1GiB', 'resident limit'),
+      streamRegion: parseSize((a.streamRegion as string | undefined) ?? '1GiB', 'stream region'),
     };
+    if (opts.streamRegion % (1 << 20)) throw new UsageError('--stream-region must be a whole number of MiB (it is read in 1 MiB chunks)');
     const series = judge(await BENCHMARKS[a.which as string].run(opts, log));
     if (out) {
       const command = ['faultlab', ...process.argv.slice(2)].join(' ');
