@@ -443,20 +443,22 @@ static int read_reply(struct fl_conn *c, char *err, size_t errlen)
 }
 
 /* The answer to a READ that is alone on its connection (a fault's): nothing
- * else can arrive first, so wait for it before trying, then take header and
- * data in one recvmsg. Two system calls fewer per fault than read_reply,
- * whose recv first finds nothing and then takes the data apart. */
+ * else can arrive first, so the first recvmsg blocks until it does (bounded by
+ * SO_RCVTIMEO, the fetch timeout) and takes header and data at once; only a
+ * reply split across segments goes on through wait_ready and the deadline.
+ * Three system calls fewer per fault than read_reply, whose recv first finds
+ * nothing, then polls, then takes the data apart. */
 static int read_alone(struct fl_conn *c, struct req *r, char *err, size_t errlen)
 {
     uint8_t h[NBD_REPLY_BYTES];
     size_t got = 0;
-    while (got < sizeof h) {
-        int e = wait_ready(c, POLLIN);
+    for (bool first = true; got < sizeof h; first = false) {
+        int e = first ? 0 : wait_ready(c, POLLIN);
         if (e)
             return conn_break_errno(c, e, err, errlen);
         struct iovec iov[2] = {{.iov_base = h + got, .iov_len = sizeof h - got}, {.iov_base = r->dst, .iov_len = r->len}};
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-        ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
+        ssize_t k = recvmsg(c->fd, &m, first ? 0 : MSG_DONTWAIT);
         if (k == 0)
             return conn_break(c, "server closed the connection", err, errlen);
         if (k < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
