@@ -8,6 +8,7 @@
 #include "unit.h"
 #include "proc_count.h"
 #include "nbd_client.h"
+#include "../src/core/internal.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -834,6 +835,60 @@ static void cpu_pins_the_server_threads(void)
     srv_stop(&f);
 }
 
+/* The server's deadlines start at the kernel's receive stamp (CLOCK_REALTIME)
+ * moved onto CLOCK_MONOTONIC. A stamp taken after a monotonic read must never
+ * convert to a time before it, even when the converting thread is preempted
+ * or interrupted between its own clock reads: a thread competing for the same
+ * CPU makes that happen many times over 300 ms (a conversion that read its
+ * monotonic time before REALTIME made replies leave early by the preemption). */
+static atomic_bool spin_stop;
+static void *spin(void *arg)
+{
+    while (!atomic_load_explicit(&spin_stop, memory_order_relaxed))
+        ;
+    return arg;
+}
+
+static void rx_stamp_never_early(void)
+{
+    cpu_set_t one, was;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    sched_getaffinity(0, sizeof was, &was);
+    sched_setaffinity(0, sizeof one, &one);
+    atomic_store(&spin_stop, false);
+    pthread_t t;
+    bool spinning = !pthread_create(&t, NULL, spin, NULL);
+    if (spinning)
+        pthread_setaffinity_np(t, sizeof one, &one);
+    char cbuf[CMSG_SPACE(sizeof(struct timespec))];
+    uint64_t n = 0, early = 0, worst = 0, end = fl_now() + 300000000ull;
+    while (fl_now() < end) {
+        for (int k = 0; k < 1000; k++, n++) {
+            struct msghdr m = {.msg_control = cbuf, .msg_controllen = sizeof cbuf};
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_TIMESTAMPNS;
+            cm->cmsg_len = CMSG_LEN(sizeof(struct timespec));
+            uint64_t before = fl_now();
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            memcpy(CMSG_DATA(cm), &ts, sizeof ts);
+            uint64_t at = fl_rx_time(&m);
+            if (at < before) {
+                early++;
+                worst = before - at > worst ? before - at : worst;
+            }
+        }
+    }
+    atomic_store(&spin_stop, true);
+    if (spinning)
+        pthread_join(t, NULL);
+    sched_setaffinity(0, sizeof was, &was);
+    CHECK(early == 0, "no receive stamp converts to before a monotonic read taken ahead of it (%llu of %llu early, by up to %llu ns)",
+          (unsigned long long)early, (unsigned long long)n, (unsigned long long)worst);
+}
+
 static const struct unit_test tests[] = {
     {"cpu-pins-the-server-threads", 0, cpu_pins_the_server_threads},
     {"rtt0-replies-do-not-wake-the-sender", 0, rtt0_replies_do_not_wake_the_sender},
@@ -847,6 +902,7 @@ static const struct unit_test tests[] = {
     {"out-of-range-gets-error-and-connection-stays", 0, out_of_range_gets_error_and_connection_stays},
     {"violations-close", 0, violations_close},
     {"rtt-reply-never-early", 0, rtt_reply_never_early},
+    {"rx-stamp-never-early", 0, rx_stamp_never_early},
     {"pipelined-requests-overlap", 0, pipelined_requests_overlap},
     {"missing-payload-and-idle-close", 0, missing_payload_and_idle_close},
     {"idle-connection-kept-while-slots-remain", 0, idle_connection_kept_while_slots_remain},

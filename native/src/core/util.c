@@ -368,17 +368,30 @@ int fl_touch(uintptr_t addr)
     return *(volatile const uint8_t *)addr;
 }
 
-/* The kernel's receive time of what recvmsg returned, on CLOCK_MONOTONIC; without a stamp, now, which is never early. */
+/* The kernel's receive time of what recvmsg returned, on CLOCK_MONOTONIC; without a stamp, now, which is never early.
+ * The stamp is CLOCK_REALTIME. The offset between the clocks is read as
+ * REALTIME minus the monotonic time read just after it: a preemption between
+ * the two reads then makes the converted stamp late, never early (against a
+ * monotonic read taken before, it made a reply leave early by the length of
+ * the preemption). The tightest of a few tries is kept. */
 uint64_t fl_rx_time(struct msghdr *m)
 {
-    uint64_t mono = fl_now(), real = fl_clock_ns(CLOCK_REALTIME);
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
             continue;
         struct timespec ts;
         memcpy(&ts, CMSG_DATA(cm), sizeof ts);
-        uint64_t at = fl_ts_ns(ts) - (real - mono);
-        return at < mono ? at : mono;
+        uint64_t offset = 0, gap = UINT64_MAX, now = 0;
+        for (int i = 0; i < 4 && gap > 2000; i++) {
+            uint64_t before = fl_now(), real = fl_clock_ns(CLOCK_REALTIME), after = fl_now();
+            if (after - before < gap) {
+                gap = after - before;
+                offset = real - after;
+                now = after;
+            }
+        }
+        uint64_t at = fl_ts_ns(ts) - offset;
+        return at < now ? at : now;
     }
-    return mono;
+    return fl_now();
 }
