@@ -11,6 +11,7 @@ import { StudyProgress, formatSeconds } from './progress.js';
 import { UsageError } from './errors.js';
 import { validateCell } from './cell.js';
 import { writePaperInputs } from './paper-inputs.js';
+import { nbdkitMissing } from './nbdkit.js';
 
 export const defaultStudyList = fileURLToPath(
   new URL(existsSync(fileURLToPath(new URL('../scenarios', import.meta.url))) ? '../scenarios/study.json' : '../../scenarios/study.json', import.meta.url),
@@ -170,6 +171,14 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
     return sel ? [{ e, sel, ...selectCells(sel) }] : [];
   });
   if (plan.length === 0) throw new UsageError(`${o.list}: --quick selects no matrix`);
+  // nbdkit-delay cells need nbdkit: one message before the first cell, not a
+  // failed cell each an hour into the study.
+  const nbdkitUsers = plan.filter((p) => p.cells.some((c) => c.kind === 'cell' && c.params.source === 'remote' && c.params.latency === 'nbdkit-delay'));
+  const noNbdkit = nbdkitUsers.length ? nbdkitMissing() : null;
+  if (noNbdkit)
+    throw new UsageError(
+      `matrices ${nbdkitUsers.map((p) => p.e.name).join(', ')} have cells with latency nbdkit-delay, but ${noNbdkit}: install it, or give a --list without them`,
+    );
   const paperNames = plan.filter((p) => p.e.paper).map((p) => p.e.name);
   const spreadWith = o.spreadWith === undefined ? null : checkSpreadWith(o, paperNames);
 

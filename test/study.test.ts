@@ -198,6 +198,24 @@ describe('faultlab study --spread-with', () => {
     expect(refused(other, ['--skip-paper'])).toMatch(/--skip-paper/);
   });
 
+  it('refuses, in one line and before running anything, a list with nbdkit-delay cells where nbdkit is missing', () => {
+    const { dir, list, out } = setup();
+    const withNbdkit = {
+      ...matrixB,
+      groups: [
+        ...matrixB.groups,
+        { name: 'ext', scenario: 'first-chunk', strategy: 'uffd', source: 'remote', rtt: 2, latency: 'nbdkit-delay', region: '1MiB' },
+      ],
+    };
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(withNbdkit));
+    const empty = mkdtempSync(join(tmpdir(), 'faultlab-no-path-')); // a PATH where no nbdkit is found
+    const r = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], { ...COMMIT, PATH: empty });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toMatch(/^faultlab: matrices b have cells with latency nbdkit-delay, but nbdkit is not installed/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a second study of the same list fills the paper with the spread between the two, and inputs.json keeps it', () => {
     const { dir, list, out } = setup();
     const first = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT, 300_000);
