@@ -29,16 +29,25 @@ export interface StudyEnv {
   cpu_model?: string;
 }
 
-/** dirname(runDir)/env.json when it is a study's (`"study": true`), else null; a study env.json that is not JSON is an error naming it. */
-export function loadStudyEnv(runDir: string): StudyEnv | null {
-  const file = join(dirname(resolve(runDir)), 'env.json');
-  if (!existsSync(file)) return null;
+/** A study folder's env.json, or why the folder holds none: the one reader of
+ * it (the paper, `study`'s resume and its --spread-with check). */
+export function readStudyEnv(dir: string): { env: StudyEnv } | { why: 'none' | 'not-json' | 'not-study'; detail?: string } {
+  const file = join(dir, 'env.json');
+  if (!existsSync(file)) return { why: 'none' };
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    return { why: 'not-json', detail: (e as Error).message };
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return null;
-  return (doc as { study?: unknown }).study === true ? (doc as StudyEnv) : null;
+  const study = typeof doc === 'object' && doc !== null && !Array.isArray(doc) && (doc as { study?: unknown }).study === true;
+  return study ? { env: doc as StudyEnv } : { why: 'not-study' };
+}
+
+/** dirname(runDir)/env.json when it is a study's (`"study": true`), else null; a study env.json that is not JSON is an error naming it. */
+export function loadStudyEnv(runDir: string): StudyEnv | null {
+  const r = readStudyEnv(dirname(resolve(runDir)));
+  if ('env' in r) return r.env;
+  if (r.why === 'not-json') throw new Error(`${join(dirname(resolve(runDir)), 'env.json')}: not valid JSON (${r.detail})`);
+  return null;
 }

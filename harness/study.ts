@@ -12,6 +12,7 @@ import { UsageError } from './errors.js';
 import { validateCell } from './cell.js';
 import { writePaperInputs } from './paper-inputs.js';
 import { nbdkitMissing } from './nbdkit.js';
+import { readStudyEnv } from '../analysis/study-env.js';
 
 export const defaultStudyList = fileURLToPath(
   new URL(existsSync(fileURLToPath(new URL('../scenarios', import.meta.url))) ? '../scenarios/study.json' : '../../scenarios/study.json', import.meta.url),
@@ -184,11 +185,15 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
 
   const dir = resolve(o.out);
   const envPath = join(dir, 'env.json');
-  const resumed = existsSync(envPath);
+  const found = readStudyEnv(dir);
+  const resumed = !('why' in found && found.why === 'none');
   let previous: Record<string, unknown> = {};
-  if (resumed) {
-    previous = JSON.parse(readFileSync(envPath, 'utf8'));
-    if (previous.study !== true) throw new UsageError(`${dir} holds something other than a study (its env.json has no "study": true): give another --out`);
+  if ('why' in found && found.why !== 'none')
+    throw new UsageError(
+      `${dir} holds something other than a study (its env.json ${found.why === 'not-json' ? `is not JSON: ${found.detail}` : 'has no "study": true'}): give another --out`,
+    );
+  if ('env' in found) {
+    previous = found.env as unknown as Record<string, unknown>;
     if (previous.commit !== commit)
       throw new UsageError(`${dir} was started at commit ${previous.commit}, this tree is at ${commit}: a study runs at one commit (give another --out)`);
     if (previous.quick !== o.quick)
@@ -247,8 +252,9 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   for (const t of todo) {
     const runDir = join(dir, t.e.name);
     const runEnv = join(runDir, 'env.json');
-    if (t.left.length === 0 && existsSync(runEnv) && JSON.parse(readFileSync(runEnv, 'utf8')).complete === true) {
-      failedCells += Number(JSON.parse(readFileSync(runEnv, 'utf8')).failed_cells ?? 0);
+    const finished = t.left.length === 0 && existsSync(runEnv) ? JSON.parse(readFileSync(runEnv, 'utf8')) : null;
+    if (finished?.complete === true) {
+      failedCells += Number(finished.failed_cells ?? 0);
       continue;
     }
     // One commit: tracked files edited (or a commit made) while the study runs would mix code versions.
@@ -331,15 +337,12 @@ function checkSpreadWith(o: StudyOptions, paperNames: string[]): string {
   const refuse = (why: string) => new UsageError(`--spread-with ${given}: ${why}`);
   if (o.skipPaper) throw refuse('it feeds the paper, which --skip-paper skips');
   if (other === resolve(o.out)) throw refuse("that is this study's own folder; give another study of the same list");
-  const envPath = join(other, 'env.json');
-  if (!existsSync(envPath)) throw refuse('not a study folder (no env.json); give a folder `faultlab study --out` made');
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(readFileSync(envPath, 'utf8'));
-  } catch (e) {
-    throw refuse(`env.json is not JSON (${(e as Error).message})`);
+  const found = readStudyEnv(other);
+  if ('why' in found) {
+    if (found.why === 'none') throw refuse('not a study folder (no env.json); give a folder `faultlab study --out` made');
+    throw refuse(found.why === 'not-json' ? `env.json is not JSON (${found.detail})` : 'not a study folder (its env.json has no "study": true)');
   }
-  if (doc?.study !== true) throw refuse('not a study folder (its env.json has no "study": true)');
+  const doc = found.env;
   if (doc.quick !== o.quick)
     throw refuse(`a ${doc.quick ? '--quick' : 'full'} study; this one is ${o.quick ? '--quick' : 'full'}: compare studies of one kind`);
   if (doc.complete !== true) throw refuse(`an unfinished study; finish it first (faultlab study --out ${given})`);

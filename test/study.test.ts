@@ -198,6 +198,21 @@ describe('faultlab study --spread-with', () => {
     expect(refused(other, ['--skip-paper'])).toMatch(/--skip-paper/);
   });
 
+  it('refuses to resume into a folder whose env.json is not a study, or not JSON, in one line', () => {
+    const { list, out } = setup();
+    mkdirSync(out, { recursive: true });
+    for (const [text, why] of [
+      ['{"run": 1}', /its env\.json has no "study": true/],
+      ['{not json', /its env\.json is not JSON/],
+    ] as const) {
+      writeFileSync(join(out, 'env.json'), text);
+      const r = faultlab(['study', '--list', list, '--out', out, '--skip-paper'], COMMIT);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(why);
+    }
+  });
+
   it('refuses, in one line and before running anything, a list with nbdkit-delay cells where nbdkit is missing', () => {
     const { dir, list, out } = setup();
     const withNbdkit = {
