@@ -6,7 +6,7 @@ import { NativeRegion, rttProbeNative } from './native.js';
 import { regionSpec, runSpec, validateCell } from './cell.js';
 import { usesSource, type CellParams } from './params.js';
 import type { Row } from './columns.js';
-import { NbdServer, rttUs } from './server/nbd-server.js';
+import { NbdServer, serverRttUs } from './server/nbd-server.js';
 import { parseRemote, type RemoteTarget } from './remote.js';
 import { writeTrackReps } from './write-track.js';
 import { migrateReps } from './migrate.js';
@@ -59,7 +59,7 @@ async function withRemote<T>(p: CellParams, fn: (remote?: RemoteTarget) => Promi
   // No --remote: an embedded server on loopback, so `--source remote` needs no set-up
   // (answering at once under client-delay: the client holds the answers).
   // A C server on its own threads: nothing to warm up.
-  const server = NbdServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttUs: rttUs(p.latency === 'client-delay' ? 0 : p.rttMs) });
+  const server = NbdServer.start({ regionBytes: p.regionBytes, seed: p.seed, rttUs: serverRttUs(p.latency, p.rttMs) });
   try {
     return await fn({ host: server.host, port: server.port });
   } finally {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { childEnv } from './lifeline.js';
 import type { CellParams } from './params.js';
 import type { Row } from './columns.js';
-import { rttUs } from './server/nbd-server.js';
+import { serverRttUs } from './server/nbd-server.js';
 
 export const MIGRATE_DEFAULTS = {
   mode: 'precopy',
@@ -83,7 +83,7 @@ async function migrateOnce(p: CellParams, regionSpec: string): Promise<Row> {
     `downtime_limit_ms=${p.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs} max_rounds=${p.maxRounds ?? MIGRATE_DEFAULTS.maxRounds}`;
   // Post-copy and hybrid: the source serves its own memory, answers held the
   // RTT as the chunk server holds its (client-delay: the destination's client holds them).
-  const serveRtt = p.latency === 'client-delay' ? 0 : rttUs(p.rttMs);
+  const serveRtt = serverRttUs(p.latency, p.rttMs);
   const destChild = (spec: string) => startChild('dest', `${spec} prefetch=${destPrefetch}`, `${writerKeys(p)} bg_threads=${MIGRATE_DEFAULTS.bgThreads}`);
   let dest: Child | null = null;
   let src: Child | null = null;

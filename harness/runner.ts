@@ -12,7 +12,7 @@ import { UsageError } from './errors.js';
 import { Matrix, MatrixCell } from './matrix.js';
 import { COLUMNS, type Row } from './columns.js';
 import { collectEnv, envColumns, EnvInfo } from './env.js';
-import { NbdServer, rttUs } from './server/nbd-server.js';
+import { NbdServer, serverRttUs } from './server/nbd-server.js';
 import { PARAM_LIST, usesSource, type CellParams } from './params.js';
 import { Progress, type CellProgress } from './progress.js';
 import { formatSize } from './sizes.js';
@@ -320,7 +320,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
           server = NbdServer.start({
             regionBytes: serverRegion.get(key)!,
             seed: c.params.seed,
-            rttUs: rttUs(latencyOf(c, o) === 'client-delay' ? 0 : c.params.rttMs),
+            rttUs: serverRttUs(latencyOf(c, o), c.params.rttMs),
           });
         }
       }

@@ -108,6 +108,9 @@ function cString(buf: Buffer): string {
 /** Milliseconds of emulated RTT as the server's rtt_us. */
 export const rttUs = (rttMs: number): number => Math.round(rttMs * 1000);
 
+/** The RTT a server holds its replies for: none where the client holds them (client-delay). */
+export const serverRttUs = (latency: string | undefined, rttMs: number): number => (latency === 'client-delay' ? 0 : rttUs(rttMs));
+
 export class NbdServer {
   private handle: unknown;
   readonly port: number;
