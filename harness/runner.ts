@@ -288,6 +288,11 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
     Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
   writeEnv(dir, envDoc);
   const envCols = envColumns(env);
+  if (o.remote) {
+    // nbdkit-delay and netem cells start their own server: say so, not silently pull from elsewhere.
+    const own = cells.filter((c) => c.kind === 'cell' && c.params.source === 'remote' && OWN_SERVER.has(latencyOf(c, o))).length;
+    if (own) console.error(`faultlab run: --remote ${o.remote} serves no nbdkit-delay or netem cell: those ${own} start their own server`);
+  }
 
   // Cells sharing a server run together; the server closes when the key changes.
   // With one external server (--remote) for everything, cells that write run

@@ -6,7 +6,7 @@
 // `--latency nbdkit-delay`, nbdkit's delay filter as a latency emulation.
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +144,23 @@ describe('--latency nbdkit-delay', () => {
     );
     expect(seq.status, seq.stderr).toBe(0);
     expect(lastJson(seq.stdout)).toMatchObject({ verified: true, latency: 'nbdkit-delay' });
+  });
+
+  it('run --remote says that nbdkit-delay cells start their own server, and they still run and verify', (ctx) => {
+    if (NO_NBDKIT) skipBecause(ctx, NO_NBDKIT);
+    const matrix = join(dir, 'own-server.json');
+    writeFileSync(
+      matrix,
+      JSON.stringify({
+        name: 'own-server',
+        description: 'one nbdkit-delay cell',
+        groups: [{ name: 'ext', scenario: 'first-chunk', strategy: 'uffd', source: 'remote', rtt: 1, latency: 'nbdkit-delay', region: '256KiB', repeat: 1 }],
+      }),
+    );
+    const r = faultlab(['run', '--matrix', matrix, '--out', join(dir, 'own-server-runs'), '--remote', servers.read!], {}, 60_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/--remote \S+ serves no nbdkit-delay or netem cell: those 1 start their own server/);
+    expect(r.stdout).toMatch(/complete; 0 failed cell/);
   });
 
   it('bad combinations are refused with one line', () => {
