@@ -143,6 +143,37 @@ static void write_runs_error(void)
     ts_stop(&s);
 }
 
+/* A batch with a run the server's minimum block size refuses is refused
+ * whole, before anything is sent: no WRITE of it stays in flight, so the
+ * connection stays in step and every request slot comes back (4,096 more
+ * requests on it all succeed). */
+static void write_runs_misaligned(void)
+{
+    struct tsrv s;
+    if (ts_start_with(&s, &(struct ts_opts){.region = REGION, .seed = 1, .x.min_block = 8192, .x.max_block = 1u << 20}))
+        return;
+    struct fl_source *src;
+    struct fl_conn *c;
+    if (open_conn(&s, &src, &c)) {
+        ts_stop(&s);
+        return;
+    }
+    static uint8_t buf[REGION];
+    uint64_t off[2] = {0, 8192}, len[2] = {8192, 4096};
+    char err[FL_ERR_LEN] = "";
+    int rc = src->ops->write_runs(c, buf, off, len, 2, 8, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "not aligned to the server's minimum block size of 8192"), "a misaligned run fails the batch: %s", err);
+    uint8_t back[8192], want[8192];
+    fl_fill(want, sizeof want, 1, 0);
+    int bad = 0;
+    for (int i = 0; i < 4097 && !bad; i++)
+        bad = src->ops->read(c, 0, back, sizeof back, err, sizeof err) != 0;
+    CHECK(!bad, "the connection serves 4,097 READs after it %s", bad ? err : "");
+    CHECK(!bad && !memcmp(back, want, sizeof want), "and nothing of the batch was written (the first run's bytes are the server's own)");
+    close_conn(src, c);
+    ts_stop(&s);
+}
+
 /* ---- the stop rule -------------------------------------------------------------- */
 
 static void stop_rule_table(void)
@@ -408,12 +439,19 @@ static void bad_specs(void)
 }
 
 static const struct unit_test tests[] = {
-    {"write-runs-pipelined", 0, write_runs_pipelined},          {"write-runs-depth-one", 0, write_runs_depth_one},
-    {"write-runs-error-fails-the-batch", 0, write_runs_error},  {"stop-rule-table", 0, stop_rule_table},
-    {"migrate-verifies-uffd-wp", NEED_UFFD, migrate_uffd_wp},   {"migrate-verifies-uffd-wp-async", NEED_UFFD, migrate_uffd_wp_async},
-    {"migrate-verifies-mprotect", NEED_UFFD, migrate_mprotect}, {"migrate-verifies-soft-dirty", NEED_UFFD, migrate_soft_dirty},
-    {"migrate-max-rounds-stop", NEED_UFFD, max_rounds_stop},    {"postcopy-uffd-verifies", NEED_UFFD, postcopy_uffd},
-    {"postcopy-sigsegv-verifies", NEED_UFFD, postcopy_sigsegv}, {"hybrid-uffd-verifies", NEED_UFFD, hybrid_uffd},
+    {"write-runs-pipelined", 0, write_runs_pipelined},
+    {"write-runs-depth-one", 0, write_runs_depth_one},
+    {"write-runs-misaligned", 0, write_runs_misaligned},
+    {"write-runs-error-fails-the-batch", 0, write_runs_error},
+    {"stop-rule-table", 0, stop_rule_table},
+    {"migrate-verifies-uffd-wp", NEED_UFFD, migrate_uffd_wp},
+    {"migrate-verifies-uffd-wp-async", NEED_UFFD, migrate_uffd_wp_async},
+    {"migrate-verifies-mprotect", NEED_UFFD, migrate_mprotect},
+    {"migrate-verifies-soft-dirty", NEED_UFFD, migrate_soft_dirty},
+    {"migrate-max-rounds-stop", NEED_UFFD, max_rounds_stop},
+    {"postcopy-uffd-verifies", NEED_UFFD, postcopy_uffd},
+    {"postcopy-sigsegv-verifies", NEED_UFFD, postcopy_sigsegv},
+    {"hybrid-uffd-verifies", NEED_UFFD, hybrid_uffd},
     {"migrate-refuses-bad-specs", NEED_UFFD, bad_specs},
 };
 

@@ -602,11 +602,14 @@ static int tcp_write_runs(struct fl_conn *c, const uint8_t *base, const uint64_t
         fl_text_str(&t, "the server's export is read-only (NBD_FLAG_READ_ONLY): cannot WRITE");
         rc = -1;
     }
+    /* Every run is checked before any is sent: a refusal midway would leave
+     * the WRITEs before it in flight with no one to collect their replies. */
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = check_aligned(c, NBD_CMD_WRITE, off[i], len[i], err, errlen);
     uint64_t depth_max = depth < 1 ? 1 : depth > TCP_MAX_INFLIGHT / 2 ? TCP_MAX_INFLIGHT / 2 : (uint64_t)depth;
     uint64_t oldest = c->next_cookie; /* this batch's cookies are consecutive */
     for (size_t i = 0; i < n && !rc; i++) {
         uint64_t o = off[i], l = len[i];
-        rc = check_aligned(c, NBD_CMD_WRITE, o, l, err, errlen);
         while (l && !rc) {
             uint32_t k = piece(c, l);
             uint64_t ck;
