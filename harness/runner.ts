@@ -288,18 +288,20 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
     Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
   writeEnv(dir, envDoc);
   const envCols = envColumns(env);
-  if (o.remote) {
-    // nbdkit-delay and netem cells start their own server: say so, not silently pull from elsewhere.
-    const own = cells.filter((c) => c.kind === 'cell' && c.params.source === 'remote' && OWN_SERVER.has(latencyOf(c, o))).length;
-    if (own) console.error(`faultlab run: --remote ${o.remote} serves no nbdkit-delay or netem cell: those ${own} start their own server`);
-  }
-
   // Cells sharing a server run together; the server closes when the key changes.
   // With one external server (--remote) for everything, cells that write run
   // after every cell that reads: reads verify against the server's original contents.
   const last = (c: MatrixCell) => (o.remote && writes(c) ? 1 : 0);
   const todo = cells.filter((c) => !done.has(c.id)).sort((a, b) => last(a) - last(b) || serverKey(a, o).localeCompare(serverKey(b, o)));
   const progress = (o.progress ?? ((e, d, t) => new Progress(e, d, t)))(todo.map(estimateMs), cells.length - todo.length, cells.length);
+  if (o.remote) {
+    // nbdkit-delay and netem cells start their own server: say so, not silently pull from elsewhere.
+    const own = todo.filter(
+      (c) => c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && OWN_SERVER.has(latencyOf(c, o)),
+    ).length;
+    if (own) console.error(`faultlab run: --remote ${o.remote} serves no nbdkit-delay or netem cell: those ${own} start their own server`);
+  }
+
   const serverRegion = new Map<string, number>();
   for (const c of todo) serverRegion.set(serverKey(c, o), Math.max(serverRegion.get(serverKey(c, o)) ?? 0, c.params.regionBytes));
   let server: NbdServer | null = null;

@@ -172,14 +172,6 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
     return sel ? [{ e, sel, ...selectCells(sel) }] : [];
   });
   if (plan.length === 0) throw new UsageError(`${o.list}: --quick selects no matrix`);
-  // nbdkit-delay cells need nbdkit: one message before the first cell, not a
-  // failed cell each an hour into the study.
-  const nbdkitUsers = plan.filter((p) => p.cells.some((c) => c.kind === 'cell' && c.params.source === 'remote' && c.params.latency === 'nbdkit-delay'));
-  const noNbdkit = nbdkitUsers.length ? nbdkitMissing() : null;
-  if (noNbdkit)
-    throw new UsageError(
-      `matrices ${nbdkitUsers.map((p) => p.e.name).join(', ')} have cells with latency nbdkit-delay, but ${noNbdkit}: install it, or give a --list without them`,
-    );
   const paperNames = plan.filter((p) => p.e.paper).map((p) => p.e.name);
   const spreadWith = o.spreadWith === undefined ? null : checkSpreadWith(o, paperNames);
 
@@ -200,13 +192,21 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
       throw new UsageError(`${dir} is a ${previous.quick ? '--quick' : 'full'} study: run it the same way, or give another --out`);
   } else if (existsSync(dir) && readdirSync(dir).length > 0)
     throw new UsageError(`${dir} is not empty and holds no study (no env.json): give a new folder, or a study folder to continue`);
-  mkdirSync(dir, { recursive: true });
 
   // Progress over every cell left in every matrix; a resumed study keeps its finished cells.
   const todo = plan.map((p) => {
     const done = doneCellIds(join(dir, p.e.name, 'runs.csv'));
     return { ...p, done, left: p.cells.filter((c) => !done.has(c.id)) };
   });
+  // nbdkit-delay cells left to run need nbdkit: one message before the first
+  // cell, not a failed cell each an hour into the study.
+  const nbdkitUsers = todo.filter((t) => t.left.some((c) => c.kind === 'cell' && c.params.source === 'remote' && c.params.latency === 'nbdkit-delay'));
+  const noNbdkit = nbdkitUsers.length ? nbdkitMissing() : null;
+  if (noNbdkit)
+    throw new UsageError(
+      `matrices ${nbdkitUsers.map((t) => t.e.name).join(', ')} have cells with latency nbdkit-delay, but ${noNbdkit}: install it, or give a --list without them`,
+    );
+  mkdirSync(dir, { recursive: true });
   const totalCells = todo.reduce((n, t) => n + t.cells.length, 0);
   const leftCells = todo.reduce((n, t) => n + t.left.length, 0);
   const progress = new StudyProgress(

@@ -198,7 +198,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const t1mRegion = prefetch === 'none' ? await transport1MiB('region') : 0;
           if (t1mRegion) push('transport 1 MiB landing in a region (MiB/s)', t1mRegion);
           if (prefetch === 'none' && name === 'uffd') {
-            const c1m = Number((await tcp(1 << 20, 64)).throughput_mibps);
+            const c1m = Number((await tcp(1 << 20, Math.max(16, streamBytes >> 20))).throughput_mibps);
             push('C TCP 1 MiB (MiB/s)', c1m);
             push('transport 1 MiB / C TCP 1 MiB', t1m / c1m);
           }

@@ -246,4 +246,17 @@ describe('benchmark targets', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toMatch(/^faultlab: --out needs a file name$/);
   });
+
+  it('targets --stream-region: remote only, a whole number of MiB from 1 MiB, else one line', () => {
+    for (const [args, why] of [
+      [['targets', 'floors', '--stream-region', '1GiB'], /^faultlab: --stream-region is for `targets remote`$/],
+      [['targets', 'remote', '--stream-region', '0'], /^faultlab: --stream-region must be a whole number of MiB, at least 1MiB/],
+      [['targets', 'remote', '--stream-region', '1536KiB'], /^faultlab: --stream-region must be a whole number of MiB/],
+    ] as const) {
+      const r = faultlab([...args]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(why);
+    }
+  });
 });

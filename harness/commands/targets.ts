@@ -56,7 +56,8 @@ export const targetsCommand: CommandModule = {
       })
       .option('stream-region', {
         type: 'string',
-        describe: "remote: the region its 1 MiB sequential reads stream (default 1GiB: long enough to measure the pipeline's steady state)",
+        describe:
+          "remote: the region its 1 MiB sequential reads stream (default 1GiB: long enough to measure the pipeline's steady state; each run fills about that much memory)",
       })
       .option('resident-limit', { type: 'string', describe: 'resident: the limit the region is read through (default 1GiB)' })
       .option('json', { type: 'boolean', default: false })
@@ -78,7 +79,8 @@ export const targetsCommand: CommandModule = {
       residentLimit: parseSize((a.residentLimit as string | undefined) ?? '1GiB', 'resident limit'),
       streamRegion: parseSize((a.streamRegion as string | undefined) ?? '1GiB', 'stream region'),
     };
-    if (opts.streamRegion % (1 << 20)) throw new UsageError('--stream-region must be a whole number of MiB (it is read in 1 MiB chunks)');
+    if (opts.streamRegion < 1 << 20 || opts.streamRegion % (1 << 20))
+      throw new UsageError('--stream-region must be a whole number of MiB, at least 1MiB (it is read in 1 MiB chunks)');
     const series = judge(await BENCHMARKS[a.which as string].run(opts, log));
     if (out) {
       const command = ['faultlab', ...process.argv.slice(2)].join(' ');

@@ -211,7 +211,8 @@ static void verify_counts_every_word(void)
     const uint64_t seed = 7, off = 8 * 1000;
     fl_fill(b, sizeof b, seed, off);
     uint64_t at = 0;
-    CHECK(fl_verify(b, sizeof b, seed, off, &at) == 0 && at == UINT64_MAX, "a filled buffer verifies (first_bad %llu)", (unsigned long long)at);
+    CHECK(fl_verify(b, sizeof b, seed, off, &at) == 0 && at == UINT64_MAX, "a filled buffer verifies (first_bad %llu)",
+          (unsigned long long)at);
     CHECK(fl_verify(b, sizeof b, seed + 1, off, &at) == WORDS, "another seed differs in every word");
     CHECK(fl_verify(b, sizeof b, seed, off + 8, &at) == WORDS && at == off + 8, "another offset differs in every word, first at its start");
     int wrong = 0;
@@ -224,6 +225,12 @@ static void verify_counts_every_word(void)
             wrong++;
         b[WORDS - 1] ^= 1ull << 63;
         b[i] ^= 1ull << (i % 64);
+    }
+    for (uint64_t i = WORDS - 5; i < WORDS; i++) { /* alone in the tail, past any whole vector */
+        b[i] ^= 1ull << 17;
+        if (fl_verify(b, sizeof b, seed, off, &at) != 1 || at != off + 8 * i)
+            wrong++;
+        b[i] ^= 1ull << 17;
     }
     CHECK(!wrong, "one flipped bit is found wherever it is, with its offset (%d wrong)", wrong);
 }

@@ -853,19 +853,31 @@ static void rx_stamp_never_early(void)
 {
     cpu_set_t one, was;
     CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    sched_getaffinity(0, sizeof was, &was);
-    sched_setaffinity(0, sizeof one, &one);
+    int cpu = 0;
+    if (sched_getaffinity(0, sizeof was, &was)) {
+        CHECK(0, "sched_getaffinity: %s", strerror(errno));
+        return;
+    }
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &was))
+        cpu++;
+    CPU_SET(cpu, &one); /* the first CPU this test may use: both threads on it */
+    if (sched_setaffinity(0, sizeof one, &one)) {
+        CHECK(0, "sched_setaffinity to CPU %d: %s", cpu, strerror(errno));
+        return;
+    }
     atomic_store(&spin_stop, false);
     pthread_t t;
     bool spinning = !pthread_create(&t, NULL, spin, NULL);
     if (spinning)
         pthread_setaffinity_np(t, sizeof one, &one);
-    char cbuf[CMSG_SPACE(sizeof(struct timespec))];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } cbuf;
     uint64_t n = 0, early = 0, worst = 0, end = fl_now() + 300000000ull;
     while (fl_now() < end) {
         for (int k = 0; k < 1000; k++, n++) {
-            struct msghdr m = {.msg_control = cbuf, .msg_controllen = sizeof cbuf};
+            struct msghdr m = {.msg_control = cbuf.buf, .msg_controllen = sizeof cbuf.buf};
             struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
             cm->cmsg_level = SOL_SOCKET;
             cm->cmsg_type = SCM_TIMESTAMPNS;

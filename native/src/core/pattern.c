@@ -33,10 +33,12 @@ static inline __attribute__((always_inline)) uint64_t diff_bits(const uint64_t *
     return d;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 __attribute__((optimize("O3"), target("avx2"))) static uint64_t any_diff_avx2(const uint64_t *w, uint64_t n, uint64_t seed, uint64_t first)
 {
     return diff_bits(w, n, seed, first);
 }
+#endif
 
 __attribute__((optimize("O3"))) static uint64_t any_diff_plain(const uint64_t *w, uint64_t n, uint64_t seed, uint64_t first)
 {
@@ -45,7 +47,11 @@ __attribute__((optimize("O3"))) static uint64_t any_diff_plain(const uint64_t *w
 
 static uint64_t any_diff(const uint64_t *w, uint64_t n, uint64_t seed, uint64_t first)
 {
-    return __builtin_cpu_supports("avx2") ? any_diff_avx2(w, n, seed, first) : any_diff_plain(w, n, seed, first);
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx2"))
+        return any_diff_avx2(w, n, seed, first);
+#endif
+    return any_diff_plain(w, n, seed, first);
 }
 
 uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset, uint64_t *first_bad)

@@ -373,7 +373,7 @@ int fl_touch(uintptr_t addr)
  * REALTIME minus the monotonic time read just after it: a preemption between
  * the two reads then makes the converted stamp late, never early (against a
  * monotonic read taken before, it made a reply leave early by the length of
- * the preemption). The tightest of a few tries is kept. */
+ * the preemption). The tighter of at most two tries is kept. */
 uint64_t fl_rx_time(struct msghdr *m)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
@@ -382,7 +382,7 @@ uint64_t fl_rx_time(struct msghdr *m)
         struct timespec ts;
         memcpy(&ts, CMSG_DATA(cm), sizeof ts);
         uint64_t offset = 0, gap = UINT64_MAX, now = 0;
-        for (int i = 0; i < 4 && gap > 2000; i++) {
+        for (int i = 0; i < 2 && gap > 2000; i++) { /* a second try only after a slow first (each read may be a system call) */
             uint64_t before = fl_now(), real = fl_clock_ns(CLOCK_REALTIME), after = fl_now();
             if (after - before < gap) {
                 gap = after - before;

@@ -51,9 +51,9 @@ struct bufpool {
     pthread_mutex_t mu; /* the installer gives buffers back */
 };
 
-/* One connection and the requests in flight on it, oldest first. The
- * `installing` slots before head hold answers the installer has not taken in
- * yet: their buffers are not reused until it has. */
+/* One connection and the requests in flight on it, oldest first. `installing`
+ * counts its answers the installer has not taken in yet: their pool buffers
+ * are not free until it has, so they count against the connection's slots. */
 struct queue {
     struct fl_conn *conn;
     int fd;
@@ -300,7 +300,13 @@ static void issue(struct fl_pf_engine *e)
         s->trigger = p->trigger >= i && p->trigger < i + n ? p->trigger : FL_PF_NONE;
         if (s->trigger != FL_PF_NONE)
             p->trigger = FL_PF_NONE;
-        s->buf = e->t.landing ? -1 : buf_take(e); /* never -1 here: see struct bufpool */
+        s->buf = e->t.landing ? -1 : buf_take(e);
+        if (!e->t.landing && s->buf < 0) { /* cannot happen (see struct bufpool); never write outside the pool */
+            if (e->t.abandon)
+                e->t.abandon(e->t.arg, i, n);
+            engine_fail(e, i, "no free prefetch buffer");
+            return;
+        }
         s->dst = e->t.landing ? e->t.landing(e->t.arg, i, n) : e->pool.mem + (uint64_t)s->buf * e->slot_bytes;
         char cause[FL_ERR_LEN];
         q->count++;

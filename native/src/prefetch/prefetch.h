@@ -75,9 +75,10 @@ struct fl_pf_target {
     void (*unstage)(void *arg, uint64_t idx);
     /* The engine failed with [idx, idx+n) claimed: unblock whoever waits. */
     void (*abandon)(void *arg, uint64_t idx, uint64_t n);
-    /* install copies the bytes (uffd's UFFDIO_COPY): it runs on a thread of its
-     * own, so the engine receives the next answers meanwhile. Then install,
-     * stage, unstage and abandon may run on either thread. */
+    /* install copies the bytes (uffd's UFFDIO_COPY): with cpus=free it runs on
+     * a thread of its own, so the engine receives the next answers meanwhile
+     * (pinned beside the engine, it would only add context switches). Then
+     * install, stage, unstage and abandon may run on either thread. */
     bool install_copies;
 };
 
