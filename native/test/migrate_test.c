@@ -50,6 +50,20 @@ static int open_conn(struct tsrv *s, struct fl_source **src, struct fl_conn **c)
     return rc;
 }
 
+/* A test server started with o and one connection to it; on failure nothing is left running. */
+static int start_with_conn(struct tsrv *s, const struct ts_opts *o, struct fl_source **src, struct fl_conn **c)
+{
+    if (ts_start_with(s, o)) {
+        CHECK(0, "the test NBD server starts");
+        return -1;
+    }
+    if (open_conn(s, src, c)) {
+        ts_stop(s);
+        return -1;
+    }
+    return 0;
+}
+
 static void close_conn(struct fl_source *src, struct fl_conn *c)
 {
     if (c)
@@ -124,14 +138,10 @@ static void write_runs_depth_one(void)
 static void write_runs_error(void)
 {
     struct tsrv s;
-    if (start(&s, 0))
-        return;
     struct fl_source *src;
     struct fl_conn *c;
-    if (open_conn(&s, &src, &c)) {
-        ts_stop(&s);
+    if (start_with_conn(&s, &(struct ts_opts){.region = REGION, .seed = 1}, &src, &c))
         return;
-    }
     static uint8_t buf[REGION + 2 * CHUNK];
     uint64_t off[2] = {0, REGION}, len[2] = {CHUNK, CHUNK};
     char err[FL_ERR_LEN] = "";
@@ -150,14 +160,10 @@ static void write_runs_error(void)
 static void write_runs_misaligned(void)
 {
     struct tsrv s;
-    if (ts_start_with(&s, &(struct ts_opts){.region = REGION, .seed = 1, .x.min_block = 8192, .x.max_block = 1u << 20}))
-        return;
     struct fl_source *src;
     struct fl_conn *c;
-    if (open_conn(&s, &src, &c)) {
-        ts_stop(&s);
+    if (start_with_conn(&s, &(struct ts_opts){.region = REGION, .seed = 1, .x.min_block = 8192, .x.max_block = 1u << 20}, &src, &c))
         return;
-    }
     static uint8_t buf[REGION];
     uint64_t off[2] = {0, 8192}, len[2] = {8192, 4096};
     char err[FL_ERR_LEN] = "";
