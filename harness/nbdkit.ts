@@ -12,6 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from './errors.js';
 import { writeImage } from './commands/image.js';
+import type { MatrixCell } from './matrix.js';
+
+/** Whether a cell pulls through nbdkit's delay filter (its own latency, else the run's). */
+export const usesNbdkit = (c: MatrixCell, runLatency?: string): boolean =>
+  c.kind === 'cell' && c.params.source === 'remote' && (c.params.latency ?? runLatency) === 'nbdkit-delay';
 
 /** Why nbdkit-delay cannot run here (nbdkit or its delay filter is missing), or null. */
 export function nbdkitMissing(): string | null {

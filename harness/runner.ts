@@ -87,8 +87,9 @@ function childArgs(c: MatrixCell, remote?: string, latency: RunOptions['latency'
 const paramColumns = (p: CellParams): Row =>
   Object.fromEntries(PARAM_LIST.filter(([name, d]) => d.column && p[name] !== undefined).map(([name, d]) => [d.column!, p[name] as string | number | boolean]));
 
-const needsServer = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) =>
-  c.kind === 'transport' || (c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && !OWN_SERVER.has(latencyOf(c, o)));
+/** A cell that pulls from a remote source (some start their own server: OWN_SERVER). */
+const pullsRemote = (c: MatrixCell) => c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy);
+const needsServer = (c: MatrixCell, o: Pick<RunOptions, 'latency'>) => c.kind === 'transport' || (pullsRemote(c) && !OWN_SERVER.has(latencyOf(c, o)));
 /** The cell ids a runs.csv already holds (a cell's rows are appended when it ends, ok or failed). */
 export function doneCellIds(csvPath: string): Set<string> {
   const done = new Set<string>();
@@ -288,6 +289,7 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
     Object.assign(envDoc, { resumed: new Date().toISOString(), started: JSON.parse(readFileSync(join(dir, 'env.json'), 'utf8')).started });
   writeEnv(dir, envDoc);
   const envCols = envColumns(env);
+
   // Cells sharing a server run together; the server closes when the key changes.
   // With one external server (--remote) for everything, cells that write run
   // after every cell that reads: reads verify against the server's original contents.
@@ -296,12 +298,9 @@ export async function runMatrix(m: Matrix, cells: MatrixCell[], o: RunOptions): 
   const progress = (o.progress ?? ((e, d, t) => new Progress(e, d, t)))(todo.map(estimateMs), cells.length - todo.length, cells.length);
   if (o.remote) {
     // nbdkit-delay and netem cells start their own server: say so, not silently pull from elsewhere.
-    const own = todo.filter(
-      (c) => c.kind === 'cell' && c.params.source === 'remote' && usesSource(c.params.strategy) && OWN_SERVER.has(latencyOf(c, o)),
-    ).length;
+    const own = todo.filter((c) => pullsRemote(c) && OWN_SERVER.has(latencyOf(c, o))).length;
     if (own) console.error(`faultlab run: --remote ${o.remote} serves no nbdkit-delay or netem cell: those ${own} start their own server`);
   }
-
   const serverRegion = new Map<string, number>();
   for (const c of todo) serverRegion.set(serverKey(c, o), Math.max(serverRegion.get(serverKey(c, o)) ?? 0, c.params.regionBytes));
   let server: NbdServer | null = null;

@@ -11,7 +11,7 @@ import { StudyProgress, formatSeconds } from './progress.js';
 import { UsageError } from './errors.js';
 import { validateCell } from './cell.js';
 import { writePaperInputs } from './paper-inputs.js';
-import { nbdkitMissing } from './nbdkit.js';
+import { nbdkitMissing, usesNbdkit } from './nbdkit.js';
 import { readStudyEnv } from '../analysis/study-env.js';
 
 export const defaultStudyList = fileURLToPath(
@@ -178,12 +178,12 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   const dir = resolve(o.out);
   const envPath = join(dir, 'env.json');
   const found = readStudyEnv(dir);
-  const resumed = !('why' in found && found.why === 'none');
-  let previous: Record<string, unknown> = {};
   if ('why' in found && found.why !== 'none')
     throw new UsageError(
       `${dir} holds something other than a study (its env.json ${found.why === 'not-json' ? `is not JSON: ${found.detail}` : 'has no "study": true'}): give another --out`,
     );
+  const resumed = 'env' in found;
+  let previous: Record<string, unknown> = {};
   if ('env' in found) {
     previous = found.env as unknown as Record<string, unknown>;
     if (previous.commit !== commit)
@@ -200,7 +200,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   });
   // nbdkit-delay cells left to run need nbdkit: one message before the first
   // cell, not a failed cell each an hour into the study.
-  const nbdkitUsers = todo.filter((t) => t.left.some((c) => c.kind === 'cell' && c.params.source === 'remote' && c.params.latency === 'nbdkit-delay'));
+  const nbdkitUsers = todo.filter((t) => t.left.some((c) => usesNbdkit(c)));
   const noNbdkit = nbdkitUsers.length ? nbdkitMissing() : null;
   if (noNbdkit)
     throw new UsageError(

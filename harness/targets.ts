@@ -153,6 +153,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
   // One export serves both sizes (a run may read the start of a larger one).
   const server = NbdServer.start({ regionBytes: Math.max(regionBytes, streamBytes), seed: 1, cpu: serverCpu });
   try {
+    const streamRequests = Math.max(16, streamBytes >> 20); // 1 MiB each
     const tspec = (chunk: number, n: number, region = regionBytes) =>
       `source=tcp host=${server.host} port=${server.port} region=${region} seed=1 chunk=${chunk} cpus=same requests=${n}`;
     // Each reference is measured right before the remote run it is compared
@@ -165,7 +166,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
     };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     const transport1MiB = async (land: 'buffer' | 'region') =>
-      Number((await transportNative(`${tspec(1 << 20, Math.max(16, streamBytes >> 20), streamBytes)} land=${land}`)).throughput_mibps);
+      Number((await transportNative(`${tspec(1 << 20, streamRequests, streamBytes)} land=${land}`)).throughput_mibps);
     for (let i = 0; i < rounds; i++) {
       const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
       for (const [name, variant] of VARIANTS) {
@@ -198,7 +199,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const t1mRegion = prefetch === 'none' ? await transport1MiB('region') : 0;
           if (t1mRegion) push('transport 1 MiB landing in a region (MiB/s)', t1mRegion);
           if (prefetch === 'none' && name === 'uffd') {
-            const c1m = Number((await tcp(1 << 20, Math.max(16, streamBytes >> 20))).throughput_mibps);
+            const c1m = Number((await tcp(1 << 20, streamRequests)).throughput_mibps);
             push('C TCP 1 MiB (MiB/s)', c1m);
             push('transport 1 MiB / C TCP 1 MiB', t1m / c1m);
           }

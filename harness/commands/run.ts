@@ -6,7 +6,7 @@ import { runMatrix, type RunOptions } from '../runner.js';
 import { UsageError } from '../errors.js';
 import { parseRemote } from '../remote.js';
 import { validateCell } from '../cell.js';
-import { nbdkitMissing } from '../nbdkit.js';
+import { nbdkitMissing, usesNbdkit } from '../nbdkit.js';
 
 export const defaultResultsDir = fileURLToPath(new URL('../../../results', import.meta.url));
 
@@ -61,7 +61,7 @@ export const runCommand: CommandModule = {
     // Every cell's parameters are checked before the first one runs (a region
     // larger than memory, cpus=split on one CPU, ...): one line, exit 2.
     const runLatency = a.latency as RunOptions['latency'];
-    const nbdkitCells = cells.filter((c) => c.kind === 'cell' && c.params.source === 'remote' && (c.params.latency ?? runLatency) === 'nbdkit-delay');
+    const nbdkitCells = cells.filter((c) => usesNbdkit(c, runLatency));
     const noNbdkit = nbdkitCells.length ? nbdkitMissing() : null;
     if (noNbdkit) throw new UsageError(`matrix '${m.name}': ${nbdkitCells.length} cell(s) use latency nbdkit-delay, but ${noNbdkit}`);
     for (const c of cells) {
