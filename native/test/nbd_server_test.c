@@ -867,9 +867,7 @@ static void rx_stamp_never_early(void)
     }
     atomic_store(&spin_stop, false);
     pthread_t t;
-    bool spinning = !pthread_create(&t, NULL, spin, NULL);
-    if (spinning)
-        pthread_setaffinity_np(t, sizeof one, &one);
+    bool spinning = !pthread_create(&t, NULL, spin, NULL); /* it inherits this thread's CPU */
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
