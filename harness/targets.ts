@@ -130,7 +130,10 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
 
 /** Issues 3 and 18's targets over loopback at RTT 0, against floors taken in the
  * same round: a 4 KiB remote fault vs (the C TCP 4 KiB request/response floor +
- * the minimal C handler floor), no NBD and no faultlab code in either; 1 MiB
+ * the minimal C handler floor), no NBD and no faultlab code in either; beside
+ * it the two composed (the minimal handler fetching each page over the C TCP
+ * pair: floors fetch=tcp), which splits the fault's excess over the sum into
+ * what composing costs on this machine and what faultlab adds; 1 MiB
  * chunks (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, each also with
  * prefetch ahead:2) vs a C client's raw 1 MiB READs from the same NBD server
  * (fl_transport); then the NBD server's memory, each in its own `faultlab
@@ -164,6 +167,14 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       if (r.verified !== true) throw new Error(`the C TCP floor's ${bytes}-byte replies did not verify`);
       return r;
     };
+    const composedFloorUs = async (name: string) => {
+      const f = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same fetch=tcp${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`)).floors as Record<
+        string,
+        { p50_ns?: number; verified?: boolean; error?: string }
+      >;
+      if (f[name].verified !== true) throw new Error(`the C composed floor ${name} failed: ${f[name].error ?? 'did not verify'}`);
+      return f[name].p50_ns! / 1000;
+    };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     const transport1MiB = async (land: 'buffer' | 'region') =>
       Number((await transportNative(`${tspec(1 << 20, streamRequests, streamBytes)} land=${land}`)).throughput_mibps);
@@ -178,15 +189,19 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const local = Number((await runCell({ ...base, chunkBytes: 4096 })).summary.fault_ns_p50) / 1000;
           const t4k = await transport4KiB();
           push('NBD transport 4 KiB p50 (us)', t4k);
+          const composed = await composedFloorUs(name);
+          push(`C composed floor ${name} p50 (us)`, composed);
           const c4k = Number((await tcp(4096, 4000)).p50_ns) / 1000;
           push('C TCP 4 KiB p50 (us)', c4k);
           push('NBD transport 4 KiB / C TCP 4 KiB', t4k / c4k);
+          push(`C composed floor ${name} / (C TCP + C handler)`, composed / (c4k + handler));
           const small = await runCell({ ...base, chunkBytes: 4096, source: 'remote', remote });
           if (small.summary.verified !== true) throw new Error(`${name} did not verify`);
           const r4k = Number(small.summary.fault_ns_p50) / 1000;
           push(`${name} 4 KiB remote p50 (us)`, r4k);
           push(`${name} 4 KiB / (C TCP + C handler)`, r4k / (c4k + handler));
           push(`${name} 4 KiB / (NBD transport + local)`, r4k / (t4k + local));
+          push(`${name} 4 KiB / C composed floor`, r4k / composed);
         }
         // 1 MiB: the fault path alone, then with the next chunks requested while
         // the application copies this one (ahead:2), each against the transport.

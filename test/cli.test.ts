@@ -192,6 +192,22 @@ describe('doctor and floors', () => {
     const floors = (lastJson(r.stdout).reps as Record<string, Record<string, Record<string, number>>>[])[0].floors;
     for (const f of ['anon_touch', 'uffd', 'sigsegv', 'memcpy']) expect(floors[f].p50_ns, f).toBeGreaterThan(0);
   });
+
+  it('floors --fetch tcp runs the handler floors only, each page fetched and verified', () => {
+    const r = faultlab(['floors', '--pages', '256', '--fetch', 'tcp', '--server-cpu', '0', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const rep = (lastJson(r.stdout).reps as Record<string, unknown>[])[0];
+    expect(rep).toMatchObject({ fetch: 'tcp', server_cpu: 0 });
+    const floors = rep.floors as Record<string, Record<string, unknown>>;
+    expect(Object.keys(floors)).toEqual(['uffd', 'sigsegv', 'sigsegv_prepopulated']);
+    for (const [name, f] of Object.entries(floors)) expect(f, name).toMatchObject({ n: 256, faults: 256, verified: true });
+  });
+
+  it('floors --server-cpu without --fetch tcp is refused in one line', () => {
+    const r = faultlab(['floors', '--pages', '16', '--server-cpu', '0']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toBe('faultlab: --server-cpu places the server of --fetch tcp');
+  });
 });
 
 describe('benchmark targets', () => {
@@ -207,10 +223,13 @@ describe('benchmark targets', () => {
       { name: 'C TCP 4 KiB p50 (us)', values: [60, 70, 80] },
       { name: 'server growth, unread 100 x 16 MiB READs @1ms (MiB)', values: [48, 48, 48] },
       { name: 'nbdinfo answered with 1100 idle connections open (1 = yes)', values: [], skipped: 'nbdinfo not installed' },
+      // The composed floor decomposes the 4 KiB target: no target of its own.
+      { name: 'C composed floor uffd / (C TCP + C handler)', values: [1.3, 1.3, 1.3] },
+      { name: 'uffd 4 KiB / C composed floor', values: [1.3, 1.3, 1.3] },
     ]);
-    expect(s.map((r) => r.target?.met)).toEqual([true, false, true, false, true, undefined, undefined, true, undefined]);
+    expect(s.map((r) => r.target?.met)).toEqual([true, false, true, false, true, undefined, undefined, true, undefined, undefined, undefined]);
     // q1..q3 of [1.1, 1.2, 1.3] is 1.2..1.3: on both sides of 1.25.
-    expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, false, false, undefined, undefined, false, undefined]);
+    expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, false, false, undefined, undefined, false, undefined, undefined, undefined]);
     expect(s[0].target).toMatchObject({ op: '<=', value: 1.25 });
     expect(s[3].target).toMatchObject({ op: '>=', value: 0.8 });
     expect(s[7].target).toMatchObject({ op: '<=', value: 128 });

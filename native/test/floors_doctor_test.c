@@ -295,6 +295,13 @@ static void floors_bad_specs_refused(void)
     CHECK(rc == -1 && strstr(out, "cpus"), "fl_floors rejects cpus=everywhere: %s", out);
     rc = fl_floors("colour=blue", out, sizeof out);
     CHECK(rc == -1 && strstr(out, "colour"), "fl_floors rejects an unknown key: %s", out);
+    static const char *bad[][2] = {{"fetch=udp", "fetch must be local or tcp"},
+                                   {"server_cpu=0", "server_cpu places the server of fetch=tcp"},
+                                   {"fetch=tcp server_cpu=4096", "server_cpu must be an online CPU"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = fl_floors(bad[i][0], out, sizeof out);
+        CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_floors rejects %s: %s", bad[i][0], out);
+    }
     char small[64];
     memset(small, 'x', sizeof small);
     rc = fl_floors("pages=16", small, sizeof small);
@@ -452,6 +459,35 @@ static void tcp_floor_bad_specs_refused(void)
     }
 }
 
+/* fetch=tcp: only the three handler floors, each page fetched over the C TCP
+ * pair and verified (the server answers each page's own bytes), in every
+ * placement; the server thread is joined and its socket closed. */
+static void floors_fetch_tcp_runs_and_verifies(void)
+{
+    install_sentinel();
+    for (int m = 0; m < 3; m++) {
+        char spec[96];
+        snprintf(spec, sizeof spec, "pages=512 cpus=%s fetch=tcp%s", modes[m], m == 0 ? " server_cpu=0" : "");
+        int fds0 = count_fds();
+        struct sigaction before, after;
+        sigaction(SIGSEGV, NULL, &before);
+        int rc = fl_floors(spec, out, sizeof out);
+        sigaction(SIGSEGV, NULL, &after);
+        printf("# floors %s: %s\n", spec, out);
+        CHECK(rc == 0 && json_valid(out) && strstr(out, "\"fetch\":\"tcp\""), "fl_floors(%s) returns 0 and valid JSON", spec);
+        CHECK(!has_key(out, "timer") && !has_key(out, "anon_touch") && !has_key(out, "memcpy"),
+              "fl_floors(%s) runs the handler floors only", spec);
+        static const char *fetched[] = {"uffd", "sigsegv", "sigsegv_prepopulated"};
+        for (int i = 0; i < 3; i++)
+            CHECK(floor_field(out, fetched[i], "n") == 512 && floor_field(out, fetched[i], "faults") == 512,
+                  "fl_floors(%s) floor %s fetched and served 512 pages", spec, fetched[i]);
+        CHECK(!strstr(out, "\"verified\":false") && !strstr(out, "\"error\""), "fl_floors(%s) every fetched page verifies", spec);
+        CHECK(before.sa_sigaction == after.sa_sigaction, "fl_floors(%s) restores the SIGSEGV handler", spec);
+        CHECK(count_fds() == fds0, "fl_floors(%s) closes every fd", spec);
+    }
+    signal(SIGSEGV, SIG_DFL);
+}
+
 static const struct unit_test tests[] = {
     {"tcp-floor-runs-and-verifies", 0, tcp_floor_runs_and_verifies},
     {"tcp-floor-bad-specs-refused", 0, tcp_floor_bad_specs_refused},
@@ -462,6 +498,7 @@ static const struct unit_test tests[] = {
     {"floors-bad-specs-refused", 0, floors_bad_specs_refused},
     {"floors-every-placement", 0, floors_every_placement},
     {"floors-uffd-floor-runs", NEED_UFFD, floors_uffd_floor_runs},
+    {"floors-fetch-tcp-runs-and-verifies", NEED_UFFD, floors_fetch_tcp_runs_and_verifies},
     {"floors-chain-sigsegv-to-previous-handler", 0, floors_chain_sigsegv_to_previous_handler},
     {"floors-sigsegv-prepopulated-outside-the-loop", NEED_NO_TSAN, floors_sigsegv_prepopulated_outside_the_loop},
 };

@@ -30,6 +30,13 @@
  * uffd, sigsegv and sigsegv_prepopulated also report setup_ns: mapping,
  * registration, handler thread and pre-population, none of it in the samples.
  *
+ * fetch=tcp runs only those three, each handler fetching every page over the C
+ * TCP floor pair (diag/tcp_floor.h: a 28-byte request, the page's bytes back
+ * from a prefilled buffer, no NBD) instead of copying it from memory; its
+ * server thread is pinned to server_cpu= (default unpinned). What composing
+ * the two floors costs, as a remote fault composes them, with no faultlab code
+ * in it: `faultlab targets remote` reports the strategies against it.
+ *
  * Threads: the loop runs on a thread created here and pinned per cpus= (the
  * caller's thread is never pinned); the uffd handler thread is pinned per cpus=
  * too. same: both on CPU 0; split: loop on 0, handler on 1; free: unpinned.
@@ -46,6 +53,7 @@
 #include "core/internal.h"
 #include "core/jbuf.h"
 #include "core/uffd_open.h"
+#include "diag/tcp_floor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +98,9 @@ struct floors_run {
     struct floor_res res[F_COUNT];
     const char *uffd_path;
     int workload_cpu, handler_cpu;
+    bool fetch_tcp; /* fetch=tcp: the handler floors fetch each page over the C TCP floor pair */
+    int server_cpu; /* that pair's server thread; -1: unpinned */
+    int fetch_fd; /* connected to it while the handler floors run; -1 otherwise */
     int rc;
     char err[FL_ERR_LEN];
 };
@@ -225,13 +236,16 @@ struct uffd_handler {
     uintptr_t base;
     size_t len, page;
     const uint8_t *src;
+    int fetch_fd; /* >= 0: fetch each page over TCP into buf instead */
+    uint8_t *buf;
     uint64_t expect; /* faults to serve before exiting */
     uint64_t served;
     atomic_int stop;
     char err[FLOOR_ERR_LEN];
 };
 
-/* poll -> read one uffd_msg -> UFFDIO_COPY. Nothing else on the fast path. */
+/* poll -> read one uffd_msg -> (fetch=tcp: one round trip) -> UFFDIO_COPY.
+ * Nothing else on the fast path. */
 static void *uffd_handler_main(void *arg)
 {
     struct uffd_handler *h = arg;
@@ -262,7 +276,15 @@ static void *uffd_handler_main(void *arg)
         if (msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
         uintptr_t pg = (uintptr_t)msg.arg.pagefault.address & ~(uintptr_t)(h->page - 1);
-        struct uffdio_copy c = {.dst = pg, .src = (uintptr_t)(h->src + (pg - h->base)), .len = h->page, .mode = 0};
+        const uint8_t *from = h->src + (pg - h->base);
+        if (h->fetch_fd >= 0) {
+            if (tf_round_trip(h->fetch_fd, (pg - h->base) / h->page, h->buf, h->page)) {
+                fl_errf(h->err, sizeof h->err, "fetch over TCP: %s", errno ? strerror(errno) : "connection closed");
+                break;
+            }
+            from = h->buf;
+        }
+        struct uffdio_copy c = {.dst = pg, .src = (uintptr_t)from, .len = h->page, .mode = 0};
         int rc;
         while ((rc = ioctl(h->fd, UFFDIO_COPY, &c)) < 0 && errno == EAGAIN)
             c.copy = 0;
@@ -311,8 +333,15 @@ static void floor_uffd(struct floors_run *fr, struct floor_res *f)
         close(fd);
         return;
     }
-    struct uffd_handler h = {
-        .fd = fd, .cpu = fr->handler_cpu, .base = (uintptr_t)m, .len = len, .page = fr->page, .src = fr->src, .expect = fr->pages};
+    struct uffd_handler h = {.fd = fd,
+                             .cpu = fr->handler_cpu,
+                             .base = (uintptr_t)m,
+                             .len = len,
+                             .page = fr->page,
+                             .src = fr->src,
+                             .fetch_fd = fr->fetch_fd,
+                             .buf = fr->scratch + fr->page, /* the second scratch page */
+                             .expect = fr->pages};
     atomic_init(&h.stop, 0);
     pthread_t th;
     int e = pthread_create(&th, NULL, uffd_handler_main, &h);
@@ -344,8 +373,10 @@ static struct {
     const uint8_t *src;
     uint8_t *fill; /* sigsegv_prepopulated: the writable view of the memfd; NULL: copy into the page */
     size_t page;
+    int fetch_fd; /* >= 0: fetch each page over TCP instead of copying from src */
     struct sigaction old;
     sigjmp_buf abort_jmp;
+    const char *volatile fail_what;
     volatile sig_atomic_t fail_errno;
     volatile uint64_t faults;
 } sg;
@@ -366,6 +397,24 @@ static void sg_chain(int sig, siginfo_t *si, void *uc)
     sigaction(SIGSEGV, &sg.old, NULL);
 }
 
+/* Leaves the measuring loop (sg_measure) with what failed. */
+static void sg_abort(const char *what, int saved_errno)
+{
+    sg.fail_what = what;
+    sg.fail_errno = errno;
+    errno = saved_errno;
+    siglongjmp(sg.abort_jmp, 1);
+}
+
+/* The page at off of the region into dst: from the source, or fetched. */
+static void sg_land(uint8_t *dst, uintptr_t off, int saved_errno)
+{
+    if (sg.fetch_fd < 0)
+        memcpy(dst, sg.src + off, sg.page);
+    else if (tf_round_trip(sg.fetch_fd, off / sg.page, dst, sg.page))
+        sg_abort("fetch over TCP", saved_errno);
+}
+
 static void sg_handler(int sig, siginfo_t *si, void *uc)
 {
     uintptr_t a = (uintptr_t)si->si_addr;
@@ -378,14 +427,11 @@ static void sg_handler(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     uintptr_t pg = a & ~(uintptr_t)(sg.page - 1);
     if (sg.fill) /* as the strategy: fill the hidden view, then open the page */
-        memcpy(sg.fill + (pg - base), sg.src + (pg - base), sg.page);
-    if (mprotect((void *)pg, sg.page, PROT_READ | PROT_WRITE)) {
-        sg.fail_errno = errno;
-        errno = saved;
-        siglongjmp(sg.abort_jmp, 1);
-    }
+        sg_land(sg.fill + (pg - base), pg - base, saved);
+    if (mprotect((void *)pg, sg.page, PROT_READ | PROT_WRITE))
+        sg_abort("mprotect", saved);
     if (!sg.fill)
-        memcpy((void *)pg, sg.src + (pg - base), sg.page);
+        sg_land((uint8_t *)pg, pg - base, saved);
     sg.faults++;
     errno = saved;
 }
@@ -451,6 +497,7 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
     sg.fill = fill;
     sg.src = fr->src;
     sg.page = fr->page;
+    sg.fetch_fd = fr->fetch_fd;
     sg.fail_errno = 0;
     sg.faults = 0;
     struct sigaction sa;
@@ -473,7 +520,8 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
         sigaction(SIGSEGV, &sg.old, NULL);
         f->faults = sg.faults;
         if (rc)
-            res_error(f, "mprotect in the SIGSEGV handler failed: %s%s", strerror(sg.fail_errno),
+            res_error(f, "%s in the SIGSEGV handler failed: %s%s", sg.fail_what,
+                      sg.fail_errno ? strerror(sg.fail_errno) : "connection closed",
                       sg.fail_errno == ENOMEM ? " (vm.max_map_count reached?)" : "");
     }
     sg.fill = NULL;
@@ -487,19 +535,38 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
 }
 
 /* ---- the measuring thread ----------------------------------------------------------- */
+static void handler_floors(struct floors_run *fr)
+{
+    floor_uffd(fr, &fr->res[F_UFFD]);
+    floor_sigsegv(fr, &fr->res[F_SIGSEGV], false);
+    floor_sigsegv(fr, &fr->res[F_SIGSEGV_PREPOP], true);
+}
+
 static void *floors_main(void *arg)
 {
     struct floors_run *fr = arg;
     fl_pin_cpu(fr->workload_cpu);
-    memset(fr->scratch, 0, fr->page); /* fault the scratch in before timing */
-
-    floor_timer(fr, &fr->res[F_TIMER]);
-    floor_memcpy(fr, &fr->res[F_MEMCPY]);
-    floor_anon(fr, &fr->res[F_ANON], false);
-    floor_anon(fr, &fr->res[F_ANON_WRITE], true);
-    floor_uffd(fr, &fr->res[F_UFFD]);
-    floor_sigsegv(fr, &fr->res[F_SIGSEGV], false);
-    floor_sigsegv(fr, &fr->res[F_SIGSEGV_PREPOP], true);
+    memset(fr->scratch, 0, 2 * fr->page); /* fault the scratch (and uffd's fetch buffer) in before timing */
+    if (!fr->fetch_tcp) {
+        floor_timer(fr, &fr->res[F_TIMER]);
+        floor_memcpy(fr, &fr->res[F_MEMCPY]);
+        floor_anon(fr, &fr->res[F_ANON], false);
+        floor_anon(fr, &fr->res[F_ANON_WRITE], true);
+        handler_floors(fr);
+        return NULL;
+    }
+    char err[FL_ERR_LEN];
+    struct tf_server *server = tf_server_start(fr->page, fr->pages * fr->page, fr->server_cpu, err, sizeof err);
+    if (server && (fr->fetch_fd = tf_connect(tf_server_port(server), err, sizeof err)) >= 0) {
+        handler_floors(fr);
+        close(fr->fetch_fd); /* the server sees the end of stream and returns */
+        fr->fetch_fd = -1;
+    }
+    if (server && tf_server_stop(server, err, sizeof err) == 0)
+        return NULL;
+    for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP; i++) /* a failed server fails each floor that fetched from it */
+        if (!fr->res[i].err[0])
+            res_error(&fr->res[i], "%s", err);
     return NULL;
 }
 
@@ -553,8 +620,22 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
             fl_errf(err, errlen, "floors spec: cpus must be same, split or free, got '%s'", v);
             return -1;
         }
+    } else if (!strcmp(k, "fetch")) {
+        if (strcmp(v, "local") && strcmp(v, "tcp")) {
+            fl_errf(err, errlen, "floors spec: fetch must be local or tcp, got '%s'", v);
+            return -1;
+        }
+        fr->fetch_tcp = !strcmp(v, "tcp");
+    } else if (!strcmp(k, "server_cpu")) {
+        uint64_t c;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (fl_parse_u64(v, 0, (uint64_t)ncpu - 1, &c)) {
+            fl_errf(err, errlen, "floors spec: server_cpu must be an online CPU, 0 to %ld, got '%s'", ncpu - 1, v);
+            return -1;
+        }
+        fr->server_cpu = (int)c;
     } else {
-        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus)", k);
+        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus, fetch, server_cpu)", k);
         return -1;
     }
     return 0;
@@ -564,7 +645,15 @@ static int parse_spec(const char *spec, struct floors_run *fr, char *err, size_t
 {
     fr->pages = 16384;
     fr->cpus = FL_CPUS_SAME;
-    return fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen);
+    fr->server_cpu = -1;
+    fr->fetch_fd = -1;
+    if (fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen))
+        return -1;
+    if (fr->server_cpu >= 0 && !fr->fetch_tcp) {
+        fl_errf(err, errlen, "floors spec: server_cpu places the server of fetch=tcp; there is none with fetch=local");
+        return -1;
+    }
+    return 0;
 }
 
 int fl_floors(const char *spec, char *out, size_t outlen)
@@ -591,7 +680,7 @@ int fl_floors(const char *spec, char *out, size_t outlen)
 
     size_t len = fr->pages * fr->page;
     void *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    fr->scratch = aligned_alloc(64, fr->page);
+    fr->scratch = aligned_alloc(64, 2 * fr->page);
     if (src == MAP_FAILED || !fr->scratch) {
         fl_errf(out, outlen, "fl_floors: no memory for a %zu-byte source buffer", len);
         if (src != MAP_FAILED)
@@ -611,14 +700,18 @@ int fl_floors(const char *spec, char *out, size_t outlen)
         struct fl_jbuf w = {.p = out, .len = outlen};
         fl_jput(&w, "{\"cpus\":\"%s\",\"pages\":%llu,\"page_bytes\":%zu,\"workload_cpu\":%d,\"handler_cpu\":%d,", fl_cpus_name(fr->cpus),
                 (unsigned long long)fr->pages, fr->page, fr->workload_cpu, fr->handler_cpu);
+        fl_jput(&w, "\"fetch\":\"%s\",", fr->fetch_tcp ? "tcp" : "local");
+        if (fr->fetch_tcp)
+            fl_jput(&w, "\"server_cpu\":%d,", fr->server_cpu);
         fl_jput(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
         if (fr->uffd_path)
             fl_jstr(&w, fr->uffd_path);
         else
             fl_jput(&w, "null");
         fl_jput(&w, ",\"floors\":{");
-        for (int i = 0; i < F_COUNT; i++)
-            jw_floor(&w, &fr->res[i], i == 0);
+        int first = fr->fetch_tcp ? F_UFFD : 0; /* fetch=tcp runs the handler floors only */
+        for (int i = first; i < F_COUNT; i++)
+            jw_floor(&w, &fr->res[i], i == first);
         fl_jput(&w, "}}");
         if (w.used >= w.len)
             fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen, w.used + 1);

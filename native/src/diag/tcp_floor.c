@@ -8,11 +8,12 @@
  * Placement as the remote benchmark's: the client thread is pinned per cpus=
  * (as the tcp source's workload and handler threads are); the server thread
  * to server_cpu= when given (as the NBD server's threads to its cpu=), else
- * nowhere. Both sockets TCP_NODELAY,
- * kernel default buffers. The reply bytes are fl_fill(1, 0..bytes), verified
- * after each round trip (untimed).
+ * nowhere. Both sockets TCP_NODELAY, kernel default buffers. The reply bytes
+ * are fl_fill(1, 0..bytes), verified after each round trip (untimed). The
+ * server and the round trip also serve fl_floors fetch=tcp (tcp_floor.h).
  */
 #include "core/internal.h"
+#include "diag/tcp_floor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TF_HEADER      28 /* bytes per request, as an NBD request header */
 #define TF_WARMUP      16 /* untimed round trips first: a fresh connection is slower */
 #define TF_MAX_BYTES   (64ull << 20)
 #define TF_TIMEOUT_SEC 10 /* per send/recv: a stuck peer fails the floor, never hangs it */
@@ -33,7 +33,13 @@ struct tf_args {
     uint64_t bytes, requests;
     enum fl_cpus cpus;
     int server_cpu; /* -1: unpinned, as the NBD server's threads are by default */
-    int listen_fd;
+};
+
+struct tf_server {
+    uint64_t bytes, span;
+    int cpu, listen_fd, port;
+    uint8_t *replies; /* span bytes */
+    pthread_t thread;
     char err[FL_ERR_LEN]; /* the server thread's failure, if any */
 };
 
@@ -60,34 +66,112 @@ static int tf_full(int fd, void *buf, size_t len, bool sending)
     return 1;
 }
 
-/* Answers every header with the reply until the client closes. */
-static void *tf_server(void *arg)
+int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes)
 {
-    struct tf_args *a = arg;
-    if (a->server_cpu >= 0)
-        fl_pin_cpu(a->server_cpu);
-    int fd = accept(a->listen_fd, NULL, NULL);
-    uint8_t *reply = malloc(a->bytes);
+    uint8_t hdr[TF_HEADER] = {0};
+    memcpy(hdr + 16, &index, sizeof index); /* where NBD's offset would be */
+    if (tf_full(fd, hdr, sizeof hdr, true) < 0)
+        return -1;
+    int r = tf_full(fd, buf, bytes, false);
+    if (r == 0)
+        errno = 0;
+    return r == 1 ? 0 : -1;
+}
+
+/* Answers every header with its reply until the client closes. */
+static void *tf_server_main(void *arg)
+{
+    struct tf_server *s = arg;
+    if (s->cpu >= 0)
+        fl_pin_cpu(s->cpu);
+    int fd = accept(s->listen_fd, NULL, NULL);
     uint8_t hdr[TF_HEADER];
-    if (fd < 0 || !reply || tf_timeouts(fd)) {
-        snprintf(a->err, sizeof a->err, "server: %s", fd < 0 ? strerror(errno) : !reply ? "out of memory" : "setsockopt failed");
+    uint64_t nreplies = s->span / s->bytes;
+    if (fd < 0 || tf_timeouts(fd)) {
+        snprintf(s->err, sizeof s->err, "server: %s", fd < 0 ? strerror(errno) : "setsockopt failed");
         goto out;
     }
-    fl_fill(reply, a->bytes, 1, 0);
     for (;;) {
         int r = tf_full(fd, hdr, sizeof hdr, false);
         if (r == 0)
             break;
-        if (r < 0 || tf_full(fd, reply, a->bytes, true) < 0) {
-            snprintf(a->err, sizeof a->err, "server: %s", strerror(errno));
+        uint64_t index;
+        memcpy(&index, hdr + 16, sizeof index);
+        if (r < 0 || tf_full(fd, s->replies + index % nreplies * s->bytes, s->bytes, true) < 0) {
+            snprintf(s->err, sizeof s->err, "server: %s", strerror(errno));
             break;
         }
     }
 out:
-    free(reply);
     if (fd >= 0)
         close(fd);
     return NULL;
+}
+
+struct tf_server *tf_server_start(uint64_t bytes, uint64_t span, int cpu, char *err, size_t errlen)
+{
+    struct tf_server *s = calloc(1, sizeof *s);
+    uint8_t *replies = s ? malloc(span) : NULL;
+    if (!replies) {
+        fl_errf(err, errlen, "tcp floor: out of memory for %llu bytes of replies", (unsigned long long)span);
+        free(s);
+        return NULL;
+    }
+    fl_fill(replies, span, 1, 0);
+    *s = (struct tf_server){.bytes = bytes, .span = span, .cpu = cpu, .replies = replies};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof sa) || listen(s->listen_fd, 1) ||
+        getsockname(s->listen_fd, (struct sockaddr *)&sa, &salen)) {
+        fl_errf(err, errlen, "tcp floor: cannot listen on loopback: %s", strerror(errno));
+        goto fail;
+    }
+    s->port = ntohs(sa.sin_port);
+    if (pthread_create(&s->thread, NULL, tf_server_main, s)) {
+        fl_errf(err, errlen, "tcp floor: cannot start the server thread");
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    free(replies);
+    free(s);
+    return NULL;
+}
+
+int tf_server_port(const struct tf_server *s)
+{
+    return s->port;
+}
+
+int tf_server_stop(struct tf_server *s, char *err, size_t errlen)
+{
+    shutdown(s->listen_fd, SHUT_RDWR); /* wakes an accept that no client came to */
+    pthread_join(s->thread, NULL);
+    close(s->listen_fd);
+    int rc = 0;
+    if (s->err[0]) {
+        fl_errf(err, errlen, "tcp floor: %s", s->err);
+        rc = -1;
+    }
+    free(s->replies);
+    free(s);
+    return rc;
+}
+
+int tf_connect(int port, char *err, size_t errlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) || tf_timeouts(fd)) {
+        fl_errf(err, errlen, "tcp floor: cannot connect on loopback: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static int tf_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
@@ -143,26 +227,20 @@ static void *tf_client_main(void *arg)
     struct tf_client *c = arg;
     struct tf_args *a = c->a;
     struct fl_samples s = {0};
-    uint8_t hdr[TF_HEADER] = {0};
     uint8_t *buf = malloc(a->bytes);
     uint64_t total = 0, bad = 0, first_bad;
     c->rc = -1;
     fl_pin_cpu(fl_cpu_for(a->cpus, false));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = -1;
     if (!buf || fl_samples_init(&s, a->requests)) {
         fl_errf(c->out, c->outlen, "tcp floor: out of memory");
         goto out;
     }
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) || tf_timeouts(fd)) {
-        fl_errf(c->out, c->outlen, "tcp floor: cannot connect on loopback: %s", strerror(errno));
+    if ((fd = tf_connect(c->port, c->out, c->outlen)) < 0)
         goto out;
-    }
     for (uint64_t i = 0; i < TF_WARMUP + a->requests; i++) {
-        memcpy(hdr + 16, &i, sizeof i); /* where NBD's offset would be: no two requests alike */
-        errno = 0;
         uint64_t t0 = fl_now();
-        if (tf_full(fd, hdr, sizeof hdr, true) < 0 || tf_full(fd, buf, a->bytes, false) <= 0) {
+        if (tf_round_trip(fd, i, buf, a->bytes)) { /* i: no two requests alike */
             fl_errf(c->out, c->outlen, "tcp floor: round trip %llu: %s", (unsigned long long)i + 1,
                     errno ? strerror(errno) : "connection closed");
             goto out;
@@ -193,37 +271,21 @@ out:
 
 int fl_tcp_floor(const char *spec, char *out, size_t outlen)
 {
-    struct tf_args a = {.bytes = 4096, .requests = 1000, .cpus = FL_CPUS_SAME, .server_cpu = -1, .listen_fd = -1};
+    struct tf_args a = {.bytes = 4096, .requests = 1000, .cpus = FL_CPUS_SAME, .server_cpu = -1};
     if (fl_spec_each(spec, "tcp floor spec", tf_key, &a, out, outlen))
         return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t salen = sizeof sa;
-    a.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (a.listen_fd < 0 || bind(a.listen_fd, (struct sockaddr *)&sa, sizeof sa) || listen(a.listen_fd, 1) ||
-        getsockname(a.listen_fd, (struct sockaddr *)&sa, &salen)) {
-        fl_errf(out, outlen, "tcp floor: cannot listen on loopback: %s", strerror(errno));
-        if (a.listen_fd >= 0)
-            close(a.listen_fd);
+    struct tf_server *server = tf_server_start(a.bytes, a.bytes, a.server_cpu, out, outlen);
+    if (!server)
         return -1;
-    }
-    struct tf_client c = {.a = &a, .port = ntohs(sa.sin_port), .out = out, .outlen = outlen, .rc = -1};
-    pthread_t server, client;
-    if (pthread_create(&server, NULL, tf_server, &a)) {
-        fl_errf(out, outlen, "tcp floor: cannot start the server thread");
-        close(a.listen_fd);
-        return -1;
-    }
-    if (pthread_create(&client, NULL, tf_client_main, &c)) {
+    struct tf_client c = {.a = &a, .port = tf_server_port(server), .out = out, .outlen = outlen, .rc = -1};
+    pthread_t client;
+    if (pthread_create(&client, NULL, tf_client_main, &c))
         fl_errf(out, outlen, "tcp floor: cannot start the client thread");
-        shutdown(a.listen_fd, SHUT_RDWR); /* wakes the server's accept */
-    } else {
+    else
         pthread_join(client, NULL);
-    }
-    shutdown(a.listen_fd, SHUT_RDWR);
-    pthread_join(server, NULL);
-    close(a.listen_fd);
-    if (c.rc == 0 && a.err[0]) {
-        fl_errf(out, outlen, "tcp floor: %s", a.err);
+    char err[FL_ERR_LEN];
+    if (tf_server_stop(server, err, sizeof err) && c.rc == 0) {
+        fl_errf(out, outlen, "%s", err);
         return -1;
     }
     return c.rc;
