@@ -31,6 +31,7 @@ const c = {
   floors: lib.func('int fl_floors(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   transport: lib.func('int fl_transport(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   tcpFloor: lib.func('int fl_tcp_floor(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
+  streamFloor: lib.func('int fl_stream_floor(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   touch: lib.func('int fl_touch(uintptr_t addr)'),
   writeTrack: lib.func('int fl_write_track(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
   migrateSource: lib.func('int fl_migrate_source(const char *spec, _Out_ uint8_t *out, size_t outlen)'),
@@ -166,6 +167,9 @@ export const transportNative = (spec: string) => jsonCall((cb) => c.transport.as
 
 /** The network floor, no NBD: a minimal C TCP request/response pair on loopback (fl_tcp_floor). */
 export const tcpFloorNative = (spec: string) => jsonCall((cb) => c.tcpFloor.async(spec, cb.out, cb.out.length, cb.done));
+
+/** A pipelined pull into UFFDIO_COPY from that pair's server, no NBD and no strategy (fl_stream_floor). */
+export const streamFloorNative = (spec: string) => jsonCall((cb) => c.streamFloor.async(spec, cb.out, cb.out.length, cb.done));
 
 export interface ProbeTarget {
   host: string;

@@ -1,7 +1,7 @@
 // Side-by-side benchmarks: the strategies against the floors, interleaved in one
 // run (round by round, so drift on a shared VM hits both sides alike), reported
 // as medians with spread and as ratios computed within each round.
-import { floorsNative, tcpFloorNative, transportNative } from './native.js';
+import { floorsNative, streamFloorNative, tcpFloorNative, transportNative } from './native.js';
 import { hostileReaderGrowthMiB, idleConnectionsAnswerSeconds, terabyteRegionPeakMiB } from './server-memory.js';
 import { runCell } from './bench.js';
 import { DEFAULTS, type CellParams } from './cell.js';
@@ -136,8 +136,10 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
  * what composing costs on this machine and what faultlab adds; 1 MiB
  * chunks (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, each also with
  * prefetch ahead:2) vs a C client's raw 1 MiB READs from the same NBD server
- * (fl_transport); then the NBD server's memory, each in its own `faultlab
- * serve` process. Lines without a target decompose the result.
+ * (fl_transport), and UFFDIO_COPY with ahead:2 also vs the same pipelined
+ * pull in minimal C (fl_stream_floor: no NBD, no strategy); then the NBD
+ * server's memory, each in its own `faultlab serve` process. Lines without a
+ * target decompose the result.
  *
  * The 1 MiB measures read `streamBytes` (default 1 GiB): a sequential
  * throughput is a steady state, and over a 64 MiB region (64 chunks, tens of
@@ -174,6 +176,13 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       >;
       if (f[name].verified !== true) throw new Error(`the C composed floor ${name} failed: ${f[name].error ?? 'did not verify'}`);
       return f[name].p50_ns! / 1000;
+    };
+    const streamFloorMiBps = async (prefetch: string) => {
+      const r = await streamFloorNative(
+        `region=${streamBytes} chunk=${1 << 20} ahead=${prefetch.split(':')[1]} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`,
+      );
+      if (r.verified !== true) throw new Error('the C stream floor did not verify');
+      return Number(r.throughput_mibps);
     };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     const transport1MiB = async (land: 'buffer' | 'region') =>
@@ -218,12 +227,19 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
             push('C TCP 1 MiB (MiB/s)', c1m);
             push('transport 1 MiB / C TCP 1 MiB', t1m / c1m);
           }
+          // UFFDIO_COPY's pipelined yardstick: the same work in minimal C (fl_stream_floor).
+          const stream = name === 'uffd' && prefetch !== 'none' ? await streamFloorMiBps(prefetch) : 0;
+          if (stream) {
+            push(`C stream floor ${prefetch} (MiB/s)`, stream);
+            push(`C stream floor ${prefetch} / transport 1 MiB`, stream / t1m);
+          }
           const big = await runCell({ ...base, regionBytes: streamBytes, chunkBytes: 1 << 20, source: 'remote', remote, prefetch });
           if (big.summary.verified !== true) throw new Error(`${name} prefetch=${prefetch} did not verify`);
           const tag = prefetch === 'none' ? '' : ` ${prefetch}`;
           const mibps = Number(big.summary.throughput_mibps);
           push(`${name} 1 MiB chunks${tag} (MiB/s)`, mibps);
           push(`${name} 1 MiB${tag} / transport 1 MiB`, mibps / t1m);
+          if (stream) push(`${name} 1 MiB${tag} / C stream floor`, mibps / stream);
           if (!t1mRegion) continue;
           push(`${name} 1 MiB / transport landing in a region`, mibps / t1mRegion);
           if (name === 'uffd') {

@@ -71,7 +71,10 @@ uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset
 /* Kernel and userfaultfd capabilities as JSON (see `faultlab doctor`). */
 int fl_doctor(char *out, size_t outlen);
 
-/* Mechanism floors as JSON: spec keys pages=N cpus=same|split|free. */
+/* Mechanism floors as JSON: spec keys pages=N cpus=same|split|free
+ * fetch=local|tcp [local] server_cpu=N [unpinned; fetch=tcp only]. fetch=tcp
+ * runs the handler floors only, each fetching every page over the C TCP floor
+ * pair (fl_tcp_floor's server). */
 int fl_floors(const char *spec, char *out, size_t outlen);
 
 /* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source
@@ -93,6 +96,18 @@ int fl_transport(const char *spec, char *out, size_t outlen);
  * server's cpu=). JSON: bytes,
  * n, p50/p5/p95/min/max_ns, mean_ns, throughput_mibps, verified. */
 int fl_tcp_floor(const char *spec, char *out, size_t outlen);
+
+/* The streaming floor, no NBD and no faultlab strategy in it: a region under
+ * a minimal userfaultfd (MISSING) that one handler thread fills in order from
+ * fl_tcp_floor's server, keeping `ahead` chunk requests in flight and
+ * installing each reply with UFFDIO_COPY, while the application thread reads
+ * the region in order as the workloads do (a timed memcpy per chunk, then an
+ * untimed verify). Spec keys region=N [256 MiB] (a multiple of chunk),
+ * chunk=N [1 MiB] (a multiple of the page size, at most 64 MiB), ahead=N [2]
+ * (1..16), cpus=same|split|free [same], server_cpu=N [unpinned]. JSON:
+ * region, chunk, ahead, cpus, throughput_mibps (bytes over the timed
+ * accesses, as the workloads'), install_ns_p50, verified, uffd_path. */
+int fl_stream_floor(const char *spec, char *out, size_t outlen);
 
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).
  * Spec: the region keys source, host, port, export, region, chunk, seed, cpus,

@@ -488,9 +488,46 @@ static void floors_fetch_tcp_runs_and_verifies(void)
     signal(SIGSEGV, SIG_DFL);
 }
 
+/* The streaming floor: every placement and a few depths, a region of 1 MiB
+ * and of 4 KiB chunks; the application's bytes verify, every fd is closed. */
+static void stream_floor_runs_and_verifies(void)
+{
+    static const char *shapes[] = {"region=67108864 chunk=1048576 ahead=2", "region=67108864 chunk=1048576 ahead=1",
+                                   "region=8388608 chunk=4096 ahead=16"};
+    for (int m = 0; m < 3; m++)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            char spec[160];
+            snprintf(spec, sizeof spec, "%s cpus=%s%s", shapes[k], modes[m], m == 0 ? " server_cpu=0" : "");
+            int fds0 = count_fds();
+            int rc = fl_stream_floor(spec, out, sizeof out);
+            printf("# stream floor %s: %s\n", spec, out);
+            CHECK(rc == 0 && json_valid(out) && strstr(out, "\"verified\":true"), "fl_stream_floor(%s) returns 0 and verifies", spec);
+            CHECK(top_field(out, "throughput_mibps") > 0 && top_field(out, "install_ns_p50") > 0, "fl_stream_floor(%s) measured", spec);
+            CHECK(count_fds() == fds0, "fl_stream_floor(%s) closes every fd", spec);
+        }
+}
+
+static void stream_floor_bad_specs_refused(void)
+{
+    static const char *bad[][2] = {{"ahead=0", "ahead must be 1 to 16"},
+                                   {"ahead=17", "ahead must be 1 to 16"},
+                                   {"chunk=1000", "multiple of the page size"},
+                                   {"region=3145728 chunk=2097152", "region a multiple of chunk"},
+                                   {"chunk=134217728", "chunk must be 1 to"},
+                                   {"cpus=everywhere", "cpus must be same, split or free"},
+                                   {"server_cpu=4096", "server_cpu must be an online CPU"},
+                                   {"colour=blue", "unknown key 'colour'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = fl_stream_floor(bad[i][0], out, sizeof out);
+        CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_stream_floor refuses %s: %s", bad[i][0], out);
+    }
+}
+
 static const struct unit_test tests[] = {
     {"tcp-floor-runs-and-verifies", 0, tcp_floor_runs_and_verifies},
     {"tcp-floor-bad-specs-refused", 0, tcp_floor_bad_specs_refused},
+    {"stream-floor-runs-and-verifies", NEED_UFFD, stream_floor_runs_and_verifies},
+    {"stream-floor-bad-specs-refused", 0, stream_floor_bad_specs_refused},
     {"doctor-reports-every-key", 0, doctor_reports_every_key},
     {"doctor-small-buffer-fails-cleanly", 0, doctor_small_buffer_fails_cleanly},
     {"doctor-measures-machine-floors", 0, doctor_measures_machine_floors},

@@ -159,6 +159,30 @@ const char *fl_cpus_name(enum fl_cpus c)
     return c == FL_CPUS_SAME ? "same" : c == FL_CPUS_SPLIT ? "split" : "free";
 }
 
+int fl_parse_cpus_key(const char *what, const char *v, enum fl_cpus *out, char *err, size_t errlen)
+{
+    static const enum fl_cpus all[] = {FL_CPUS_SAME, FL_CPUS_SPLIT, FL_CPUS_FREE};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(v, fl_cpus_name(all[i]))) {
+            *out = all[i];
+            return 0;
+        }
+    fl_errf(err, errlen, "%s: cpus must be same, split or free, got '%s'", what, v);
+    return -1;
+}
+
+int fl_parse_cpu_key(const char *what, const char *key, const char *v, int *out, char *err, size_t errlen)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t c;
+    if (fl_parse_u64(v, 0, (uint64_t)n - 1, &c)) {
+        fl_errf(err, errlen, "%s: %s must be an online CPU, 0 to %ld, got '%s'", what, key, n - 1, v);
+        return -1;
+    }
+    *out = (int)c;
+    return 0;
+}
+
 const char *fl_handler_name(enum fl_handler_kind h)
 {
     return h == FL_HANDLER_PROCESS ? "process" : "thread";

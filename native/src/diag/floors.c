@@ -610,16 +610,7 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
         }
         fr->pages = n;
     } else if (!strcmp(k, "cpus")) {
-        if (!strcmp(v, "same"))
-            fr->cpus = FL_CPUS_SAME;
-        else if (!strcmp(v, "split"))
-            fr->cpus = FL_CPUS_SPLIT;
-        else if (!strcmp(v, "free"))
-            fr->cpus = FL_CPUS_FREE;
-        else {
-            fl_errf(err, errlen, "floors spec: cpus must be same, split or free, got '%s'", v);
-            return -1;
-        }
+        return fl_parse_cpus_key("floors spec", v, &fr->cpus, err, errlen);
     } else if (!strcmp(k, "fetch")) {
         if (strcmp(v, "local") && strcmp(v, "tcp")) {
             fl_errf(err, errlen, "floors spec: fetch must be local or tcp, got '%s'", v);
@@ -627,13 +618,7 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
         }
         fr->fetch_tcp = !strcmp(v, "tcp");
     } else if (!strcmp(k, "server_cpu")) {
-        uint64_t c;
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        if (fl_parse_u64(v, 0, (uint64_t)ncpu - 1, &c)) {
-            fl_errf(err, errlen, "floors spec: server_cpu must be an online CPU, 0 to %ld, got '%s'", ncpu - 1, v);
-            return -1;
-        }
-        fr->server_cpu = (int)c;
+        return fl_parse_cpu_key("floors spec", k, v, &fr->server_cpu, err, errlen);
     } else {
         fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus, fetch, server_cpu)", k);
         return -1;

@@ -66,16 +66,24 @@ static int tf_full(int fd, void *buf, size_t len, bool sending)
     return 1;
 }
 
-int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes)
+int tf_send_request(int fd, uint64_t index)
 {
     uint8_t hdr[TF_HEADER] = {0};
     memcpy(hdr + 16, &index, sizeof index); /* where NBD's offset would be */
-    if (tf_full(fd, hdr, sizeof hdr, true) < 0)
-        return -1;
+    return tf_full(fd, hdr, sizeof hdr, true) < 0 ? -1 : 0;
+}
+
+int tf_recv_reply(int fd, void *buf, uint64_t bytes)
+{
     int r = tf_full(fd, buf, bytes, false);
     if (r == 0)
         errno = 0;
     return r == 1 ? 0 : -1;
+}
+
+int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes)
+{
+    return tf_send_request(fd, index) || tf_recv_reply(fd, buf, bytes) ? -1 : 0;
 }
 
 /* Answers every header with its reply until the client closes. */
@@ -188,24 +196,9 @@ static int tf_key(const char *k, const char *v, void *ctx, char *err, size_t err
             return -1;
         }
     } else if (!strcmp(k, "cpus")) {
-        if (!strcmp(v, "same"))
-            a->cpus = FL_CPUS_SAME;
-        else if (!strcmp(v, "split"))
-            a->cpus = FL_CPUS_SPLIT;
-        else if (!strcmp(v, "free"))
-            a->cpus = FL_CPUS_FREE;
-        else {
-            fl_errf(err, errlen, "tcp floor spec: cpus must be same, split or free, got '%s'", v);
-            return -1;
-        }
+        return fl_parse_cpus_key("tcp floor spec", v, &a->cpus, err, errlen);
     } else if (!strcmp(k, "server_cpu")) {
-        uint64_t c;
-        if (fl_parse_u64(v, 0, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN) - 1, &c)) {
-            fl_errf(err, errlen, "tcp floor spec: server_cpu must be an online CPU, 0 to %ld, got '%s'", sysconf(_SC_NPROCESSORS_ONLN) - 1,
-                    v);
-            return -1;
-        }
-        a->server_cpu = (int)c;
+        return fl_parse_cpu_key("tcp floor spec", k, v, &a->server_cpu, err, errlen);
     } else {
         fl_errf(err, errlen, "tcp floor spec: unknown key '%s' (keys: bytes, requests, cpus, server_cpu)", k);
         return -1;

@@ -26,5 +26,8 @@ int tf_connect(int port, char *err, size_t errlen);
 /* One round trip: the request carrying index, then `bytes` bytes into buf.
  * 0, or -1 (errno set; 0 when the server closed). Async-signal-safe. */
 int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes);
+/* Its two halves, for requests in flight (answered in order). */
+int tf_send_request(int fd, uint64_t index);
+int tf_recv_reply(int fd, void *buf, uint64_t bytes);
 
 #endif
