@@ -1,9 +1,11 @@
 /* fl_stream_floor: what a pipelined pull into UFFDIO_COPY can reach here, with
- * no NBD and no faultlab strategy in it (faultlab.h). The yardstick for the
- * uffd strategy's 1 MiB sequential read with prefetch (`faultlab targets
- * remote`): it has the same work on the same CPUs (receive each chunk, copy
- * it into fresh pages, let the application copy and verify it) and nothing
- * else: no fault messages read, no chunk states, no engine.
+ * no NBD and no faultlab strategy in it (faultlab.h). Set beside the uffd
+ * strategy's 1 MiB sequential read with prefetch (`faultlab targets remote`):
+ * the same work on the same CPUs (receive each chunk, copy it into fresh
+ * pages, let the application copy and verify it) and nothing else: no fault
+ * messages read, no chunk states, no engine, and no window: the handler keeps
+ * `ahead` requests in flight and gets as far ahead of the application as it
+ * can, where a prefetch policy's window holds the engine back.
  *
  * The handler thread streams the region in order from fl_tcp_floor's server:
  * `ahead` requests in flight; each reply is received into one buffer, the
