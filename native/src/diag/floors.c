@@ -555,16 +555,18 @@ static void *floors_main(void *arg)
         handler_floors(fr);
         return NULL;
     }
-    char err[FL_ERR_LEN];
+    char err[FL_ERR_LEN] = "", server_err[FL_ERR_LEN];
     struct tf_server *server = tf_server_start(fr->page, fr->pages * fr->page, fr->server_cpu, err, sizeof err);
-    if (server && (fr->fetch_fd = tf_connect(tf_server_port(server), err, sizeof err)) >= 0) {
-        handler_floors(fr);
-        close(fr->fetch_fd); /* the server sees the end of stream and returns */
-        fr->fetch_fd = -1;
+    if (server) {
+        if ((fr->fetch_fd = tf_connect(tf_server_port(server), err, sizeof err)) >= 0) {
+            handler_floors(fr);
+            close(fr->fetch_fd); /* the server sees the end of stream and returns */
+            fr->fetch_fd = -1;
+        }
+        if (tf_server_stop(server, server_err, sizeof server_err) && !err[0])
+            memcpy(err, server_err, sizeof err);
     }
-    if (server && tf_server_stop(server, err, sizeof err) == 0)
-        return NULL;
-    for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP; i++) /* a failed server fails each floor that fetched from it */
+    for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP && err[0]; i++) /* no server, or a failed one: each floor that needed it fails */
         if (!fr->res[i].err[0])
             res_error(&fr->res[i], "%s", err);
     return NULL;

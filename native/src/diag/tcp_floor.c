@@ -75,10 +75,8 @@ int tf_send_request(int fd, uint64_t index)
 
 int tf_recv_reply(int fd, void *buf, uint64_t bytes)
 {
-    int r = tf_full(fd, buf, bytes, false);
-    if (r == 0)
-        errno = 0;
-    return r == 1 ? 0 : -1;
+    errno = 0; /* stays 0 when the server closed, before or within the reply */
+    return tf_full(fd, buf, bytes, false) == 1 ? 0 : -1;
 }
 
 int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes)
