@@ -137,8 +137,8 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
  * chunks (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, each also with
  * prefetch ahead:2) vs a C client's raw 1 MiB READs from the same NBD server
  * (fl_transport), and UFFDIO_COPY with ahead:2 also vs a pull into
- * UFFDIO_COPY in minimal C with 2 requests always in flight and no window
- * (fl_stream_floor: no NBD, no strategy); then the NBD
+ * UFFDIO_COPY in minimal C with 2 requests in flight, with no window and with
+ * a sliding window of 2 (fl_stream_floor: no NBD, no strategy); then the NBD
  * server's memory, each in its own `faultlab serve` process. Lines without a
  * target decompose the result.
  *
@@ -178,9 +178,9 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       if (f[name].verified !== true) throw new Error(`the C composed floor ${name} failed: ${f[name].error ?? 'did not verify'}`);
       return f[name].p50_ns! / 1000;
     };
-    const streamFloorMiBps = async (ahead: number) => {
+    const streamFloorMiBps = async (ahead: number, window: number) => {
       const r = await streamFloorNative(
-        `region=${streamBytes} chunk=${1 << 20} ahead=${ahead} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`,
+        `region=${streamBytes} chunk=${1 << 20} ahead=${ahead} window=${window} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`,
       );
       if (r.verified !== true) throw new Error('the C stream floor did not verify');
       return Number(r.throughput_mibps);
@@ -234,17 +234,21 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const mibps = Number(big.summary.throughput_mibps);
           push(`${name} 1 MiB chunks${tag} (MiB/s)`, mibps);
           push(`${name} 1 MiB${tag} / transport 1 MiB`, mibps / t1m);
-          // The same work in minimal C (fl_stream_floor), with as many requests
-          // always in flight and no window: how far a pull into UFFDIO_COPY gets
-          // here when nothing holds it back. Measured after the run, not
-          // before it: a 1 GiB stream of its own right before slowed the run
-          // that followed.
+          // The same work in minimal C (fl_stream_floor), as many requests in
+          // flight: with no window (how far a pull into UFFDIO_COPY gets here
+          // when nothing holds it back), then held to a sliding window as
+          // deep (what a window costs, with no engine around it). Measured
+          // after the run, not before it: a 1 GiB stream of its own right
+          // before slowed the run that followed.
           if (name === 'uffd' && prefetch !== 'none') {
             const depth = Number(prefetch.split(':')[1]);
-            const stream = await streamFloorMiBps(depth);
-            push(`C stream, ${depth} in flight (MiB/s)`, stream);
-            push(`C stream, ${depth} in flight / transport 1 MiB`, stream / t1m);
-            push(`${name} 1 MiB${tag} / C stream, ${depth} in flight`, mibps / stream);
+            for (const window of [0, depth]) {
+              const label = `C stream, ${depth} in flight${window ? `, window ${window}` : ''}`;
+              const stream = await streamFloorMiBps(depth, window);
+              push(`${label} (MiB/s)`, stream);
+              push(`${label} / transport 1 MiB`, stream / t1m);
+              push(`${name} 1 MiB${tag} / ${label}`, mibps / stream);
+            }
           }
           if (!t1mRegion) continue;
           push(`${name} 1 MiB / transport landing in a region`, mibps / t1mRegion);

@@ -104,9 +104,12 @@ int fl_tcp_floor(const char *spec, char *out, size_t outlen);
  * the region in order as the workloads do (a timed memcpy per chunk, then an
  * untimed verify). Spec keys region=N [256 MiB] (a multiple of chunk),
  * chunk=N [1 MiB] (a multiple of the page size, at most 64 MiB), ahead=N [2]
- * (1..16), cpus=same|split|free [same], server_cpu=N [unpinned]. JSON:
- * region, chunk, ahead, cpus, throughput_mibps (bytes over the timed
- * accesses, as the workloads'), install_ns_p50, verified, uffd_path. */
+ * (1..16), window=N [0: none] (0..16: no request for a chunk more than N past
+ * the one the application reads), cpus=same|split|free [same],
+ * server_cpu=N [unpinned]. JSON: region, chunk, ahead, window, max_lead (the
+ * most chunks a request went out ahead of the application), cpus,
+ * throughput_mibps (bytes over the timed accesses, as the workloads'),
+ * install_ns_p50, verified, uffd_path. */
 int fl_stream_floor(const char *spec, char *out, size_t outlen);
 
 /* Push: the write-track scenario as JSON (docs/columns.md lists the keys).

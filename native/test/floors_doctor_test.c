@@ -488,12 +488,14 @@ static void floors_fetch_tcp_runs_and_verifies(void)
     signal(SIGSEGV, SIG_DFL);
 }
 
-/* The streaming floor: every placement and a few depths, a region of 1 MiB
- * and of 4 KiB chunks; the application's bytes verify, every fd is closed. */
+/* The streaming floor: every placement, a few depths, with and without a
+ * window, a region of 1 MiB and of 4 KiB chunks; the application's bytes
+ * verify, every fd is closed. */
 static void stream_floor_runs_and_verifies(void)
 {
     static const char *shapes[] = {"region=67108864 chunk=1048576 ahead=2", "region=67108864 chunk=1048576 ahead=1",
-                                   "region=8388608 chunk=4096 ahead=16"};
+                                   "region=8388608 chunk=4096 ahead=16", "region=67108864 chunk=1048576 ahead=2 window=2",
+                                   "region=8388608 chunk=4096 ahead=8 window=1"};
     for (int m = 0; m < 3; m++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             char spec[160];
@@ -503,6 +505,9 @@ static void stream_floor_runs_and_verifies(void)
             printf("# stream floor %s: %s\n", spec, out);
             CHECK(rc == 0 && json_valid(out) && strstr(out, "\"verified\":true"), "fl_stream_floor(%s) returns 0 and verifies", spec);
             CHECK(top_field(out, "throughput_mibps") > 0 && top_field(out, "install_ns_p50") > 0, "fl_stream_floor(%s) measured", spec);
+            double window = top_field(out, "window"), lead = top_field(out, "max_lead");
+            CHECK(window == 0 || (lead >= 1 && lead <= window), "fl_stream_floor(%s) ran at most the window ahead (%.0f, window %.0f)",
+                  spec, lead, window);
             CHECK(count_fds() == fds0, "fl_stream_floor(%s) closes every fd", spec);
         }
 }
@@ -511,6 +516,7 @@ static void stream_floor_bad_specs_refused(void)
 {
     static const char *bad[][2] = {{"ahead=0", "ahead must be 1 to 16"},
                                    {"ahead=17", "ahead must be 1 to 16"},
+                                   {"window=17", "window must be 0 to 16"},
                                    {"chunk=1000", "multiple of the page size"},
                                    {"region=3145728 chunk=2097152", "region a multiple of chunk"},
                                    {"chunk=134217728", "chunk must be 1 to"},

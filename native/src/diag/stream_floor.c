@@ -3,9 +3,12 @@
  * strategy's 1 MiB sequential read with prefetch (`faultlab targets remote`):
  * the same work on the same CPUs (receive each chunk, copy it into fresh
  * pages, let the application copy and verify it) and nothing else: no fault
- * messages read, no chunk states, no engine, and no window: the handler keeps
- * `ahead` requests in flight and gets as far ahead of the application as it
- * can, where a prefetch policy's window holds the engine back.
+ * messages read, no chunk states, no engine. With window=0 (the default) the
+ * handler keeps `ahead` requests in flight and gets as far ahead of the
+ * application as it can; window=W holds it to a sliding window instead, as a
+ * prefetch policy's holds the engine back: no request for a chunk more than W
+ * past the one the application reads (which it publishes, and wakes the
+ * handler with when that waits for it).
  *
  * The handler thread streams the region in order from fl_tcp_floor's server:
  * `ahead` requests in flight; each reply is received into one buffer, the
@@ -24,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SF_MAX_CHUNK (64ull << 20)
@@ -32,7 +37,10 @@
 
 struct sf_run {
     uint64_t region, chunk, n;
-    uint64_t ahead;
+    uint64_t ahead, window; /* window 0: none */
+    _Atomic uint32_t pos; /* the chunk the application reads (futex word) */
+    atomic_int handler_waits; /* the handler sleeps on pos */
+    uint64_t max_lead; /* the most chunks a request went out ahead of pos */
     enum fl_cpus cpus;
     int server_cpu;
     int uffd, fd;
@@ -44,11 +52,17 @@ struct sf_run {
 static int sf_key(const char *k, const char *v, void *ctx, char *err, size_t errlen)
 {
     struct sf_run *f = ctx;
-    uint64_t *dst = !strcmp(k, "region") ? &f->region : !strcmp(k, "chunk") ? &f->chunk : !strcmp(k, "ahead") ? &f->ahead : NULL;
+    uint64_t *dst = !strcmp(k, "region")   ? &f->region
+                    : !strcmp(k, "chunk")  ? &f->chunk
+                    : !strcmp(k, "ahead")  ? &f->ahead
+                    : !strcmp(k, "window") ? &f->window
+                                           : NULL;
     if (dst) {
-        uint64_t max = dst == &f->ahead ? SF_MAX_AHEAD : dst == &f->chunk ? SF_MAX_CHUNK : UINT64_MAX / 2;
-        if (fl_parse_u64(v, 1, max, dst)) {
-            fl_errf(err, errlen, "stream floor spec: %s must be 1 to %llu, got '%s'", k, (unsigned long long)max, v);
+        uint64_t min = dst == &f->window ? 0 : 1;
+        uint64_t max = dst == &f->ahead || dst == &f->window ? SF_MAX_AHEAD : dst == &f->chunk ? SF_MAX_CHUNK : UINT64_MAX / 2;
+        if (fl_parse_u64(v, min, max, dst)) {
+            fl_errf(err, errlen, "stream floor spec: %s must be %llu to %llu, got '%s'", k, (unsigned long long)min,
+                    (unsigned long long)max, v);
             return -1;
         }
         return 0;
@@ -57,8 +71,44 @@ static int sf_key(const char *k, const char *v, void *ctx, char *err, size_t err
         return fl_parse_cpus_key("stream floor spec", v, &f->cpus, err, errlen);
     if (!strcmp(k, "server_cpu"))
         return fl_parse_cpu_key("stream floor spec", k, v, &f->server_cpu, err, errlen);
-    fl_errf(err, errlen, "stream floor spec: unknown key '%s' (keys: region, chunk, ahead, cpus, server_cpu)", k);
+    fl_errf(err, errlen, "stream floor spec: unknown key '%s' (keys: region, chunk, ahead, window, cpus, server_cpu)", k);
     return -1;
+}
+
+/* Send what may go out with `received` answers in: up to `ahead` in flight,
+ * none past the window. */
+static int sf_pump(struct sf_run *f, uint64_t received, uint64_t *sent)
+{
+    for (;;) {
+        uint64_t pos = atomic_load(&f->pos);
+        if (*sent >= f->n || *sent - received >= f->ahead || (f->window && *sent > pos + f->window))
+            return 0;
+        if (*sent > pos && *sent - pos > f->max_lead)
+            f->max_lead = *sent - pos;
+        if (tf_send_request(f->fd, (*sent)++))
+            return -1;
+    }
+}
+
+/* Chunk i is not asked for yet: the window waits for the application to move
+ * (it reads chunks below i, all installed, so it does). */
+static int sf_wait_window(struct sf_run *f, uint64_t i, uint64_t *sent)
+{
+    while (*sent <= i) {
+        atomic_store(&f->handler_waits, 1);
+        uint32_t seen = atomic_load(&f->pos);
+        if (*sent > seen + f->window) { /* still closed: sleep until pos moves (bounded, never hangs) */
+            struct timespec ts = {.tv_sec = 10};
+            if (syscall(SYS_futex, &f->pos, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0) < 0 && errno == ETIMEDOUT) {
+                atomic_store(&f->handler_waits, 0);
+                return -1;
+            }
+        }
+        atomic_store(&f->handler_waits, 0);
+        if (sf_pump(f, i, sent))
+            return -1;
+    }
+    return 0;
 }
 
 static void *sf_handler(void *arg)
@@ -72,13 +122,17 @@ static void *sf_handler(void *arg)
         goto fail;
     }
     memset(buf, 0, f->chunk); /* faulted in before the stream starts, as the engine's pool */
-    for (; sent < f->ahead && sent < f->n; sent++)
-        if (tf_send_request(f->fd, sent))
-            goto net;
     for (uint64_t i = 0; i < f->n; i++) {
-        if (tf_recv_reply(f->fd, buf, f->chunk))
+        if (sf_pump(f, i, &sent))
             goto net;
-        if (sent < f->n && tf_send_request(f->fd, sent++))
+        if (sf_wait_window(f, i, &sent)) {
+            if (errno == ETIMEDOUT) {
+                snprintf(f->err, sizeof f->err, "the application did not move for 10 s");
+                goto fail;
+            }
+            goto net;
+        }
+        if (tf_recv_reply(f->fd, buf, f->chunk) || sf_pump(f, i + 1, &sent)) /* the next requests go out before the install */
             goto net;
         uint64_t t0 = fl_now();
         struct uffdio_copy c = {.dst = (uintptr_t)(f->base + i * f->chunk), .src = (uintptr_t)buf, .len = f->chunk};
@@ -124,6 +178,9 @@ static void *sf_app_main(void *arg)
         return NULL;
     memset(scratch, 0, f->chunk);
     for (uint64_t i = 0; i < f->n; i++) {
+        atomic_store(&f->pos, (uint32_t)i);
+        if (atomic_load(&f->handler_waits))
+            syscall(SYS_futex, &f->pos, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         uint64_t t0 = fl_now();
         memcpy(scratch, f->base + i * f->chunk, f->chunk);
         a->total_ns += fl_now() - t0;
@@ -147,6 +204,10 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
         return -1;
     }
     f.n = f.region / f.chunk;
+    if (f.n > UINT32_MAX) {
+        fl_errf(out, outlen, "stream floor spec: at most %u chunks", UINT32_MAX);
+        return -1;
+    }
     const char *how = NULL;
     int rc = -1;
     struct tf_server *server = NULL;
@@ -193,11 +254,12 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
     }
     double mibps = app.total_ns ? (double)f.region / (1 << 20) / ((double)app.total_ns / 1e9) : 0;
     int k = snprintf(out, outlen,
-                     "{\"region\":%llu,\"chunk\":%llu,\"ahead\":%llu,\"cpus\":\"%s\",\"server_cpu\":%d,\"throughput_mibps\":%.3f,"
+                     "{\"region\":%llu,\"chunk\":%llu,\"ahead\":%llu,\"window\":%llu,\"max_lead\":%llu,\"cpus\":\"%s\",\"server_cpu\":%d,"
+                     "\"throughput_mibps\":%.3f,"
                      "\"total_ns\":%llu,\"install_ns_p50\":%llu,\"verified\":%s,\"uffd_path\":\"%s\"}",
-                     (unsigned long long)f.region, (unsigned long long)f.chunk, (unsigned long long)f.ahead, fl_cpus_name(f.cpus),
-                     f.server_cpu, mibps, (unsigned long long)app.total_ns, (unsigned long long)fl_samples_quantile(&f.install_ns, 0.5),
-                     app.bad ? "false" : "true", how);
+                     (unsigned long long)f.region, (unsigned long long)f.chunk, (unsigned long long)f.ahead, (unsigned long long)f.window,
+                     (unsigned long long)f.max_lead, fl_cpus_name(f.cpus), f.server_cpu, mibps, (unsigned long long)app.total_ns,
+                     (unsigned long long)fl_samples_quantile(&f.install_ns, 0.5), app.bad ? "false" : "true", how);
     if (k < 0 || (size_t)k >= outlen)
         fl_errf(out, outlen, "stream floor: output buffer too small");
     else
