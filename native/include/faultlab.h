@@ -105,7 +105,10 @@ int fl_tcp_floor(const char *spec, char *out, size_t outlen);
  * untimed verify). Spec keys region=N [256 MiB] (a multiple of chunk),
  * chunk=N [1 MiB] (a multiple of the page size, at most 64 MiB), ahead=N [2]
  * (1..16), window=N [0: none] (0..16: no request for a chunk more than N past
- * the one the application reads), cpus=same|split|free [same],
+ * the one the application reads), span=N [1] (1..64: the server answers chunk
+ * i with the (i % N)th of N prefilled chunks; 1 keeps its one reply hot in the
+ * cache, as the C TCP floor's; more lets a misplaced chunk fail verification),
+ * cpus=same|split|free [same],
  * server_cpu=N [unpinned]. JSON: region, chunk, ahead, window, max_lead (the
  * most chunks a request went out ahead of the application), cpus,
  * throughput_mibps (bytes over the timed accesses, as the workloads'),

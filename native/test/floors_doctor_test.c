@@ -490,12 +490,12 @@ static void floors_fetch_tcp_runs_and_verifies(void)
 
 /* The streaming floor: every placement, a few depths, with and without a
  * window, a region of 1 MiB and of 4 KiB chunks; the application's bytes
- * verify, every fd is closed. */
+ * verify (with span > 1, each chunk where it belongs), every fd is closed. */
 static void stream_floor_runs_and_verifies(void)
 {
     static const char *shapes[] = {"region=67108864 chunk=1048576 ahead=2", "region=67108864 chunk=1048576 ahead=1",
-                                   "region=8388608 chunk=4096 ahead=16", "region=67108864 chunk=1048576 ahead=2 window=2",
-                                   "region=8388608 chunk=4096 ahead=8 window=1"};
+                                   "region=8388608 chunk=4096 ahead=16 span=64", "region=67108864 chunk=1048576 ahead=2 window=2 span=8",
+                                   "region=8388608 chunk=4096 ahead=8 window=1 span=3"};
     for (int m = 0; m < 3; m++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             char spec[160];
@@ -517,6 +517,8 @@ static void stream_floor_bad_specs_refused(void)
     static const char *bad[][2] = {{"ahead=0", "ahead must be 1 to 16"},
                                    {"ahead=17", "ahead must be 1 to 16"},
                                    {"window=17", "window must be 0 to 16"},
+                                   {"span=65", "span must be 1 to 64"},
+                                   {"region=2097152 chunk=1048576 span=3", "must not exceed the region"},
                                    {"chunk=1000", "multiple of the page size"},
                                    {"region=3145728 chunk=2097152", "region a multiple of chunk"},
                                    {"chunk=134217728", "chunk must be 1 to"},

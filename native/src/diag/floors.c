@@ -66,6 +66,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
@@ -279,7 +280,7 @@ static void *uffd_handler_main(void *arg)
         const uint8_t *from = h->src + (pg - h->base);
         if (h->fetch_fd >= 0) {
             if (tf_round_trip(h->fetch_fd, (pg - h->base) / h->page, h->buf, h->page)) {
-                fl_errf(h->err, sizeof h->err, "fetch over TCP: %s", errno ? strerror(errno) : "connection closed");
+                fl_errf(h->err, sizeof h->err, "fetch over TCP: %s", tf_strerror(errno));
                 break;
             }
             from = h->buf;
@@ -521,7 +522,7 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
         f->faults = sg.faults;
         if (rc)
             res_error(f, "%s in the SIGSEGV handler failed: %s%s", sg.fail_what,
-                      sg.fail_errno ? strerror(sg.fail_errno) : "connection closed",
+                      sg.fetch_fd >= 0 ? tf_strerror(sg.fail_errno) : strerror(sg.fail_errno),
                       sg.fail_errno == ENOMEM ? " (vm.max_map_count reached?)" : "");
     }
     sg.fill = NULL;
@@ -537,9 +538,17 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
 /* ---- the measuring thread ----------------------------------------------------------- */
 static void handler_floors(struct floors_run *fr)
 {
-    floor_uffd(fr, &fr->res[F_UFFD]);
-    floor_sigsegv(fr, &fr->res[F_SIGSEGV], false);
-    floor_sigsegv(fr, &fr->res[F_SIGSEGV_PREPOP], true);
+    for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP; i++) {
+        if (i == F_UFFD)
+            floor_uffd(fr, &fr->res[i]);
+        else
+            floor_sigsegv(fr, &fr->res[i], i == F_SIGSEGV_PREPOP);
+        /* A fetch that failed may leave the stream out of step (a late or
+         * half-read reply): the floors after it fail on a closed connection,
+         * never on bytes meant for another page. */
+        if (fr->fetch_fd >= 0 && fr->res[i].err[0])
+            shutdown(fr->fetch_fd, SHUT_RDWR);
+    }
 }
 
 static void *floors_main(void *arg)

@@ -34,10 +34,13 @@
 
 #define SF_MAX_CHUNK (64ull << 20)
 #define SF_MAX_AHEAD 16
+#define SF_MAX_SPAN  64
+#define SF_ALL       UINT32_MAX /* a position that opens any window */
 
 struct sf_run {
     uint64_t region, chunk, n;
     uint64_t ahead, window; /* window 0: none */
+    uint64_t span; /* distinct chunks the server answers with, in turn */
     _Atomic uint32_t pos; /* the chunk the application reads (futex word) */
     atomic_int handler_waits; /* the handler sleeps on pos */
     uint64_t max_lead; /* the most chunks a request went out ahead of pos */
@@ -56,10 +59,14 @@ static int sf_key(const char *k, const char *v, void *ctx, char *err, size_t err
                     : !strcmp(k, "chunk")  ? &f->chunk
                     : !strcmp(k, "ahead")  ? &f->ahead
                     : !strcmp(k, "window") ? &f->window
+                    : !strcmp(k, "span")   ? &f->span
                                            : NULL;
     if (dst) {
         uint64_t min = dst == &f->window ? 0 : 1;
-        uint64_t max = dst == &f->ahead || dst == &f->window ? SF_MAX_AHEAD : dst == &f->chunk ? SF_MAX_CHUNK : UINT64_MAX / 2;
+        uint64_t max = dst == &f->ahead || dst == &f->window ? SF_MAX_AHEAD
+                       : dst == &f->span                     ? SF_MAX_SPAN
+                       : dst == &f->chunk                    ? SF_MAX_CHUNK
+                                                             : UINT64_MAX / 2;
         if (fl_parse_u64(v, min, max, dst)) {
             fl_errf(err, errlen, "stream floor spec: %s must be %llu to %llu, got '%s'", k, (unsigned long long)min,
                     (unsigned long long)max, v);
@@ -71,7 +78,7 @@ static int sf_key(const char *k, const char *v, void *ctx, char *err, size_t err
         return fl_parse_cpus_key("stream floor spec", v, &f->cpus, err, errlen);
     if (!strcmp(k, "server_cpu"))
         return fl_parse_cpu_key("stream floor spec", k, v, &f->server_cpu, err, errlen);
-    fl_errf(err, errlen, "stream floor spec: unknown key '%s' (keys: region, chunk, ahead, window, cpus, server_cpu)", k);
+    fl_errf(err, errlen, "stream floor spec: unknown key '%s' (keys: region, chunk, ahead, window, span, cpus, server_cpu)", k);
     return -1;
 }
 
@@ -90,8 +97,18 @@ static int sf_pump(struct sf_run *f, uint64_t received, uint64_t *sent)
     }
 }
 
+/* Moves the application's position and wakes the handler if it waits for it. */
+static void sf_publish(struct sf_run *f, uint32_t pos)
+{
+    atomic_store(&f->pos, pos);
+    if (atomic_load(&f->handler_waits))
+        syscall(SYS_futex, &f->pos, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 /* Chunk i is not asked for yet: the window waits for the application to move
- * (it reads chunks below i, all installed, so it does). */
+ * (it reads chunks below i, all installed, so it does; one that stops opens
+ * the window, sf_publish(SF_ALL)). 0, -1 when a send failed (errno), -2 when
+ * the application did not move for 10 s. */
 static int sf_wait_window(struct sf_run *f, uint64_t i, uint64_t *sent)
 {
     while (*sent <= i) {
@@ -101,7 +118,7 @@ static int sf_wait_window(struct sf_run *f, uint64_t i, uint64_t *sent)
             struct timespec ts = {.tv_sec = 10};
             if (syscall(SYS_futex, &f->pos, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0) < 0 && errno == ETIMEDOUT) {
                 atomic_store(&f->handler_waits, 0);
-                return -1;
+                return -2;
             }
         }
         atomic_store(&f->handler_waits, 0);
@@ -125,13 +142,13 @@ static void *sf_handler(void *arg)
     for (uint64_t i = 0; i < f->n; i++) {
         if (sf_pump(f, i, &sent))
             goto net;
-        if (sf_wait_window(f, i, &sent)) {
-            if (errno == ETIMEDOUT) {
-                snprintf(f->err, sizeof f->err, "the application did not move for 10 s");
-                goto fail;
-            }
-            goto net;
+        int w = sf_wait_window(f, i, &sent);
+        if (w == -2) {
+            snprintf(f->err, sizeof f->err, "the application did not move for 10 s");
+            goto fail;
         }
+        if (w)
+            goto net;
         if (tf_recv_reply(f->fd, buf, f->chunk) || sf_pump(f, i + 1, &sent)) /* the next requests go out before the install */
             goto net;
         uint64_t t0 = fl_now();
@@ -151,7 +168,7 @@ static void *sf_handler(void *arg)
     free(buf);
     return NULL;
 net:
-    snprintf(f->err, sizeof f->err, "the stream from the server: %s", errno ? strerror(errno) : "connection closed");
+    snprintf(f->err, sizeof f->err, "the stream from the server: %s", tf_strerror(errno));
 fail:
     free(buf);
     /* Unregistering wakes the application if it waits; it then reads zero
@@ -174,18 +191,18 @@ static void *sf_app_main(void *arg)
     struct sf_run *f = a->f;
     fl_pin_cpu(fl_cpu_for(f->cpus, false));
     uint8_t *scratch = malloc(f->chunk);
-    if (!scratch)
+    if (!scratch) {
+        sf_publish(f, SF_ALL); /* the handler goes on alone */
         return NULL;
+    }
     memset(scratch, 0, f->chunk);
     for (uint64_t i = 0; i < f->n; i++) {
-        atomic_store(&f->pos, (uint32_t)i);
-        if (atomic_load(&f->handler_waits))
-            syscall(SYS_futex, &f->pos, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        sf_publish(f, (uint32_t)i);
         uint64_t t0 = fl_now();
         memcpy(scratch, f->base + i * f->chunk, f->chunk);
         a->total_ns += fl_now() - t0;
         uint64_t first_bad;
-        a->bad += fl_verify(scratch, f->chunk, 1, 0, &first_bad); /* the server answers every chunk with its one span */
+        a->bad += fl_verify(scratch, f->chunk, 1, i % f->span * f->chunk, &first_bad); /* the server answers chunk i with i % span */
     }
     free(scratch);
     a->rc = 0;
@@ -194,7 +211,8 @@ static void *sf_app_main(void *arg)
 
 int fl_stream_floor(const char *spec, char *out, size_t outlen)
 {
-    struct sf_run f = {.region = 256ull << 20, .chunk = 1 << 20, .ahead = 2, .cpus = FL_CPUS_SAME, .server_cpu = -1, .uffd = -1, .fd = -1};
+    struct sf_run f = {
+        .region = 256ull << 20, .chunk = 1 << 20, .ahead = 2, .span = 1, .cpus = FL_CPUS_SAME, .server_cpu = -1, .uffd = -1, .fd = -1};
     if (fl_spec_each(spec, "stream floor spec", sf_key, &f, out, outlen))
         return -1;
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -204,6 +222,11 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
         return -1;
     }
     f.n = f.region / f.chunk;
+    if (f.span > f.n) {
+        fl_errf(out, outlen, "stream floor spec: span (%llu chunks) must not exceed the region (%llu chunks)", (unsigned long long)f.span,
+                (unsigned long long)f.n);
+        return -1;
+    }
     if (f.n > UINT32_MAX) {
         fl_errf(out, outlen, "stream floor spec: at most %u chunks", UINT32_MAX);
         return -1;
@@ -230,7 +253,7 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
         fl_errf(out, outlen, "stream floor: userfaultfd set-up: %s", strerror(errno));
         goto done;
     }
-    if (!(server = tf_server_start(f.chunk, f.chunk, f.server_cpu, out, outlen)) ||
+    if (!(server = tf_server_start(f.chunk, f.span * f.chunk, f.server_cpu, out, outlen)) ||
         (f.fd = tf_connect(tf_server_port(server), out, outlen)) < 0)
         goto done;
     struct sf_app app = {.f = &f, .rc = -1};
@@ -242,7 +265,9 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
     bool app_started = pthread_create(&reader, NULL, sf_app_main, &app) == 0;
     if (app_started)
         pthread_join(reader, NULL);
-    pthread_join(handler, NULL); /* it waits for no one: alone, it installs the whole region and ends */
+    else
+        sf_publish(&f, SF_ALL); /* the handler goes on alone: it installs the whole region and ends */
+    pthread_join(handler, NULL);
     if (!app_started || app.rc) {
         fl_errf(out, outlen, "stream floor: %s",
                 app_started ? "out of memory for the application's scratch" : "cannot start the application thread");

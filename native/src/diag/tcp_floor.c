@@ -28,6 +28,8 @@
 #define TF_WARMUP      16 /* untimed round trips first: a fresh connection is slower */
 #define TF_MAX_BYTES   (64ull << 20)
 #define TF_TIMEOUT_SEC 10 /* per send/recv: a stuck peer fails the floor, never hangs it */
+#define TF_STR_(x)     #x
+#define TF_STR(x)      TF_STR_(x)
 
 struct tf_args {
     uint64_t bytes, requests;
@@ -66,6 +68,15 @@ static int tf_full(int fd, void *buf, size_t len, bool sending)
     return 1;
 }
 
+const char *tf_strerror(int e)
+{
+    if (!e)
+        return "connection closed";
+    if (e == EAGAIN || e == EWOULDBLOCK) /* SO_RCVTIMEO / SO_SNDTIMEO ran out */
+        return "no progress within " TF_STR(TF_TIMEOUT_SEC) " s";
+    return strerror(e);
+}
+
 int tf_send_request(int fd, uint64_t index)
 {
     uint8_t hdr[TF_HEADER] = {0};
@@ -88,9 +99,9 @@ int tf_round_trip(int fd, uint64_t index, void *buf, uint64_t bytes)
 static void *tf_server_main(void *arg)
 {
     struct tf_server *s = arg;
-    if (s->cpu >= 0)
-        fl_pin_cpu(s->cpu);
-    int fd = accept(s->listen_fd, NULL, NULL);
+    if (s->cpu < 0)
+        fl_pin_cpu(-1); /* unpinned: not wherever the thread that started it was pinned */
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     uint8_t hdr[TF_HEADER];
     uint64_t nreplies = s->span / s->bytes;
     if (fd < 0 || tf_timeouts(fd)) {
@@ -98,13 +109,14 @@ static void *tf_server_main(void *arg)
         goto out;
     }
     for (;;) {
+        errno = 0;
         int r = tf_full(fd, hdr, sizeof hdr, false);
         if (r == 0)
             break;
         uint64_t index;
         memcpy(&index, hdr + 16, sizeof index);
         if (r < 0 || tf_full(fd, s->replies + index % nreplies * s->bytes, s->bytes, true) < 0) {
-            snprintf(s->err, sizeof s->err, "server: %s", strerror(errno));
+            snprintf(s->err, sizeof s->err, "server: %s", tf_strerror(errno));
             break;
         }
     }
@@ -134,8 +146,19 @@ struct tf_server *tf_server_start(uint64_t bytes, uint64_t span, int cpu, char *
         goto fail;
     }
     s->port = ntohs(sa.sin_port);
-    if (pthread_create(&s->thread, NULL, tf_server_main, s)) {
-        fl_errf(err, errlen, "tcp floor: cannot start the server thread");
+    /* cpu: set at creation, so a CPU it cannot run on fails here, clearly. */
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu >= 0) {
+        CPU_SET(cpu, &set);
+        pthread_attr_setaffinity_np(&ta, sizeof set, &set);
+    }
+    int e = pthread_create(&s->thread, &ta, tf_server_main, s);
+    pthread_attr_destroy(&ta);
+    if (e) {
+        fl_errf(err, errlen, "tcp floor: cannot start the server thread%s: %s", cpu >= 0 ? " on that CPU" : "", strerror(e));
         goto fail;
     }
     return s;
@@ -232,8 +255,7 @@ static void *tf_client_main(void *arg)
     for (uint64_t i = 0; i < TF_WARMUP + a->requests; i++) {
         uint64_t t0 = fl_now();
         if (tf_round_trip(fd, i, buf, a->bytes)) { /* i: no two requests alike */
-            fl_errf(c->out, c->outlen, "tcp floor: round trip %llu: %s", (unsigned long long)i + 1,
-                    errno ? strerror(errno) : "connection closed");
+            fl_errf(c->out, c->outlen, "tcp floor: round trip %llu: %s", (unsigned long long)i + 1, tf_strerror(errno));
             goto out;
         }
         uint64_t dt = fl_now() - t0;

@@ -21,6 +21,10 @@ int tf_server_port(const struct tf_server *s);
  * it: -1 with the server's error in err if it failed. */
 int tf_server_stop(struct tf_server *s, char *err, size_t errlen);
 
+/* What a failed round trip's errno means here: 0 is the server closing, EAGAIN
+ * the socket timeouts running out. */
+const char *tf_strerror(int e);
+
 /* A loopback connection to port with the floor's socket options; -1 with err. */
 int tf_connect(int port, char *err, size_t errlen);
 /* One round trip: the request carrying index, then `bytes` bytes into buf.
