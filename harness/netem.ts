@@ -3,6 +3,7 @@
 // puts `tc qdisc netem delay rtt/2` on both ends, and runs `faultlab serve`
 // inside. Where the kernel has no netem it refuses with the probe's reason.
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
 import { probeNetem } from './env.js';
@@ -27,12 +28,20 @@ function shError(e: unknown): string {
 
 const OURS = /^faultlab-(\d+)$/;
 
+/** Whether pid still runs. A zombie does not: a netem run killed with
+ * SIGKILL stays one until its parent reaps it, and its namespace is stale. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) state ...", comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false; /* gone since kill(pid, 0) */
   }
 }
 

@@ -145,4 +145,26 @@ describe('children die with their parent', () => {
       }
     }
   });
+
+  it('a zombie owner is dead: a netem run killed with SIGKILL and not yet reaped leaves a stale namespace', async (ctx) => {
+    if (!isRoot) skipBecause(ctx, 'needs root (network namespaces)');
+    // sh starts a short child, then becomes a sleep that never reaps it: a zombie.
+    const parent = spawn('sh', ['-c', 'sleep 0.01 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const zombie = await new Promise<number>((resolve) => parent.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    const ns = `faultlab-${zombie}`;
+    try {
+      await waitFor('the zombie', () => (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')) ? true : undefined), 5000);
+      execFileSync('ip', ['netns', 'add', ns]);
+      const r = faultlab(['doctor', '--clean']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(namespaces()).not.toContain(ns);
+    } finally {
+      parent.kill('SIGKILL');
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
+      } catch {
+        /* removed by the test */
+      }
+    }
+  });
 });
