@@ -131,7 +131,7 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
 /** Issues 3 and 18's targets over loopback at RTT 0, against floors taken in the
  * same round: a 4 KiB remote fault vs (the C TCP 4 KiB request/response floor +
  * the minimal C handler floor), no NBD and no faultlab code in either; beside
- * it the two composed (the minimal handler fetching each page over the C TCP
+ * it the composed floor (the minimal handler fetching each page over the C TCP
  * pair: floors fetch=tcp), which splits the fault's excess over the sum into
  * what composing costs on this machine and what faultlab adds; 1 MiB
  * chunks (uffd also with UFFDIO_CONTINUE and UFFDIO_MOVE, each also with
@@ -182,7 +182,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       const r = await streamFloorNative(
         `region=${streamBytes} chunk=${1 << 20} ahead=${ahead} window=${window} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`,
       );
-      if (r.verified !== true) throw new Error('the C stream floor did not verify');
+      if (r.verified !== true) throw new Error(`the C stream (${ahead} in flight, window ${window}) did not verify`);
       return Number(r.throughput_mibps);
     };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
