@@ -158,6 +158,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
   const serverCpu = availableParallelism() > 1 ? 1 : undefined;
   // One export serves both sizes (a run may read the start of a larger one).
   const server = NbdServer.start({ regionBytes: Math.max(regionBytes, streamBytes), seed: 1, cpu: serverCpu });
+  const pinServer = serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`; // the C floors' servers, where the NBD server runs
   try {
     const streamRequests = Math.max(16, streamBytes >> 20); // 1 MiB each
     const tspec = (chunk: number, n: number, region = regionBytes) =>
@@ -166,12 +167,12 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
     // with, so a ratio compares two measurements a few ms apart (a VM's speed
     // drifts within a round).
     const tcp = async (bytes: number, n: number) => {
-      const r = await tcpFloorNative(`bytes=${bytes} requests=${n} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`);
+      const r = await tcpFloorNative(`bytes=${bytes} requests=${n} cpus=same${pinServer}`);
       if (r.verified !== true) throw new Error(`the C TCP floor's ${bytes}-byte replies did not verify`);
       return r;
     };
     const composedFloorUs = async (name: string) => {
-      const f = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same fetch=tcp${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`)).floors as Record<
+      const f = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same fetch=tcp${pinServer}`)).floors as Record<
         string,
         { p50_ns?: number; verified?: boolean; error?: string }
       >;
@@ -179,9 +180,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       return f[name].p50_ns! / 1000;
     };
     const streamFloorMiBps = async (ahead: number, window: number) => {
-      const r = await streamFloorNative(
-        `region=${streamBytes} chunk=${1 << 20} ahead=${ahead} window=${window} cpus=same${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`,
-      );
+      const r = await streamFloorNative(`region=${streamBytes} chunk=${1 << 20} ahead=${ahead} window=${window} cpus=same${pinServer}`);
       if (r.verified !== true) throw new Error(`the C stream (${ahead} in flight, window ${window}) did not verify`);
       return Number(r.throughput_mibps);
     };

@@ -248,6 +248,10 @@ uint64_t fl_ts_ns(struct timespec t);
 struct msghdr;
 uint64_t fl_rx_time(struct msghdr *m); /* SCM_TIMESTAMPNS of a recvmsg on CLOCK_MONOTONIC, else now */
 int fl_pin_cpu(int cpu); /* pin the calling thread; -1 = unpin (all CPUs) */
+/* pthread_create with the thread on cpu from its first instruction, so it is
+ * never seen elsewhere and a CPU it cannot run on fails here (-1: no pin, it
+ * inherits its creator's). Returns pthread_create's error. */
+int fl_thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg);
 #define FL_SPIN_NS 250000ull /* fl_wait_precise spins this last stretch */
 void fl_wait_precise(clockid_t clk, uint64_t deadline_ns); /* sleep, then spin: precise to a few us */
 void fl_sleep_until_ns(uint64_t deadline_ns); /* sleep only (CLOCK_MONOTONIC): tens of us late */

@@ -140,6 +140,21 @@ int fl_pin_cpu(int cpu)
     return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+int fl_thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_attr_setaffinity_np(&ta, sizeof set, &set);
+    }
+    int e = pthread_create(t, &ta, fn, arg);
+    pthread_attr_destroy(&ta);
+    return e;
+}
+
 /* same: workload and handler on CPU 0; split: workload 0, handler 1; free: unpinned. */
 int fl_cpu_for(enum fl_cpus c, bool handler)
 {

@@ -146,17 +146,7 @@ struct tf_server *tf_server_start(uint64_t bytes, uint64_t span, int cpu, char *
         goto fail;
     }
     s->port = ntohs(sa.sin_port);
-    /* cpu: set at creation, so a CPU it cannot run on fails here, clearly. */
-    pthread_attr_t ta;
-    pthread_attr_init(&ta);
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (cpu >= 0) {
-        CPU_SET(cpu, &set);
-        pthread_attr_setaffinity_np(&ta, sizeof set, &set);
-    }
-    int e = pthread_create(&s->thread, &ta, tf_server_main, s);
-    pthread_attr_destroy(&ta);
+    int e = fl_thread_start_on(&s->thread, cpu, tf_server_main, s); /* cpu < 0: it unpins itself */
     if (e) {
         fl_errf(err, errlen, "tcp floor: cannot start the server thread%s: %s", cpu >= 0 ? " on that CPU" : "", strerror(e));
         goto fail;

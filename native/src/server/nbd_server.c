@@ -415,24 +415,15 @@ fl_nbd_server *nbd_start_over(const char *spec, const uint8_t *mem, char *err, s
     pthread_cond_init(&s->send_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->idle_cv, NULL);
-    /* cpu=: both threads start there (set at creation, so never seen elsewhere). */
-    pthread_attr_t ta;
-    pthread_attr_init(&ta);
-    if (s->o.cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(s->o.cpu, &set);
-        pthread_attr_setaffinity_np(&ta, sizeof set, &set);
-    }
-    int rc = pthread_create(&s->sender, &ta, nbd_sender_main, s);
-    if (!rc && (rc = pthread_create(&s->loop, &ta, loop_main, s))) {
+    /* cpu=: both threads start there. */
+    int rc = fl_thread_start_on(&s->sender, s->o.cpu, nbd_sender_main, s);
+    if (!rc && (rc = fl_thread_start_on(&s->loop, s->o.cpu, loop_main, s))) {
         pthread_mutex_lock(&s->mu);
         s->sender_stop = true;
         pthread_cond_signal(&s->send_cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->sender, NULL);
     }
-    pthread_attr_destroy(&ta);
     if (rc) {
         fl_errf(err, errlen, "nbd server: cannot start its threads: %s", strerror(rc));
         goto fail_sync;
