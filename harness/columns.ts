@@ -139,4 +139,6 @@ export const COLUMNS = [
   'setup_ns',
   // the per-fault distribution in 1 % steps (issue 21; appended likewise)
   'fault_ns_cdf_fine',
+  // whether the prefetch engine installed on a thread of its own (appended likewise)
+  'pf_installer',
 ] as const;

@@ -303,6 +303,35 @@ static void staged_first_page(void)
     printf("# uffd copy: %lld trigger faults on chunks staged with only their first page held back\n", triggers);
 }
 
+/* The engine hands UFFDIO_COPY to an installer thread only where the two can
+ * run at once (cpus=free); pinned beside the engine (same, split) it installs
+ * itself, and installs that only map (continue, sigsegv) never need one. */
+static void installer_only_where_it_overlaps(void)
+{
+    struct tsrv *srv = shared_srv();
+    if (!srv)
+        return;
+    const struct {
+        const char *strategy, *cpus;
+        int installer;
+    } cases[] = {{"strategy=uffd", "free", 1},
+                 {"strategy=uffd", "same", 0},
+                 {"strategy=uffd", "split", 0},
+                 {"strategy=uffd uffd_install=continue", "free", 0},
+                 {"strategy=sigsegv", "free", 0}};
+    char spec[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (!strcmp(cases[i].cpus, "split") && sysconf(_SC_NPROCESSORS_ONLN) < 2)
+            continue; /* split needs two CPUs; the other cases still run */
+        snprintf(spec, sizeof spec, "%s fetch_timeout_ms=20000 source=tcp port=%d region=4MiB chunk=256KiB prefetch=ahead:2 cpus=%s",
+                 cases[i].strategy, srv->port, cases[i].cpus);
+        int rc = run(spec, "workload=read-seq");
+        CHECK(rc == 0 && jtrue(out, "verified") && jnum(out, "prefetched") > 0 && jtrue(out, "pf_installer") == cases[i].installer,
+              "%s cpus=%s: verified, prefetched, %s installer thread %s", cases[i].strategy, cases[i].cpus,
+              cases[i].installer ? "an" : "no", rc ? out : "");
+    }
+}
+
 static long hugepages_free(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -635,6 +664,7 @@ static const struct unit_test tests[] = {
     {"workloads-zipf-and-sparse", NEED_UFFD, workloads},
     {"chunk-sizes-4k-to-2m", NEED_UFFD, chunk_sizes},
     {"uffd-copy-staged-first-page", NEED_UFFD, staged_first_page},
+    {"installer-thread-only-where-it-overlaps", NEED_UFFD, installer_only_where_it_overlaps},
     {"huge-thp-verifies", NEED_UFFD, huge_thp_verifies},
     {"hugetlb-verifies", NEED_UFFD, hugetlb_verifies},
     {"hugetlb-refused-without-pages", NEED_UFFD, hugetlb_refused_without_pages},

@@ -639,6 +639,7 @@ void fl_pf_counts(struct fl_pf_engine *e, struct fl_pf_counts *out)
     out->requests = atomic_load(&e->requests);
     out->filled_ns = atomic_load(&e->filled_ns);
     out->conns = e->nconns;
+    out->installer = e->inst.cap > 0; /* its jobs ring exists only when it was started */
 }
 
 void fl_pf_destroy(struct fl_pf_engine *e)

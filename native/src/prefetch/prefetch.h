@@ -88,6 +88,7 @@ struct fl_pf_counts {
     uint64_t requests; /* READs it sent */
     uint64_t filled_ns; /* fills_region: when every chunk was there (0: not yet) */
     int conns; /* connections it pulls over */
+    bool installer; /* an installer thread of its own installed the answers (see engine.c) */
 };
 
 struct fl_pf_engine;
