@@ -496,8 +496,8 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     fl_jput(&j, "\"prefetch\":\"%s\",\"depth\":%d,\"app_threads\":%d,\"prefetched\":%llu,\"prefetch_requests\":%llu,",
             r->ops->lazy ? r->cfg.prefetch : "none", r->cfg.depth, a->o.app_threads, (unsigned long long)pf.prefetched,
             (unsigned long long)pf.requests);
-    fl_jput(&j, "\"pf_conns\":%d,\"pf_installer\":%s,\"uffd_install\":\"%s\",\"handler\":\"%s\",", pf.conns, pf.installer ? "true" : "false",
-            r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install),
+    fl_jput(&j, "\"pf_conns\":%d,\"pf_installer\":%s,\"uffd_install\":\"%s\",\"handler\":\"%s\",", pf.conns,
+            pf.installer ? "true" : "false", r->ops != &fl_strategy_uffd ? "none" : fl_uffd_install_name(r->cfg.uffd_install),
             r->ops != &fl_strategy_uffd ? "none" : fl_handler_name(r->cfg.handler));
     fl_jput(&j, "\"inflight_waits\":%llu,\"trigger_faults\":%llu,\"span_chunks\":%llu,\"vma_span\":%llu,\"map_count\":%llu,",
             (unsigned long long)waits, (unsigned long long)triggers, (unsigned long long)span,
