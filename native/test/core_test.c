@@ -2,6 +2,7 @@
  * verifies every byte, counts one fault per chunk touched, catches a corrupted
  * chunk, and rejects bad specs with a clear message. */
 #include "../include/faultlab.h"
+#include "../src/core/internal.h"
 #include "unit.h"
 
 #include <stdio.h>
@@ -235,8 +236,40 @@ static void verify_counts_every_word(void)
     CHECK(!wrong, "one flipped bit is found wherever it is, with its offset (%d wrong)", wrong);
 }
 
+/* Each of fl_verify's fast paths on its own (the CPU picks one at run time, so
+ * the other would go untested): a clean buffer passes, any single flipped bit
+ * is seen, also alone in the tail past the last whole vector. */
+static void verify_each_fast_path(void)
+{
+    enum { WORDS = 4099 };
+    static uint64_t b[WORDS];
+    const uint64_t seed = 11, off = 8 * 77;
+    fl_fill(b, sizeof b, seed, off);
+    const struct {
+        enum fl_verify_path path;
+        const char *name;
+    } paths[] = {{FL_VERIFY_PLAIN, "plain"}, {FL_VERIFY_AVX2, "avx2"}, {FL_VERIFY_AUTO, "auto"}};
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+        int clean = fl_verify_any_diff(b, sizeof b, seed, off, paths[p].path);
+        if (clean < 0) {
+            printf("# the %s path is not available on this CPU\n", paths[p].name);
+            continue;
+        }
+        int missed = 0;
+        for (uint64_t i = 0; i < WORDS; i++) {
+            b[i] ^= 1ull << (i % 64);
+            missed += fl_verify_any_diff(b, sizeof b, seed, off, paths[p].path) != 1;
+            b[i] ^= 1ull << (i % 64);
+        }
+        CHECK(clean == 0 && !missed && fl_verify_any_diff(b, sizeof b, seed + 1, off, paths[p].path) == 1,
+              "%s path: a filled buffer passes, every one of %d single flipped bits is seen (%d missed), another seed differs",
+              paths[p].name, WORDS, missed);
+    }
+}
+
 static const struct unit_test tests[] = {
     {"verify-counts-every-word", 0, verify_counts_every_word},
+    {"verify-each-fast-path", 0, verify_each_fast_path},
     {"fine-cdf", NEED_UFFD, fine_cdf},
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},
