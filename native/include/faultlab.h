@@ -188,7 +188,8 @@ uint64_t fl_now_ns(void);
  *                               closed only while 3/4 of max_conns are in use
  *   payload_timeout_ms=N        [10000] from a WRITE's header to its last payload byte
  *   log_fd=N                    [2] one line per refused or closed-for-cause connection; -1 = none
- *   cpu=N                       [unpinned] pin the server's threads to CPU N
+ *   cpu=N                       [unpinned] pin the server's threads to CPU N (one
+ *                               this process may run on)
  * A connection is not read while its replies fill queue_cap or all replies
  * fill total_cap. On a bad spec returns NULL with one line in err. */
 typedef struct fl_nbd_server fl_nbd_server;

@@ -1,14 +1,16 @@
 /* Native tests of the region API: every strategy reads a real region and
  * verifies every byte, counts one fault per chunk touched, catches a corrupted
  * chunk, and rejects bad specs with a clear message. */
+#include "../src/core/internal.h" /* first: it defines _GNU_SOURCE (sched_getaffinity) */
 #include "../include/faultlab.h"
-#include "../src/core/internal.h"
 #include "unit.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "run_json.h"
 
@@ -267,9 +269,44 @@ static void verify_each_fast_path(void)
     }
 }
 
+/* A CPU key takes a CPU this process may run on, not just an online one: a
+ * process started on fewer CPUs (taskset) is told which it has. */
+static void cpu_key_is_an_allowed_cpu(void)
+{
+    cpu_set_t orig, one;
+    char err[256];
+    int cpu = -1;
+    CHECK(!sched_getaffinity(getpid(), sizeof orig, &orig), "the process's CPUs are readable");
+    int first = -1, second = -1;
+    for (int c = 0; c < CPU_SETSIZE && second < 0; c++)
+        if (CPU_ISSET(c, &orig))
+            *(first < 0 ? &first : &second) = c;
+    char v[16];
+    snprintf(v, sizeof v, "%d", first);
+    CHECK(!fl_parse_cpu_key("test", "cpu", v, &cpu, err, sizeof err) && cpu == first, "CPU %d, one this process has, is taken", first);
+    CHECK(fl_parse_cpu_key("test", "cpu", "100000", &cpu, err, sizeof err) &&
+              strstr(err, "test: cpu must be a CPU this process may run on"),
+          "CPU 100000 is refused: %s", err);
+    if (second < 0) {
+        printf("# one CPU only: no second CPU to take away\n");
+        return;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    char want[32];
+    snprintf(want, sizeof want, "(%d), got '%d'", first, second);
+    snprintf(v, sizeof v, "%d", second);
+    int set = sched_setaffinity(getpid(), sizeof one, &one);
+    int rc = fl_parse_cpu_key("test", "cpu", v, &cpu, err, sizeof err);
+    sched_setaffinity(getpid(), sizeof orig, &orig);
+    CHECK(!set && rc && strstr(err, want), "with the process on CPU %d alone, CPU %d (online) is refused, naming the CPUs it has: %s",
+          first, second, err);
+}
+
 static const struct unit_test tests[] = {
     {"verify-counts-every-word", 0, verify_counts_every_word},
     {"verify-each-fast-path", 0, verify_each_fast_path},
+    {"cpu-key-is-an-allowed-cpu", 0, cpu_key_is_an_allowed_cpu},
     {"fine-cdf", NEED_UFFD, fine_cdf},
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},

@@ -297,7 +297,7 @@ static void floors_bad_specs_refused(void)
     CHECK(rc == -1 && strstr(out, "colour"), "fl_floors rejects an unknown key: %s", out);
     static const char *bad[][2] = {{"fetch=udp", "fetch must be local or tcp"},
                                    {"server_cpu=0", "server_cpu places the server of fetch=tcp"},
-                                   {"fetch=tcp server_cpu=4096", "server_cpu must be an online CPU"}};
+                                   {"fetch=tcp server_cpu=4096", "server_cpu must be a CPU this process may run on"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = fl_floors(bad[i][0], out, sizeof out);
         CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_floors rejects %s: %s", bad[i][0], out);
@@ -523,7 +523,7 @@ static void stream_floor_bad_specs_refused(void)
                                    {"region=3145728 chunk=2097152", "region a multiple of chunk"},
                                    {"chunk=134217728", "chunk must be 1 to"},
                                    {"cpus=everywhere", "cpus must be same, split or free"},
-                                   {"server_cpu=4096", "server_cpu must be an online CPU"},
+                                   {"server_cpu=4096", "server_cpu must be a CPU this process may run on"},
                                    {"colour=blue", "unknown key 'colour'"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = fl_stream_floor(bad[i][0], out, sizeof out);

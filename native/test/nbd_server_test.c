@@ -746,11 +746,16 @@ static void bad_specs_refused(void)
     struct {
         const char *spec, *want;
     } bad[] = {
-        {"region=0", "bad value for 'region'"},        {"listen=example.com", "bad value for 'listen'"},
-        {"bogus=1", "bad value for 'bogus'"},          {"justaword", "expected key=value"},
-        {"rtt_us=20000000", "bad value for 'rtt_us'"}, {"max_conns=0", "bad value for 'max_conns'"},
-        {"cpu=4096", "bad value for 'cpu'"},           {"queue_cap=1MiB", "less than the largest reply"},
-        {"total_cap=32MiB", "less than queue_cap"},    {"log_fd=999", "not an open descriptor"},
+        {"region=0", "bad value for 'region'"},
+        {"listen=example.com", "bad value for 'listen'"},
+        {"bogus=1", "bad value for 'bogus'"},
+        {"justaword", "expected key=value"},
+        {"rtt_us=20000000", "bad value for 'rtt_us'"},
+        {"max_conns=0", "bad value for 'max_conns'"},
+        {"cpu=4096", "cpu must be a CPU this process may run on"},
+        {"queue_cap=1MiB", "less than the largest reply"},
+        {"total_cap=32MiB", "less than queue_cap"},
+        {"log_fd=999", "not an open descriptor"},
         {taken, "cannot listen on 127.0.0.1 port"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

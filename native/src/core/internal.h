@@ -65,7 +65,8 @@ int fl_spec_pass(char *rest, size_t restlen, const char *key, const char *value,
 int fl_config_parse(const char *spec, struct fl_config *cfg, char *err, size_t errlen);
 const char *fl_cpus_name(enum fl_cpus c);
 /* The diagnostics' placement keys: cpus=same|split|free, and a server thread's
- * CPU (an online one). 0, or -1 with "<what>: <key> must be ..." in err. */
+ * CPU (one this process may run on: its affinity). 0, or -1 with "<what>: <key>
+ * must be ..." in err. */
 int fl_parse_cpus_key(const char *what, const char *v, enum fl_cpus *out, char *err, size_t errlen);
 int fl_parse_cpu_key(const char *what, const char *key, const char *v, int *out, char *err, size_t errlen);
 const char *fl_uffd_install_name(enum fl_uffd_install i);

@@ -186,12 +186,42 @@ int fl_parse_cpus_key(const char *what, const char *v, enum fl_cpus *out, char *
     return -1;
 }
 
+/* The CPUs this process may run on, as "0-3,6" (the affinity it was started
+ * with: the main thread's, which faultlab never pins). */
+static void allowed_cpus(cpu_set_t *set, char *list, size_t len)
+{
+    if (sched_getaffinity(getpid(), sizeof *set, set)) {
+        CPU_ZERO(set);
+        for (long c = 0, n = sysconf(_SC_NPROCESSORS_ONLN); c < n && c < CPU_SETSIZE; c++)
+            CPU_SET(c, set);
+    }
+    struct fl_text t;
+    fl_text_init(&t, list, len);
+    bool any = false;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, set) || (c > 0 && CPU_ISSET(c - 1, set)))
+            continue; /* not in the set, or inside a run already written */
+        int last = c;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, set))
+            last++;
+        fl_text_str(&t, any ? "," : "");
+        fl_text_u64(&t, (uint64_t)c);
+        if (last > c) {
+            fl_text_str(&t, "-");
+            fl_text_u64(&t, (uint64_t)last);
+        }
+        any = true;
+    }
+}
+
 int fl_parse_cpu_key(const char *what, const char *key, const char *v, int *out, char *err, size_t errlen)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    char list[256];
+    allowed_cpus(&set, list, sizeof list);
     uint64_t c;
-    if (fl_parse_u64(v, 0, (uint64_t)n - 1, &c)) {
-        fl_errf(err, errlen, "%s: %s must be an online CPU, 0 to %ld, got '%s'", what, key, n - 1, v);
+    if (fl_parse_u64(v, 0, CPU_SETSIZE - 1, &c) || !CPU_ISSET((int)c, &set)) {
+        fl_errf(err, errlen, "%s: %s must be a CPU this process may run on (%s), got '%s'", what, key, list, v);
         return -1;
     }
     *out = (int)c;

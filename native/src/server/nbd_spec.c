@@ -61,8 +61,8 @@ static int opts_key(const char *k, const char *v, void *ctx, char *err, size_t e
         o->idle_ns = u * 1000000;
     } else if (!strcmp(k, "payload_timeout_ms") && !fl_parse_u64(v, 1, 3600000, &u)) {
         o->payload_ns = u * 1000000;
-    } else if (!strcmp(k, "cpu") && !fl_parse_u64(v, 0, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN) - 1, &u)) {
-        o->cpu = (int)u;
+    } else if (!strcmp(k, "cpu")) {
+        return fl_parse_cpu_key("nbd server", k, v, &o->cpu, err, errlen);
     } else if (!strcmp(k, "log_fd") && (!strcmp(v, "-1") || !fl_parse_u64(v, 0, 1 << 30, &u))) {
         o->log_fd = !strcmp(v, "-1") ? -1 : (int)u;
     } else {
