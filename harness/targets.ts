@@ -172,7 +172,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       return r;
     };
     const composedFloorUs = async (name: string) => {
-      const f = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same fetch=tcp${pinServer}`)).floors as Record<
+      const f = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same fetch=tcp only=${name}${pinServer}`)).floors as Record<
         string,
         { p50_ns?: number; verified?: boolean; error?: string }
       >;

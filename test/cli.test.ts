@@ -203,6 +203,17 @@ describe('doctor and floors', () => {
     for (const [name, f] of Object.entries(floors)) expect(f, name).toMatchObject({ n: 256, faults: 256, verified: true });
   });
 
+  it('floors --only runs that floor alone; a floor --fetch tcp does not run is refused in one line', () => {
+    const r = faultlab(['floors', '--pages', '256', '--fetch', 'tcp', '--only', 'sigsegv', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const floors = (lastJson(r.stdout).reps as Record<string, unknown>[])[0].floors as Record<string, Record<string, unknown>>;
+    expect(Object.keys(floors)).toEqual(['sigsegv']);
+    expect(floors.sigsegv).toMatchObject({ n: 256, faults: 256, verified: true });
+    const bad = faultlab(['floors', '--pages', '16', '--fetch', 'tcp', '--only', 'memcpy']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr.trim()).toBe('faultlab: floors spec: fetch=tcp runs the handler floors only (uffd, sigsegv, sigsegv_prepopulated), not memcpy');
+  });
+
   it('floors --server-cpu without --fetch tcp is refused in one line', () => {
     const r = faultlab(['floors', '--pages', '16', '--server-cpu', '0']);
     expect(r.status).not.toBe(0);

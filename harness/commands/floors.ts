@@ -6,6 +6,9 @@ import { UsageError } from '../errors.js';
 
 type Floor = Record<string, number | string>;
 
+/** The floors fl_floors runs, in its order (--fetch tcp: the last three). */
+const FLOOR_NAMES = ['timer', 'memcpy', 'anon_touch', 'anon_touch_write', 'uffd', 'sigsegv', 'sigsegv_prepopulated'];
+
 export const floorsCommand: CommandModule = {
   command: 'floors',
   describe: 'per-fault cost of the bare mechanisms: anonymous first touch, minimal uffd, minimal SIGSEGV+mprotect, 4 KiB memcpy',
@@ -19,6 +22,7 @@ export const floorsCommand: CommandModule = {
         describe: 'tcp: the handler floors fetch each page over a minimal C TCP pair (what a remote fault composes), the others do not run',
       })
       .option('server-cpu', { type: 'number', describe: "--fetch tcp: pin that pair's server thread to this CPU (default unpinned)" })
+      .option('only', { choices: FLOOR_NAMES, describe: 'run this floor alone' })
       .option('repeat', paramOption('repeat', 'repetitions (fresh mappings each)'))
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object with per-repetition results (reps)' }),
   handler: async (a) => {
@@ -29,7 +33,8 @@ export const floorsCommand: CommandModule = {
     const serverCpu = a.serverCpu as number | undefined;
     if (serverCpu !== undefined && a.fetch !== 'tcp') throw new UsageError('--server-cpu places the server of --fetch tcp');
     if (serverCpu !== undefined && (!Number.isInteger(serverCpu) || serverCpu < 0)) throw new UsageError('--server-cpu must be a CPU number');
-    const spec = `pages=${pages} cpus=${a.cpus} fetch=${a.fetch}${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}`;
+    const only = a.only as string | undefined;
+    const spec = `pages=${pages} cpus=${a.cpus} fetch=${a.fetch}${serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`}${only ? ` only=${only}` : ''}`;
     const reps = [];
     for (let i = 0; i < repeat; i++) reps.push(await floorsNative(spec));
     if (a.json) {

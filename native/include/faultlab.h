@@ -72,9 +72,10 @@ uint64_t fl_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t offset
 int fl_doctor(char *out, size_t outlen);
 
 /* Mechanism floors as JSON: spec keys pages=N cpus=same|split|free
- * fetch=local|tcp [local] server_cpu=N [unpinned; fetch=tcp only]. fetch=tcp
- * runs the handler floors only, each fetching every page over the C TCP floor
- * pair (fl_tcp_floor's server). */
+ * fetch=local|tcp [local] server_cpu=N [unpinned; fetch=tcp only] only=NAME
+ * [all: that floor alone, the others not in the JSON]. fetch=tcp runs the
+ * handler floors only, each fetching every page over the C TCP floor pair
+ * (fl_tcp_floor's server). */
 int fl_floors(const char *spec, char *out, size_t outlen);
 
 /* Transport floor as JSON: `requests` READs of `chunk` bytes over the tcp source

@@ -488,6 +488,34 @@ static void floors_fetch_tcp_runs_and_verifies(void)
     signal(SIGSEGV, SIG_DFL);
 }
 
+/* only=NAME runs that floor alone (the others are not in the JSON), with
+ * fetch=local and fetch=tcp; a name that is no floor, or a floor fetch=tcp
+ * does not run, is refused. */
+static void floors_only_runs_one(void)
+{
+    install_sentinel();
+    static const char *specs[][2] = {{"pages=256 only=memcpy", "memcpy"},
+                                     {"pages=256 only=uffd", "uffd"},
+                                     {"pages=256 fetch=tcp only=sigsegv", "sigsegv"},
+                                     {"pages=256 fetch=tcp only=uffd", "uffd"}};
+    static const char *all[] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv", "sigsegv_prepopulated"};
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+        int rc = fl_floors(specs[k][0], out, sizeof out);
+        int others = 0;
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            others += strcmp(all[i], specs[k][1]) && has_key(out, all[i]);
+        CHECK(rc == 0 && json_valid(out) && floor_field(out, specs[k][1], "n") == 256 && !others && !strstr(out, "\"verified\":false"),
+              "fl_floors(%s) runs %s alone and it verifies: %s", specs[k][0], specs[k][1], rc ? out : "");
+    }
+    static const char *bad[][2] = {{"only=everything", "only must name a floor"},
+                                   {"fetch=tcp only=memcpy", "fetch=tcp runs the handler floors only"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = fl_floors(bad[i][0], out, sizeof out);
+        CHECK(rc == -1 && strstr(out, bad[i][1]), "fl_floors rejects %s: %s", bad[i][0], out);
+    }
+    signal(SIGSEGV, SIG_DFL);
+}
+
 /* The streaming floor: every placement, a few depths, with and without a
  * window, a region of 1 MiB and of 4 KiB chunks; the application's bytes
  * verify (with span > 1, each chunk where it belongs), every fd is closed. */
@@ -544,6 +572,7 @@ static const struct unit_test tests[] = {
     {"floors-every-placement", 0, floors_every_placement},
     {"floors-uffd-floor-runs", NEED_UFFD, floors_uffd_floor_runs},
     {"floors-fetch-tcp-runs-and-verifies", NEED_UFFD, floors_fetch_tcp_runs_and_verifies},
+    {"floors-only-runs-one", NEED_UFFD, floors_only_runs_one},
     {"floors-chain-sigsegv-to-previous-handler", 0, floors_chain_sigsegv_to_previous_handler},
     {"floors-sigsegv-prepopulated-outside-the-loop", NEED_NO_TSAN, floors_sigsegv_prepopulated_outside_the_loop},
 };

@@ -102,11 +102,15 @@ struct floors_run {
     bool fetch_tcp; /* fetch=tcp: the handler floors fetch each page over the C TCP floor pair */
     int server_cpu; /* that pair's server thread; -1: unpinned */
     int fetch_fd; /* connected to it while the handler floors run; -1 otherwise */
+    int only; /* only=: the one floor to run (its index); -1: all */
     int rc;
     char err[FL_ERR_LEN];
 };
 
 #define FLOORS_SEED 1
+
+static const char *const floor_names[F_COUNT] = {"timer", "memcpy",  "anon_touch",          "anon_touch_write",
+                                                 "uffd",  "sigsegv", "sigsegv_prepopulated"};
 
 static void res_error(struct floor_res *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void res_error(struct floor_res *f, const char *fmt, ...)
@@ -536,9 +540,17 @@ static void floor_sigsegv(struct floors_run *fr, struct floor_res *f, bool prepo
 }
 
 /* ---- the measuring thread ----------------------------------------------------------- */
+/* Whether floor i runs (only= picks one). */
+static bool wanted(const struct floors_run *fr, int i)
+{
+    return fr->only < 0 || fr->only == i;
+}
+
 static void handler_floors(struct floors_run *fr)
 {
     for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP; i++) {
+        if (!wanted(fr, i))
+            continue;
         if (i == F_UFFD)
             floor_uffd(fr, &fr->res[i]);
         else
@@ -557,10 +569,14 @@ static void *floors_main(void *arg)
     fl_pin_cpu(fr->workload_cpu);
     memset(fr->scratch, 0, 2 * fr->page); /* fault the scratch (and uffd's fetch buffer) in before timing */
     if (!fr->fetch_tcp) {
-        floor_timer(fr, &fr->res[F_TIMER]);
-        floor_memcpy(fr, &fr->res[F_MEMCPY]);
-        floor_anon(fr, &fr->res[F_ANON], false);
-        floor_anon(fr, &fr->res[F_ANON_WRITE], true);
+        if (wanted(fr, F_TIMER))
+            floor_timer(fr, &fr->res[F_TIMER]);
+        if (wanted(fr, F_MEMCPY))
+            floor_memcpy(fr, &fr->res[F_MEMCPY]);
+        if (wanted(fr, F_ANON))
+            floor_anon(fr, &fr->res[F_ANON], false);
+        if (wanted(fr, F_ANON_WRITE))
+            floor_anon(fr, &fr->res[F_ANON_WRITE], true);
         handler_floors(fr);
         return NULL;
     }
@@ -576,7 +592,7 @@ static void *floors_main(void *arg)
             memcpy(err, server_err, sizeof err);
     }
     for (int i = F_UFFD; i <= F_SIGSEGV_PREPOP && err[0]; i++) /* no server, or a failed one: each floor that needed it fails */
-        if (!fr->res[i].err[0])
+        if (wanted(fr, i) && !fr->res[i].err[0])
             res_error(&fr->res[i], "%s", err);
     return NULL;
 }
@@ -630,8 +646,18 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
         fr->fetch_tcp = !strcmp(v, "tcp");
     } else if (!strcmp(k, "server_cpu")) {
         return fl_parse_cpu_key("floors spec", k, v, &fr->server_cpu, err, errlen);
+    } else if (!strcmp(k, "only")) {
+        for (fr->only = 0; fr->only < F_COUNT && strcmp(v, floor_names[fr->only]); fr->only++)
+            ;
+        if (fr->only == F_COUNT) {
+            fl_errf(err, errlen,
+                    "floors spec: only must name a floor (timer, memcpy, anon_touch, anon_touch_write, uffd, sigsegv, "
+                    "sigsegv_prepopulated), got '%s'",
+                    v);
+            return -1;
+        }
     } else {
-        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus, fetch, server_cpu)", k);
+        fl_errf(err, errlen, "floors spec: unknown key '%s' (keys: pages, cpus, fetch, server_cpu, only)", k);
         return -1;
     }
     return 0;
@@ -643,8 +669,14 @@ static int parse_spec(const char *spec, struct floors_run *fr, char *err, size_t
     fr->cpus = FL_CPUS_SAME;
     fr->server_cpu = -1;
     fr->fetch_fd = -1;
+    fr->only = -1;
     if (fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen))
         return -1;
+    if (fr->fetch_tcp && fr->only >= 0 && fr->only < F_UFFD) {
+        fl_errf(err, errlen, "floors spec: fetch=tcp runs the handler floors only (uffd, sigsegv, sigsegv_prepopulated), not %s",
+                floor_names[fr->only]);
+        return -1;
+    }
     if (fr->server_cpu >= 0 && !fr->fetch_tcp) {
         fl_errf(err, errlen, "floors spec: server_cpu places the server of fetch=tcp; there is none with fetch=local");
         return -1;
@@ -667,9 +699,8 @@ int fl_floors(const char *spec, char *out, size_t outlen)
     fr->page = (size_t)sysconf(_SC_PAGESIZE);
     fr->workload_cpu = fl_cpu_for(fr->cpus, false);
     fr->handler_cpu = fl_cpu_for(fr->cpus, true);
-    static const char *names[F_COUNT] = {"timer", "memcpy", "anon_touch", "anon_touch_write", "uffd", "sigsegv", "sigsegv_prepopulated"};
     for (int i = 0; i < F_COUNT; i++)
-        fr->res[i].name = names[i];
+        fr->res[i].name = floor_names[i];
     fr->res[F_ANON].note = "read fault: maps the shared zero page";
     fr->res[F_ANON_WRITE].note = "write fault: memcpy(page, scratch), allocates and zeroes a page";
     fr->res[F_SIGSEGV_PREPOP].note = "as the sigsegv strategy: memfd and page tables populated before the loop (setup_ns)";
@@ -705,9 +736,12 @@ int fl_floors(const char *spec, char *out, size_t outlen)
         else
             fl_jput(&w, "null");
         fl_jput(&w, ",\"floors\":{");
-        int first = fr->fetch_tcp ? F_UFFD : 0; /* fetch=tcp runs the handler floors only */
-        for (int i = first; i < F_COUNT; i++)
-            jw_floor(&w, &fr->res[i], i == first);
+        bool first = true;
+        for (int i = fr->fetch_tcp ? F_UFFD : 0; i < F_COUNT; i++) /* fetch=tcp runs the handler floors only */
+            if (wanted(fr, i)) {
+                jw_floor(&w, &fr->res[i], first);
+                first = false;
+            }
         fl_jput(&w, "}}");
         if (w.used >= w.len)
             fl_errf(out, outlen, "fl_floors: output buffer too small (%zu bytes, need %zu)", outlen, w.used + 1);
