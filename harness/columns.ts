@@ -139,6 +139,7 @@ export const COLUMNS = [
   'setup_ns',
   // the per-fault distribution in 1 % steps (issue 21; appended likewise)
   'fault_ns_cdf_fine',
-  // whether the prefetch engine installed on a thread of its own (appended likewise)
+  // whether the prefetch engine installed on a thread of its own, and the client side's CPU time (appended likewise)
   'pf_installer',
+  'client_cpu_ns',
 ] as const;

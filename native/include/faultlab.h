@@ -85,7 +85,9 @@ int fl_floors(const char *spec, char *out, size_t outlen);
  * trips instead (NBD_CMD_FLUSH, the RTT probe: p50/p5/p95/min/max_ns as the
  * tcp source sees them);
  * with trace=1 (op=ping, at most 4096 requests) also sent_ns and received_ns,
- * each round trip's CLOCK_MONOTONIC send and receive times. */
+ * each round trip's CLOCK_MONOTONIC send and receive times. op=read's JSON:
+ * chunk_bytes, land, n, p50/p99/max_ns, mean_ns, throughput_mibps, cpu_ns (the
+ * client thread's CPU time inside its reads), verified. */
 int fl_transport(const char *spec, char *out, size_t outlen);
 
 /* The network floor, no NBD in it: a minimal C TCP client and server on loopback

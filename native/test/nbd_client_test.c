@@ -231,6 +231,11 @@ static void ping_is_flush(void)
     snprintf(spec, sizeof spec, "port=%d region=4MiB requests=64 chunk=64KiB", s.port);
     rc = fl_transport(spec, out, sizeof out);
     CHECK(rc == 0 && jtrue(out, "verified"), "the transport floor's READs verify %s", rc ? out : "");
+    /* Each READ waits out the server's 2 ms: the client's CPU time is a small
+     * part of the time inside the reads, not the time itself. */
+    long long cpu = jnum(out, "cpu_ns"), inside = (long long)(64 * (double)jnum(out, "mean_ns"));
+    CHECK(rc == 0 && cpu > 0 && cpu < inside / 4, "cpu_ns counts the client's CPU time inside the reads (%lld us), not their %lld us",
+          cpu / 1000, inside / 1000);
     ts_stop(&s);
     if (start(&s, (struct ts_opts){0}))
         return;

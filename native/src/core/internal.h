@@ -193,6 +193,9 @@ struct fl_region {
     struct fl_handler_stats hstats[FL_MAX_HANDLERS];
     int nhstats;
 
+    /* CPU time of the strategy's handler threads up to quiesce (uffd). */
+    uint64_t handler_cpu_ns;
+
     /* Eager baseline: time to copy the whole region before the workload. */
     uint64_t prefill_ns;
     /* Wall time of ops->create (fl_region_create): the strategy's set-up. */
@@ -241,6 +244,8 @@ void fl_region_fail(struct fl_region *r, const char *msg);
 
 /* ---- small helpers ---------------------------------------------------------- */
 uint64_t fl_now(void); /* CLOCK_MONOTONIC, ns */
+uint64_t fl_thread_cpu_ns(void); /* CPU time of the calling thread */
+uint64_t fl_thread_cpu_ns_of(pthread_t t); /* of a live thread of this process; 0 if unreadable */
 /* Minor page faults the calling thread has taken so far (getrusage RUSAGE_THREAD; 0 if unavailable):
  * a uffd fault counts once it is resolved, a SIGSEGV does not. */
 long fl_thread_minflt(void);

@@ -112,6 +112,7 @@ struct worker {
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad;
     long minflt; /* minor page faults this thread took during its timed accesses */
+    uint64_t cpu_ns; /* CPU time it spent in its access loop (timed and untimed parts) */
     int rc;
     char err[FL_ERR_LEN];
 };
@@ -128,6 +129,7 @@ struct run_args {
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
     long minflt;
+    uint64_t cpu_ns; /* the application threads' in their access loops */
     int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
     int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
     int source_state; /* write-random with resident_limit: 1 the source holds every write, -1 not, 0 not checked */
@@ -245,7 +247,9 @@ ready:
         if (w->index == 0)
             a->t_start = fl_now();
         long flt0 = fl_thread_minflt();
+        uint64_t cpu0 = fl_thread_cpu_ns();
         access_loop(w, scratch, wbuf);
+        w->cpu_ns = fl_thread_cpu_ns() - cpu0;
         w->minflt = fl_thread_minflt() - flt0;
         if (w->index == 0 && a->o.wait_fill && !atomic_load(&r->failed))
             verify_filled(a, w);
@@ -323,6 +327,7 @@ static int merge_workers(struct run_args *a)
             a->total_ns = w->total_ns;
         a->touched += w->touched;
         a->minflt += w->minflt;
+        a->cpu_ns += w->cpu_ns;
         if (w->bad_words && !a->bad_words)
             a->first_bad = w->first_bad;
         a->bad_words += w->bad_words;
@@ -507,6 +512,13 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     else
         fl_jput(&j, "\"tlb_shootdowns\":null,");
     fl_jput(&j, "\"app_minor_faults\":%ld,", a->minflt);
+    /* The client side's CPU time: application threads over their accesses,
+     * handler threads and the prefetch engine over their lives (idle outside
+     * the run). A handler process's threads are not ours to read: null. */
+    if (r->ops == &fl_strategy_uffd && r->cfg.handler == FL_HANDLER_PROCESS)
+        fl_jput(&j, "\"client_cpu_ns\":null,");
+    else
+        fl_jput(&j, "\"client_cpu_ns\":%llu,", (unsigned long long)(a->cpu_ns + r->handler_cpu_ns + pf.cpu_ns));
     fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
             (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)

@@ -29,6 +29,17 @@ uint64_t fl_now(void)
     return fl_clock_ns(CLOCK_MONOTONIC);
 }
 
+uint64_t fl_thread_cpu_ns(void)
+{
+    return fl_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+uint64_t fl_thread_cpu_ns_of(pthread_t t)
+{
+    clockid_t c;
+    return pthread_getcpuclockid(t, &c) ? 0 : fl_clock_ns(c);
+}
+
 uint64_t fl_now_ns(void)
 {
     return fl_now();

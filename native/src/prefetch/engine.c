@@ -103,6 +103,7 @@ struct fl_pf_engine {
     bool started;
     struct installer inst; /* started when the target's install copies */
     atomic_uint_fast64_t prefetched, bytes, requests, filled_ns;
+    atomic_uint_fast64_t cpu_ns; /* the engine's and installer's threads, added as each ends */
 };
 
 static const struct fl_pf_policy_ops *const policies[] = {&fl_pf_none, &fl_pf_ahead, &fl_pf_adaptive, &fl_pf_background, &fl_pf_criu};
@@ -403,6 +404,7 @@ static void *installer_main(void *arg)
             pthread_cond_wait(&in->cv, &in->mu);
         if (in->stop) { /* dropped, as answers in flight are */
             pthread_mutex_unlock(&in->mu);
+            atomic_fetch_add(&e->cpu_ns, fl_thread_cpu_ns());
             return NULL;
         }
         struct job j = in->jobs[in->head];
@@ -490,6 +492,7 @@ static void *engine_main(void *arg)
         if (poll(&s, 1, -1) < 0 && errno != EINTR)
             break;
     }
+    atomic_fetch_add(&e->cpu_ns, fl_thread_cpu_ns());
     return NULL;
 }
 
@@ -640,6 +643,7 @@ void fl_pf_counts(struct fl_pf_engine *e, struct fl_pf_counts *out)
     out->filled_ns = atomic_load(&e->filled_ns);
     out->conns = e->nconns;
     out->installer = e->inst.cap > 0; /* its jobs ring exists only when it was started */
+    out->cpu_ns = atomic_load(&e->cpu_ns);
 }
 
 void fl_pf_destroy(struct fl_pf_engine *e)

@@ -89,6 +89,7 @@ struct fl_pf_counts {
     uint64_t filled_ns; /* fills_region: when every chunk was there (0: not yet) */
     int conns; /* connections it pulls over */
     bool installer; /* an installer thread of its own installed the answers (see engine.c) */
+    uint64_t cpu_ns; /* CPU time of its threads (complete once fl_pf_stop returned) */
 };
 
 struct fl_pf_engine;

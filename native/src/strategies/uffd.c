@@ -663,9 +663,12 @@ static void uffd_quiesce(struct fl_region *r)
         return;
     }
     fl_pf_stop(s->pf);
-    for (int i = 0; i < r->cfg.handler_threads; i++)
+    r->handler_cpu_ns = 0;
+    for (int i = 0; i < r->cfg.handler_threads; i++) {
         while (atomic_load(&s->h[i].busy))
             sched_yield();
+        r->handler_cpu_ns += fl_thread_cpu_ns_of(s->h[i].thread); /* idle but alive: blocked on the uffd */
+    }
 }
 
 const struct fl_strategy_ops fl_strategy_uffd = {
