@@ -185,8 +185,11 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       return Number(r.throughput_mibps);
     };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
-    const transport1MiB = async (land: 'buffer' | 'region') =>
-      Number((await transportNative(`${tspec(1 << 20, streamRequests, streamBytes)} land=${land}`)).throughput_mibps);
+    // The raw client's throughput, and the share of its time inside the reads it spent on the CPU.
+    const transport1MiB = async (land: 'buffer' | 'region') => {
+      const r = await transportNative(`${tspec(1 << 20, streamRequests, streamBytes)} land=${land}`);
+      return { mibps: Number(r.throughput_mibps), cpuShare: Number(r.cpu_ns) / (Number(r.n) * Number(r.mean_ns)) };
+    };
     for (let i = 0; i < rounds; i++) {
       const floors = (await floorsNative(`pages=${FLOOR_PAGES} cpus=same`)).floors as Record<string, { p50_ns: number }>;
       for (const [name, variant] of VARIANTS) {
@@ -215,12 +218,14 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
         // 1 MiB: the fault path alone, then with the next chunks requested while
         // the application copies this one (ahead:2), each against the transport.
         for (const prefetch of ['none', 'ahead:2']) {
-          const t1m = await transport1MiB('buffer');
+          const transport = await transport1MiB('buffer');
+          const t1m = transport.mibps;
           push('transport 1 MiB (MiB/s)', t1m);
+          push('transport 1 MiB client CPU busy (share of its time)', transport.cpuShare);
           // The decomposition: the same requests landing in a region-sized
           // mapping, cache-cold as a fault's fetch lands (not the target's yardstick);
           // and what TCP alone moves in 1 MiB round trips.
-          const t1mRegion = prefetch === 'none' ? await transport1MiB('region') : 0;
+          const t1mRegion = prefetch === 'none' ? (await transport1MiB('region')).mibps : 0;
           if (t1mRegion) push('transport 1 MiB landing in a region (MiB/s)', t1mRegion);
           if (prefetch === 'none' && name === 'uffd') {
             const c1m = Number((await tcp(1 << 20, streamRequests)).throughput_mibps);
@@ -233,6 +238,14 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const mibps = Number(big.summary.throughput_mibps);
           push(`${name} 1 MiB chunks${tag} (MiB/s)`, mibps);
           push(`${name} 1 MiB${tag} / transport 1 MiB`, mibps / t1m);
+          if (prefetch !== 'none') {
+            // Where the client's one CPU (cpus=same) stops it: how busy that CPU
+            // was, and the throughput its CPU time per MiB alone would allow,
+            // were it never idle, against the transport.
+            const cpuNs = Number(big.summary.client_cpu_ns);
+            push(`${name} 1 MiB${tag} client CPU busy (share of wall)`, cpuNs / Number(big.summary.wall_ns));
+            push(`${name} 1 MiB${tag} client-CPU bound / transport 1 MiB`, streamBytes / (1 << 20) / (cpuNs / 1e9) / t1m);
+          }
           // The same work in minimal C (fl_stream_floor), as many requests in
           // flight: with no window (how far a pull into UFFDIO_COPY gets here
           // when nothing holds it back), then held to a sliding window as
