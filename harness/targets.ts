@@ -5,7 +5,7 @@ import { floorsNative, streamFloorNative, tcpFloorNative, transportNative } from
 import { hostileReaderGrowthMiB, idleConnectionsAnswerSeconds, terabyteRegionPeakMiB } from './server-memory.js';
 import { runCell } from './bench.js';
 import { DEFAULTS, type CellParams } from './cell.js';
-import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { NbdServer, rttUs } from './server/nbd-server.js';
 
@@ -128,6 +128,17 @@ const VARIANTS: [string, Pick<CellParams, 'strategy' | 'uffdInstall'>][] = [
   ['sigsegv', { strategy: 'sigsegv' }],
 ];
 
+/** The CPUs this process may run on, in order (its affinity, as the native
+ * side's cpus=same|split reads it: the first for the client side, the second
+ * for the handler side). */
+export function allowedCpus(status = readFileSync('/proc/self/status', 'utf8')): number[] {
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '';
+  return list.split(',').flatMap((part) => {
+    const [a, b = a] = part.split('-').map(Number);
+    return Number.isInteger(a) && Number.isInteger(b) ? Array.from({ length: b - a + 1 }, (_, i) => a + i) : [];
+  });
+}
+
 /** Issues 3 and 18's targets over loopback at RTT 0, against floors taken in the
  * same round: a 4 KiB remote fault vs (the C TCP 4 KiB request/response floor +
  * the minimal C handler floor), no NBD and no faultlab code in either; beside
@@ -155,7 +166,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
   // floor and in the fault path alike. Left unpinned, the scheduler puts a
   // server beside its client or not, run by run, and on a VM whose idle vCPUs
   // halt the two placements differ several-fold (doctor's wake_floors).
-  const serverCpu = availableParallelism() > 1 ? 1 : undefined;
+  const serverCpu = allowedCpus()[1]; // where cpus=split puts the handler side: not the client's CPU
   // One export serves both sizes (a run may read the start of a larger one).
   const server = NbdServer.start({ regionBytes: Math.max(regionBytes, streamBytes), seed: 1, cpu: serverCpu });
   const pinServer = serverCpu === undefined ? '' : ` server_cpu=${serverCpu}`; // the C floors' servers, where the NBD server runs

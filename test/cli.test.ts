@@ -206,7 +206,9 @@ describe('doctor and floors', () => {
   it('floors --only runs that floor alone; a floor --fetch tcp does not run is refused in one line', () => {
     const r = faultlab(['floors', '--pages', '256', '--fetch', 'tcp', '--only', 'sigsegv', '--json']);
     expect(r.status, r.stderr).toBe(0);
-    const floors = (lastJson(r.stdout).reps as Record<string, unknown>[])[0].floors as Record<string, Record<string, unknown>>;
+    const doc = lastJson(r.stdout);
+    expect(doc.only).toBe('sigsegv');
+    const floors = (doc.reps as Record<string, unknown>[])[0].floors as Record<string, Record<string, unknown>>;
     expect(Object.keys(floors)).toEqual(['sigsegv']);
     expect(floors.sigsegv).toMatchObject({ n: 256, faults: 256, verified: true });
     const bad = faultlab(['floors', '--pages', '16', '--fetch', 'tcp', '--only', 'memcpy']);
@@ -222,6 +224,14 @@ describe('doctor and floors', () => {
 });
 
 describe('benchmark targets', () => {
+  it('place the servers on the second CPU the process may run on, read from its affinity list', async () => {
+    const { allowedCpus } = await import('../harness/targets.js');
+    expect(allowedCpus('Name:\tnode\nCpus_allowed_list:\t0-3,6\n')).toEqual([0, 1, 2, 3, 6]);
+    expect(allowedCpus('Cpus_allowed_list:\t2,5-6\n')).toEqual([2, 5, 6]);
+    expect(allowedCpus('Cpus_allowed_list:\t2\n')[1]).toBeUndefined(); // one CPU: the servers stay unpinned
+    expect(allowedCpus().length).toBeGreaterThan(0); // this process's own
+  });
+
   it('each measure an issue sets a target for is judged at its median, and the summary names what missed', async () => {
     const { judge, formatSeries } = await import('../harness/targets.js');
     const s = judge([

@@ -38,7 +38,7 @@ export const floorsCommand: CommandModule = {
     const reps = [];
     for (let i = 0; i < repeat; i++) reps.push(await floorsNative(spec));
     if (a.json) {
-      console.log(JSON.stringify({ cpus: a.cpus, pages, fetch: a.fetch, reps }));
+      console.log(JSON.stringify({ cpus: a.cpus, pages, fetch: a.fetch, ...(only ? { only } : {}), reps }));
       return;
     }
     const fetched = a.fetch === 'tcp' ? ', each page fetched over a C TCP pair' : '';

@@ -504,7 +504,10 @@ static void floors_only_runs_one(void)
         int others = 0;
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             others += strcmp(all[i], specs[k][1]) && has_key(out, all[i]);
-        CHECK(rc == 0 && json_valid(out) && floor_field(out, specs[k][1], "n") == 256 && !others && !strstr(out, "\"verified\":false"),
+        char said[64];
+        snprintf(said, sizeof said, "\"only\":\"%s\"", specs[k][1]);
+        CHECK(rc == 0 && json_valid(out) && strstr(out, said) && floor_field(out, specs[k][1], "n") == 256 && !others &&
+                  !strstr(out, "\"verified\":false"),
               "fl_floors(%s) runs %s alone and it verifies: %s", specs[k][0], specs[k][1], rc ? out : "");
     }
     static const char *bad[][2] = {{"only=everything", "only must name a floor"},

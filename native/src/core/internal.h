@@ -163,6 +163,9 @@ struct fl_strategy_ops {
     /* Wait until handler threads finished their bookkeeping (a handler wakes
      * the faulting thread before it updates its counters). */
     void (*quiesce)(struct fl_region *r);
+    /* CPU time so far of the strategy's own threads (handlers, the prefetch
+     * engine) or handler process, FL_CPU_UNKNOWN if unreadable; NULL: none. */
+    uint64_t (*helpers_cpu_ns)(struct fl_region *r);
     void (*destroy)(struct fl_region *r);
 };
 
@@ -192,9 +195,6 @@ struct fl_region {
     /* Handler statistics (uffd: one per handler thread; sigsegv: the workload thread). */
     struct fl_handler_stats hstats[FL_MAX_HANDLERS];
     int nhstats;
-
-    /* CPU time of the strategy's handler threads up to quiesce (uffd). */
-    uint64_t handler_cpu_ns;
 
     /* Eager baseline: time to copy the whole region before the workload. */
     uint64_t prefill_ns;
@@ -245,7 +245,13 @@ void fl_region_fail(struct fl_region *r, const char *msg);
 /* ---- small helpers ---------------------------------------------------------- */
 uint64_t fl_now(void); /* CLOCK_MONOTONIC, ns */
 uint64_t fl_thread_cpu_ns(void); /* CPU time of the calling thread */
-uint64_t fl_thread_cpu_ns_of(pthread_t t); /* of a live thread of this process; 0 if unreadable */
+/* CPU time of a live thread of this process, of a process (all its threads);
+ * FL_CPU_UNKNOWN when it cannot be read (the thread or process is gone).
+ * fl_cpu_add keeps an unknown unknown. */
+#define FL_CPU_UNKNOWN UINT64_MAX
+uint64_t fl_thread_cpu_ns_of(pthread_t t);
+uint64_t fl_process_cpu_ns_of(pid_t pid);
+uint64_t fl_cpu_add(uint64_t a, uint64_t b);
 /* Minor page faults the calling thread has taken so far (getrusage RUSAGE_THREAD; 0 if unavailable):
  * a uffd fault counts once it is resolved, a SIGSEGV does not. */
 long fl_thread_minflt(void);

@@ -45,19 +45,10 @@ __attribute__((optimize("O3"))) static uint64_t any_diff_plain(const uint64_t *w
     return diff_bits(w, n, seed, first);
 }
 
-static bool have_avx2(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    return __builtin_cpu_supports("avx2");
-#else
-    return false;
-#endif
-}
-
 static uint64_t any_diff(const uint64_t *w, uint64_t n, uint64_t seed, uint64_t first)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    if (have_avx2())
+    if (__builtin_cpu_supports("avx2"))
         return any_diff_avx2(w, n, seed, first);
 #endif
     return any_diff_plain(w, n, seed, first);
@@ -70,7 +61,7 @@ int fl_verify_any_diff(const void *buf, uint64_t len, uint64_t seed, uint64_t of
         return any_diff_plain(w, n, seed, first) != 0;
 #if defined(__x86_64__) || defined(__i386__)
     if (path == FL_VERIFY_AVX2)
-        return have_avx2() ? any_diff_avx2(w, n, seed, first) != 0 : -1;
+        return __builtin_cpu_supports("avx2") ? any_diff_avx2(w, n, seed, first) != 0 : -1;
 #else
     if (path == FL_VERIFY_AVX2)
         return -1;

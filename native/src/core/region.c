@@ -129,7 +129,8 @@ struct run_args {
     struct fl_samples access_ns;
     uint64_t total_ns, first_ns, touched, bad_words, first_bad, map_count;
     long minflt;
-    uint64_t cpu_ns; /* the application threads' in their access loops */
+    uint64_t cpu_ns; /* CPU time of the application threads in their access loops */
+    uint64_t helpers_cpu_ns; /* of the strategy's threads or process over the same span (FL_CPU_UNKNOWN: unreadable) */
     int64_t tlb_before, tlb_after; /* /proc/interrupts TLB shootdowns, all CPUs; -1: not available */
     int fill_state; /* 0: not asked; 1: filled and verified; -1: filled, some bytes wrong */
     int source_state; /* write-random with resident_limit: 1 the source holds every write, -1 not, 0 not checked */
@@ -266,6 +267,9 @@ static void run_workers(struct run_args *a)
 {
     struct fl_region *r = a->r;
     int T = a->o.app_threads, started = 0;
+    /* The strategy's threads are idle until the first access and still alive
+     * after the last (quiesce stops them later): read their clocks around. */
+    uint64_t helpers0 = r->ops->helpers_cpu_ns ? r->ops->helpers_cpu_ns(r) : 0;
     a->rc = -1;
     if (pthread_barrier_init(&a->start, NULL, (unsigned)T)) {
         fl_errf(a->err, sizeof a->err, "cannot set up the workload threads");
@@ -300,6 +304,8 @@ static void run_workers(struct run_args *a)
         if (a->wk[t].started)
             pthread_join(a->wk[t].thread, NULL);
     a->t_end = fl_now();
+    uint64_t helpers1 = r->ops->helpers_cpu_ns ? r->ops->helpers_cpu_ns(r) : 0;
+    a->helpers_cpu_ns = helpers0 == FL_CPU_UNKNOWN || helpers1 == FL_CPU_UNKNOWN ? FL_CPU_UNKNOWN : helpers1 - helpers0;
     pthread_barrier_destroy(&a->start);
     if (r->nhstats < T)
         r->nhstats = T;
@@ -512,13 +518,13 @@ static void write_json(struct fl_region *r, struct run_args *a, char *out, size_
     else
         fl_jput(&j, "\"tlb_shootdowns\":null,");
     fl_jput(&j, "\"app_minor_faults\":%ld,", a->minflt);
-    /* The client side's CPU time: application threads over their accesses,
-     * handler threads and the prefetch engine over their lives (idle outside
-     * the run). A handler process's threads are not ours to read: null. */
-    if (r->ops == &fl_strategy_uffd && r->cfg.handler == FL_HANDLER_PROCESS)
+    /* The client side's CPU time while the application threads ran: theirs,
+     * and the strategy's own threads' or handler process's. */
+    uint64_t client_cpu = fl_cpu_add(a->cpu_ns, a->helpers_cpu_ns);
+    if (client_cpu == FL_CPU_UNKNOWN)
         fl_jput(&j, "\"client_cpu_ns\":null,");
     else
-        fl_jput(&j, "\"client_cpu_ns\":%llu,", (unsigned long long)(a->cpu_ns + r->handler_cpu_ns + pf.cpu_ns));
+        fl_jput(&j, "\"client_cpu_ns\":%llu,", (unsigned long long)client_cpu);
     fl_jput(&j, "\"unique_chunks\":%llu,\"wall_ns\":%llu,\"huge\":\"%s\",", (unsigned long long)a->unique,
             (unsigned long long)(a->t_end - a->t_start), r->cfg.huge);
     if (a->o.w == FL_W_READ_ZIPF)

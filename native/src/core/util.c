@@ -37,7 +37,20 @@ uint64_t fl_thread_cpu_ns(void)
 uint64_t fl_thread_cpu_ns_of(pthread_t t)
 {
     clockid_t c;
-    return pthread_getcpuclockid(t, &c) ? 0 : fl_clock_ns(c);
+    struct timespec ts;
+    return pthread_getcpuclockid(t, &c) || clock_gettime(c, &ts) ? FL_CPU_UNKNOWN : fl_ts_ns(ts);
+}
+
+uint64_t fl_process_cpu_ns_of(pid_t pid)
+{
+    clockid_t c;
+    struct timespec ts;
+    return clock_getcpuclockid(pid, &c) || clock_gettime(c, &ts) ? FL_CPU_UNKNOWN : fl_ts_ns(ts);
+}
+
+uint64_t fl_cpu_add(uint64_t a, uint64_t b)
+{
+    return a == FL_CPU_UNKNOWN || b == FL_CPU_UNKNOWN ? FL_CPU_UNKNOWN : a + b;
 }
 
 uint64_t fl_now_ns(void)
@@ -167,14 +180,30 @@ int fl_thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
 }
 
 /* same: workload and handler on CPU 0; split: workload 0, handler 1; free: unpinned. */
+/* The k-th CPU (from 0) this process may run on, or -1 when it has fewer. */
+static int nth_allowed_cpu(int k)
+{
+    cpu_set_t s;
+    if (sched_getaffinity(getpid(), sizeof s, &s))
+        return k < sysconf(_SC_NPROCESSORS_ONLN) ? k : -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &s) && k-- == 0)
+            return c;
+    return -1;
+}
+
+/* same: everything on the first CPU the process may run on (CPU 0 unless it
+ * was started on others, e.g. under taskset); split: the handler side on the
+ * second. */
 int fl_cpu_for(enum fl_cpus c, bool handler)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
     switch (c) {
     case FL_CPUS_SAME:
-        return 0;
-    case FL_CPUS_SPLIT:
-        return handler && n > 1 ? 1 : 0;
+        return nth_allowed_cpu(0);
+    case FL_CPUS_SPLIT: {
+        int second = handler ? nth_allowed_cpu(1) : -1;
+        return second >= 0 ? second : nth_allowed_cpu(0);
+    }
     default:
         return -1;
     }
@@ -212,6 +241,10 @@ static void allowed_cpus(cpu_set_t *set, char *list, size_t len)
     for (int c = 0; c < CPU_SETSIZE; c++) {
         if (!CPU_ISSET(c, set) || (c > 0 && CPU_ISSET(c - 1, set)))
             continue; /* not in the set, or inside a run already written */
+        if (len - t.n < 16) { /* room for one more run ("1022-1023,") and the mark */
+            fl_text_str(&t, ",...");
+            break;
+        }
         int last = c;
         while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, set))
             last++;

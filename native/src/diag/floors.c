@@ -730,6 +730,8 @@ int fl_floors(const char *spec, char *out, size_t outlen)
         fl_jput(&w, "\"fetch\":\"%s\",", fr->fetch_tcp ? "tcp" : "local");
         if (fr->fetch_tcp)
             fl_jput(&w, "\"server_cpu\":%d,", fr->server_cpu);
+        if (fr->only >= 0)
+            fl_jput(&w, "\"only\":\"%s\",", floor_names[fr->only]);
         fl_jput(&w, "\"clock\":\"CLOCK_MONOTONIC\",\"uffd_path\":");
         if (fr->uffd_path)
             fl_jstr(&w, fr->uffd_path);

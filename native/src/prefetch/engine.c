@@ -72,6 +72,7 @@ struct job {
 struct installer {
     pthread_t thread;
     bool started;
+    bool used; /* it was started for this engine (started is cleared at stop) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *jobs;
@@ -103,7 +104,6 @@ struct fl_pf_engine {
     bool started;
     struct installer inst; /* started when the target's install copies */
     atomic_uint_fast64_t prefetched, bytes, requests, filled_ns;
-    atomic_uint_fast64_t cpu_ns; /* the engine's and installer's threads, added as each ends */
 };
 
 static const struct fl_pf_policy_ops *const policies[] = {&fl_pf_none, &fl_pf_ahead, &fl_pf_adaptive, &fl_pf_background, &fl_pf_criu};
@@ -404,7 +404,6 @@ static void *installer_main(void *arg)
             pthread_cond_wait(&in->cv, &in->mu);
         if (in->stop) { /* dropped, as answers in flight are */
             pthread_mutex_unlock(&in->mu);
-            atomic_fetch_add(&e->cpu_ns, fl_thread_cpu_ns());
             return NULL;
         }
         struct job j = in->jobs[in->head];
@@ -492,7 +491,6 @@ static void *engine_main(void *arg)
         if (poll(&s, 1, -1) < 0 && errno != EINTR)
             break;
     }
-    atomic_fetch_add(&e->cpu_ns, fl_thread_cpu_ns());
     return NULL;
 }
 
@@ -572,7 +570,7 @@ int fl_pf_start(struct fl_region *r, struct fl_chunks *chunks, const struct fl_p
             fl_errf(err, errlen, "cannot start the prefetch installer thread: %s", strerror(rc));
             goto fail;
         }
-        in->started = true;
+        in->started = in->used = true;
     }
     rc = pthread_create(&e->thread, NULL, engine_main, e);
     if (rc) {
@@ -642,8 +640,15 @@ void fl_pf_counts(struct fl_pf_engine *e, struct fl_pf_counts *out)
     out->requests = atomic_load(&e->requests);
     out->filled_ns = atomic_load(&e->filled_ns);
     out->conns = e->nconns;
-    out->installer = e->inst.cap > 0; /* its jobs ring exists only when it was started */
-    out->cpu_ns = atomic_load(&e->cpu_ns);
+    out->installer = e->inst.used;
+}
+
+uint64_t fl_pf_cpu_ns(const struct fl_pf_engine *e)
+{
+    if (!e)
+        return 0;
+    uint64_t ns = e->started ? fl_thread_cpu_ns_of(e->thread) : 0;
+    return e->inst.started ? fl_cpu_add(ns, fl_thread_cpu_ns_of(e->inst.thread)) : ns;
 }
 
 void fl_pf_destroy(struct fl_pf_engine *e)

@@ -89,7 +89,6 @@ struct fl_pf_counts {
     uint64_t filled_ns; /* fills_region: when every chunk was there (0: not yet) */
     int conns; /* connections it pulls over */
     bool installer; /* an installer thread of its own installed the answers (see engine.c) */
-    uint64_t cpu_ns; /* CPU time of its threads (complete once fl_pf_stop returned) */
 };
 
 struct fl_pf_engine;
@@ -108,5 +107,7 @@ int fl_pf_wait_filled(struct fl_pf_engine *e, int timeout_ms);
 /* Stop pulling and join the thread (in-flight answers are dropped). NULL is fine. */
 void fl_pf_stop(struct fl_pf_engine *e);
 void fl_pf_counts(struct fl_pf_engine *e, struct fl_pf_counts *out);
+/* CPU time so far of its threads, while they run (0 for NULL). */
+uint64_t fl_pf_cpu_ns(const struct fl_pf_engine *e);
 void fl_pf_destroy(struct fl_pf_engine *e);
 #endif

@@ -506,11 +506,18 @@ static void sigsegv_quiesce(struct fl_region *r)
     fl_pf_stop(s->pf);
 }
 
+/* Faults are served on the application's threads: only the engine is its own. */
+static uint64_t sigsegv_helpers_cpu_ns(struct fl_region *r)
+{
+    return fl_pf_cpu_ns(((struct sigsegv_state *)r->strategy_state)->pf);
+}
+
 const struct fl_strategy_ops fl_strategy_sigsegv = {
     .name = "sigsegv",
     .lazy = true,
     .create = sigsegv_create,
     .after_workload = sigsegv_after,
     .quiesce = sigsegv_quiesce,
+    .helpers_cpu_ns = sigsegv_helpers_cpu_ns,
     .destroy = sigsegv_destroy,
 };

@@ -663,16 +663,25 @@ static void uffd_quiesce(struct fl_region *r)
         return;
     }
     fl_pf_stop(s->pf);
-    r->handler_cpu_ns = 0;
-    for (int i = 0; i < r->cfg.handler_threads; i++) {
+    for (int i = 0; i < r->cfg.handler_threads; i++)
         while (atomic_load(&s->h[i].busy))
             sched_yield();
-        r->handler_cpu_ns += fl_thread_cpu_ns_of(s->h[i].thread); /* idle but alive: blocked on the uffd */
-    }
+}
+
+static uint64_t uffd_helpers_cpu_ns(struct fl_region *r)
+{
+    struct uffd_state *s = r->strategy_state;
+    if (s->hp)
+        return fl_uffd_hp_cpu_ns(s->hp); /* its handlers and engine are in the handler process */
+    uint64_t ns = fl_pf_cpu_ns(s->pf);
+    for (int i = 0; i < r->cfg.handler_threads; i++)
+        ns = fl_cpu_add(ns, fl_thread_cpu_ns_of(s->h[i].thread));
+    return ns;
 }
 
 const struct fl_strategy_ops fl_strategy_uffd = {
     .quiesce = uffd_quiesce,
+    .helpers_cpu_ns = uffd_helpers_cpu_ns,
     .name = "uffd",
     .lazy = true,
     .create = uffd_create,

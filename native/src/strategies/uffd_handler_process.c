@@ -332,6 +332,11 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
     return 0;
 }
 
+uint64_t fl_uffd_hp_cpu_ns(const struct fl_uffd_hp *hp)
+{
+    return hp->reaped ? FL_CPU_UNKNOWN : fl_process_cpu_ns_of(hp->pid);
+}
+
 void fl_uffd_hp_collect(struct fl_region *r, struct fl_uffd_hp *hp)
 {
     if (!hp->watching)
