@@ -179,7 +179,6 @@ int fl_thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
     return e;
 }
 
-/* same: workload and handler on CPU 0; split: workload 0, handler 1; free: unpinned. */
 /* The k-th CPU (from 0) this process may run on, or -1 when it has fewer. */
 static int nth_allowed_cpu(int k)
 {

@@ -61,7 +61,8 @@ static void *transport_main(void *arg)
         fl_errf(a->out, a->outlen, "out of memory");
         goto out;
     }
-    uint64_t nchunks = cfg->region_bytes / cfg->chunk_bytes, bad = 0, total = 0, cpu = 0; /* cpu: this thread's CPU time inside the reads */
+    /* total: time inside the reads; cpu: this thread's CPU time inside them */
+    uint64_t nchunks = cfg->region_bytes / cfg->chunk_bytes, bad = 0, total = 0, cpu = 0;
     if (a->trace && (!(sent = calloc(a->requests, sizeof *sent)) || !(received = calloc(a->requests, sizeof *received)))) {
         fl_errf(a->out, a->outlen, "out of memory");
         goto out;

@@ -334,7 +334,7 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
 
 uint64_t fl_uffd_hp_cpu_ns(const struct fl_uffd_hp *hp)
 {
-    return hp->reaped ? FL_CPU_UNKNOWN : fl_process_cpu_ns_of(hp->pid);
+    return fl_process_cpu_ns_of(hp->pid); /* not hp->reaped: the watcher thread writes it */
 }
 
 void fl_uffd_hp_collect(struct fl_region *r, struct fl_uffd_hp *hp)

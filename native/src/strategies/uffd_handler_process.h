@@ -34,7 +34,7 @@ int fl_uffd_hp_start(struct fl_region *r, int uffd, int memfd, struct fl_uffd_hp
 /* After the workload: stop the handler process and take its statistics into
  * r->hstats[0] and r->pf_counts (or fail the run if it cannot answer). */
 void fl_uffd_hp_collect(struct fl_region *r, struct fl_uffd_hp *hp);
-/* CPU time so far of the whole handler process (FL_CPU_UNKNOWN once it is gone). */
+/* CPU time so far of the whole handler process (FL_CPU_UNKNOWN once it is reaped). */
 uint64_t fl_uffd_hp_cpu_ns(const struct fl_uffd_hp *hp);
 /* End the handler process (killed if it does not exit in time) and free. NULL is fine. */
 void fl_uffd_hp_destroy(struct fl_uffd_hp *hp);
