@@ -254,6 +254,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
             // was, and the throughput its CPU time per MiB alone would allow,
             // were it never idle, against the transport.
             const cpuNs = Number(big.summary.client_cpu_ns);
+            if (!(cpuNs > 0)) throw new Error(`${name} prefetch=${prefetch}: no client CPU time in the row (a clock could not be read)`);
             push(`${name} 1 MiB${tag} client CPU busy (share of wall)`, cpuNs / Number(big.summary.wall_ns));
             push(`${name} 1 MiB${tag} client-CPU bound / transport 1 MiB`, streamBytes / (1 << 20) / (cpuNs / 1e9) / t1m);
           }

@@ -375,7 +375,7 @@ static const struct unit_test tests[] = {
     {"verify-counts-every-word", 0, verify_counts_every_word},
     {"verify-each-fast-path", 0, verify_each_fast_path},
     {"cpu-key-is-an-allowed-cpu", 0, cpu_key_is_an_allowed_cpu},
-    {"client-cpu-counts-every-thread", NEED_UFFD | NEED_NO_TSAN, client_cpu_counts_every_thread},
+    {"client-cpu-counts-every-thread", NEED_UFFD, client_cpu_counts_every_thread},
     {"fine-cdf", NEED_UFFD, fine_cdf},
     {"every-strategy-verifies", NEED_UFFD, every_strategy_verifies},
     {"lazy-fault-counts", NEED_UFFD, lazy_fault_counts},
