@@ -179,12 +179,23 @@ int fl_thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
     return e;
 }
 
+/* The CPUs this process may run on: the affinity it was started with (the
+ * main thread's, which faultlab never pins), or every online CPU if that
+ * cannot be read. */
+static void process_cpus(cpu_set_t *set)
+{
+    if (!sched_getaffinity(getpid(), sizeof *set, set))
+        return;
+    CPU_ZERO(set);
+    for (long c = 0, n = sysconf(_SC_NPROCESSORS_ONLN); c < n && c < CPU_SETSIZE; c++)
+        CPU_SET(c, set);
+}
+
 /* The k-th CPU (from 0) this process may run on, or -1 when it has fewer. */
 static int nth_allowed_cpu(int k)
 {
     cpu_set_t s;
-    if (sched_getaffinity(getpid(), sizeof s, &s))
-        return k < sysconf(_SC_NPROCESSORS_ONLN) ? k : -1;
+    process_cpus(&s);
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &s) && k-- == 0)
             return c;
@@ -225,15 +236,9 @@ int fl_parse_cpus_key(const char *what, const char *v, enum fl_cpus *out, char *
     return -1;
 }
 
-/* The CPUs this process may run on, as "0-3,6" (the affinity it was started
- * with: the main thread's, which faultlab never pins). */
-static void allowed_cpus(cpu_set_t *set, char *list, size_t len)
+/* A CPU set as "0-3,6", marked when cut to fit len. */
+static void format_cpus(const cpu_set_t *set, char *list, size_t len)
 {
-    if (sched_getaffinity(getpid(), sizeof *set, set)) {
-        CPU_ZERO(set);
-        for (long c = 0, n = sysconf(_SC_NPROCESSORS_ONLN); c < n && c < CPU_SETSIZE; c++)
-            CPU_SET(c, set);
-    }
     struct fl_text t;
     fl_text_init(&t, list, len);
     bool any = false;
@@ -260,10 +265,11 @@ static void allowed_cpus(cpu_set_t *set, char *list, size_t len)
 int fl_parse_cpu_key(const char *what, const char *key, const char *v, int *out, char *err, size_t errlen)
 {
     cpu_set_t set;
-    char list[256];
-    allowed_cpus(&set, list, sizeof list);
+    process_cpus(&set);
     uint64_t c;
     if (fl_parse_u64(v, 0, CPU_SETSIZE - 1, &c) || !CPU_ISSET((int)c, &set)) {
+        char list[256];
+        format_cpus(&set, list, sizeof list);
         fl_errf(err, errlen, "%s: %s must be a CPU this process may run on (%s), got '%s'", what, key, list, v);
         return -1;
     }
