@@ -248,9 +248,9 @@ static void verify_each_fast_path(void)
     const uint64_t seed = 11, off = 8 * 77;
     fl_fill(b, sizeof b, seed, off);
     const struct {
-        enum fl_verify_path path;
+        enum fl_vec_path path;
         const char *name;
-    } paths[] = {{FL_VERIFY_PLAIN, "plain"}, {FL_VERIFY_AVX2, "avx2"}, {FL_VERIFY_AUTO, "auto"}};
+    } paths[] = {{FL_VEC_PLAIN, "plain"}, {FL_VEC_AVX2, "avx2"}, {FL_VEC_AUTO, "auto"}};
     for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
         int clean = fl_verify_any_diff(b, sizeof b, seed, off, paths[p].path);
         if (clean < 0) {
@@ -266,6 +266,47 @@ static void verify_each_fast_path(void)
         CHECK(clean == 0 && !missed && fl_verify_any_diff(b, sizeof b, seed + 1, off, paths[p].path) == 1,
               "%s path: a filled buffer passes, every one of %d single flipped bits is seen (%d missed), another seed differs",
               paths[p].name, WORDS, missed);
+    }
+}
+
+/* Each of fl_fill's paths on its own writes the contents' definition: word i
+ * of the region is a splitmix64-style mix of the seed and i, written out here
+ * again so that a change to either side shows (images and servers of one seed
+ * must agree across builds). Odd lengths and offsets reach the tail past the
+ * last whole vector. */
+static uint64_t reference_word(uint64_t seed, uint64_t index)
+{
+    uint64_t x = index + seed * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 29);
+}
+
+static void fill_each_path(void)
+{
+    enum { WORDS = 4099 };
+    static uint64_t b[WORDS + 1];
+    const uint64_t seed = 13, off = 8 * 1234567;
+    const struct {
+        enum fl_vec_path path;
+        const char *name;
+    } paths[] = {{FL_VEC_PLAIN, "plain"}, {FL_VEC_AVX2, "avx2"}, {FL_VEC_AUTO, "auto"}};
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+        uint64_t wrong = 0;
+        for (uint64_t n = WORDS - 8; n <= WORDS; n++) { /* whole vectors, then each tail length */
+            memset(b, 0xa5, sizeof b);
+            if (fl_fill_by(b, 8 * n, seed, off, paths[p].path) < 0)
+                break;
+            for (uint64_t i = 0; i < n; i++)
+                wrong += b[i] != reference_word(seed, off / 8 + i);
+            wrong += b[n] != 0xa5a5a5a5a5a5a5a5ull; /* nothing past the end */
+        }
+        if (fl_fill_by(b, 8, seed, off, paths[p].path) < 0) {
+            printf("# the %s fill path is not available on this CPU\n", paths[p].name);
+            continue;
+        }
+        CHECK(!wrong, "%s fill path: every word of %d to %d-word fills is the contents' definition, none past the end (%llu wrong)",
+              paths[p].name, WORDS - 8, WORDS, (unsigned long long)wrong);
     }
 }
 
@@ -374,6 +415,7 @@ static void client_cpu_counts_every_thread(void)
 static const struct unit_test tests[] = {
     {"verify-counts-every-word", 0, verify_counts_every_word},
     {"verify-each-fast-path", 0, verify_each_fast_path},
+    {"fill-each-path", 0, fill_each_path},
     {"cpu-key-is-an-allowed-cpu", 0, cpu_key_is_an_allowed_cpu},
     {"client-cpu-counts-every-thread", NEED_UFFD, client_cpu_counts_every_thread},
     {"fine-cdf", NEED_UFFD, fine_cdf},

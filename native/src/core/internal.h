@@ -282,10 +282,12 @@ void fl_text_init(struct fl_text *t, char *dst, size_t cap);
 void fl_text_str(struct fl_text *t, const char *s);
 void fl_text_u64(struct fl_text *t, uint64_t v); /* decimal */
 
-/* fl_verify's fast check by one path, so tests run each whatever the CPU
- * picks: 1 when any word differs from fl_fill(seed, offset), 0 when none, -1
- * when this CPU has no such path. */
-enum fl_verify_path { FL_VERIFY_AUTO, FL_VERIFY_PLAIN, FL_VERIFY_AVX2 };
-int fl_verify_any_diff(const void *buf, uint64_t len, uint64_t seed, uint64_t offset, enum fl_verify_path path);
+/* fl_fill and fl_verify's fast check by one path, so tests run each whatever
+ * the CPU picks. fl_fill_by: 0, or -1 when this CPU has no such path (nothing
+ * written). fl_verify_any_diff: 1 when any word differs from fl_fill(seed,
+ * offset), 0 when none, -1 when this CPU has no such path. */
+enum fl_vec_path { FL_VEC_AUTO, FL_VEC_PLAIN, FL_VEC_AVX2 };
+int fl_fill_by(void *buf, uint64_t len, uint64_t seed, uint64_t offset, enum fl_vec_path path);
+int fl_verify_any_diff(const void *buf, uint64_t len, uint64_t seed, uint64_t offset, enum fl_vec_path path);
 
 #endif
