@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyFilters, loadMatrix, type Matrix, type MatrixCell } from './matrix.js';
+import { applyFilters, cellId, loadMatrix, type Matrix, type MatrixCell } from './matrix.js';
 import { doneCellIds, estimateMs, runMatrix, type RunOptions } from './runner.js';
 import { collectEnv, projectCommit } from './env.js';
 import { StudyProgress, formatSeconds } from './progress.js';
@@ -103,7 +103,13 @@ export function selectCells(s: Selection): { m: Matrix; cells: MatrixCell[] } {
     if (unknown.length) throw new UsageError(`matrix '${m.name}' has no group ${unknown.join(', ')}`);
     cells = cells.filter((c) => s.groups!.includes(c.group));
   }
-  if (s.repeat !== undefined) cells = cells.map((c) => ({ ...c, params: { ...c.params, repeat: s.repeat! } }));
+  // The repetitions are part of what a cell measures, so of its id: an
+  // overridden cell is another cell, not the full matrix's under its name.
+  if (s.repeat !== undefined)
+    cells = cells.map((c) => {
+      const o = { ...c, params: { ...c.params, repeat: s.repeat! } };
+      return { ...o, id: cellId(o) };
+    });
   if (cells.length === 0) throw new UsageError(`no cell of matrix '${m.name}' is selected`);
   for (const c of cells) {
     if (c.kind !== 'cell') continue;

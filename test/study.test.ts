@@ -10,6 +10,7 @@ import { parseCsvTable } from '../analysis/csv.js';
 import { spawn } from 'node:child_process';
 import { CLI, faultlab } from './helpers.js';
 import { defaultStudyList, loadStudyList, selectCells } from '../harness/study.js';
+import { cellId } from '../harness/matrix.js';
 import { judgeVirtualization } from '../harness/env.js';
 import { readPaperInputs } from '../harness/paper-inputs.js';
 
@@ -267,6 +268,20 @@ describe('the committed study list', () => {
       ).toEqual([]);
       if (e.quick) expect(selectCells(e.quick).cells.length, `${e.name} --quick`).toBeGreaterThan(0);
     }
+  });
+
+  it('a repeat override gives each cell its own id: a quick row is never taken for the full cell', () => {
+    const full = selectCells({ matrix: 'hugetlb' }).cells;
+    const quick = selectCells({ matrix: 'hugetlb', repeat: 2 }).cells;
+    expect(quick.map((c) => c.params.repeat)).toEqual(full.map(() => 2));
+    expect(full.some((c) => c.params.repeat !== 2)).toBe(true);
+    for (const [i, c] of quick.entries()) {
+      expect(c.id, c.group).toBe(cellId({ ...full[i], params: { ...full[i].params, repeat: 2 } }));
+      expect(c.id, c.group).not.toBe(full[i].id);
+    }
+    // The same repeat as the matrix's is the same cell.
+    const same = selectCells({ matrix: 'hugetlb', repeat: full[0].params.repeat }).cells[0];
+    expect(same.id).toBe(full[0].id);
   });
 
   it('a list with an unknown key, a repeated name or an unknown group is refused by name', () => {
