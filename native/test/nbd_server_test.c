@@ -425,6 +425,35 @@ static void violations_close(void)
     srv_stop(&f);
 }
 
+/* A violation behind a reply still being sent: the reply goes out whole, then
+ * the connection closes (for cause). Closing at once cut the reply short: a
+ * header and part of its data, one more malformed message for the client. */
+static void violation_behind_a_reply_in_flight(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=64MiB seed=3"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    const uint32_t len = 24 * MiB; /* more than the sockets hold: the send blocks midway */
+    nc_request(fd, NBD_CMD_READ, 0, 1, 4096, len);
+    sleep_ms(300);
+    uint8_t junk[28] = {0xde, 0xad, 0xbe, 0xef};
+    nc_send(fd, junk, sizeof junk);
+    sleep_ms(300);
+    uint8_t *got = malloc(len), *want = malloc(len);
+    nc_expected(want, 3, 4096, len);
+    uint64_t cookie = 0;
+    uint32_t err = 1;
+    bool whole = nc_reply(fd, &cookie, &err, got, len, 10000) == 0 && cookie == 1 && err == 0 && !memcmp(got, want, len);
+    CHECK(whole && nc_closed(fd, 2000), "the %u-byte reply before a bad magic arrives whole, then the connection closes", len);
+    CHECK(log_has(&f, "bad request magic 0xdeadbeef") && stat_of(&f, "conns_closed_for_cause") == 1,
+          "the violation is logged and counted as a close for cause (%lld)", stat_of(&f, "conns_closed_for_cause"));
+    free(got);
+    free(want);
+    close(fd);
+    srv_stop(&f);
+}
+
 /* ---- timing ---- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -916,6 +945,7 @@ static const struct unit_test tests[] = {
     {"flush-and-disc", 0, flush_and_disc},
     {"out-of-range-gets-error-and-connection-stays", 0, out_of_range_gets_error_and_connection_stays},
     {"violations-close", 0, violations_close},
+    {"violation-behind-a-reply-in-flight", 0, violation_behind_a_reply_in_flight},
     {"rtt-reply-never-early", 0, rtt_reply_never_early},
     {"rx-stamp-never-early", 0, rx_stamp_never_early},
     {"pipelined-requests-overlap", 0, pipelined_requests_overlap},

@@ -66,7 +66,7 @@ void nbd_update_events(struct fl_nbd_server *s, struct nbd_conn *c)
 static void close_conn(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cause)
 {
     atomic_fetch_add(&s->st.closed, 1); /* counted before the client can see the close */
-    if (for_cause)
+    if (for_cause || c->violated)
         atomic_fetch_add(&s->st.closed_for_cause, 1);
     nbd_out_drop(s, c);
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -96,15 +96,17 @@ static void finish(struct fl_nbd_server *s, struct nbd_conn *c)
         close_conn(s, c, false);
 }
 
-/* After the protocol ran on c's input: close, finish, or send what is due. */
+/* After the protocol ran on c's input: send what is due, then finish or go on.
+ * A violation (logged where it was found) finishes the connection as the
+ * client's own end does: nothing more is read, and the replies to the requests
+ * before it still go out whole (a reply cut short by the close would be one
+ * more malformed message), under the caps and timeouts of any reply. */
 static void after_process(struct fl_nbd_server *s, struct nbd_conn *c, int rc)
 {
-    if (rc < 0) {
-        close_conn(s, c, true);
-        return;
-    }
     nbd_out_kick(s, c);
-    if (rc > 0)
+    if (rc < 0)
+        c->violated = true;
+    if (rc != 0)
         finish(s, c);
 }
 

@@ -58,6 +58,7 @@ struct nbd_conn {
     enum nbd_state state;
     bool no_zeroes;
     unsigned options;
+    bool violated; /* closed for cause once its replies are out */
     uint64_t accepted_ns, rx_ns; /* rx_ns: receive time of the bytes being parsed */
     uint8_t *in;
     size_t in_have, in_used;
