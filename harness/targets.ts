@@ -190,10 +190,10 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
       if (f[name].verified !== true) throw new Error(`the C composed floor ${name} failed: ${f[name].error ?? 'did not verify'}`);
       return f[name].p50_ns! / 1000;
     };
-    const streamFloorMiBps = async (ahead: number, window: number) => {
+    const streamFloor = async (ahead: number, window: number) => {
       const r = await streamFloorNative(`region=${streamBytes} chunk=${1 << 20} ahead=${ahead} window=${window} cpus=same${pinServer}`);
       if (r.verified !== true) throw new Error(`the C stream (${ahead} in flight, window ${window}) did not verify`);
-      return Number(r.throughput_mibps);
+      return { mibps: Number(r.throughput_mibps), cpuNs: Number(r.cpu_ns) };
     };
     const transport4KiB = async () => Number((await transportNative(tspec(4096, 4000))).p50_ns) / 1000;
     // The raw client's throughput, and the share of its time inside the reads it spent on the CPU.
@@ -268,10 +268,14 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
             const depth = Number(prefetch.split(':')[1]);
             for (const window of [0, depth]) {
               const label = `C stream, ${depth} in flight${window ? `, window ${window}` : ''}`;
-              const stream = await streamFloorMiBps(depth, window);
-              push(`${label} (MiB/s)`, stream);
-              push(`${label} / transport 1 MiB`, stream / t1m);
-              push(`${name} 1 MiB${tag} / ${label}`, mibps / stream);
+              const stream = await streamFloor(depth, window);
+              push(`${label} (MiB/s)`, stream.mibps);
+              push(`${label} / transport 1 MiB`, stream.mibps / t1m);
+              push(`${name} 1 MiB${tag} / ${label}`, mibps / stream.mibps);
+              // The client's CPU per MiB against the minimal pull's, both over
+              // the same bytes: what faultlab's code adds to the work the one
+              // CPU has to do, whatever the server's speed.
+              push(`${name} 1 MiB${tag} client CPU per MiB / ${label}'s`, Number(big.summary.client_cpu_ns) / stream.cpuNs);
             }
           }
           if (!t1mRegion) continue;

@@ -252,8 +252,9 @@ describe('benchmark targets', () => {
       { name: 'uffd 1 MiB ahead:2 / C stream, 2 in flight', values: [0.5, 0.5, 0.5] },
       { name: 'C stream, 2 in flight, window 2 / transport 1 MiB', values: [0.5, 0.5, 0.5] },
       { name: 'uffd 1 MiB ahead:2 / C stream, 2 in flight, window 2', values: [0.5, 0.5, 0.5] },
+      { name: "uffd 1 MiB ahead:2 client CPU per MiB / C stream, 2 in flight, window 2's", values: [1.3, 1.3, 1.3] },
     ]);
-    const none = [undefined, undefined, undefined, undefined, undefined, undefined];
+    const none = [undefined, undefined, undefined, undefined, undefined, undefined, undefined];
     expect(s.map((r) => r.target?.met)).toEqual([true, false, true, false, true, undefined, undefined, true, undefined, ...none]);
     // q1..q3 of [1.1, 1.2, 1.3] is 1.2..1.3: on both sides of 1.25.
     expect(s.map((r) => r.target?.spans)).toEqual([true, false, false, false, false, undefined, undefined, false, undefined, ...none]);

@@ -16,6 +16,10 @@
  * application if it is already waiting there). The application thread reads
  * each chunk as the workloads' access loop does. Threads placed as the tcp
  * source's (cpus=), the server as the NBD server's (server_cpu=).
+ *
+ * cpu_ns is the client's CPU time (application and handler threads, each over
+ * its loop), to set beside a strategy row's client_cpu_ns: at cpus=same it is
+ * what the pull costs the one CPU the client has.
  */
 #include "core/internal.h"
 #include "core/uffd_open.h"
@@ -49,6 +53,7 @@ struct sf_run {
     int uffd, fd;
     uint8_t *base;
     struct fl_samples install_ns;
+    uint64_t handler_cpu_ns; /* the handler thread's CPU time over its stream */
     char err[FL_ERR_LEN]; /* the handler's failure, if any */
 };
 
@@ -139,6 +144,7 @@ static void *sf_handler(void *arg)
         goto fail;
     }
     memset(buf, 0, f->chunk); /* faulted in before the stream starts, as the engine's pool */
+    uint64_t cpu0 = fl_thread_cpu_ns();
     for (uint64_t i = 0; i < f->n; i++) {
         if (sf_pump(f, i, &sent))
             goto net;
@@ -165,6 +171,7 @@ static void *sf_handler(void *arg)
         }
         fl_samples_add(&f->install_ns, fl_now() - t0);
     }
+    f->handler_cpu_ns = fl_thread_cpu_ns() - cpu0;
     free(buf);
     return NULL;
 net:
@@ -181,6 +188,7 @@ fail:
 struct sf_app {
     struct sf_run *f;
     uint64_t total_ns, bad;
+    uint64_t cpu_ns, wall_ns; /* over the access loop, timed and untimed parts alike */
     int rc;
 };
 
@@ -196,6 +204,7 @@ static void *sf_app_main(void *arg)
         return NULL;
     }
     memset(scratch, 0, f->chunk);
+    uint64_t cpu0 = fl_thread_cpu_ns(), wall0 = fl_now();
     for (uint64_t i = 0; i < f->n; i++) {
         sf_publish(f, (uint32_t)i);
         uint64_t t0 = fl_now();
@@ -204,6 +213,8 @@ static void *sf_app_main(void *arg)
         uint64_t first_bad;
         a->bad += fl_verify(scratch, f->chunk, 1, i % f->span * f->chunk, &first_bad); /* the server answers chunk i with i % span */
     }
+    a->cpu_ns = fl_thread_cpu_ns() - cpu0;
+    a->wall_ns = fl_now() - wall0;
     free(scratch);
     a->rc = 0;
     return NULL;
@@ -280,11 +291,13 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
     double mibps = app.total_ns ? (double)f.region / (1 << 20) / ((double)app.total_ns / 1e9) : 0;
     int k = snprintf(out, outlen,
                      "{\"region\":%llu,\"chunk\":%llu,\"ahead\":%llu,\"window\":%llu,\"max_lead\":%llu,\"cpus\":\"%s\",\"server_cpu\":%d,"
-                     "\"throughput_mibps\":%.3f,"
-                     "\"total_ns\":%llu,\"install_ns_p50\":%llu,\"verified\":%s,\"uffd_path\":\"%s\"}",
+                     "\"throughput_mibps\":%.3f,\"total_ns\":%llu,\"wall_ns\":%llu,\"cpu_ns\":%llu,\"app_cpu_ns\":%llu,"
+                     "\"handler_cpu_ns\":%llu,\"install_ns_p50\":%llu,\"verified\":%s,\"uffd_path\":\"%s\"}",
                      (unsigned long long)f.region, (unsigned long long)f.chunk, (unsigned long long)f.ahead, (unsigned long long)f.window,
                      (unsigned long long)f.max_lead, fl_cpus_name(f.cpus), f.server_cpu, mibps, (unsigned long long)app.total_ns,
-                     (unsigned long long)fl_samples_quantile(&f.install_ns, 0.5), app.bad ? "false" : "true", how);
+                     (unsigned long long)app.wall_ns, (unsigned long long)(app.cpu_ns + f.handler_cpu_ns), (unsigned long long)app.cpu_ns,
+                     (unsigned long long)f.handler_cpu_ns, (unsigned long long)fl_samples_quantile(&f.install_ns, 0.5),
+                     app.bad ? "false" : "true", how);
     if (k < 0 || (size_t)k >= outlen)
         fl_errf(out, outlen, "stream floor: output buffer too small");
     else
