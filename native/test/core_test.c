@@ -272,8 +272,8 @@ static void verify_each_fast_path(void)
 /* Each of fl_fill's paths on its own writes the contents' definition: word i
  * of the region is a splitmix64-style mix of the seed and i, written out here
  * again so that a change to either side shows (images and servers of one seed
- * must agree across builds). Odd lengths and offsets reach the tail past the
- * last whole vector. */
+ * must agree across builds). Each tail length past the last whole vector, at
+ * two offsets, into a buffer aligned to 32 bytes and one 8 bytes past that. */
 static uint64_t reference_word(uint64_t seed, uint64_t index)
 {
     uint64_t x = index + seed * 0x9E3779B97F4A7C15ull;
@@ -285,27 +285,31 @@ static uint64_t reference_word(uint64_t seed, uint64_t index)
 static void fill_each_path(void)
 {
     enum { WORDS = 4099 };
-    static uint64_t b[WORDS + 1];
-    const uint64_t seed = 13, off = 8 * 1234567;
+    static uint64_t b[WORDS + 2] __attribute__((aligned(32)));
+    const uint64_t seed = 13, offs[] = {0, 8 * 1234567};
     const struct {
         enum fl_vec_path path;
         const char *name;
     } paths[] = {{FL_VEC_PLAIN, "plain"}, {FL_VEC_AVX2, "avx2"}, {FL_VEC_AUTO, "auto"}};
     for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
-        uint64_t wrong = 0;
-        for (uint64_t n = WORDS - 8; n <= WORDS; n++) { /* whole vectors, then each tail length */
-            memset(b, 0xa5, sizeof b);
-            if (fl_fill_by(b, 8 * n, seed, off, paths[p].path) < 0)
-                break;
-            for (uint64_t i = 0; i < n; i++)
-                wrong += b[i] != reference_word(seed, off / 8 + i);
-            wrong += b[n] != 0xa5a5a5a5a5a5a5a5ull; /* nothing past the end */
-        }
-        if (fl_fill_by(b, 8, seed, off, paths[p].path) < 0) {
+        if (fl_fill_by(b, 8, seed, 0, paths[p].path) < 0) {
             printf("# the %s fill path is not available on this CPU\n", paths[p].name);
             continue;
         }
-        CHECK(!wrong, "%s fill path: every word of %d to %d-word fills is the contents' definition, none past the end (%llu wrong)",
+        uint64_t wrong = 0;
+        for (int start = 0; start < 2; start++)
+            for (size_t o = 0; o < sizeof offs / sizeof *offs; o++)
+                for (uint64_t n = WORDS - 8; n <= WORDS; n++) { /* whole vectors, then each tail length */
+                    memset(b, 0xa5, sizeof b);
+                    fl_fill_by(b + start, 8 * n, seed, offs[o], paths[p].path);
+                    for (uint64_t i = 0; i < n; i++)
+                        wrong += b[start + i] != reference_word(seed, offs[o] / 8 + i);
+                    wrong += b[start + n] != 0xa5a5a5a5a5a5a5a5ull; /* nothing past the end */
+                    wrong += start && b[0] != 0xa5a5a5a5a5a5a5a5ull; /* nor before the start */
+                }
+        CHECK(!wrong,
+              "%s fill path: every word of %d to %d-word fills, at two offsets and two alignments, is the contents' definition, "
+              "nothing written outside (%llu wrong)",
               paths[p].name, WORDS - 8, WORDS, (unsigned long long)wrong);
     }
 }

@@ -425,9 +425,10 @@ static void violations_close(void)
     srv_stop(&f);
 }
 
-/* A violation behind a reply still being sent: the reply goes out whole, then
- * the connection closes (for cause). Closing at once cut the reply short: a
- * header and part of its data, one more malformed message for the client. */
+/* A violation behind a reply still being sent, and more requests behind it:
+ * the reply goes out whole, the later requests are not run, then the
+ * connection ends (for cause). Closing at once cut the reply short: a header
+ * and part of its data, one more malformed message for the client. */
 static void violation_behind_a_reply_in_flight(void)
 {
     struct srv f;
@@ -438,6 +439,9 @@ static void violation_behind_a_reply_in_flight(void)
     nc_request(fd, NBD_CMD_READ, 0, 1, 4096, len);
     sleep_ms(300);
     uint8_t junk[28] = {0xde, 0xad, 0xbe, 0xef};
+    nc_send(fd, junk, sizeof junk);
+    sleep_ms(300);
+    nc_request(fd, NBD_CMD_READ, 0, 2, 0, 4096); /* never run, never answered */
     nc_send(fd, junk, sizeof junk);
     sleep_ms(300);
     uint8_t *got = malloc(len), *want = malloc(len);

@@ -188,7 +188,7 @@ fail:
 struct sf_app {
     struct sf_run *f;
     uint64_t total_ns, bad;
-    uint64_t cpu_ns, wall_ns; /* over the access loop, timed and untimed parts alike */
+    uint64_t cpu_ns; /* over the access loop, timed and untimed parts alike */
     int rc;
 };
 
@@ -204,7 +204,7 @@ static void *sf_app_main(void *arg)
         return NULL;
     }
     memset(scratch, 0, f->chunk);
-    uint64_t cpu0 = fl_thread_cpu_ns(), wall0 = fl_now();
+    uint64_t cpu0 = fl_thread_cpu_ns();
     for (uint64_t i = 0; i < f->n; i++) {
         sf_publish(f, (uint32_t)i);
         uint64_t t0 = fl_now();
@@ -214,7 +214,6 @@ static void *sf_app_main(void *arg)
         a->bad += fl_verify(scratch, f->chunk, 1, i % f->span * f->chunk, &first_bad); /* the server answers chunk i with i % span */
     }
     a->cpu_ns = fl_thread_cpu_ns() - cpu0;
-    a->wall_ns = fl_now() - wall0;
     free(scratch);
     a->rc = 0;
     return NULL;
@@ -269,6 +268,7 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
         goto done;
     struct sf_app app = {.f = &f, .rc = -1};
     pthread_t handler, reader;
+    uint64_t wall0 = fl_now(); /* around both threads, as their CPU clocks are */
     if (pthread_create(&handler, NULL, sf_handler, &f)) {
         fl_errf(out, outlen, "stream floor: cannot start the handler thread");
         goto done;
@@ -279,6 +279,7 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
     else
         sf_publish(&f, SF_ALL); /* the handler goes on alone: it installs the whole region and ends */
     pthread_join(handler, NULL);
+    uint64_t wall_ns = fl_now() - wall0;
     if (!app_started || app.rc) {
         fl_errf(out, outlen, "stream floor: %s",
                 app_started ? "out of memory for the application's scratch" : "cannot start the application thread");
@@ -295,7 +296,7 @@ int fl_stream_floor(const char *spec, char *out, size_t outlen)
                      "\"handler_cpu_ns\":%llu,\"install_ns_p50\":%llu,\"verified\":%s,\"uffd_path\":\"%s\"}",
                      (unsigned long long)f.region, (unsigned long long)f.chunk, (unsigned long long)f.ahead, (unsigned long long)f.window,
                      (unsigned long long)f.max_lead, fl_cpus_name(f.cpus), f.server_cpu, mibps, (unsigned long long)app.total_ns,
-                     (unsigned long long)app.wall_ns, (unsigned long long)(app.cpu_ns + f.handler_cpu_ns), (unsigned long long)app.cpu_ns,
+                     (unsigned long long)wall_ns, (unsigned long long)(app.cpu_ns + f.handler_cpu_ns), (unsigned long long)app.cpu_ns,
                      (unsigned long long)f.handler_cpu_ns, (unsigned long long)fl_samples_quantile(&f.install_ns, 0.5),
                      app.bad ? "false" : "true", how);
     if (k < 0 || (size_t)k >= outlen)

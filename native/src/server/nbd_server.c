@@ -53,7 +53,7 @@ static uint64_t conn_id(const struct nbd_conn *c)
 
 void nbd_update_events(struct fl_nbd_server *s, struct nbd_conn *c)
 {
-    uint32_t ev = (!c->paused && !c->draining ? EPOLLIN : 0) | (c->blocked ? EPOLLOUT : 0);
+    uint32_t ev = (!c->paused && !c->rd_eof ? EPOLLIN : 0) | (c->blocked ? EPOLLOUT : 0);
     if (ev == c->events)
         return;
     struct epoll_event e = {.events = ev, .data.u64 = conn_id(c)};
@@ -63,11 +63,21 @@ void nbd_update_events(struct fl_nbd_server *s, struct nbd_conn *c)
 
 /* ---- connections ---- */
 
+/* Counted once, before the client can see the end: at the close, or where a
+ * violation ends the connection (it closes later, once its replies are out). */
+static void count_closed(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cause)
+{
+    if (c->counted)
+        return;
+    c->counted = true;
+    atomic_fetch_add(&s->st.closed, 1);
+    if (for_cause)
+        atomic_fetch_add(&s->st.closed_for_cause, 1);
+}
+
 static void close_conn(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cause)
 {
-    atomic_fetch_add(&s->st.closed, 1); /* counted before the client can see the close */
-    if (for_cause || c->violated)
-        atomic_fetch_add(&s->st.closed_for_cause, 1);
+    count_closed(s, c, for_cause);
     nbd_out_drop(s, c);
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -82,8 +92,25 @@ static void close_conn(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cau
         nbd_wake_loop(s);
 }
 
-/* The client is done (NBD_CMD_DISC, NBD_OPT_ABORT, end of input): read no
- * more, close once its queued replies are out. */
+/* All of a finished connection's replies are in the kernel: end it gently. A
+ * close() with unread input would reset the connection and drop what the
+ * kernel has not delivered yet (the end of the last reply), so the server
+ * sends its end of stream and closes once the client's arrives (input until
+ * then is read and thrown away); a client that never closes is cut as an idle
+ * one is (check_timeouts). */
+static void end_drained(struct fl_nbd_server *s, struct nbd_conn *c)
+{
+    if (c->rd_eof) {
+        close_conn(s, c, false);
+    } else if (!c->shut) {
+        c->shut = true;
+        shutdown(c->fd, SHUT_WR);
+    }
+}
+
+/* The client is done (NBD_CMD_DISC, NBD_OPT_ABORT, end of input) or broke the
+ * protocol: nothing more is run, the replies already queued go out whole, then
+ * the connection ends (end_drained). */
 static void finish(struct fl_nbd_server *s, struct nbd_conn *c)
 {
     c->state = NBD_ST_DONE;
@@ -93,19 +120,18 @@ static void finish(struct fl_nbd_server *s, struct nbd_conn *c)
     bool empty = !c->head && !c->sending;
     pthread_mutex_unlock(&s->mu);
     if (empty)
-        close_conn(s, c, false);
+        end_drained(s, c);
 }
 
 /* After the protocol ran on c's input: send what is due, then finish or go on.
  * A violation (logged where it was found) finishes the connection as the
- * client's own end does: nothing more is read, and the replies to the requests
- * before it still go out whole (a reply cut short by the close would be one
- * more malformed message), under the caps and timeouts of any reply. */
+ * client's own end does, so the replies to the requests before it are not cut
+ * short (one more malformed message for the client). */
 static void after_process(struct fl_nbd_server *s, struct nbd_conn *c, int rc)
 {
     nbd_out_kick(s, c);
     if (rc < 0)
-        c->violated = true;
+        count_closed(s, c, true);
     if (rc != 0)
         finish(s, c);
 }
@@ -194,9 +220,9 @@ static void accept_all(struct fl_nbd_server *s)
 static void on_readable(struct fl_nbd_server *s, struct nbd_conn *c, uint32_t events)
 {
     pthread_mutex_lock(&s->mu);
-    bool reading = !c->paused && !c->draining;
+    bool reading = !c->paused && !c->rd_eof;
     pthread_mutex_unlock(&s->mu);
-    if (!reading) { /* paused or draining: only an error or hang-up gets here */
+    if (!reading) { /* paused, or after the client's end: only an error or hang-up gets here */
         if (events & (EPOLLERR | EPOLLHUP))
             close_conn(s, c, false);
         return;
@@ -222,6 +248,7 @@ static void on_readable(struct fl_nbd_server *s, struct nbd_conn *c, uint32_t ev
         return;
     }
     if (n == 0) {
+        c->rd_eof = true;
         finish(s, c);
         return;
     }
@@ -242,15 +269,17 @@ static void on_wake(struct fl_nbd_server *s)
         if (!c)
             continue;
         pthread_mutex_lock(&s->mu);
-        bool failed = c->failed, drained = c->draining && !c->head && !c->sending, paused = c->paused;
+        bool failed = c->failed, drained = c->draining && !c->head && !c->sending && !c->shut, paused = c->paused;
         if (paused && !failed) {
             c->paused = false;
             s->npaused--;
             nbd_update_events(s, c);
         }
         pthread_mutex_unlock(&s->mu);
-        if (failed || drained)
+        if (failed)
             close_conn(s, c, false);
+        else if (drained)
+            end_drained(s, c);
         else if (paused)
             after_process(s, c, nbd_session_process(s, c)); /* pauses again if there is still no room */
     }
@@ -285,7 +314,8 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
          * later (a write-back, a prefetch connection) quiet for minutes, so it
          * is cut only while slots run short (3/4 of max_conns in use). */
         if (!waiting && now - atomic_load(&c->last_active) > s->o.idle_ns && (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3) {
-            nbd_log(s, c->peer, "closed: idle for %llu ms (nothing read or sent)", (unsigned long long)(s->o.idle_ns / 1000000));
+            if (!c->counted) /* a violation was its line */
+                nbd_log(s, c->peer, "closed: idle for %llu ms (nothing read or sent)", (unsigned long long)(s->o.idle_ns / 1000000));
             close_conn(s, c, true);
         }
     }

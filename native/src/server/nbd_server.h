@@ -58,7 +58,8 @@ struct nbd_conn {
     enum nbd_state state;
     bool no_zeroes;
     unsigned options;
-    bool violated; /* closed for cause once its replies are out */
+    bool counted; /* in the closed stats already (a violation, counted when found) */
+    bool rd_eof, shut; /* the client's end of stream read; the server's sent */
     uint64_t accepted_ns, rx_ns; /* rx_ns: receive time of the bytes being parsed */
     uint8_t *in;
     size_t in_have, in_used;
@@ -110,7 +111,8 @@ void nbd_wake_loop(struct fl_nbd_server *s);
 void nbd_update_events(struct fl_nbd_server *s, struct nbd_conn *c); /* under mu */
 
 /* nbd_session.c: parse and run what c->in holds. 0: go on (more input or
- * paused); 1: close, the client is done; -1: close for cause (logged). */
+ * paused); 1: the client is done; -1: a violation (logged). After 1 or -1 the
+ * connection ends once its queued replies are out. */
 int nbd_session_greet(struct fl_nbd_server *s, struct nbd_conn *c);
 int nbd_session_process(struct fl_nbd_server *s, struct nbd_conn *c);
 
