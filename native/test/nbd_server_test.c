@@ -566,6 +566,36 @@ static void missing_payload_and_idle_close(void)
     srv_stop(&f);
 }
 
+/* After NBD_CMD_DISC the server sends its end of stream; it closes when the
+ * client's arrives, or, from a client that never closes, after the handshake
+ * timeout (the connection does not keep its slot for good). */
+static void disc_then_the_client_closes_or_not(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB handshake_timeout_ms=500"))
+        return;
+    int fd = nc_open(f.port, NULL);
+    nc_request(fd, NBD_CMD_DISC, 0, 1, 0, 0);
+    bool eof = nc_closed(fd, 2000);
+    close(fd);
+    long long open = 1;
+    for (int i = 0; i < 40 && (open = stat_of(&f, "conns_open")) > 0; i++)
+        sleep_ms(5);
+    CHECK(eof && open == 0, "DISC: the client sees the end of stream, closes, and the server closes at once (%lld open)", open);
+    fd = nc_open(f.port, NULL);
+    uint64_t t0 = fl_now_ns();
+    nc_request(fd, NBD_CMD_DISC, 0, 1, 0, 0);
+    eof = nc_closed(fd, 2000);
+    for (int i = 0; i < 300 && (open = stat_of(&f, "conns_open")) > 0; i++)
+        sleep_ms(10);
+    uint64_t took = (fl_now_ns() - t0) / 1000000;
+    CHECK(eof && open == 0 && took >= 500 && took < 2000,
+          "DISC from a client that keeps its socket: closed by the server after %llu ms (timeout 500 ms)", (unsigned long long)took);
+    CHECK(stat_of(&f, "conns_closed_for_cause") == 0, "neither is counted as closed for cause");
+    close(fd);
+    srv_stop(&f);
+}
+
 /* A client's quiet connection (its write-back connection, say) survives the
  * idle timeout while the server has slots to spare, and is served after. */
 static void idle_connection_kept_while_slots_remain(void)
@@ -954,6 +984,7 @@ static const struct unit_test tests[] = {
     {"rx-stamp-never-early", 0, rx_stamp_never_early},
     {"pipelined-requests-overlap", 0, pipelined_requests_overlap},
     {"missing-payload-and-idle-close", 0, missing_payload_and_idle_close},
+    {"disc-then-the-client-closes-or-not", 0, disc_then_the_client_closes_or_not},
     {"idle-connection-kept-while-slots-remain", 0, idle_connection_kept_while_slots_remain},
     {"unread-replies-stay-under-caps", 0, unread_replies_stay_under_caps},
     {"idle-connections-cannot-exhaust", 0, idle_connections_cannot_exhaust},

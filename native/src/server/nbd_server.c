@@ -63,21 +63,21 @@ void nbd_update_events(struct fl_nbd_server *s, struct nbd_conn *c)
 
 /* ---- connections ---- */
 
-/* Counted once, before the client can see the end: at the close, or where a
- * violation ends the connection (it closes later, once its replies are out). */
-static void count_closed(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cause)
+/* A close for cause is counted once, before the client can see the end: where
+ * a violation is found (the connection closes later, once its replies are
+ * out), or at the close. */
+static void count_cause(struct fl_nbd_server *s, struct nbd_conn *c)
 {
-    if (c->counted)
-        return;
-    c->counted = true;
-    atomic_fetch_add(&s->st.closed, 1);
-    if (for_cause)
+    if (!c->cause_counted)
         atomic_fetch_add(&s->st.closed_for_cause, 1);
+    c->cause_counted = true;
 }
 
 static void close_conn(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cause)
 {
-    count_closed(s, c, for_cause);
+    atomic_fetch_add(&s->st.closed, 1); /* counted before the client can see the close */
+    if (for_cause)
+        count_cause(s, c);
     nbd_out_drop(s, c);
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -96,14 +96,14 @@ static void close_conn(struct fl_nbd_server *s, struct nbd_conn *c, bool for_cau
  * close() with unread input would reset the connection and drop what the
  * kernel has not delivered yet (the end of the last reply), so the server
  * sends its end of stream and closes once the client's arrives (input until
- * then is read and thrown away); a client that never closes is cut as an idle
- * one is (check_timeouts). */
+ * then is read and thrown away), or once the client has had as long as a
+ * handshake may take (check_timeouts). */
 static void end_drained(struct fl_nbd_server *s, struct nbd_conn *c)
 {
     if (c->rd_eof) {
         close_conn(s, c, false);
-    } else if (!c->shut) {
-        c->shut = true;
+    } else if (!c->shut_ns) {
+        c->shut_ns = fl_now();
         shutdown(c->fd, SHUT_WR);
     }
 }
@@ -131,7 +131,7 @@ static void after_process(struct fl_nbd_server *s, struct nbd_conn *c, int rc)
 {
     nbd_out_kick(s, c);
     if (rc < 0)
-        count_closed(s, c, true);
+        count_cause(s, c);
     if (rc != 0)
         finish(s, c);
 }
@@ -269,7 +269,7 @@ static void on_wake(struct fl_nbd_server *s)
         if (!c)
             continue;
         pthread_mutex_lock(&s->mu);
-        bool failed = c->failed, drained = c->draining && !c->head && !c->sending && !c->shut, paused = c->paused;
+        bool failed = c->failed, drained = c->draining && !c->head && !c->sending && !c->shut_ns, paused = c->paused;
         if (paused && !failed) {
             c->paused = false;
             s->npaused--;
@@ -296,6 +296,10 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
         struct nbd_conn *c = s->conns[i];
         if (!c)
             continue;
+        if (c->shut_ns && now - c->shut_ns > s->o.handshake_ns) { /* its end sent, the client's never came */
+            close_conn(s, c, false);
+            continue;
+        }
         if ((c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && now - c->accepted_ns > s->o.handshake_ns) {
             nbd_log(s, c->peer, "closed: handshake not finished within %llu ms", (unsigned long long)(s->o.handshake_ns / 1000000));
             close_conn(s, c, true);
@@ -314,7 +318,7 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
          * later (a write-back, a prefetch connection) quiet for minutes, so it
          * is cut only while slots run short (3/4 of max_conns in use). */
         if (!waiting && now - atomic_load(&c->last_active) > s->o.idle_ns && (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3) {
-            if (!c->counted) /* a violation was its line */
+            if (!c->cause_counted) /* a violation was its line */
                 nbd_log(s, c->peer, "closed: idle for %llu ms (nothing read or sent)", (unsigned long long)(s->o.idle_ns / 1000000));
             close_conn(s, c, true);
         }

@@ -58,8 +58,9 @@ struct nbd_conn {
     enum nbd_state state;
     bool no_zeroes;
     unsigned options;
-    bool counted; /* in the closed stats already (a violation, counted when found) */
-    bool rd_eof, shut; /* the client's end of stream read; the server's sent */
+    bool cause_counted; /* in closed_for_cause already (a violation, counted when found) */
+    bool rd_eof; /* the client's end of stream read */
+    uint64_t shut_ns; /* when the server sent its end of stream (0: not yet) */
     uint64_t accepted_ns, rx_ns; /* rx_ns: receive time of the bytes being parsed */
     uint8_t *in;
     size_t in_have, in_used;
