@@ -188,6 +188,8 @@ export function detectVirt(): string | null {
 
 export interface EnvInfo {
   kernel: string;
+  /** The kernel's boot parameters (/proc/cmdline up to any ' -- ', after which they are init's): mitigations, idle polling, page reporting and the like move the figures too. Null where unreadable. */
+  kernel_cmdline: string | null;
   cpu_model: string;
   cpus: number;
   node: string;
@@ -200,11 +202,21 @@ export interface EnvInfo {
   doctor: Record<string, unknown>;
 }
 
+/** The kernel's part of a /proc/cmdline text; null when there is none. */
+export function kernelCmdline(text: string): string | null {
+  const kernel = text
+    .trim()
+    .split(/(?:^| )-- /)[0]
+    .trim();
+  return kernel === '' ? null : kernel;
+}
+
 export function collectEnv(): EnvInfo {
   const doctor = doctorNative();
   const uid = process.geteuid?.() ?? -1;
   return {
     kernel: release(),
+    kernel_cmdline: kernelCmdline(readIfThere('/proc/cmdline')),
     cpu_model: cpus()[0]?.model ?? 'unknown',
     cpus: cpus().length,
     node: process.version,

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { CLI, faultlab } from './helpers.js';
 import { defaultStudyList, loadStudyList, selectCells } from '../harness/study.js';
 import { cellId } from '../harness/matrix.js';
-import { judgeVirtualization } from '../harness/env.js';
+import { judgeVirtualization, kernelCmdline } from '../harness/env.js';
 import { readPaperInputs } from '../harness/paper-inputs.js';
 
 const matrixA = {
@@ -77,6 +77,7 @@ describe('faultlab study', () => {
     expect(env).toMatchObject({ study: true, quick: false, allow_dirty: false, commit: '0123456789ab', complete: true });
     expect(env.matrices.map((m: { name: string; cells: number }) => `${m.name}:${m.cells}`)).toEqual(['a:2', 'b:3']);
     expect(env.virtualization).toHaveProperty('virtualized');
+    expect(env.kernel_cmdline).toBe(kernelCmdline(readFileSync('/proc/cmdline', 'utf8')));
     expect(env.doctor.machine_floors).toHaveProperty('minor_fault_write_ns');
     const a = csv(join(out, 'a', 'runs.csv'));
     expect(a.rows.length).toBe(4);
@@ -295,6 +296,15 @@ describe('the committed study list', () => {
     expect(() => loadStudyList(write({ matrices: [{ matrix: 'thesis' }, { matrix: 'thesis' }] }))).toThrow(/'thesis' twice/);
     expect(() => selectCells({ matrix: 'thesis', groups: ['nope'] })).toThrow(/no group nope/);
     expect(() => loadStudyList(write({ matrices: [] }))).toThrow(/non-empty/);
+  });
+});
+
+describe('kernel command line', () => {
+  it("keeps the kernel's boot parameters, not init's after ' -- '", () => {
+    expect(kernelCmdline('quiet mitigations=auto -- --init-flag x\n')).toBe('quiet mitigations=auto');
+    expect(kernelCmdline('BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro\n')).toBe('BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro');
+    expect(kernelCmdline('-- only init')).toBeNull();
+    expect(kernelCmdline('')).toBeNull();
   });
 });
 
