@@ -452,6 +452,7 @@ static void violation_behind_a_reply_in_flight(void)
     CHECK(whole && nc_closed(fd, 2000), "the %u-byte reply before a bad magic arrives whole, then the connection closes", len);
     CHECK(log_has(&f, "bad request magic 0xdeadbeef") && stat_of(&f, "conns_closed_for_cause") == 1,
           "the violation is logged and counted as a close for cause (%lld)", stat_of(&f, "conns_closed_for_cause"));
+    CHECK(stat_of(&f, "requests") == 1, "nothing after the violation was run (%lld requests)", stat_of(&f, "requests"));
     free(got);
     free(want);
     close(fd);
