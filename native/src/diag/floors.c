@@ -112,6 +112,18 @@ struct floors_run {
 static const char *const floor_names[F_COUNT] = {"timer", "memcpy",  "anon_touch",          "anon_touch_write",
                                                  "uffd",  "sigsegv", "sigsegv_prepopulated"};
 
+/* floor_names[from..] as "a, b, c", for the messages that list them. */
+static const char *names_from(int from, char *out, size_t len)
+{
+    struct fl_text t;
+    fl_text_init(&t, out, len);
+    for (int i = from; i < F_COUNT; i++) {
+        fl_text_str(&t, i > from ? ", " : "");
+        fl_text_str(&t, floor_names[i]);
+    }
+    return out;
+}
+
 static void res_error(struct floor_res *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void res_error(struct floor_res *f, const char *fmt, ...)
 {
@@ -650,10 +662,8 @@ static int floors_key(const char *k, const char *v, void *ctx, char *err, size_t
         for (fr->only = 0; fr->only < F_COUNT && strcmp(v, floor_names[fr->only]); fr->only++)
             ;
         if (fr->only == F_COUNT) {
-            fl_errf(err, errlen,
-                    "floors spec: only must name a floor (timer, memcpy, anon_touch, anon_touch_write, uffd, sigsegv, "
-                    "sigsegv_prepopulated), got '%s'",
-                    v);
+            char names[160];
+            fl_errf(err, errlen, "floors spec: only must name a floor (%s), got '%s'", names_from(0, names, sizeof names), v);
             return -1;
         }
     } else {
@@ -673,7 +683,8 @@ static int parse_spec(const char *spec, struct floors_run *fr, char *err, size_t
     if (fl_spec_each(spec, "floors spec", floors_key, fr, err, errlen))
         return -1;
     if (fr->fetch_tcp && fr->only >= 0 && fr->only < F_UFFD) {
-        fl_errf(err, errlen, "floors spec: fetch=tcp runs the handler floors only (uffd, sigsegv, sigsegv_prepopulated), not %s",
+        char names[160];
+        fl_errf(err, errlen, "floors spec: fetch=tcp runs the handler floors only (%s), not %s", names_from(F_UFFD, names, sizeof names),
                 floor_names[fr->only]);
         return -1;
     }
