@@ -1,8 +1,9 @@
 /* The NBD server's event loop and public API (include/faultlab.h; threads
  * and files in nbd_server.h). The loop owns every connection: it accepts
- * (refusing past max_conns), reads with the kernel's receive timestamps, hands
- * the bytes to the protocol (nbd_session.c), watches blocked sockets for room,
- * closes connections that time out, and is the only one that closes a socket. */
+ * (at max_conns in place of the oldest unfinished handshake, or refusing),
+ * reads with the kernel's receive timestamps, hands the bytes to the protocol
+ * (nbd_session.c), watches blocked sockets for room, closes connections that
+ * time out, and is the only one that closes a socket. */
 #include "server/nbd_server.h"
 #include "server/nbd_proto.h"
 
@@ -150,6 +151,27 @@ static void peer_name(const struct sockaddr_storage *a, char *out, size_t len)
     }
 }
 
+/* At max_conns, a newcomer takes the slot of the connection that has been in
+ * its handshake longest: a real client finishes its handshake in a few round
+ * trips, so connections that never do (idle or half-open ones) cannot keep
+ * others out even until the handshake timeout. Connections past their
+ * handshake are never displaced. False: every slot is past its handshake. */
+static bool make_room(struct fl_nbd_server *s, const char *newcomer)
+{
+    struct nbd_conn *oldest = NULL;
+    for (uint32_t i = 0; i < s->o.max_conns; i++) {
+        struct nbd_conn *c = s->conns[i];
+        if (c && (c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && (!oldest || c->accepted_ns < oldest->accepted_ns))
+            oldest = c;
+    }
+    if (!oldest)
+        return false;
+    nbd_log(s, oldest->peer, "closed: handshake not finished after %llu ms, its slot given to %s (max_conns)",
+            (unsigned long long)((fl_now() - oldest->accepted_ns) / 1000000), newcomer);
+    close_conn(s, oldest, true);
+    return true;
+}
+
 static void accept_all(struct fl_nbd_server *s)
 {
     for (;;) {
@@ -168,7 +190,7 @@ static void accept_all(struct fl_nbd_server *s)
         }
         char peer[64];
         peer_name(&a, peer, sizeof peer);
-        if (s->nconns >= s->o.max_conns) {
+        if (s->nconns >= s->o.max_conns && !make_room(s, peer)) {
             nbd_log(s, peer, "refused: %u connections open (max_conns)", s->nconns);
             atomic_fetch_add(&s->st.refused, 1);
             close(fd);
