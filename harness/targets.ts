@@ -249,11 +249,11 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
           const mibps = Number(big.summary.throughput_mibps);
           push(`${name} 1 MiB chunks${tag} (MiB/s)`, mibps);
           push(`${name} 1 MiB${tag} / transport 1 MiB`, mibps / t1m);
+          const cpuNs = Number(big.summary.client_cpu_ns);
           if (prefetch !== 'none') {
             // Where the client's one CPU (cpus=same) stops it: how busy that CPU
             // was, and the throughput its CPU time per MiB alone would allow,
             // were it never idle, against the transport.
-            const cpuNs = Number(big.summary.client_cpu_ns);
             if (!(cpuNs > 0)) throw new Error(`${name} prefetch=${prefetch}: no client CPU time in the row (a clock could not be read)`);
             push(`${name} 1 MiB${tag} client CPU busy (share of wall)`, cpuNs / Number(big.summary.wall_ns));
             push(`${name} 1 MiB${tag} client-CPU bound / transport 1 MiB`, streamBytes / (1 << 20) / (cpuNs / 1e9) / t1m);
@@ -275,7 +275,7 @@ export async function remoteBenchmark(rounds: number, regionBytes: number, strea
               // The client's CPU per MiB against the minimal pull's, both over
               // the same bytes: what faultlab's code adds to the work the one
               // CPU has to do, whatever the server's speed.
-              push(`${name} 1 MiB${tag} client CPU per MiB / ${label}'s`, Number(big.summary.client_cpu_ns) / stream.cpuNs);
+              push(`${name} 1 MiB${tag} client CPU per MiB / ${label}'s`, cpuNs / stream.cpuNs);
             }
           }
           if (!t1mRegion) continue;
