@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
-import { NbdServer, rttUs } from '../harness/server/nbd-server.js';
+import { NbdServer, nbdSpec, rttUs } from '../harness/server/nbd-server.js';
 import { fill } from '../harness/native.js';
 import { parseRemote, formatRemote } from '../harness/remote.js';
 import { faultlab } from './helpers.js';
@@ -258,6 +258,12 @@ describe('replies held for an RTT (the sender thread sends at deadlines)', () =>
 });
 
 describe('NBD server start-up', () => {
+  it('passes rxStamps to the C side as rx_stamps=1 or 0, and leaves it out (the server decides by its RTT) when unset', () => {
+    expect(nbdSpec({ regionBytes: REGION, rxStamps: true })).toBe(`region=${REGION} rx_stamps=1`);
+    expect(nbdSpec({ regionBytes: REGION, rttUs: 5, rxStamps: false })).toBe(`region=${REGION} rtt_us=5 rx_stamps=0`);
+    expect(nbdSpec({ regionBytes: REGION })).toBe(`region=${REGION}`);
+  });
+
   it('rejects bad options with the C side’s one line', () => {
     expect(() => NbdServer.start({ regionBytes: 0 })).toThrow(/bad value for 'region': '0'/);
     expect(() => NbdServer.start({ regionBytes: 4096, rttUs: -1 })).toThrow(/bad value for 'rtt_us'/);

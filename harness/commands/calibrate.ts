@@ -88,8 +88,11 @@ function judge(m: Probe, rttMs: number, wireMs: number): ModeResult {
 }
 
 /** FLUSH round trips against a C NBD server started here with serverRttMs, the client holding clientRttMs; the server's lateness from its counters. */
-async function probe(serverRttMs: number, clientRttMs: number, samples: number) {
-  const server = NbdServer.start({ regionBytes: REGION, seed: SEED, rttUs: rttUs(serverRttMs), logFd: -1 });
+// The wire (RTT-0) server dates requests by the kernel's receive stamp as the
+// delayed servers do, so that the wire time subtracted from theirs includes
+// the stamp's cost, and its lateness includes the server's wake-up.
+async function probe(serverRttMs: number, clientRttMs: number, samples: number, rxStamps?: boolean) {
+  const server = NbdServer.start({ regionBytes: REGION, seed: SEED, rttUs: rttUs(serverRttMs), logFd: -1, rxStamps });
   try {
     const m = await rttProbeNative({ host: server.host, port: server.port, regionBytes: REGION, seed: SEED, clientRttMs }, samples);
     return { m, lateP50Us: server.stats().late_p50_ns / 1000 };
@@ -107,7 +110,7 @@ function split(rttMs: number, m: Probe, wireMs: number, lateP50Us: number, sampl
 
 /** Measure each RTT on loopback in both modes; with breakdown, also split the server-delay round trips from the client's side. */
 export async function calibrate(rtts: number[], samples: number, opts: { breakdown?: boolean } = {}): Promise<Calibration> {
-  const base = await probe(0, 0, samples);
+  const base = await probe(0, 0, samples, true);
   const baseMs = base.m.medianMs;
   const parts: BreakdownRow[] = [split(0, base.m, baseMs, base.lateP50Us, samples)];
   const rows: CalibrationRow[] = [];

@@ -36,6 +36,8 @@ export interface NbdServerOptions {
   logFd?: number;
   /** Pin the server's threads to this CPU (default: unpinned). */
   cpu?: number;
+  /** Date requests by the kernel's receive stamp (default: only when rttUs > 0, where deadlines count from it). */
+  rxStamps?: boolean;
 }
 
 /** fl_nbd_stats' JSON (include/faultlab.h). */
@@ -85,6 +87,7 @@ const KEYS: [keyof NbdServerOptions, string][] = [
   ['payloadTimeoutMs', 'payload_timeout_ms'],
   ['logFd', 'log_fd'],
   ['cpu', 'cpu'],
+  ['rxStamps', 'rx_stamps'],
 ];
 
 /** The C server's spec for these options; the C side checks the values. */
@@ -93,7 +96,7 @@ export function nbdSpec(opts: NbdServerOptions): string {
   for (const [name, key] of KEYS) {
     const v = opts[name];
     if (v === undefined) continue;
-    const text = String(v);
+    const text = typeof v === 'boolean' ? (v ? '1' : '0') : String(v);
     if (text === '' || /\s/.test(text)) throw new Error(`nbd server: ${name} '${text}' cannot be passed (empty or with spaces)`);
     parts.push(`${key}=${text}`);
   }

@@ -182,7 +182,9 @@ uint64_t fl_now_ns(void);
  *   region=BYTES seed=N         [64MiB, 1] export size (K/M/G/TiB suffixes) and contents
  *   rtt_us=N                    [0] emulated round trip, at most 10 s
  *   export=NAME                 [faultlab] its name; the empty name (the default export) reaches it too
- *   max_conns=N                 [1024] connections past this are accepted and closed at once
+ *   max_conns=N                 [1024] at the cap a newcomer takes the slot of the connection
+ *                               longest in its handshake; refused (accepted, closed at once)
+ *                               when every connection is past its handshake
  *   queue_cap=BYTES             [64MiB] queued reply bytes per connection (>= one 32 MiB READ reply)
  *   total_cap=BYTES             [256MiB] queued reply bytes in all (>= queue_cap)
  *   store_cap=BYTES             [4GiB] written bytes kept (whole pages); past it, WRITE gets ENOSPC
@@ -193,6 +195,9 @@ uint64_t fl_now_ns(void);
  *   log_fd=N                    [2] one line per refused or closed-for-cause connection; -1 = none
  *   cpu=N                       [unpinned] pin the server's threads to CPU N (one
  *                               this process may run on)
+ *   rx_stamps=0|1               [1 if rtt_us > 0] the kernel's receive stamp (SO_TIMESTAMPNS),
+ *                               where deadlines and lateness count from; without it, from
+ *                               when the server read the request
  * A connection is not read while its replies fill queue_cap or all replies
  * fill total_cap. On a bad spec returns NULL with one line in err. */
 typedef struct fl_nbd_server fl_nbd_server;

@@ -852,6 +852,7 @@ static void bad_specs_refused(void)
         {"justaword", "expected key=value"},
         {"rtt_us=20000000", "bad value for 'rtt_us'"},
         {"max_conns=0", "bad value for 'max_conns'"},
+        {"rx_stamps=2", "bad value for 'rx_stamps'"},
         {"cpu=4096", "cpu must be a CPU this process may run on"},
         {"queue_cap=1MiB", "less than the largest reply"},
         {"total_cap=32MiB", "less than queue_cap"},
@@ -867,6 +868,55 @@ static void bad_specs_refused(void)
     fl_nbd_stop(NULL);
     CHECK(fl_nbd_port(NULL) == -1 && fl_nbd_stats(NULL, json, sizeof json) == -1, "NULL is allowed");
     srv_stop(&f);
+}
+
+/* The server-side socket of the connection whose client end is client_fd
+ * (this process hosts the server): found among this process's descriptors. */
+static int server_side_of(int client_fd)
+{
+    struct sockaddr_in mine, peer;
+    socklen_t len = sizeof mine;
+    if (getsockname(client_fd, (struct sockaddr *)&mine, &len))
+        return -1;
+    for (int fd = 0; fd < 4096; fd++) {
+        len = sizeof peer;
+        if (fd != client_fd && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 && peer.sin_family == AF_INET &&
+            peer.sin_port == mine.sin_port)
+            return fd;
+    }
+    return -1;
+}
+
+/* The kernel's receive stamp costs each round trip something, and at RTT 0 a
+ * reply is due at once whatever its stamp: the server asks for stamps only
+ * where a deadline counts from them, unless rx_stamps says otherwise. */
+static void rx_stamps_only_where_a_deadline_counts(void)
+{
+    static const struct {
+        const char *spec;
+        int want;
+    } cases[] = {
+        {"region=1MiB", 0},
+        {"region=1MiB rtt_us=200", 1},
+        {"region=1MiB rx_stamps=1", 1},
+        {"region=1MiB rtt_us=200 rx_stamps=0", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct srv f;
+        if (srv_start(&f, cases[i].spec))
+            return;
+        int fd = nc_open(f.port, NULL), on = -1;
+        socklen_t len = sizeof on;
+        int theirs = fd >= 0 ? server_side_of(fd) : -1;
+        if (theirs >= 0 && getsockopt(theirs, SOL_SOCKET, SO_TIMESTAMPNS, &on, &len))
+            on = -1;
+        CHECK(theirs >= 0 && on == cases[i].want, "%s: the server's socket has SO_TIMESTAMPNS %d (want %d)", cases[i].spec, on,
+              cases[i].want);
+        CHECK(fd >= 0 && read_is_fill(fd, 1, 0, 4096), "%s: a READ is answered with fill", cases[i].spec);
+        if (fd >= 0)
+            close(fd);
+        srv_stop(&f);
+    }
 }
 
 /* At RTT 0 the event loop sends each reply itself: the sender thread must not
@@ -1018,6 +1068,7 @@ static const struct unit_test tests[] = {
     {"violations-close", 0, violations_close},
     {"violation-behind-a-reply-in-flight", 0, violation_behind_a_reply_in_flight},
     {"rtt-reply-never-early", 0, rtt_reply_never_early},
+    {"rx-stamps-only-where-a-deadline-counts", 0, rx_stamps_only_where_a_deadline_counts},
     {"rx-stamp-never-early", 0, rx_stamp_never_early},
     {"pipelined-requests-overlap", 0, pipelined_requests_overlap},
     {"missing-payload-and-idle-close", 0, missing_payload_and_idle_close},

@@ -209,7 +209,8 @@ static void accept_all(struct fl_nbd_server *s)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+        if (s->o.rx_stamps) /* else rx_ns is the time the loop read the bytes */
+            setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
         uint32_t slot = 0;
         while (s->conns[slot])
             slot++;

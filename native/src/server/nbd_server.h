@@ -35,6 +35,11 @@ struct nbd_opts {
     uint64_t handshake_ns, idle_ns, payload_ns;
     int log_fd;
     int cpu; /* its threads pinned there; -1: unpinned */
+    /* The kernel's receive stamp on every connection: by default only where a
+     * deadline counts from it (rtt_ns > 0). At RTT 0 every reply is due at
+     * once, and the stamp would only date the lateness counters, for a cost
+     * in each round trip; rx_stamps=1 keeps it there (calibrate's wire). */
+    int rx_stamps;
 };
 int nbd_opts_parse(const char *spec, struct nbd_opts *o, char *err, size_t errlen);
 

@@ -63,6 +63,8 @@ static int opts_key(const char *k, const char *v, void *ctx, char *err, size_t e
         o->payload_ns = u * 1000000;
     } else if (!strcmp(k, "cpu")) {
         return fl_parse_cpu_key("nbd server", k, v, &o->cpu, err, errlen);
+    } else if (!strcmp(k, "rx_stamps") && !fl_parse_u64(v, 0, 1, &u)) {
+        o->rx_stamps = (int)u;
     } else if (!strcmp(k, "log_fd") && (!strcmp(v, "-1") || !fl_parse_u64(v, 0, 1 << 30, &u))) {
         o->log_fd = !strcmp(v, "-1") ? -1 : (int)u;
     } else {
@@ -88,9 +90,12 @@ int nbd_opts_parse(const char *spec, struct nbd_opts *o, char *err, size_t errle
         .payload_ns = 10000ull * 1000000,
         .log_fd = 2,
         .cpu = -1,
+        .rx_stamps = -1,
     };
     if (fl_spec_each(spec, "nbd server spec", opts_key, o, err, errlen))
         return -1;
+    if (o->rx_stamps < 0)
+        o->rx_stamps = o->rtt_ns > 0;
     uint64_t largest_reply = NBD_REPLY_BYTES + NBD_MAX_BLOCK;
     if (o->queue_cap < largest_reply) {
         fl_errf(err, errlen, "nbd server: queue_cap %llu bytes is less than the largest reply (%llu bytes: a %u MiB READ)",
