@@ -88,9 +88,10 @@ function judge(m: Probe, rttMs: number, wireMs: number): ModeResult {
 }
 
 /** FLUSH round trips against a C NBD server started here with serverRttMs, the client holding clientRttMs; the server's lateness from its counters. */
-// The wire (RTT-0) server dates requests by the kernel's receive stamp as the
-// delayed servers do, so that the wire time subtracted from theirs includes
-// the stamp's cost, and its lateness includes the server's wake-up.
+// Every server-delay server here, the wire (RTT-0) one and a configured RTT of
+// 0 too, dates requests by the kernel's receive stamp, so the wire time
+// subtracted from each includes the stamp's cost and its lateness includes the
+// server's wake-up. client-delay's servers answer at once, as in a run.
 async function probe(serverRttMs: number, clientRttMs: number, samples: number, rxStamps?: boolean) {
   const server = NbdServer.start({ regionBytes: REGION, seed: SEED, rttUs: rttUs(serverRttMs), logFd: -1, rxStamps });
   try {
@@ -115,7 +116,7 @@ export async function calibrate(rtts: number[], samples: number, opts: { breakdo
   const parts: BreakdownRow[] = [split(0, base.m, baseMs, base.lateP50Us, samples)];
   const rows: CalibrationRow[] = [];
   for (const rtt of rtts) {
-    const server = await probe(rtt, 0, samples);
+    const server = await probe(rtt, 0, samples, true);
     if (rtt !== 0) parts.push(split(rtt, server.m, baseMs, server.lateP50Us, samples));
     const client = await probe(0, rtt, samples);
     rows.push({

@@ -175,16 +175,18 @@ uint64_t fl_now_ns(void);
  * NBD_OPT_GO, NBD_OPT_INFO (NBD_INFO_DESCRIPTION "faultlab seed=N" when asked
  * for), NBD_OPT_LIST, NBD_OPT_ABORT; simple replies to
  * NBD_CMD_READ, WRITE, FLUSH and DISC. Each reply leaves at its request's
- * kernel receive time + rtt_us, in order per connection.
+ * receive time + rtt_us, in order per connection (the kernel's receive stamp,
+ * or without rx_stamps the time the server read the request).
  * Spec keys (defaults in brackets):
  *   listen=ADDR                 [127.0.0.1] IPv4 or IPv6 literal; anything but loopback must be asked for
  *   port=N                      [0] 0 = any free port (fl_nbd_port tells which)
  *   region=BYTES seed=N         [64MiB, 1] export size (K/M/G/TiB suffixes) and contents
  *   rtt_us=N                    [0] emulated round trip, at most 10 s
  *   export=NAME                 [faultlab] its name; the empty name (the default export) reaches it too
- *   max_conns=N                 [1024] at the cap a newcomer takes the slot of the connection
- *                               longest in its handshake; refused (accepted, closed at once)
- *                               when every connection is past its handshake
+ *   max_conns=N                 [1024] at the cap a newcomer takes the slot of the oldest
+ *                               connection still in its handshake (not waiting on a held
+ *                               reply) or finished; refused (accepted, closed at once) when
+ *                               no connection gives its slot up
  *   queue_cap=BYTES             [64MiB] queued reply bytes per connection (>= one 32 MiB READ reply)
  *   total_cap=BYTES             [256MiB] queued reply bytes in all (>= queue_cap)
  *   store_cap=BYTES             [4GiB] written bytes kept (whole pages); past it, WRITE gets ENOSPC

@@ -736,9 +736,9 @@ static void unfinished_handshake_times_out(void)
     srv_stop(&f);
 }
 
-/* At max_conns, only a connection still in its handshake gives up its slot:
- * one past its handshake is never displaced, and when every slot is, the
- * newcomer is refused (logged) and the others are still served. */
+/* At max_conns, a connection past its handshake is never displaced (one still
+ * in it gives its slot up); when every slot is past it, the newcomer is
+ * refused (logged) and the others are still served. */
 static void served_connections_are_never_displaced(void)
 {
     struct srv f;
@@ -760,6 +760,56 @@ static void served_connections_are_never_displaced(void)
     close(newcomer);
     close(half);
     close(served);
+    srv_stop(&f);
+}
+
+/* A connection that has finished (NBD_CMD_DISC: its end of stream sent) and
+ * keeps its socket gives its slot up to a newcomer at the cap; it is not
+ * counted as closed for cause. */
+static void finished_connection_gives_its_slot_up(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB max_conns=2"))
+        return;
+    int served = nc_open(f.port, NULL), done = nc_open(f.port, NULL);
+    nc_request(done, NBD_CMD_DISC, 0, 1, 0, 0);
+    bool eof = nc_closed(done, 2000); /* the server's end of stream; the socket stays open here */
+    int newcomer = nc_open(f.port, NULL);
+    CHECK(eof && newcomer >= 0 && log_has(&f, "closed: finished") && stat_of(&f, "conns_refused") == 0,
+          "at the cap, a newcomer takes the slot of a finished connection that keeps its socket");
+    CHECK(stat_of(&f, "conns_closed_for_cause") == 0, "which is not counted as closed for cause");
+    CHECK(read_is_fill(served, 1, 0, 4096) && read_is_fill(newcomer, 1, 0, 4096), "both served connections are answered");
+    if (newcomer >= 0)
+        close(newcomer);
+    close(done);
+    close(served);
+    srv_stop(&f);
+}
+
+/* At RTT > 0 the server holds its option replies too, so a real handshake
+ * spends most of its time waiting on it: such a connection keeps its slot. */
+static void handshake_with_a_held_reply_keeps_its_slot(void)
+{
+    struct srv f;
+    if (srv_start(&f, "region=1MiB max_conns=1 rtt_us=1000000"))
+        return;
+    uint16_t hflags;
+    int fd = nc_connect(f.port);
+    bool asked = fd >= 0 && !nc_greeting(fd, &hflags) && !nc_client_flags(fd, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES) &&
+                 !nc_option(fd, NBD_OPT_LIST, NULL, 0);
+    sleep_ms(100); /* the server has read the option; its reply is held for 1 s */
+    int late = nc_connect(f.port);
+    bool refused = late >= 0 && nc_closed(late, 500);
+    uint32_t opt = 0, type = 0, len = 0;
+    static uint8_t data[4096];
+    bool answered = asked && !nc_option_reply(fd, &opt, &type, data, sizeof data, &len) && opt == NBD_OPT_LIST;
+    CHECK(refused && stat_of(&f, "conns_refused") == 1 && log_has(&f, "refused: 1 connections open (max_conns)"),
+          "a newcomer is refused while the one slot's handshake waits on a held reply");
+    CHECK(answered && stat_of(&f, "conns_closed_for_cause") == 0, "and that handshake goes on: its NBD_OPT_LIST reply arrives");
+    if (late >= 0)
+        close(late);
+    if (fd >= 0)
+        close(fd);
     srv_stop(&f);
 }
 
@@ -872,16 +922,16 @@ static void bad_specs_refused(void)
 
 /* The server-side socket of the connection whose client end is client_fd
  * (this process hosts the server): found among this process's descriptors. */
-static int server_side_of(int client_fd)
+static int server_side_of(int client_fd, int port)
 {
-    struct sockaddr_in mine, peer;
+    struct sockaddr_in mine, peer, local;
     socklen_t len = sizeof mine;
     if (getsockname(client_fd, (struct sockaddr *)&mine, &len))
         return -1;
     for (int fd = 0; fd < 4096; fd++) {
-        len = sizeof peer;
-        if (fd != client_fd && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 && peer.sin_family == AF_INET &&
-            peer.sin_port == mine.sin_port)
+        socklen_t plen = sizeof peer, llen = sizeof local;
+        if (fd != client_fd && getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && peer.sin_family == AF_INET &&
+            peer.sin_port == mine.sin_port && getsockname(fd, (struct sockaddr *)&local, &llen) == 0 && ntohs(local.sin_port) == port)
             return fd;
     }
     return -1;
@@ -907,7 +957,7 @@ static void rx_stamps_only_where_a_deadline_counts(void)
             return;
         int fd = nc_open(f.port, NULL), on = -1;
         socklen_t len = sizeof on;
-        int theirs = fd >= 0 ? server_side_of(fd) : -1;
+        int theirs = fd >= 0 ? server_side_of(fd, f.port) : -1;
         if (theirs >= 0 && getsockopt(theirs, SOL_SOCKET, SO_TIMESTAMPNS, &on, &len))
             on = -1;
         CHECK(theirs >= 0 && on == cases[i].want, "%s: the server's socket has SO_TIMESTAMPNS %d (want %d)", cases[i].spec, on,
@@ -1078,6 +1128,8 @@ static const struct unit_test tests[] = {
     {"idle-connections-cannot-exhaust", 0, idle_connections_cannot_exhaust},
     {"unfinished-handshake-times-out", 0, unfinished_handshake_times_out},
     {"served-connections-are-never-displaced", 0, served_connections_are_never_displaced},
+    {"finished-connection-gives-its-slot-up", 0, finished_connection_gives_its_slot_up},
+    {"handshake-with-a-held-reply-keeps-its-slot", 0, handshake_with_a_held_reply_keeps_its_slot},
     {"terabyte-region-costs-nothing", 0, terabyte_region_costs_nothing},
     {"stop-with-everything-pending", 0, stop_with_everything_pending},
     {"bad-specs-refused", 0, bad_specs_refused},

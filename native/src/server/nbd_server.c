@@ -1,7 +1,8 @@
 /* The NBD server's event loop and public API (include/faultlab.h; threads
  * and files in nbd_server.h). The loop owns every connection: it accepts
- * (at max_conns in place of the oldest unfinished handshake, or refusing),
- * reads with the kernel's receive timestamps, hands the bytes to the protocol
+ * (at max_conns in place of the oldest connection that gives a slot up, or
+ * refusing), reads (with the kernel's receive timestamps where rx_stamps asks
+ * for them), hands the bytes to the protocol
  * (nbd_session.c), watches blocked sockets for room, closes connections that
  * time out, and is the only one that closes a socket. */
 #include "server/nbd_server.h"
@@ -151,24 +152,37 @@ static void peer_name(const struct sockaddr_storage *a, char *out, size_t len)
     }
 }
 
-/* At max_conns, a newcomer takes the slot of the connection that has been in
- * its handshake longest: a real client finishes its handshake in a few round
- * trips, so connections that never do (idle or half-open ones) cannot keep
- * others out even until the handshake timeout. Connections past their
- * handshake are never displaced. False: every slot is past its handshake. */
+/* At max_conns, a newcomer takes the slot of the oldest connection that is
+ * still in its handshake or already finished (its end of stream sent, waiting
+ * for the client's): a real client finishes its handshake in a few round
+ * trips, so connections that never do (idle, half-open, or ones that sent
+ * garbage and keep their socket) cannot keep others out even until the
+ * handshake timeout. Not displaced: a connection past its handshake, and one
+ * whose option reply is held for its RTT (at RTT > 0 a real handshake spends
+ * most of its time there). False: no connection gives its slot up. */
 static bool make_room(struct fl_nbd_server *s, const char *newcomer)
 {
     struct nbd_conn *oldest = NULL;
+    uint64_t now = fl_now();
     for (uint32_t i = 0; i < s->o.max_conns; i++) {
         struct nbd_conn *c = s->conns[i];
-        if (c && (c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && (!oldest || c->accepted_ns < oldest->accepted_ns))
+        if (!c || (oldest && c->accepted_ns >= oldest->accepted_ns))
+            continue;
+        pthread_mutex_lock(&s->mu);
+        bool held = c->head && c->head->deadline > now;
+        pthread_mutex_unlock(&s->mu);
+        if (c->shut_ns || ((c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && !held))
             oldest = c;
     }
     if (!oldest)
         return false;
-    nbd_log(s, oldest->peer, "closed: handshake not finished after %llu ms, its slot given to %s (max_conns)",
-            (unsigned long long)((fl_now() - oldest->accepted_ns) / 1000000), newcomer);
-    close_conn(s, oldest, true);
+    if (oldest->shut_ns)
+        nbd_log(s, oldest->peer, "closed: finished %llu ms ago, its slot given to %s (max_conns)",
+                (unsigned long long)((now - oldest->shut_ns) / 1000000), newcomer);
+    else
+        nbd_log(s, oldest->peer, "closed: handshake not finished after %llu ms, its slot given to %s (max_conns)",
+                (unsigned long long)((now - oldest->accepted_ns) / 1000000), newcomer);
+    close_conn(s, oldest, !oldest->shut_ns);
     return true;
 }
 

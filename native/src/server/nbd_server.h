@@ -1,13 +1,13 @@
 /* The NBD server's insides, shared by its files:
  *   nbd_spec.c     the start spec
- *   nbd_server.c   start/stop, the event loop (accept, timestamped reads,
+ *   nbd_server.c   start/stop, the event loop (accept, reads,
  *                  timeouts, closing), counters as JSON
  *   nbd_session.c  the protocol: handshake, options, requests
  *   nbd_out.c      reply queues, the caps on queued bytes, the sender thread
  *   nbd_store.c    the contents
  *
- * Threads: one event loop and one sender. The loop accepts, reads with kernel
- * receive timestamps, parses and runs every request (so the store is touched
+ * Threads: one event loop and one sender. The loop accepts, reads (with kernel
+ * receive timestamps where rx_stamps asks for them), parses and runs every request (so the store is touched
  * by one thread and needs no lock) and queues each reply with its deadline;
  * the sender sends replies at their deadlines (sleep, then spin the last
  * FL_SPIN_NS). One sender for all connections, not one each, so an idle
