@@ -87,11 +87,10 @@ function judge(m: Probe, rttMs: number, wireMs: number): ModeResult {
   };
 }
 
-/** FLUSH round trips against a C NBD server started here with serverRttMs, the client holding clientRttMs; the server's lateness from its counters. */
-// Every server-delay server here, the wire (RTT-0) one and a configured RTT of
-// 0 too, dates requests by the kernel's receive stamp, so the wire time
-// subtracted from each includes the stamp's cost and its lateness includes the
-// server's wake-up. client-delay's servers answer at once, as in a run.
+/** FLUSH round trips against a C NBD server started here with serverRttMs, the client holding clientRttMs; the server's lateness from its counters.
+ * Every server-delay server here (the wire one at RTT 0, and a configured RTT of 0 too) is asked for
+ * rxStamps, so the wire subtracted from each includes the stamp's cost and its lateness the server's
+ * wake-up; client-delay's servers answer at once, as in a run. */
 async function probe(serverRttMs: number, clientRttMs: number, samples: number, rxStamps?: boolean) {
   const server = NbdServer.start({ regionBytes: REGION, seed: SEED, rttUs: rttUs(serverRttMs), logFd: -1, rxStamps });
   try {

@@ -2,9 +2,9 @@
  * and files in nbd_server.h). The loop owns every connection: it accepts
  * (at max_conns in place of the oldest connection that gives a slot up, or
  * refusing), reads (with the kernel's receive timestamps where rx_stamps asks
- * for them), hands the bytes to the protocol
- * (nbd_session.c), watches blocked sockets for room, closes connections that
- * time out, and is the only one that closes a socket. */
+ * for them), hands the bytes to the protocol (nbd_session.c), watches blocked
+ * sockets for room, closes connections that time out, and is the only one
+ * that closes a socket. */
 #include "server/nbd_server.h"
 #include "server/nbd_proto.h"
 

@@ -1,19 +1,19 @@
 /* The NBD server's insides, shared by its files:
  *   nbd_spec.c     the start spec
- *   nbd_server.c   start/stop, the event loop (accept, reads,
- *                  timeouts, closing), counters as JSON
+ *   nbd_server.c   start/stop, the event loop (accept, reads, timeouts,
+ *                  closing), counters as JSON
  *   nbd_session.c  the protocol: handshake, options, requests
  *   nbd_out.c      reply queues, the caps on queued bytes, the sender thread
  *   nbd_store.c    the contents
  *
  * Threads: one event loop and one sender. The loop accepts, reads (with kernel
- * receive timestamps where rx_stamps asks for them), parses and runs every request (so the store is touched
- * by one thread and needs no lock) and queues each reply with its deadline;
- * the sender sends replies at their deadlines (sleep, then spin the last
- * FL_SPIN_NS). One sender for all connections, not one each, so an idle
- * connection costs no thread and spinning costs at most one CPU; the loop
- * sends a reply that is already due itself (RTT 0, the greeting), saving a
- * thread wake-up per reply. Every send is non-blocking: a client that does not
+ * receive timestamps where rx_stamps asks for them), parses and runs every
+ * request (so the store is touched by one thread and needs no lock) and
+ * queues each reply with its deadline; the sender sends replies at their
+ * deadlines (sleep, then spin the last FL_SPIN_NS). One sender for all
+ * connections, not one each, so an idle connection costs no thread and
+ * spinning costs at most one CPU; the loop sends a reply that is already due
+ * itself (RTT 0, the greeting), saving a thread wake-up per reply. Every send is non-blocking: a client that does not
  * read blocks only its own connection (its socket is watched for room). */
 #ifndef FAULTLAB_NBD_SERVER_H
 #define FAULTLAB_NBD_SERVER_H
