@@ -10,6 +10,8 @@ export interface RunEnv {
   finished?: string;
   complete?: boolean;
   kernel?: string;
+  /** /proc/cmdline up to any ` -- ` (runs from 49004f1 on): boot options such as mitigations and a hypervisor's. */
+  kernel_cmdline?: string | null;
   cpu_model?: string;
   cpus?: number;
   node?: string;

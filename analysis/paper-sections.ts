@@ -71,6 +71,7 @@ export function setupSection({ env, rows: all, runId, runs = [] }: SectionInput)
       ['started / finished', `${orNot(env.started)} / ${orNot(env.finished)}`],
       ['complete', env.complete === undefined ? 'not recorded' : env.complete ? 'yes' : '**no: the run stopped early**'],
       ['kernel', orNot(env.kernel)],
+      ['kernel command line', orNot(env.kernel_cmdline)],
       ['CPU', orNot(env.cpu_model)],
       ['cores', orNot(env.cpus)],
       ['privileges', orNot(env.privileges)],

@@ -253,6 +253,9 @@ describe('faultlab study --spread-with', () => {
     const reproduce = readFileSync(paper, 'utf8').split('faultlab:begin reproduce')[1]?.split('faultlab:end')[0] ?? '';
     expect(reproduce).toMatch(/\| time taken \| \d.* of running/);
     expect(reproduce).not.toMatch(/not recorded: the study/);
+    // The set-up table names the boot options the runs had (a hypervisor's, mitigations).
+    const setupSection = readFileSync(paper, 'utf8').split('faultlab:begin setup')[1]?.split('faultlab:end')[0] ?? '';
+    expect(setupSection).toContain(`| kernel command line | ${kernelCmdline(readFileSync('/proc/cmdline', 'utf8'))} |`);
   }, 600_000);
 });
 
