@@ -152,6 +152,20 @@ static void peer_name(const struct sockaddr_storage *a, char *out, size_t len)
     }
 }
 
+static bool in_handshake(const struct nbd_conn *c)
+{
+    return c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS;
+}
+
+/* A reply held for its RTT: the connection waits on the server, not idly. */
+static bool reply_held(struct fl_nbd_server *s, const struct nbd_conn *c, uint64_t now)
+{
+    pthread_mutex_lock(&s->mu);
+    bool held = c->head && c->head->deadline > now;
+    pthread_mutex_unlock(&s->mu);
+    return held;
+}
+
 /* At max_conns, a newcomer takes the slot of the oldest connection that is
  * still in its handshake or already finished (its end of stream sent, waiting
  * for the client's): a real client finishes its handshake in a few round
@@ -168,10 +182,7 @@ static bool make_room(struct fl_nbd_server *s, const char *newcomer)
         struct nbd_conn *c = s->conns[i];
         if (!c || (oldest && c->accepted_ns >= oldest->accepted_ns))
             continue;
-        pthread_mutex_lock(&s->mu);
-        bool held = c->head && c->head->deadline > now;
-        pthread_mutex_unlock(&s->mu);
-        if (c->shut_ns || ((c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && !held))
+        if (c->shut_ns || (in_handshake(c) && !reply_held(s, c, now)))
             oldest = c;
     }
     if (!oldest)
@@ -337,7 +348,7 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
             close_conn(s, c, false);
             continue;
         }
-        if ((c->state == NBD_ST_FLAGS || c->state == NBD_ST_OPTS) && now - c->accepted_ns > s->o.handshake_ns) {
+        if (in_handshake(c) && now - c->accepted_ns > s->o.handshake_ns) {
             nbd_log(s, c->peer, "closed: handshake not finished within %llu ms", (unsigned long long)(s->o.handshake_ns / 1000000));
             close_conn(s, c, true);
             continue;
@@ -348,13 +359,12 @@ static void check_timeouts(struct fl_nbd_server *s, uint64_t now)
             close_conn(s, c, true);
             continue;
         }
-        pthread_mutex_lock(&s->mu);
-        bool waiting = c->head && c->head->deadline > now; /* a reply held for its RTT is not idleness */
-        pthread_mutex_unlock(&s->mu);
         /* Idleness costs only a slot: a client may keep a connection it needs
          * later (a write-back, a prefetch connection) quiet for minutes, so it
-         * is cut only while slots run short (3/4 of max_conns in use). */
-        if (!waiting && now - atomic_load(&c->last_active) > s->o.idle_ns && (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3) {
+         * is cut only while slots run short (3/4 of max_conns in use). A
+         * reply held for its RTT is not idleness. */
+        if (now - atomic_load(&c->last_active) > s->o.idle_ns && (uint64_t)s->nconns * 4 >= (uint64_t)s->o.max_conns * 3 &&
+            !reply_held(s, c, now)) {
             if (!c->cause_counted) /* a violation was its line */
                 nbd_log(s, c->peer, "closed: idle for %llu ms (nothing read or sent)", (unsigned long long)(s->o.idle_ns / 1000000));
             close_conn(s, c, true);

@@ -13,8 +13,9 @@
  * deadlines (sleep, then spin the last FL_SPIN_NS). One sender for all
  * connections, not one each, so an idle connection costs no thread and
  * spinning costs at most one CPU; the loop sends a reply that is already due
- * itself (RTT 0, the greeting), saving a thread wake-up per reply. Every send is non-blocking: a client that does not
- * read blocks only its own connection (its socket is watched for room). */
+ * itself (RTT 0, the greeting), saving a thread wake-up per reply. Every
+ * send is non-blocking: a client that does not read blocks only its own
+ * connection (its socket is watched for room). */
 #ifndef FAULTLAB_NBD_SERVER_H
 #define FAULTLAB_NBD_SERVER_H
 #include "core/internal.h"
